@@ -1,0 +1,18 @@
+# The two commands: `make run` (install what is missing, build, serve on http://127.0.0.1:3000)
+# and `make test` (the whole test suite). `make bench` runs the benchmark.
+.PHONY: run test bench lint
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+bench:
+	scripts/setup.sh
+	cargo run --release --features ssr --example bench
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings

@@ -1,0 +1,123 @@
+//! The one error type of the HTTP API, rendered in OpenAI's shape:
+//! `{"error":{"message","type","param","code"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), kind, param: None, code: None }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// 400: the request itself is wrong.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("The model `{model}` does not exist or is not served by this gateway. GET /v1/models lists the available models."),
+        )
+        .with_param("model")
+        .with_code("model_not_found")
+    }
+
+    /// 502: the upstream answered with something the gateway cannot use, or not at all.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_error", message).with_code("bad_gateway")
+    }
+
+    /// 504: the upstream did not answer in time.
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "upstream_error", message).with_code("timeout")
+    }
+
+    /// The upstream refused the request (4xx): same status, the provider's message prefixed by its name.
+    pub fn upstream_rejected(provider: &str, status: StatusCode, message: &str) -> Self {
+        let kind = match status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            _ => "invalid_request_error",
+        };
+        Self::new(status, kind, format!("{provider}: {message}")).with_code("upstream_error")
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
+    }
+
+    /// The JSON body, also used as the payload of an SSE error event.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&Body {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param.as_deref(),
+                code: self.code.as_deref(),
+            },
+        })
+        .unwrap_or_default()
+    }
+
+    /// A short class for stats and metrics.
+    pub fn class(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 | 404 | 413 | 422 => "invalid_request",
+            401 | 403 => "auth",
+            429 => "rate_limited",
+            504 => "timeout",
+            500..=599 => "upstream",
+            _ => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, [(axum::http::header::CONTENT_TYPE, "application/json")], self.to_json()).into_response()
+    }
+}

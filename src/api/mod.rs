@@ -1,0 +1,28 @@
+//! The HTTP surface: the OpenAI-compatible `/v1` routes, health, and the stats API.
+
+pub mod error;
+mod health;
+mod models;
+mod stats;
+mod v1;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(v1::chat_completions))
+        .route("/v1/embeddings", post(v1::embeddings))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::get_one))
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/api/stats/overview", get(stats::overview))
+        .route("/api/stats/timeseries", get(stats::timeseries))
+        .route("/api/stats/providers", get(stats::providers))
+        .route("/api/requests", get(stats::requests))
+        .route("/api/pricing", get(stats::pricing))
+}

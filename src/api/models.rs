@@ -1,0 +1,55 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::gateway::Gateway;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct ModelList {
+    object: &'static str,
+    data: Vec<Model>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct Model {
+    pub id: String,
+    object: &'static str,
+    created: u64,
+    pub owned_by: String,
+}
+
+/// Every model the enabled providers serve: the catalogue's, then each provider's configured ones.
+pub fn available(gateway: &Gateway) -> Vec<Model> {
+    let model = |id: String, owner: &str| Model { id, object: "model", created: 0, owned_by: owner.to_string() };
+    let mut out = Vec::new();
+    for provider in gateway.providers.enabled() {
+        out.extend(
+            gateway.catalogue.all().iter().filter(|m| m.provider == provider.name).map(|m| model(m.id.clone(), &provider.name)),
+        );
+        out.extend(provider.extra_models.iter().map(|m| model(m.clone(), &provider.name)));
+    }
+    for (alias, target) in &gateway.aliases {
+        if let Ok(route) = gateway.resolve(target) {
+            out.push(model(alias.clone(), &route.provider.name));
+        }
+    }
+    out
+}
+
+pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
+    Json(ModelList { object: "list", data: available(&state.gateway) })
+}
+
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Some(m) = available(&state.gateway).into_iter().find(|m| m.id == id) {
+        return Json(m).into_response();
+    }
+    match state.gateway.resolve(&id) {
+        Ok(route) => {
+            Json(Model { id, object: "model", created: 0, owned_by: route.provider.name.clone() }).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,60 @@
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::stats::{RecentFilter, Window};
+
+#[derive(Deserialize)]
+pub struct WindowQuery {
+    window: Option<String>,
+}
+
+fn window(q: &WindowQuery) -> Result<Window, ApiError> {
+    let raw = q.window.as_deref().unwrap_or("1h");
+    Window::parse(raw)
+        .ok_or_else(|| ApiError::invalid_request(format!("window `{raw}` is not one of 1h, 24h, 7d")).with_param("window"))
+}
+
+fn store_error(e: String) -> ApiError {
+    ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "server_error", format!("the stats store is unavailable: {e}"))
+}
+
+fn reply<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn overview(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
+    reply(async { state.stats.overview(window(&q)?).await.map_err(store_error) }.await)
+}
+
+pub async fn timeseries(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
+    reply(async { state.stats.timeseries(window(&q)?).await.map_err(store_error) }.await)
+}
+
+pub async fn providers(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
+    reply(async { state.stats.breakdown(window(&q)?, "provider").await.map_err(store_error) }.await)
+}
+
+#[derive(Deserialize)]
+pub struct RequestsQuery {
+    limit: Option<usize>,
+    model: Option<String>,
+    provider: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn requests(State(state): State<AppState>, Query(q): Query<RequestsQuery>) -> Response {
+    let filter = RecentFilter { model: q.model, provider: q.provider, status: q.status };
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    reply(state.stats.recent(limit, &filter).await.map_err(store_error))
+}
+
+pub async fn pricing(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.gateway.catalogue.all().to_vec())
+}

@@ -1,0 +1,122 @@
+//! Configuration: an optional TOML file, overridden by environment variables, overridden by CLI flags.
+//!
+//! Each file section has its own module and type; reading the type tells you the file format.
+
+pub mod env;
+mod log;
+mod models;
+mod providers;
+mod secret;
+mod server;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use self::env::EnvSource;
+pub use self::log::{LogConfig, LogFormat};
+pub use self::models::ModelsConfig;
+pub use self::providers::{CustomProviderConfig, ProviderConfig, ProvidersConfig};
+pub use self::secret::{MASK, Secret};
+pub use self::server::ServerConfig;
+pub use self::store::StoreConfig;
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub providers: ProvidersConfig,
+    pub models: ModelsConfig,
+}
+
+/// A configuration problem, precise enough to fix without reading the code.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {reason}")]
+    Read { file: PathBuf, reason: String },
+    #[error("{file}: {reason}")]
+    Parse { file: PathBuf, reason: String },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("{origin}: key `{key}`: {reason}")]
+    Invalid { origin: String, key: String, reason: String },
+}
+
+/// Overrides given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub redis_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the file (from the CLI flag or `LLM_BRIDGE_CONFIG`), applies the environment, then the CLI.
+    pub fn load(cli: &CliOverrides, env: &dyn EnvSource) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let file = cli.config_file.clone().or_else(|| env.var("LLM_BRIDGE_CONFIG").map(PathBuf::from));
+        let mut config = match &file {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.apply_cli(cli)?;
+        let origin = file.as_ref().map_or_else(|| "configuration".to_string(), |f| f.display().to_string());
+        config.validate(&origin)?;
+        Ok((config, file))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { file: path.to_path_buf(), reason: e.to_string() })?;
+        Self::from_toml(&text).map_err(|reason| ConfigError::Parse { file: path.to_path_buf(), reason })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        self.server.apply_env(env)?;
+        self.store.apply_env(env)?;
+        self.log.apply_env(env)?;
+        self.providers.apply_env(env)?;
+        Ok(())
+    }
+
+    fn apply_cli(&mut self, cli: &CliOverrides) -> Result<(), ConfigError> {
+        if let Some(listen) = &cli.listen {
+            self.server.listen = listen.parse().map_err(|e| ConfigError::Invalid {
+                origin: "--listen".into(),
+                key: "server.listen".into(),
+                reason: format!("`{listen}` is not a socket address: {e}"),
+            })?;
+        }
+        if let Some(dir) = &cli.data_dir {
+            self.server.data_dir = dir.clone();
+        }
+        if let Some(url) = &cli.redis_url {
+            self.store.redis_url = Some(Secret::new(url.clone()));
+        }
+        Ok(())
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        self.store.validate(origin)?;
+        self.providers.validate(origin)?;
+        self.models.validate(origin)?;
+        Ok(())
+    }
+
+    /// The effective configuration as TOML with every secret masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

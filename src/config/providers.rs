@@ -1,0 +1,121 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, EnvSource, Secret};
+use crate::providers::{BUILTIN, spec::ProviderSpec};
+
+/// `[providers.<id>]` for each built-in provider, and `[[providers.custom]]` for OpenAI-compatible servers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProvidersConfig {
+    pub custom: Vec<CustomProviderConfig>,
+    #[serde(flatten)]
+    pub builtin: BTreeMap<String, ProviderConfig>,
+}
+
+/// `[providers.openai]`, `[providers.gemini]`, … The provider is enabled when it has an API key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// One key, or several separated by commas (rotated).
+    pub api_key: Option<Secret>,
+    /// Overrides the provider's default base URL (and its region's).
+    pub base_url: Option<String>,
+    /// Qwen: `cn` (default) or `intl`; Moonshot: `cn` (default) or `global`.
+    pub region: Option<String>,
+    /// Model names this provider serves besides the catalogue's.
+    pub models: Vec<String>,
+}
+
+/// `[[providers.custom]]`: any server that speaks OpenAI's API (Ollama, vLLM, llama.cpp, OpenRouter, Groq…).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomProviderConfig {
+    /// Routes `name/model` to this server.
+    pub name: String,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    /// Models listed by `/v1/models` and routed here without the `name/` prefix.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+impl ProvidersConfig {
+    pub fn get(&self, id: &str) -> Option<&ProviderConfig> {
+        self.builtin.get(id)
+    }
+
+    pub(super) fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        for spec in BUILTIN {
+            let key = spec.key_env.iter().find_map(|var| env.var(var));
+            let base_url = env.var(spec.base_url_env);
+            let region = spec.region_env.and_then(|var| env.var(var));
+            if key.is_none() && base_url.is_none() && region.is_none() {
+                continue;
+            }
+            let entry = self.builtin.entry(spec.id.to_string()).or_default();
+            if let Some(key) = key {
+                entry.api_key = Some(Secret::new(key));
+            }
+            if base_url.is_some() {
+                entry.base_url = base_url;
+            }
+            if region.is_some() {
+                entry.region = region;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| ConfigError::Invalid { origin: origin.to_string(), key, reason };
+        for (id, provider) in &self.builtin {
+            let Some(spec) = ProviderSpec::find(id) else {
+                let known: Vec<&str> = BUILTIN.iter().map(|s| s.id).collect();
+                return Err(invalid(
+                    format!("providers.{id}"),
+                    format!("unknown provider; built-in providers are {}, and OpenAI-compatible servers go in [[providers.custom]]", known.join(", ")),
+                ));
+            };
+            if let Some(url) = &provider.base_url {
+                check_url(url).map_err(|reason| invalid(format!("providers.{id}.base_url"), reason))?;
+            }
+            if let Some(region) = &provider.region {
+                if spec.regions.is_empty() {
+                    return Err(invalid(format!("providers.{id}.region"), format!("{} has no regions", spec.display_name)));
+                }
+                if !spec.regions.iter().any(|(name, _)| name == region) {
+                    let names: Vec<&str> = spec.regions.iter().map(|(n, _)| *n).collect();
+                    return Err(invalid(
+                        format!("providers.{id}.region"),
+                        format!("unknown region `{region}`; expected one of {}", names.join(", ")),
+                    ));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, custom) in self.custom.iter().enumerate() {
+            let key = |field: &str| format!("providers.custom[{i}].{field}");
+            if custom.name.is_empty() || custom.name.contains('/') {
+                return Err(invalid(key("name"), "must be non-empty and must not contain `/`".into()));
+            }
+            if ProviderSpec::find(&custom.name).is_some() {
+                return Err(invalid(key("name"), format!("`{}` is a built-in provider's name", custom.name)));
+            }
+            if !seen.insert(custom.name.as_str()) {
+                return Err(invalid(key("name"), format!("`{}` is defined twice", custom.name)));
+            }
+            check_url(&custom.base_url).map_err(|reason| invalid(key("base_url"), reason))?;
+        }
+        Ok(())
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(()),
+        Ok(parsed) => Err(format!("`{url}`: scheme `{}` is not http or https", parsed.scheme())),
+        Err(e) => Err(format!("`{url}` is not a URL: {e}")),
+    }
+}

@@ -1,0 +1,79 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::env::{parse_env, parse_env_duration};
+use super::{ConfigError, EnvSource};
+
+/// `[server]`: where the gateway listens and how it treats requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `LLM_BRIDGE_LISTEN`, `--listen`.
+    pub listen: SocketAddr,
+    /// `LLM_BRIDGE_DATA_DIR`, `--data-dir`: where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// `LLM_BRIDGE_SITE_ROOT`: the console's compiled assets (`pkg/`, favicon).
+    pub site_root: PathBuf,
+    /// `LLM_BRIDGE_MAX_BODY_BYTES`: larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// `LLM_BRIDGE_DRAIN_TIMEOUT`: how long in-flight requests may run after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// `LLM_BRIDGE_CONNECT_TIMEOUT`: connecting to an upstream.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// `LLM_BRIDGE_FIRST_BYTE_TIMEOUT`: from sending a request to the upstream's response headers.
+    #[serde(with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// `LLM_BRIDGE_IDLE_TIMEOUT`: longest silence between two chunks of an upstream body.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:3000".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./data"),
+            site_root: PathBuf::from("target/site"),
+            max_body_bytes: 10 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        if let Some(v) = parse_env(env, "LLM_BRIDGE_LISTEN")? {
+            self.listen = v;
+        }
+        if let Some(v) = env.var("LLM_BRIDGE_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env.var("LLM_BRIDGE_SITE_ROOT").or_else(|| env.var("LEPTOS_SITE_ROOT")) {
+            self.site_root = PathBuf::from(v);
+        }
+        if let Some(v) = parse_env(env, "LLM_BRIDGE_MAX_BODY_BYTES")? {
+            self.max_body_bytes = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_DRAIN_TIMEOUT")? {
+            self.drain_timeout = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_CONNECT_TIMEOUT")? {
+            self.connect_timeout = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_FIRST_BYTE_TIMEOUT")? {
+            self.first_byte_timeout = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_IDLE_TIMEOUT")? {
+            self.idle_timeout = v;
+        }
+        Ok(())
+    }
+}

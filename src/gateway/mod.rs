@@ -1,0 +1,110 @@
+//! The request's journey: resolve the model → encode for the provider → send (retry once) →
+//! relay and translate the reply → record usage and cost.
+//!
+//! The `/v1` handlers and the console's server functions share one [`Gateway`].
+
+pub mod chat;
+pub mod embeddings;
+pub mod record;
+pub mod relay;
+pub mod route;
+pub mod upstream;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::Config;
+use crate::providers::Providers;
+use crate::providers::catalogue::Catalogue;
+use crate::stats::Stats;
+
+pub const HEADER_PROVIDER: HeaderName = HeaderName::from_static("x-llm-bridge-provider");
+pub const HEADER_ATTEMPTS: HeaderName = HeaderName::from_static("x-llm-bridge-attempts");
+pub const HEADER_OVERHEAD: HeaderName = HeaderName::from_static("x-llm-bridge-overhead-ms");
+pub const HEADER_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub first_byte: Duration,
+    pub idle: Duration,
+}
+
+pub struct Gateway {
+    pub providers: Providers,
+    pub catalogue: Arc<Catalogue>,
+    pub aliases: BTreeMap<String, String>,
+    pub timeouts: Timeouts,
+    pub stats: Arc<Stats>,
+    http: reqwest::Client,
+    request_ids: RequestIds,
+}
+
+impl Gateway {
+    pub fn new(config: &Config, stats: Arc<Stats>) -> Result<Gateway, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.server.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("llm-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Gateway {
+            providers: Providers::from_config(config),
+            catalogue: Arc::new(Catalogue::builtin()),
+            aliases: config.models.aliases.clone(),
+            timeouts: Timeouts { first_byte: config.server.first_byte_timeout, idle: config.server.idle_timeout },
+            stats,
+            http,
+            request_ids: RequestIds::new(),
+        })
+    }
+
+    /// The client's `x-request-id` when it is sane, otherwise a new one.
+    pub fn request_id(&self, headers: &HeaderMap) -> String {
+        headers
+            .get(&HEADER_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| self.request_ids.next(), str::to_string)
+    }
+}
+
+/// Unique, cheap request ids: a per-process random prefix and a counter.
+struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        RequestIds { prefix: h.finish(), counter: AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> String {
+        format!("req_{:016x}{:08x}", self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Sets the headers every reply carries.
+pub fn reply_headers(headers: &mut HeaderMap, request_id: &str, provider: Option<&str>, attempts: u32, overhead: Duration) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert(HEADER_REQUEST_ID, v);
+    }
+    if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
+        headers.insert(HEADER_PROVIDER, p);
+    }
+    if attempts > 0 {
+        headers.insert(HEADER_ATTEMPTS, HeaderValue::from(attempts));
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1e3)) {
+        headers.insert(HEADER_OVERHEAD, v);
+    }
+}

@@ -1,0 +1,109 @@
+//! The request's record: started when the request arrives, finished when its reply has been sent
+//! (or the client went away), then handed to the stats without waiting.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::api::error::ApiError;
+use crate::providers::catalogue::Catalogue;
+use crate::providers::openai_types::Usage;
+use crate::shared::RequestRecord;
+use crate::stats::Stats;
+
+/// Status recorded when the client disconnects before the reply is complete (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+pub struct Recording {
+    stats: Arc<Stats>,
+    catalogue: Arc<Catalogue>,
+    started: Instant,
+    pub record: RequestRecord,
+    finished: bool,
+}
+
+impl Recording {
+    pub fn start(stats: Arc<Stats>, catalogue: Arc<Catalogue>, request_id: &str, stream: bool) -> Recording {
+        Recording {
+            stats,
+            catalogue,
+            started: Instant::now(),
+            record: RequestRecord {
+                time_ms: crate::stats::now_ms(),
+                request_id: request_id.to_string(),
+                stream,
+                status: 200,
+                attempts: 1,
+                ..Default::default()
+            },
+            finished: false,
+        }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn first_token(&mut self) {
+        if self.record.ttft_ms.is_none() {
+            self.record.ttft_ms = Some(self.started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+
+    /// A successful reply; `usage` is the provider's own, or `estimate` when it reported none.
+    pub fn succeed(mut self, usage: Option<Usage>, estimate: impl FnOnce() -> (u64, u64), upstream_model: &str) {
+        match usage {
+            Some(u) => {
+                self.record.prompt_tokens = u.prompt_tokens;
+                self.record.completion_tokens = u.completion_tokens;
+                self.record.reasoning_tokens = u.reasoning_tokens();
+                self.record.cached_tokens = u.cached_tokens();
+            }
+            None => {
+                let (prompt, completion) = estimate();
+                self.record.prompt_tokens = prompt;
+                self.record.completion_tokens = completion;
+                self.record.usage_estimated = true;
+            }
+        }
+        let r = &self.record;
+        self.record.cost_usd =
+            self.catalogue.cost(upstream_model, r.prompt_tokens, r.cached_tokens, r.completion_tokens).unwrap_or(0.0);
+        self.finish();
+    }
+
+    pub fn fail(mut self, error: &ApiError) {
+        self.record.status = error.status.as_u16();
+        self.record.error_class = Some(error.class().to_string());
+        self.finish();
+    }
+
+    /// An error after the reply's status was sent (mid-stream): the status stays, the class says what happened.
+    pub fn fail_midway(mut self, error: &ApiError) {
+        self.record.error_class = Some(error.class().to_string());
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.record.latency_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        self.stats.record(std::mem::take(&mut self.record));
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record.status = CLIENT_CLOSED;
+            self.record.error_class = Some("client_closed".into());
+            self.finish();
+        }
+    }
+}
+
+/// About four characters per token: the usual rule of thumb for English text.
+pub fn estimate_tokens(bytes: usize) -> u64 {
+    bytes.div_ceil(4) as u64
+}

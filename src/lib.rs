@@ -1,0 +1,34 @@
+//! LLM Bridge: an OpenAI-compatible gateway in front of many LLM providers, with a web console.
+//!
+//! The request's journey is visible in the module tree:
+//! [`api`] receives it → [`gateway`] resolves the model and relays it → [`providers`] encode it for
+//! the upstream and decode the reply → [`stats`] records usage and cost. [`app`] is the console.
+
+pub mod app;
+pub mod shared;
+
+#[cfg(feature = "ssr")]
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod cli;
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod gateway;
+#[cfg(feature = "ssr")]
+pub mod mock_upstream;
+#[cfg(feature = "ssr")]
+pub mod providers;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
+pub mod stats;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

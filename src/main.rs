@@ -1,0 +1,12 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use llm_bridge::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.clone().unwrap_or(Command::Serve) {
+        Command::CheckConfig => llm_bridge::cli::check_config(&cli),
+        Command::Serve => llm_bridge::server::run(&cli),
+    }
+}

@@ -1,0 +1,206 @@
+//! A mock upstream for tests, the benchmark and the console's end2end tests. It speaks OpenAI's,
+//! Gemini's and Anthropic's wire formats, streaming included, and records every request it receives.
+//!
+//! Behaviour is chosen by words in the requested model name, the same for every wire format:
+//! - `fail500once`: the first request for that model gets a 500, the next ones succeed;
+//! - `fail500`: always 500; `fail400`: a 400 with the provider's error body; `fail429`: 429 with `Retry-After: 1`;
+//! - `hang`: never answers; `slow`: waits 300 ms before answering;
+//! - `tools`: two parallel tool calls (`get_weather` for Paris and Tokyo);
+//! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
+//! - `cut`: a stream that stops after three chunks without finishing (connection closed);
+//! - `length`: the answer is cut by the token limit; `nousage`: the reply reports no usage;
+//! - Gemini only: `blocked` (prompt blocked), `malformed` (`MALFORMED_FUNCTION_CALL`), `safety` (`SAFETY`).
+//!
+//! Otherwise it answers [`REPLY_WORDS`] as text: one word per stream chunk, usage
+//! `PROMPT_TOKENS` in and `REPLY_WORDS.len()` out (plus `CACHED_TOKENS` cached).
+
+mod anthropic;
+mod gemini;
+mod openai;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+
+pub const REPLY_WORDS: [&str; 20] = [
+    "Hello", " from", " the", " mock", " upstream", ",", " a", " reply", " of", " exactly", " twenty", " tokens",
+    " for", " tests", " and", " the", " gateway", " bench", "mark", ".",
+];
+pub const PROMPT_TOKENS: u64 = 12;
+pub const CACHED_TOKENS: u64 = 4;
+pub const REASONING_TOKENS: u64 = 7;
+pub const REASONING_TEXT: &str = "Let me think about this step by step.";
+
+/// One request the mock received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+#[derive(Default)]
+pub struct MockState {
+    received: Mutex<Vec<Received>>,
+    hits: Mutex<HashMap<String, u32>>,
+    /// When false the mock keeps no copy of requests (the benchmark).
+    pub record: bool,
+}
+
+impl MockState {
+    fn record(&self, path: &str, query: Option<String>, headers: &HeaderMap, body: &[u8]) {
+        if self.record {
+            let body = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+            let received = Received { path: path.to_string(), query, headers: headers.clone(), body };
+            self.received.lock().unwrap().push(received);
+        }
+    }
+
+    /// How many times this model was requested before, this one included.
+    fn hit(&self, model: &str) -> u32 {
+        let mut hits = self.hits.lock().unwrap();
+        let n = hits.entry(model.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Received {
+        self.received.lock().unwrap().last().cloned().expect("the mock received no request")
+    }
+}
+
+/// What the model name asks the mock to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    Text,
+    Fail500,
+    Fail400,
+    Fail429,
+    Hang,
+    Tools,
+    Reasoning,
+    Cut,
+    Length,
+    NoUsage,
+    Blocked,
+    Malformed,
+    Safety,
+}
+
+impl MockState {
+    /// Decides the behaviour for a request and applies the delays (`slow`, `hang`).
+    async fn behaviour(&self, model: &str) -> Behaviour {
+        if model.contains("slow") {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let b = if model.contains("fail500once") {
+            if self.hit(model) == 1 { Behaviour::Fail500 } else { Behaviour::Text }
+        } else if model.contains("fail500") {
+            Behaviour::Fail500
+        } else if model.contains("fail400") {
+            Behaviour::Fail400
+        } else if model.contains("fail429") {
+            Behaviour::Fail429
+        } else if model.contains("hang") {
+            Behaviour::Hang
+        } else if model.contains("tools") {
+            Behaviour::Tools
+        } else if model.contains("reasoning") {
+            Behaviour::Reasoning
+        } else if model.contains("cut") {
+            Behaviour::Cut
+        } else if model.contains("length") {
+            Behaviour::Length
+        } else if model.contains("nousage") {
+            Behaviour::NoUsage
+        } else if model.contains("blocked") {
+            Behaviour::Blocked
+        } else if model.contains("malformed") {
+            Behaviour::Malformed
+        } else if model.contains("safety") {
+            Behaviour::Safety
+        } else {
+            Behaviour::Text
+        };
+        if b == Behaviour::Hang {
+            std::future::pending::<()>().await;
+        }
+        b
+    }
+}
+
+pub fn router(state: Arc<MockState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/chat/completions", post(openai::chat))
+        .route("/compatible-mode/v1/chat/completions", post(openai::chat))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .route("/v1beta/models/{model_action}", post(gemini::dispatch))
+        .route("/v1/messages", post(anthropic::messages))
+        .with_state(state)
+}
+
+/// A running mock on an ephemeral loopback port.
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockUpstream {
+    pub async fn start() -> MockUpstream {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), true).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, record: bool) -> MockUpstream {
+        let state = Arc::new(MockState { record, ..Default::default() });
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the mock upstream");
+        let addr = listener.local_addr().unwrap();
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).await.unwrap();
+        });
+        MockUpstream { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A deterministic 8-dimensional embedding of a text.
+pub fn vector_for(text: &str) -> Vec<f32> {
+    let mut v = [0f32; 8];
+    for (i, b) in text.bytes().enumerate() {
+        v[i % 8] += b as f32 / 255.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    v.iter().map(|x| x / norm).collect()
+}

@@ -1,0 +1,1842 @@
+//! Google Gemini: `generateContent`, `streamGenerateContent?alt=sse` and `batchEmbedContents`,
+//! translated to and from OpenAI's wire format.
+//!
+//! Requests: system/developer messages become `systemInstruction`, assistant turns `model` turns,
+//! tool results `functionResponse` parts (named after the assistant call with the same id), and
+//! tool schemas are reduced to the OpenAPI subset Gemini accepts.
+//! Replies: text parts become `content`, thought parts `reasoning_content`, `functionCall` parts
+//! `tool_calls`; finish reasons, blocked prompts and usage are mapped to OpenAI's vocabulary.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::api::error::ApiError;
+use crate::providers::openai_types::*;
+use crate::providers::spec::{ProviderSpec, Wire};
+use crate::providers::sse;
+use crate::providers::translate::ReplyContext;
+
+pub const SPEC: ProviderSpec = ProviderSpec {
+    id: "gemini",
+    display_name: "Google Gemini",
+    key_env: &["GEMINI_API_KEY"],
+    base_url_env: "GEMINI_BASE_URL",
+    region_env: None,
+    default_base_url: "https://generativelanguage.googleapis.com/v1beta",
+    regions: &[],
+    wire: Wire::Gemini,
+};
+
+/// `{base}/models/{model}:generateContent` or `{base}/models/{model}:streamGenerateContent?alt=sse` (base without trailing slash).
+pub fn chat_url(base_url: &str, model: &str, stream: bool) -> String {
+    let base = base_url.trim_end_matches('/');
+    let model = bare_model(model);
+    if stream {
+        format!("{base}/models/{model}:streamGenerateContent?alt=sse")
+    } else {
+        format!("{base}/models/{model}:generateContent")
+    }
+}
+
+/// `models/gemini-x` and `gemini-x` name the same model.
+fn bare_model(model: &str) -> &str {
+    model.strip_prefix("models/").unwrap_or(model)
+}
+
+// ---------- Gemini wire types ----------
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateContentRequest {
+    contents: Vec<GContent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<GContent>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<GTool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation_config: Option<GenerationConfig>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GContent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(default)]
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Part {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thought: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inline_data: Option<InlineData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file_data: Option<FileData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    function_call: Option<GFunctionCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    function_response: Option<GFunctionResponse>,
+}
+
+impl Part {
+    fn text(text: impl Into<String>) -> Part {
+        Part { text: Some(text.into()), ..Default::default() }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InlineData {
+    mime_type: String,
+    data: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileData {
+    mime_type: String,
+    file_uri: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GFunctionCall {
+    name: String,
+    #[serde(default)]
+    args: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GFunctionResponse {
+    name: String,
+    response: Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GTool {
+    function_declarations: Vec<FunctionDeclaration>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionDeclaration {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig {
+    function_calling_config: FunctionCallingConfig,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionCallingConfig {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_function_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidate_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_sequences: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_logprobs: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<ThinkingConfig>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig {
+    thinking_budget: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    include_thoughts: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateContentResponse {
+    #[serde(default)]
+    candidates: Option<Vec<Candidate>>,
+    #[serde(default)]
+    prompt_feedback: Option<PromptFeedback>,
+    #[serde(default)]
+    usage_metadata: Option<UsageMetadata>,
+    /// Errors reported inside a 200 body or a stream event.
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    #[serde(default)]
+    content: Option<GContent>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    index: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    #[serde(default)]
+    block_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    #[serde(default)]
+    prompt_token_count: u64,
+    #[serde(default)]
+    candidates_token_count: u64,
+    #[serde(default)]
+    thoughts_token_count: u64,
+    #[serde(default)]
+    cached_content_token_count: u64,
+}
+
+impl UsageMetadata {
+    fn to_usage(&self) -> Usage {
+        Usage::new(
+            self.prompt_token_count,
+            self.candidates_token_count + self.thoughts_token_count,
+            self.cached_content_token_count,
+            self.thoughts_token_count,
+        )
+    }
+}
+
+// ---------- requests ----------
+
+fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
+    ApiError::invalid_request(message).with_param(param)
+}
+
+/// The generateContent JSON body for an OpenAI request. Errors are ApiError::invalid_request(..).with_param(..) naming the field.
+pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
+    if req.messages.is_empty() {
+        return Err(invalid("`messages` must hold at least one message.", "messages"));
+    }
+    let mut system: Vec<Part> = Vec::new();
+    let mut contents: Vec<GContent> = Vec::new();
+    // Tool call id → function name, from the assistant turns seen so far.
+    let mut call_names: HashMap<&str, &str> = HashMap::new();
+    // The last content holds function responses: the next tool message joins it.
+    let mut in_tool_turn = false;
+
+    for (i, m) in req.messages.iter().enumerate() {
+        let param = format!("messages[{i}]");
+        match m.role {
+            Role::System | Role::Developer => {
+                let text = match &m.content {
+                    None => return Err(invalid(format!("{param} has no content."), param)),
+                    Some(Content::Text(t)) => t.clone(),
+                    Some(Content::Parts(parts)) => {
+                        if parts.iter().any(|p| !matches!(p, ContentPart::Text { .. })) {
+                            return Err(invalid(format!("{param}: system messages can only hold text."), param));
+                        }
+                        m.content.as_ref().map(Content::text).unwrap_or_default()
+                    }
+                };
+                if !text.is_empty() {
+                    system.push(Part::text(text));
+                }
+            }
+            Role::User => {
+                let parts = match &m.content {
+                    Some(c) => content_parts(c, &param)?,
+                    None => Vec::new(),
+                };
+                if parts.is_empty() {
+                    return Err(invalid(format!("{param} has no content."), param));
+                }
+                contents.push(GContent { role: Some("user".into()), parts });
+                in_tool_turn = false;
+            }
+            Role::Assistant => {
+                // `reasoning_content` is dropped: Gemini does not take thoughts back.
+                let mut parts = match &m.content {
+                    Some(c) => content_parts(c, &param)?,
+                    None => Vec::new(),
+                };
+                for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+                    let args_param = format!("{param}.tool_calls[{j}].function.arguments");
+                    let args = parse_arguments(&call.function.arguments).ok_or_else(|| {
+                        invalid(format!("{args_param} must be a JSON object."), args_param.clone())
+                    })?;
+                    call_names.insert(call.id.as_str(), call.function.name.as_str());
+                    parts.push(Part {
+                        function_call: Some(GFunctionCall { name: call.function.name.clone(), args }),
+                        ..Default::default()
+                    });
+                }
+                in_tool_turn = false;
+                if !parts.is_empty() {
+                    contents.push(GContent { role: Some("model".into()), parts });
+                }
+            }
+            Role::Tool | Role::Function => {
+                let by_id = m.tool_call_id.as_deref().and_then(|id| call_names.get(id).copied());
+                let Some(name) = by_id.or(m.name.as_deref()) else {
+                    let message = match &m.tool_call_id {
+                        Some(id) => format!("{param}: tool_call_id `{id}` matches no tool call of an earlier assistant message."),
+                        None => format!("{param}: a tool message needs the `tool_call_id` of an earlier assistant tool call."),
+                    };
+                    return Err(invalid(message, param));
+                };
+                let text = m.content.as_ref().map(Content::text).unwrap_or_default();
+                let part = Part {
+                    function_response: Some(GFunctionResponse { name: name.to_string(), response: tool_response(&text) }),
+                    ..Default::default()
+                };
+                match contents.last_mut() {
+                    Some(last) if in_tool_turn => last.parts.push(part),
+                    _ => contents.push(GContent { role: Some("user".into()), parts: vec![part] }),
+                }
+                in_tool_turn = true;
+            }
+        }
+    }
+    if contents.is_empty() {
+        return Err(invalid("`messages` must hold at least one user, assistant or tool message.", "messages"));
+    }
+
+    let mut body = GenerateContentRequest {
+        contents,
+        system_instruction: (!system.is_empty()).then(|| GContent { role: None, parts: system }),
+        ..Default::default()
+    };
+
+    if let Some(tools) = &req.tools {
+        let mut declarations = Vec::with_capacity(tools.len());
+        for (i, tool) in tools.iter().enumerate() {
+            if tool.kind != "function" {
+                return Err(invalid(
+                    format!("tools[{i}]: only `function` tools are supported by Gemini, not `{}`.", tool.kind),
+                    format!("tools[{i}]"),
+                ));
+            }
+            declarations.push(FunctionDeclaration {
+                name: tool.function.name.clone(),
+                description: tool.function.description.clone().filter(|d| !d.is_empty()),
+                parameters: tool.function.parameters.as_ref().and_then(function_parameters),
+            });
+        }
+        if !declarations.is_empty() {
+            body.tools.push(GTool { function_declarations: declarations });
+        }
+    }
+
+    if let Some(choice) = &req.tool_choice {
+        let config = match choice {
+            ToolChoice::Mode(mode) => {
+                let mode = match mode.as_str() {
+                    "none" => "NONE",
+                    "auto" => "AUTO",
+                    "required" => "ANY",
+                    other => {
+                        return Err(invalid(
+                            format!("tool_choice `{other}` is not one of `none`, `auto`, `required`."),
+                            "tool_choice",
+                        ));
+                    }
+                };
+                FunctionCallingConfig { mode, allowed_function_names: None }
+            }
+            ToolChoice::Named(named) => {
+                FunctionCallingConfig { mode: "ANY", allowed_function_names: Some(vec![named.function.name.clone()]) }
+            }
+        };
+        body.tool_config = Some(ToolConfig { function_calling_config: config });
+    }
+
+    let mut config = GenerationConfig {
+        temperature: req.temperature,
+        top_p: req.top_p,
+        max_output_tokens: req.max_output_tokens(),
+        candidate_count: req.n,
+        stop_sequences: req.stop.as_ref().map(Stop::to_vec).filter(|s| !s.is_empty()),
+        seed: req.seed,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        ..Default::default()
+    };
+    if req.logprobs == Some(true) {
+        config.response_logprobs = Some(true);
+        config.logprobs = req.top_logprobs;
+    }
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => config.response_mime_type = Some("application/json"),
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            config.response_mime_type = Some("application/json");
+            config.response_schema = json_schema.schema.as_ref().map(|s| Value::Object(reduce_root(s))).filter(|s| {
+                s.as_object().is_some_and(|o| !o.is_empty())
+            });
+        }
+    }
+    if let Some(effort) = &req.reasoning_effort {
+        let budget = match effort.as_str() {
+            "none" | "minimal" => None,
+            "low" => Some(1024),
+            "medium" => Some(8192),
+            "high" | "xhigh" => Some(24576),
+            other => {
+                return Err(invalid(
+                    format!("reasoning_effort `{other}` is not one of `none`, `minimal`, `low`, `medium`, `high`."),
+                    "reasoning_effort",
+                ));
+            }
+        };
+        config.thinking_config = Some(match budget {
+            None => ThinkingConfig { thinking_budget: 0, include_thoughts: None },
+            Some(b) => ThinkingConfig { thinking_budget: b, include_thoughts: Some(true) },
+        });
+    }
+    if config != GenerationConfig::default() {
+        body.generation_config = Some(config);
+    }
+
+    Ok(serde_json::to_vec(&body).expect("serialising to a Vec cannot fail"))
+}
+
+/// The parts of a user or assistant message; empty text is left out.
+fn content_parts(content: &Content, param: &str) -> Result<Vec<Part>, ApiError> {
+    match content {
+        Content::Text(t) if t.is_empty() => Ok(Vec::new()),
+        Content::Text(t) => Ok(vec![Part::text(t.clone())]),
+        Content::Parts(parts) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for (j, part) in parts.iter().enumerate() {
+                match part {
+                    ContentPart::Text { text } if text.is_empty() => {}
+                    ContentPart::Text { text } => out.push(Part::text(text.clone())),
+                    ContentPart::ImageUrl { image_url } => {
+                        out.push(image_part(&image_url.url).map_err(|why| {
+                            invalid(format!("{param}.content[{j}]: {why}"), param.to_string())
+                        })?);
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// `data:<mime>;base64,<data>` → `inlineData`; `http(s)://…` → `fileData`.
+fn image_part(url: &str) -> Result<Part, String> {
+    if let Some(rest) = strip_prefix_ci(url, "data:") {
+        let Some((meta, data)) = rest.split_once(',') else {
+            return Err("the image data URL has no `,`.".into());
+        };
+        let mut fields = meta.split(';');
+        let mime = fields.next().unwrap_or_default().trim();
+        if !fields.any(|f| f.trim().eq_ignore_ascii_case("base64")) {
+            return Err("only base64 image data URLs (`data:<mime>;base64,…`) are supported.".into());
+        }
+        let mime = if mime.is_empty() { "image/jpeg" } else { mime };
+        return Ok(Part {
+            inline_data: Some(InlineData { mime_type: mime.to_string(), data: data.to_string() }),
+            ..Default::default()
+        });
+    }
+    if strip_prefix_ci(url, "https://").is_some() || strip_prefix_ci(url, "http://").is_some() {
+        return Ok(Part {
+            file_data: Some(FileData { mime_type: guess_mime(url).to_string(), file_uri: url.to_string() }),
+            ..Default::default()
+        });
+    }
+    Err("the image URL must be `https://…`, `http://…` or a base64 `data:` URL.".into())
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// The MIME type of a file URL from its extension; `image/jpeg` when unknown.
+fn guess_mime(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "bmp" => "image/bmp",
+        "pdf" => "application/pdf",
+        _ => "image/jpeg",
+    }
+}
+
+/// OpenAI's arguments text as the JSON object Gemini wants (empty text is `{}`).
+fn parse_arguments(arguments: &str) -> Option<Value> {
+    if arguments.trim().is_empty() {
+        return Some(Value::Object(Map::new()));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Some(v),
+        _ => None,
+    }
+}
+
+/// A tool result: the JSON object it is, or `{"result": <text>}`.
+fn tool_response(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({ "result": text }),
+    }
+}
+
+// ---------- JSON Schema → Gemini Schema ----------
+
+/// Deeper schemas are cut here: keeps a hostile schema from recursing without bound.
+const MAX_SCHEMA_DEPTH: usize = 32;
+
+/// A function's parameters; none when they describe no property (Gemini rejects an OBJECT without properties).
+fn function_parameters(schema: &Value) -> Option<Value> {
+    let reduced = reduce_root(schema);
+    let object_without_properties =
+        reduced.get("type").and_then(Value::as_str) == Some("object") && !reduced.contains_key("properties");
+    if reduced.is_empty() || object_without_properties { None } else { Some(Value::Object(reduced)) }
+}
+
+fn reduce_root(schema: &Value) -> Map<String, Value> {
+    reduce_schema(schema, schema, &mut Vec::new(), 0)
+}
+
+/// Keeps the JSON Schema keywords Gemini's Schema knows and rewrites the ones it spells differently.
+fn reduce_schema(node: &Value, root: &Value, refs: &mut Vec<String>, depth: usize) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Value::Object(obj) = node else { return out };
+    if depth > MAX_SCHEMA_DEPTH {
+        return out;
+    }
+    let mut nullable = obj.get("nullable").and_then(Value::as_bool) == Some(true);
+
+    // `$ref`: inline a local, non-recursive target beneath the node's own keywords; drop anything else.
+    let mut inlined = None;
+    if let Some(Value::String(r)) = obj.get("$ref")
+        && !refs.contains(r)
+        && let Some(target) = r.strip_prefix('#').and_then(|pointer| root.pointer(pointer))
+    {
+        refs.push(r.clone());
+        inlined = Some(reduce_schema(target, root, refs, depth + 1));
+        refs.pop();
+    }
+
+    let mut any_of: Vec<Value> = Vec::new();
+    match obj.get("type") {
+        Some(Value::String(t)) if t == "null" => nullable = true,
+        Some(Value::String(t)) => {
+            out.insert("type".into(), Value::String(t.clone()));
+        }
+        Some(Value::Array(types)) => {
+            let mut kinds = Vec::new();
+            for t in types.iter().filter_map(Value::as_str) {
+                if t == "null" {
+                    nullable = true;
+                } else {
+                    kinds.push(t);
+                }
+            }
+            match kinds.as_slice() {
+                [] => {}
+                [one] => {
+                    out.insert("type".into(), json!(one));
+                }
+                many => any_of.extend(many.iter().map(|k| json!({ "type": k }))),
+            }
+        }
+        _ => {}
+    }
+    let ty = out.get("type").and_then(Value::as_str).map(str::to_owned);
+
+    if let Some(Value::String(d)) = obj.get("description") {
+        out.insert("description".into(), Value::String(d.clone()));
+    }
+    if let Some(Value::String(f)) = obj.get("format") {
+        // Gemini refuses other formats (`only 'enum' and 'date-time' are supported for STRING type`).
+        let allowed = match ty.as_deref() {
+            Some("string") => matches!(f.as_str(), "enum" | "date-time"),
+            Some("number") => matches!(f.as_str(), "float" | "double"),
+            Some("integer") => matches!(f.as_str(), "int32" | "int64"),
+            _ => false,
+        };
+        if allowed {
+            out.insert("format".into(), Value::String(f.clone()));
+        }
+    }
+    for key in ["minimum", "maximum", "minItems", "maxItems"] {
+        if let Some(v @ Value::Number(_)) = obj.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+
+    // `enum` (or `const`): Gemini takes string enums only.
+    let values = match (obj.get("enum"), obj.get("const")) {
+        (Some(Value::Array(values)), _) => Some(values.clone()),
+        (None, Some(c)) => Some(vec![c.clone()]),
+        _ => None,
+    };
+    if let Some(values) = values {
+        let mut strings = Vec::new();
+        let mut all_strings = true;
+        for v in values {
+            match v {
+                Value::Null => nullable = true,
+                Value::String(s) => strings.push(Value::String(s)),
+                Value::Number(n) => {
+                    all_strings = false;
+                    strings.push(Value::String(n.to_string()));
+                }
+                Value::Bool(b) => {
+                    all_strings = false;
+                    strings.push(Value::String(b.to_string()));
+                }
+                _ => all_strings = false,
+            }
+        }
+        let keep = match ty.as_deref() {
+            Some("string") => true,
+            None => all_strings,
+            Some(_) => false,
+        };
+        if keep && !strings.is_empty() {
+            out.entry("type").or_insert_with(|| json!("string"));
+            out.insert("enum".into(), Value::Array(strings));
+        }
+    }
+
+    if let Some(Value::Object(props)) = obj.get("properties") {
+        let props: Map<String, Value> = props
+            .iter()
+            .map(|(name, schema)| (name.clone(), Value::Object(reduce_schema(schema, root, refs, depth + 1))))
+            .collect();
+        if !props.is_empty() {
+            if let Some(Value::Array(required)) = obj.get("required") {
+                let required: Vec<Value> =
+                    required.iter().filter(|r| r.as_str().is_some_and(|n| props.contains_key(n))).cloned().collect();
+                if !required.is_empty() {
+                    out.insert("required".into(), Value::Array(required));
+                }
+            }
+            out.entry("type").or_insert_with(|| json!("object"));
+            out.insert("properties".into(), Value::Object(props));
+        }
+    }
+    let items = match obj.get("items") {
+        Some(items @ Value::Object(_)) => Some(items),
+        Some(Value::Array(tuple)) => tuple.first(),
+        _ => None,
+    };
+    if let Some(items) = items {
+        out.entry("type").or_insert_with(|| json!("array"));
+        out.insert("items".into(), Value::Object(reduce_schema(items, root, refs, depth + 1)));
+    }
+
+    // `anyOf` (and `oneOf`, which Gemini lacks): a `{"type":"null"}` branch becomes `nullable`, a lone branch is inlined.
+    let mut single = Vec::new();
+    for key in ["anyOf", "oneOf"] {
+        let Some(Value::Array(branches)) = obj.get(key) else { continue };
+        let mut kept = Vec::new();
+        for branch in branches {
+            if branch.get("type").and_then(Value::as_str) == Some("null") {
+                nullable = true;
+                continue;
+            }
+            let reduced = reduce_schema(branch, root, refs, depth + 1);
+            if !reduced.is_empty() {
+                kept.push(reduced);
+            }
+        }
+        if kept.len() == 1 {
+            single.extend(kept);
+        } else {
+            any_of.extend(kept.into_iter().map(Value::Object));
+        }
+    }
+    if let Some(Value::Array(all_of)) = obj.get("allOf")
+        && let [only] = all_of.as_slice()
+    {
+        single.push(reduce_schema(only, root, refs, depth + 1));
+    }
+    if !any_of.is_empty() {
+        out.insert("anyOf".into(), Value::Array(any_of));
+    }
+    for from in single.into_iter().chain(inlined) {
+        for (k, v) in from {
+            out.entry(k).or_insert(v);
+        }
+    }
+    if nullable {
+        out.insert("nullable".into(), Value::Bool(true));
+    }
+    out
+}
+
+// ---------- replies ----------
+
+fn malformed_call() -> ApiError {
+    ApiError::bad_gateway("Gemini: the model produced a malformed function call (MALFORMED_FUNCTION_CALL)")
+}
+
+fn blocked_prompt(reason: &str) -> ApiError {
+    ApiError::invalid_request(format!("Gemini blocked the prompt: {reason}")).with_code("content_filter")
+}
+
+fn parse_reply(body: &[u8]) -> Result<GenerateContentResponse, ApiError> {
+    let reply: GenerateContentResponse = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_gateway(format!("Gemini: the reply is not a GenerateContentResponse: {e}")))?;
+    if let Some(error) = &reply.error {
+        let message = error.get("message").and_then(Value::as_str).filter(|m| !m.is_empty());
+        return Err(ApiError::bad_gateway(format!("Gemini: {}", message.unwrap_or("the reply reports an error"))));
+    }
+    Ok(reply)
+}
+
+/// The error owed when a reply holds no candidate: a blocked prompt, or nothing usable.
+fn no_candidate(reply: &GenerateContentResponse) -> Option<ApiError> {
+    let reason = reply.prompt_feedback.as_ref()?.block_reason.as_deref()?;
+    (!reason.is_empty() && reason != "BLOCK_REASON_UNSPECIFIED").then(|| blocked_prompt(reason))
+}
+
+/// A candidate's finish reason, if it has a meaningful one.
+fn finish_of(candidate: &Candidate) -> Option<&str> {
+    candidate.finish_reason.as_deref().filter(|r| !r.is_empty() && *r != "FINISH_REASON_UNSPECIFIED")
+}
+
+/// Gemini's finish reason in OpenAI's words (a choice that called tools says `tool_calls` instead).
+fn map_finish(reason: &str) -> Result<&'static str, ApiError> {
+    Ok(match reason {
+        "STOP" => "stop",
+        "MAX_TOKENS" => "length",
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" => "content_filter",
+        "MALFORMED_FUNCTION_CALL" => return Err(malformed_call()),
+        "UNEXPECTED_TOOL_CALL" => {
+            return Err(ApiError::bad_gateway("Gemini: the model called a function it was not given (UNEXPECTED_TOOL_CALL)"));
+        }
+        _ => "stop",
+    })
+}
+
+/// A candidate's parts sorted out: answer text, thought text and function calls (name, arguments JSON).
+#[derive(Default)]
+struct Sorted {
+    text: String,
+    thoughts: String,
+    calls: Vec<(String, String)>,
+}
+
+fn sort_parts(content: Option<GContent>) -> Sorted {
+    let mut sorted = Sorted::default();
+    for part in content.map(|c| c.parts).unwrap_or_default() {
+        if let Some(call) = part.function_call {
+            let args = if call.args.is_null() { "{}".to_string() } else { call.args.to_string() };
+            sorted.calls.push((call.name, args));
+        } else if let Some(text) = part.text {
+            if part.thought == Some(true) {
+                sorted.thoughts.push_str(&text);
+            } else {
+                sorted.text.push_str(&text);
+            }
+        }
+    }
+    sorted
+}
+
+/// A short, id-safe token from the reply id, so tool call ids are unique across replies.
+fn short_id(id: &str) -> String {
+    let id = id.strip_prefix("chatcmpl-").unwrap_or(id);
+    let chars: Vec<char> = id.chars().filter(char::is_ascii_alphanumeric).collect();
+    let short: String = chars[chars.len().saturating_sub(12)..].iter().collect();
+    if short.is_empty() { "gemini".to_string() } else { short }
+}
+
+fn call_id(short: &str, n: usize) -> String {
+    format!("call_{short}_{n}")
+}
+
+/// Upstream non-stream body (GenerateContentResponse) -> OpenAI chat.completion JSON bytes + usage.
+pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage), ApiError> {
+    let mut reply = parse_reply(body)?;
+    let candidates = reply.candidates.take().unwrap_or_default();
+    if candidates.is_empty() {
+        return Err(no_candidate(&reply).unwrap_or_else(|| ApiError::bad_gateway("Gemini: the reply holds no candidate")));
+    }
+    let short = short_id(&ctx.id);
+    let mut calls_made = 0;
+    let mut choices = Vec::with_capacity(candidates.len());
+    for (pos, candidate) in candidates.into_iter().enumerate() {
+        let index = candidate.index.unwrap_or(pos as u32);
+        let reason = finish_of(&candidate).map(str::to_owned);
+        if reason.as_deref() == Some("MALFORMED_FUNCTION_CALL") {
+            return Err(malformed_call());
+        }
+        let sorted = sort_parts(candidate.content);
+        let tool_calls: Vec<ToolCall> = sorted
+            .calls
+            .into_iter()
+            .map(|(name, arguments)| {
+                calls_made += 1;
+                ToolCall {
+                    id: call_id(&short, calls_made - 1),
+                    kind: "function".into(),
+                    function: FunctionCall { name, arguments },
+                }
+            })
+            .collect();
+        let finish = match reason.as_deref() {
+            _ if !tool_calls.is_empty() => "tool_calls",
+            Some(r) => map_finish(r)?,
+            None => "stop",
+        };
+        let content = if sorted.text.is_empty() && !tool_calls.is_empty() { None } else { Some(sorted.text) };
+        choices.push(Choice {
+            index,
+            message: ResponseMessage {
+                role: "assistant".into(),
+                content,
+                reasoning_content: (!sorted.thoughts.is_empty()).then_some(sorted.thoughts),
+                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+            },
+            finish_reason: Some(finish.into()),
+            logprobs: None,
+        });
+    }
+    let usage = reply.usage_metadata.as_ref().map(UsageMetadata::to_usage);
+    let completion = ChatCompletion {
+        id: ctx.id.clone(),
+        object: "chat.completion".into(),
+        created: ctx.created,
+        model: ctx.model.clone(),
+        choices,
+        usage,
+    };
+    let bytes = serde_json::to_vec(&completion).expect("serialising to a Vec cannot fail");
+    Ok((bytes, usage.unwrap_or_default()))
+}
+
+#[derive(Debug, Default)]
+struct ChoiceState {
+    /// The role chunk went out.
+    started: bool,
+    /// The finish reason went out: later deltas for this choice are ignored.
+    finished: bool,
+    /// Tool calls so far: the next call's `index`.
+    calls: u32,
+}
+
+/// Translates the upstream SSE stream, one `data:` payload at a time, into OpenAI chunk frames written with sse::write_json.
+pub struct ChatStream {
+    ctx: ReplyContext,
+    short: String,
+    choices: BTreeMap<u32, ChoiceState>,
+    /// Tool calls in the whole reply, for unique ids.
+    calls_made: usize,
+    usage: Option<Usage>,
+    usage_written: bool,
+}
+
+impl ChatStream {
+    pub fn new(ctx: ReplyContext) -> Self {
+        let short = short_id(&ctx.id);
+        ChatStream { ctx, short, choices: BTreeMap::new(), calls_made: 0, usage: None, usage_written: false }
+    }
+
+    fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> ChatChunk {
+        ChatChunk {
+            id: self.ctx.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.ctx.created,
+            model: self.ctx.model.clone(),
+            choices,
+            usage,
+        }
+    }
+
+    pub fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
+        let data = data.trim_ascii();
+        if data.is_empty() || data == b"[DONE]" {
+            return Ok(());
+        }
+        let mut reply = parse_reply(data)?;
+        if let Some(usage) = &reply.usage_metadata {
+            self.usage = Some(usage.to_usage());
+        }
+        let candidates = reply.candidates.take().unwrap_or_default();
+        if candidates.is_empty() {
+            return match no_candidate(&reply) {
+                Some(blocked) => Err(blocked),
+                None => Ok(()),
+            };
+        }
+        let mut choices = Vec::with_capacity(candidates.len());
+        for (pos, candidate) in candidates.into_iter().enumerate() {
+            let index = candidate.index.unwrap_or(pos as u32);
+            let reason = finish_of(&candidate).map(str::to_owned);
+            if reason.as_deref() == Some("MALFORMED_FUNCTION_CALL") {
+                return Err(malformed_call());
+            }
+            let state = self.choices.entry(index).or_default();
+            if state.finished {
+                continue;
+            }
+            let mut delta = Delta::default();
+            if !state.started {
+                state.started = true;
+                delta.role = Some("assistant".into());
+            }
+            let sorted = sort_parts(candidate.content);
+            if !sorted.text.is_empty() {
+                delta.content = Some(sorted.text);
+            }
+            if !sorted.thoughts.is_empty() {
+                delta.reasoning_content = Some(sorted.thoughts);
+            }
+            if !sorted.calls.is_empty() {
+                let mut deltas = Vec::with_capacity(sorted.calls.len());
+                for (name, arguments) in sorted.calls {
+                    deltas.push(ToolCallDelta {
+                        index: state.calls,
+                        id: Some(call_id(&self.short, self.calls_made)),
+                        kind: Some("function".into()),
+                        function: FunctionCallDelta { name: Some(name), arguments: Some(arguments) },
+                    });
+                    state.calls += 1;
+                    self.calls_made += 1;
+                }
+                delta.tool_calls = Some(deltas);
+            }
+            let finish = match reason.as_deref() {
+                None => None,
+                Some(_) if state.calls > 0 => Some("tool_calls"),
+                Some(r) => Some(map_finish(r)?),
+            };
+            if finish.is_some() {
+                state.finished = true;
+            }
+            let empty = delta.role.is_none()
+                && delta.content.is_none()
+                && delta.reasoning_content.is_none()
+                && delta.tool_calls.is_none();
+            if empty && finish.is_none() {
+                continue;
+            }
+            choices.push(ChunkChoice { index, delta, finish_reason: finish.map(str::to_owned) });
+        }
+        if !choices.is_empty() {
+            sse::write_json(out, &self.chunk(choices, None));
+        }
+        Ok(())
+    }
+
+    /// Upstream ended: emit whatever is still owed (the usage chunk with `choices: []` when ctx.include_usage). Do NOT write `data: [DONE]` (the caller does).
+    ///
+    /// A stream that ends before every choice got its finish reason was cut short: that is an
+    /// error, not a silent `stop`. Without any usage from Gemini no usage chunk is written.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        if self.choices.is_empty() {
+            return Err(ApiError::bad_gateway("Gemini: the stream ended without any candidate"));
+        }
+        if self.choices.values().any(|c| !c.finished) {
+            return Err(ApiError::bad_gateway("Gemini: the stream ended before the reply was finished (no finishReason)"));
+        }
+        if self.ctx.include_usage
+            && !self.usage_written
+            && let Some(usage) = self.usage
+        {
+            sse::write_json(out, &self.chunk(Vec::new(), Some(usage)));
+            self.usage_written = true;
+        }
+        Ok(())
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
+/// The human-readable message from a Gemini error body ({"error":{"code","message","status"}}), if any.
+/// Also reads the `[{"error":…}]` array form of `streamGenerateContent` without `alt=sse`.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let value = match &value {
+        Value::Array(items) => items.first()?,
+        other => other,
+    };
+    let error = value.get("error")?;
+    let text = |key: &str| error.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    text("message").or_else(|| text("status")).map(str::to_owned)
+}
+
+// ---------- embeddings ----------
+
+pub fn embeddings_url(base_url: &str, model: &str) -> String {
+    format!("{}/models/{}:batchEmbedContents", base_url.trim_end_matches('/'), bare_model(model))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchEmbedRequest {
+    requests: Vec<EmbedRequest>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EmbedRequest {
+    model: String,
+    content: GContent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_dimensionality: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct BatchEmbedResponse {
+    #[serde(default)]
+    embeddings: Option<Vec<ContentEmbedding>>,
+}
+
+#[derive(Deserialize)]
+struct ContentEmbedding {
+    #[serde(default)]
+    values: Vec<f32>,
+}
+
+pub fn embeddings_request(req: &EmbeddingRequest, model: &str) -> Result<Vec<u8>, ApiError> {
+    let inputs = req.input.to_vec();
+    if inputs.is_empty() {
+        return Err(invalid("`input` must hold at least one text.", "input"));
+    }
+    let model = format!("models/{}", bare_model(model));
+    let requests = inputs
+        .into_iter()
+        .map(|text| EmbedRequest {
+            model: model.clone(),
+            content: GContent { role: None, parts: vec![Part::text(text)] },
+            output_dimensionality: req.dimensions,
+        })
+        .collect();
+    Ok(serde_json::to_vec(&BatchEmbedRequest { requests }).expect("serialising to a Vec cannot fail"))
+}
+
+/// Gemini's estimate-free stand-in for a token count: ceil(chars / 4) over all inputs.
+pub fn estimate_embedding_tokens(req: &EmbeddingRequest) -> u64 {
+    let chars: usize = req.input.to_vec().iter().map(|s| s.chars().count()).sum();
+    (chars as u64).div_ceil(4)
+}
+
+/// The reply as OpenAI's embedding list. Gemini reports no token count and this function does not
+/// see the input, so `prompt_tokens` is 0 and the third element is `true` ("estimated"): the caller,
+/// which holds the request, fills the count with [`estimate_embedding_tokens`] (ceil(chars / 4)).
+pub fn embeddings_response(body: &[u8], model: &str) -> Result<(Vec<u8>, EmbeddingUsage, bool), ApiError> {
+    let reply: BatchEmbedResponse = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_gateway(format!("Gemini: the reply is not a BatchEmbedContentsResponse: {e}")))?;
+    let embeddings = reply.embeddings.ok_or_else(|| ApiError::bad_gateway("Gemini: the reply holds no embeddings"))?;
+    let data = embeddings
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Embedding { object: "embedding".into(), index: i as u32, embedding: e.values })
+        .collect();
+    let usage = EmbeddingUsage::default();
+    let response = EmbeddingResponse { object: "list".into(), data, model: bare_model(model).to_string(), usage };
+    Ok((serde_json::to_vec(&response).expect("serialising to a Vec cannot fail"), usage, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn request(v: Value) -> ChatRequest {
+        let mut v = v;
+        v.as_object_mut().unwrap().entry("model").or_insert(json!("gemini-2.5-flash"));
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn encode(v: Value) -> Value {
+        serde_json::from_slice(&chat_request(&request(v)).unwrap()).unwrap()
+    }
+
+    fn encode_err(v: Value) -> ApiError {
+        chat_request(&request(v)).unwrap_err()
+    }
+
+    fn user(text: &str) -> Value {
+        json!({"role": "user", "content": text})
+    }
+
+    fn ctx(include_usage: bool) -> ReplyContext {
+        ReplyContext { id: "chatcmpl-abc123".into(), created: 1_700_000_000, model: "gemini-2.5-flash".into(), include_usage }
+    }
+
+    fn decode(body: Value) -> Result<(Value, Usage), ApiError> {
+        chat_response(body.to_string().as_bytes(), &ctx(false))
+            .map(|(bytes, usage)| (serde_json::from_slice(&bytes).unwrap(), usage))
+    }
+
+    /// Feeds events to a stream and returns the chunks written (finish included) and the stream.
+    fn run_stream(events: &[Value], include_usage: bool) -> (Vec<Value>, ChatStream) {
+        let mut stream = ChatStream::new(ctx(include_usage));
+        let mut out = Vec::new();
+        for e in events {
+            stream.event(e.to_string().as_bytes(), &mut out).unwrap();
+        }
+        stream.finish(&mut out).unwrap();
+        (frames(&out), stream)
+    }
+
+    fn frames(out: &[u8]) -> Vec<Value> {
+        let text = std::str::from_utf8(out).unwrap();
+        assert!(text.is_empty() || text.ends_with("\n\n"));
+        text.split("\n\n")
+            .filter(|f| !f.is_empty())
+            .map(|f| serde_json::from_str(f.strip_prefix("data: ").expect("a data frame")).unwrap())
+            .collect()
+    }
+
+    fn text_event(text: &str, finish: Option<&str>) -> Value {
+        let mut c = json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+        if let Some(f) = finish {
+            c["finishReason"] = json!(f);
+        }
+        json!({"candidates": [c]})
+    }
+
+    fn usage_meta() -> Value {
+        json!({"promptTokenCount": 12, "candidatesTokenCount": 20, "thoughtsTokenCount": 7, "cachedContentTokenCount": 4, "totalTokenCount": 39})
+    }
+
+    // ---------- urls and spec ----------
+
+    #[test]
+    fn spec_and_urls() {
+        assert_eq!(SPEC.id, "gemini");
+        assert!(matches!(SPEC.wire, Wire::Gemini));
+        assert_eq!(SPEC.key_env, &["GEMINI_API_KEY"]);
+        assert_eq!(
+            chat_url("https://generativelanguage.googleapis.com/v1beta/", "gemini-2.5-flash", false),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert_eq!(
+            chat_url("http://127.0.0.1:9/v1beta", "gemini-2.5-pro", true),
+            "http://127.0.0.1:9/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(chat_url("http://h/v1beta", "models/x", false), "http://h/v1beta/models/x:generateContent");
+        assert_eq!(embeddings_url("http://h/v1beta/", "gemini-embedding-001"), "http://h/v1beta/models/gemini-embedding-001:batchEmbedContents");
+    }
+
+    // ---------- requests ----------
+
+    #[test]
+    fn roles_and_system_instruction() {
+        let body = encode(json!({"messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": [{"type": "text", "text": "Answer "}, {"type": "text", "text": "in French."}]},
+            user("Hi"),
+            {"role": "assistant", "content": "Salut", "reasoning_content": "secret thoughts"},
+            user("Again"),
+        ]}));
+        assert_eq!(body["systemInstruction"], json!({"parts": [{"text": "Be brief."}, {"text": "Answer in French."}]}));
+        assert_eq!(
+            body["contents"],
+            json!([
+                {"role": "user", "parts": [{"text": "Hi"}]},
+                {"role": "model", "parts": [{"text": "Salut"}]},
+                {"role": "user", "parts": [{"text": "Again"}]},
+            ])
+        );
+        assert!(!body.to_string().contains("secret thoughts"), "reasoning_content is dropped");
+        assert!(body.get("generationConfig").is_none());
+        assert!(body.get("tools").is_none());
+        assert!(body.get("toolConfig").is_none());
+    }
+
+    #[test]
+    fn tool_round_trip_by_id() {
+        let body = encode(json!({"messages": [
+            user("Weather in Paris and Tokyo?"),
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": ""}},
+            ]},
+            {"role": "tool", "tool_call_id": "call_b", "content": "12:00"},
+            {"role": "tool", "tool_call_id": "call_a", "content": "{\"temp\": 21}"},
+            user("Thanks"),
+            {"role": "tool", "tool_call_id": "call_a", "content": [{"type": "text", "text": "[1,2]"}]},
+        ]}));
+        let contents = body["contents"].as_array().unwrap();
+        assert_eq!(contents.len(), 5);
+        assert_eq!(
+            contents[1],
+            json!({"role": "model", "parts": [
+                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                {"functionCall": {"name": "get_time", "args": {}}},
+            ]})
+        );
+        assert_eq!(
+            contents[2],
+            json!({"role": "user", "parts": [
+                {"functionResponse": {"name": "get_time", "response": {"result": "12:00"}}},
+                {"functionResponse": {"name": "get_weather", "response": {"temp": 21}}},
+            ]})
+        );
+        assert_eq!(contents[3], json!({"role": "user", "parts": [{"text": "Thanks"}]}));
+        // Not consecutive with the earlier tool messages: a new content; a JSON array is not an object.
+        assert_eq!(
+            contents[4],
+            json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "[1,2]"}}}]})
+        );
+    }
+
+    #[test]
+    fn assistant_text_and_calls_share_one_turn() {
+        let body = encode(json!({"messages": [
+            user("q"),
+            {"role": "assistant", "content": "Let me look.", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "done"},
+        ]}));
+        assert_eq!(body["contents"][1]["parts"], json!([{"text": "Let me look."}, {"functionCall": {"name": "f", "args": {}}}]));
+        assert_eq!(body["contents"][2]["role"], "user");
+    }
+
+    #[test]
+    fn unknown_tool_call_id_is_rejected() {
+        let err = encode_err(json!({"messages": [user("q"), {"role": "tool", "tool_call_id": "nope", "content": "x"}]}));
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.param.as_deref(), Some("messages[1]"));
+        assert!(err.message.contains("nope"));
+        let err = encode_err(json!({"messages": [user("q"), {"role": "tool", "content": "x"}]}));
+        assert_eq!(err.param.as_deref(), Some("messages[1]"));
+    }
+
+    #[test]
+    fn bad_tool_arguments_are_rejected() {
+        let err = encode_err(json!({"messages": [user("q"), {"role": "assistant", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}));
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.param.as_deref(), Some("messages[1].tool_calls[0].function.arguments"));
+    }
+
+    #[test]
+    fn images() {
+        let body = encode(json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.webp?size=large", "detail": "high"}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/picture"}},
+            {"type": "image_url", "image_url": {"url": "http://example.com/a/scan.PDF"}},
+        ]}]}));
+        assert_eq!(
+            body["contents"][0]["parts"],
+            json!([
+                {"text": "What is this?"},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+                {"fileData": {"mimeType": "image/webp", "fileUri": "https://example.com/cat.webp?size=large"}},
+                {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/picture"}},
+                {"fileData": {"mimeType": "application/pdf", "fileUri": "http://example.com/a/scan.PDF"}},
+            ])
+        );
+    }
+
+    #[test]
+    fn unsupported_content_is_rejected() {
+        for url in ["ftp://example.com/a.png", "data:image/png,rawbytes", "file:///etc/passwd"] {
+            let err = encode_err(json!({"messages": [user("a"), {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": url}}]}]}));
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{url}");
+            assert_eq!(err.param.as_deref(), Some("messages[1]"), "{url}");
+        }
+        let err = encode_err(json!({"messages": [{"role": "system", "content": [
+            {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}, user("a")]}));
+        assert_eq!(err.param.as_deref(), Some("messages[0]"));
+        let err = encode_err(json!({"messages": [{"role": "user", "content": null}]}));
+        assert_eq!(err.param.as_deref(), Some("messages[0]"));
+        let err = encode_err(json!({"messages": [{"role": "user", "content": []}]}));
+        assert_eq!(err.param.as_deref(), Some("messages[0]"));
+    }
+
+    #[test]
+    fn empty_messages_are_rejected() {
+        let err = encode_err(json!({"messages": []}));
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.kind, "invalid_request_error");
+        assert_eq!(err.param.as_deref(), Some("messages"));
+        let err = encode_err(json!({"messages": [{"role": "system", "content": "only a system prompt"}]}));
+        assert_eq!(err.param.as_deref(), Some("messages"));
+    }
+
+    #[test]
+    fn tools_and_schema_reduction() {
+        let body = encode(json!({"messages": [user("q")], "tools": [
+            {"type": "function", "function": {"name": "search", "description": "Search things", "strict": true, "parameters": {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": "object",
+                "title": "Args",
+                "additionalProperties": false,
+                "properties": {
+                    "query": {"type": "string", "description": "What", "default": "x", "examples": ["a"], "minLength": 1},
+                    "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": 50, "format": "int32"},
+                    "when": {"type": "string", "format": "date-time"},
+                    "email": {"type": "string", "format": "email"},
+                    "mode": {"type": "string", "enum": ["fast", "slow"]},
+                    "tags": {"type": "array", "items": {"type": "string", "title": "Tag"}, "minItems": 1, "maxItems": 5},
+                    "filter": {"anyOf": [{"type": "object", "properties": {"k": {"type": "string"}}, "additionalProperties": false}, {"type": "null"}]},
+                    "either": {"anyOf": [{"type": "string"}, {"type": "number"}]},
+                    "level": {"type": "integer", "enum": [1, 2, 3]},
+                    "opt": {"type": "string", "nullable": true},
+                },
+                "required": ["query", "ghost"],
+            }}},
+            {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}},
+            {"type": "function", "function": {"name": "noargs"}},
+        ]}));
+        let decls = body["tools"][0]["functionDeclarations"].as_array().unwrap();
+        assert_eq!(body["tools"].as_array().unwrap().len(), 1);
+        assert_eq!(decls.len(), 3);
+        assert_eq!(decls[0]["name"], "search");
+        assert_eq!(decls[0]["description"], "Search things");
+        assert_eq!(
+            decls[0]["parameters"],
+            json!({
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What"},
+                    "limit": {"type": "integer", "nullable": true, "minimum": 1, "maximum": 50, "format": "int32"},
+                    "when": {"type": "string", "format": "date-time"},
+                    "email": {"type": "string"},
+                    "mode": {"type": "string", "enum": ["fast", "slow"]},
+                    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5},
+                    "filter": {"type": "object", "properties": {"k": {"type": "string"}}, "nullable": true},
+                    "either": {"anyOf": [{"type": "string"}, {"type": "number"}]},
+                    "level": {"type": "integer"},
+                    "opt": {"type": "string", "nullable": true},
+                },
+                "required": ["query"],
+            })
+        );
+        assert_eq!(decls[1], json!({"name": "ping"}), "an object without properties is left out");
+        assert_eq!(decls[2], json!({"name": "noargs"}));
+        for banned in ["additionalProperties", "$schema", "strict", "default", "examples", "title", "minLength"] {
+            assert!(!body["tools"].to_string().contains(banned), "{banned} must be dropped");
+        }
+    }
+
+    #[test]
+    fn schema_refs_are_inlined_or_dropped() {
+        let schema = json!({
+            "type": "object",
+            "$defs": {
+                "Address": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                "Node": {"type": "object", "properties": {"value": {"type": "string"}, "next": {"$ref": "#/$defs/Node"}}},
+            },
+            "definitions": {"Color": {"type": "string", "enum": ["red", "blue"]}},
+            "properties": {
+                "home": {"$ref": "#/$defs/Address", "description": "Where I live"},
+                "color": {"allOf": [{"$ref": "#/definitions/Color"}], "description": "Pick one"},
+                "list": {"$ref": "#/$defs/Node"},
+                "remote": {"$ref": "https://example.com/schema.json", "description": "External"},
+            },
+        });
+        let reduced = Value::Object(reduce_root(&schema));
+        assert!(reduced.get("$defs").is_none() && reduced.get("definitions").is_none());
+        assert_eq!(
+            reduced["properties"]["home"],
+            json!({"type": "object", "description": "Where I live", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+        );
+        assert_eq!(reduced["properties"]["color"], json!({"type": "string", "enum": ["red", "blue"], "description": "Pick one"}));
+        // The recursive reference is inlined once, then dropped.
+        assert_eq!(
+            reduced["properties"]["list"],
+            json!({"type": "object", "properties": {"value": {"type": "string"}, "next": {}}})
+        );
+        assert_eq!(reduced["properties"]["remote"], json!({"description": "External"}));
+        assert!(!reduced.to_string().contains("$ref"));
+    }
+
+    #[test]
+    fn schema_type_shorthands() {
+        let r = |v: Value| Value::Object(reduce_root(&v));
+        assert_eq!(r(json!({"type": ["string", "null"]})), json!({"type": "string", "nullable": true}));
+        assert_eq!(
+            r(json!({"type": ["string", "integer"]})),
+            json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+        );
+        assert_eq!(r(json!({"enum": ["a", "b", null]})), json!({"type": "string", "enum": ["a", "b"], "nullable": true}));
+        assert_eq!(r(json!({"type": "string", "const": "only"})), json!({"type": "string", "enum": ["only"]}));
+        assert_eq!(r(json!({"type": "string", "enum": [1, "b"]})), json!({"type": "string", "enum": ["1", "b"]}));
+        assert_eq!(r(json!({"oneOf": [{"type": "string"}, {"type": "null"}]})), json!({"type": "string", "nullable": true}));
+        assert_eq!(r(json!({"properties": {"a": {"type": "number", "format": "double"}}})), json!({"type": "object", "properties": {"a": {"type": "number", "format": "double"}}}));
+        assert_eq!(r(json!({"items": {"type": "boolean"}})), json!({"type": "array", "items": {"type": "boolean"}}));
+        assert_eq!(r(json!(true)), json!({}));
+    }
+
+    #[test]
+    fn non_function_tools_are_rejected() {
+        let err = encode_err(json!({"messages": [user("q")], "tools": [{"type": "code_interpreter", "function": {"name": "x"}}]}));
+        assert_eq!(err.param.as_deref(), Some("tools[0]"));
+    }
+
+    #[test]
+    fn tool_choice_modes() {
+        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+        let mode = |choice: Value| encode(json!({"messages": [user("q")], "tools": tools, "tool_choice": choice}))["toolConfig"].clone();
+        assert_eq!(mode(json!("none")), json!({"functionCallingConfig": {"mode": "NONE"}}));
+        assert_eq!(mode(json!("auto")), json!({"functionCallingConfig": {"mode": "AUTO"}}));
+        assert_eq!(mode(json!("required")), json!({"functionCallingConfig": {"mode": "ANY"}}));
+        assert_eq!(
+            mode(json!({"type": "function", "function": {"name": "get_weather"}})),
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}})
+        );
+        let err = encode_err(json!({"messages": [user("q")], "tools": tools, "tool_choice": "sometimes"}));
+        assert_eq!(err.param.as_deref(), Some("tool_choice"));
+    }
+
+    #[test]
+    fn response_formats() {
+        let config = |format: Value| encode(json!({"messages": [user("q")], "response_format": format}))["generationConfig"].clone();
+        assert_eq!(config(json!({"type": "json_object"})), json!({"responseMimeType": "application/json"}));
+        assert_eq!(
+            config(json!({"type": "json_schema", "json_schema": {"name": "person", "strict": true, "schema": {
+                "type": "object", "additionalProperties": false,
+                "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
+                "required": ["name", "age"]}}})),
+            json!({"responseMimeType": "application/json", "responseSchema": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "age": {"type": "integer", "nullable": true}},
+                "required": ["name", "age"]}})
+        );
+        assert_eq!(config(json!({"type": "json_schema", "json_schema": {"name": "free"}})), json!({"responseMimeType": "application/json"}));
+        assert_eq!(config(json!({"type": "text"})), Value::Null);
+    }
+
+    #[test]
+    fn generation_config() {
+        let body = encode(json!({"messages": [user("q")],
+            "temperature": 0.5, "top_p": 0.9, "max_tokens": 100, "max_completion_tokens": 200, "n": 2,
+            "stop": ["END", "STOP"], "seed": 42, "presence_penalty": 0.1, "frequency_penalty": 0.2,
+            "logprobs": true, "top_logprobs": 3, "parallel_tool_calls": false, "user": "u1"}));
+        assert_eq!(
+            body["generationConfig"],
+            json!({"temperature": 0.5, "topP": 0.9, "maxOutputTokens": 200, "candidateCount": 2,
+                "stopSequences": ["END", "STOP"], "seed": 42, "presencePenalty": 0.1, "frequencyPenalty": 0.2,
+                "responseLogprobs": true, "logprobs": 3})
+        );
+        let body = encode(json!({"messages": [user("q")], "max_tokens": 100, "stop": "END", "logprobs": false}));
+        assert_eq!(body["generationConfig"], json!({"maxOutputTokens": 100, "stopSequences": ["END"]}));
+    }
+
+    #[test]
+    fn reasoning_effort() {
+        let thinking = |effort: &str| {
+            encode(json!({"messages": [user("q")], "reasoning_effort": effort}))["generationConfig"]["thinkingConfig"].clone()
+        };
+        assert_eq!(thinking("none"), json!({"thinkingBudget": 0}));
+        assert_eq!(thinking("minimal"), json!({"thinkingBudget": 0}));
+        assert_eq!(thinking("low"), json!({"thinkingBudget": 1024, "includeThoughts": true}));
+        assert_eq!(thinking("medium"), json!({"thinkingBudget": 8192, "includeThoughts": true}));
+        assert_eq!(thinking("high"), json!({"thinkingBudget": 24576, "includeThoughts": true}));
+        let err = encode_err(json!({"messages": [user("q")], "reasoning_effort": "extreme"}));
+        assert_eq!(err.param.as_deref(), Some("reasoning_effort"));
+    }
+
+    // ---------- replies ----------
+
+    #[test]
+    fn text_reply_with_thoughts_and_usage() {
+        let (reply, usage) = decode(json!({
+            "candidates": [{"content": {"role": "model", "parts": [
+                {"text": "Thinking...", "thought": true},
+                {"text": "Hello"}, {"text": " world", "thoughtSignature": "abc"},
+            ]}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage_meta(),
+            "modelVersion": "gemini-2.5-flash-001",
+        }))
+        .unwrap();
+        assert_eq!(reply["id"], "chatcmpl-abc123");
+        assert_eq!(reply["object"], "chat.completion");
+        assert_eq!(reply["created"], 1_700_000_000);
+        assert_eq!(reply["model"], "gemini-2.5-flash");
+        assert_eq!(
+            reply["choices"],
+            json!([{"index": 0, "message": {"role": "assistant", "content": "Hello world", "reasoning_content": "Thinking..."},
+                "finish_reason": "stop", "logprobs": null}])
+        );
+        assert_eq!(usage, Usage::new(12, 27, 4, 7));
+        assert_eq!(
+            reply["usage"],
+            json!({"prompt_tokens": 12, "completion_tokens": 27, "total_tokens": 39,
+                "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 7}})
+        );
+    }
+
+    #[test]
+    fn function_calls_become_tool_calls() {
+        let (reply, _) = decode(json!({"candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Tokyo"}}},
+            {"functionCall": {"name": "now"}},
+        ]}, "finishReason": "STOP"}]}))
+        .unwrap();
+        let message = &reply["choices"][0]["message"];
+        assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(message["content"], Value::Null);
+        let calls = message["tool_calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls[0]["type"], "function");
+        assert_eq!(calls[0]["function"], json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}));
+        assert_eq!(calls[1]["function"]["arguments"], "{\"city\":\"Tokyo\"}");
+        assert_eq!(calls[2]["function"]["arguments"], "{}");
+        let ids: std::collections::HashSet<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|id| id.starts_with("call_abc123_")));
+        assert!(reply.get("usage").is_none(), "no usageMetadata, no usage");
+    }
+
+    #[test]
+    fn tool_call_ids_round_trip_into_a_request() {
+        let (reply, _) = decode(json!({"candidates": [{"content": {"parts": [
+            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]}, "finishReason": "STOP"}]}))
+        .unwrap();
+        let assistant = reply["choices"][0]["message"].clone();
+        let id = assistant["tool_calls"][0]["id"].clone();
+        let body = encode(json!({"messages": [user("q"), assistant, {"role": "tool", "tool_call_id": id, "content": "sunny"}]}));
+        assert_eq!(body["contents"][1]["parts"][0], json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}));
+        assert_eq!(body["contents"][2]["parts"][0], json!({"functionResponse": {"name": "get_weather", "response": {"result": "sunny"}}}));
+    }
+
+    #[test]
+    fn finish_reasons() {
+        let cases = [
+            ("STOP", "stop"),
+            ("MAX_TOKENS", "length"),
+            ("SAFETY", "content_filter"),
+            ("RECITATION", "content_filter"),
+            ("BLOCKLIST", "content_filter"),
+            ("PROHIBITED_CONTENT", "content_filter"),
+            ("SPII", "content_filter"),
+            ("IMAGE_SAFETY", "content_filter"),
+            ("OTHER", "stop"),
+        ];
+        for (gemini, openai) in cases {
+            let (reply, _) = decode(text_event("x", Some(gemini))).unwrap();
+            assert_eq!(reply["choices"][0]["finish_reason"], openai, "{gemini}");
+        }
+        // A safety stop with no content still answers a (empty) message.
+        let (reply, _) = decode(json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]})).unwrap();
+        assert_eq!(reply["choices"][0]["message"]["content"], "");
+        assert_eq!(reply["choices"][0]["finish_reason"], "content_filter");
+    }
+
+    #[test]
+    fn malformed_function_call_is_an_error() {
+        let err = decode(json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}], "usageMetadata": usage_meta()}))
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(err.message, "Gemini: the model produced a malformed function call (MALFORMED_FUNCTION_CALL)");
+    }
+
+    #[test]
+    fn blocked_prompt_is_a_400() {
+        let err = decode(json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 12}})).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.message, "Gemini blocked the prompt: SAFETY");
+        assert_eq!(err.code.as_deref(), Some("content_filter"));
+        let err = decode(json!({"candidates": []})).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn bad_bodies_are_bad_gateway() {
+        assert_eq!(chat_response(b"not json", &ctx(false)).unwrap_err().status, StatusCode::BAD_GATEWAY);
+        let err = decode(json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_GATEWAY);
+        assert!(err.message.contains("overloaded"));
+    }
+
+    #[test]
+    fn several_candidates() {
+        let (reply, usage) = decode(json!({"candidates": [
+            {"content": {"parts": [{"text": "A"}]}, "finishReason": "STOP", "index": 0},
+            {"content": {"parts": [{"functionCall": {"name": "f", "args": {}}}]}, "finishReason": "STOP", "index": 1},
+            {"content": {"parts": [{"text": "C"}]}, "finishReason": "MAX_TOKENS", "index": 2},
+        ], "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 9}}))
+        .unwrap();
+        let choices = reply["choices"].as_array().unwrap();
+        assert_eq!(choices.iter().map(|c| c["index"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(choices[0]["finish_reason"], "stop");
+        assert_eq!(choices[1]["finish_reason"], "tool_calls");
+        assert_eq!(choices[2]["finish_reason"], "length");
+        assert_eq!(usage, Usage::new(3, 9, 0, 0));
+    }
+
+    // ---------- streams ----------
+
+    #[test]
+    fn stream_text_without_usage_chunk() {
+        let mut last = text_event(" world", Some("STOP"));
+        last["usageMetadata"] = json!({"promptTokenCount": 12, "candidatesTokenCount": 2, "totalTokenCount": 14});
+        let (chunks, stream) = run_stream(&[text_event("Hello", None), json!({"usageMetadata": usage_meta()}), last], false);
+        assert_eq!(chunks.len(), 2);
+        for c in &chunks {
+            assert_eq!(c["id"], "chatcmpl-abc123");
+            assert_eq!(c["object"], "chat.completion.chunk");
+            assert_eq!(c["created"], 1_700_000_000);
+            assert_eq!(c["model"], "gemini-2.5-flash");
+            assert!(c.get("usage").is_none());
+        }
+        assert_eq!(chunks[0]["choices"], json!([{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": null}]));
+        assert_eq!(chunks[1]["choices"], json!([{"index": 0, "delta": {"content": " world"}, "finish_reason": "stop"}]));
+        // The latest usageMetadata wins.
+        assert_eq!(stream.usage(), Some(Usage::new(12, 2, 0, 0)));
+    }
+
+    #[test]
+    fn stream_usage_chunk_when_asked() {
+        let mut last = text_event("!", Some("STOP"));
+        last["usageMetadata"] = usage_meta();
+        let (chunks, stream) = run_stream(&[text_event("Hi", None), last], true);
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks[..2].iter().all(|c| c.get("usage").is_none()));
+        assert_eq!(chunks[2]["choices"], json!([]));
+        assert_eq!(chunks[2]["object"], "chat.completion.chunk");
+        assert_eq!(chunks[2]["usage"], serde_json::to_value(Usage::new(12, 27, 4, 7)).unwrap());
+        assert_eq!(stream.usage(), Some(Usage::new(12, 27, 4, 7)));
+    }
+
+    #[test]
+    fn stream_without_usage_metadata_writes_no_usage_chunk() {
+        let (chunks, stream) = run_stream(&[text_event("Hi", Some("STOP"))], true);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(stream.usage(), None);
+    }
+
+    #[test]
+    fn stream_reasoning() {
+        let thought = json!({"candidates": [{"content": {"parts": [{"text": "Hmm.", "thought": true}]}, "index": 0}]});
+        let (chunks, _) = run_stream(&[thought, text_event("Answer", Some("STOP"))], false);
+        assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "reasoning_content": "Hmm."}));
+        assert_eq!(chunks[1]["choices"][0]["delta"], json!({"content": "Answer"}));
+    }
+
+    #[test]
+    fn stream_tool_calls() {
+        let call = |city: &str| json!({"functionCall": {"name": "get_weather", "args": {"city": city}}});
+        let events = [
+            json!({"candidates": [{"content": {"role": "model", "parts": [call("Paris")]}, "index": 0}]}),
+            json!({"candidates": [{"content": {"role": "model", "parts": [call("Tokyo"), call("Oslo")]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage_meta()}),
+        ];
+        let (chunks, _) = run_stream(&events, true);
+        assert_eq!(chunks.len(), 3);
+        let first = &chunks[0]["choices"][0];
+        assert_eq!(first["delta"]["role"], "assistant");
+        assert_eq!(first["finish_reason"], Value::Null);
+        let deltas: Vec<&Value> = chunks[..2]
+            .iter()
+            .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().unwrap().iter())
+            .collect();
+        assert_eq!(deltas.iter().map(|d| d["index"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(deltas.iter().all(|d| d["type"] == "function" && d["function"]["name"] == "get_weather"));
+        assert_eq!(deltas[1]["function"]["arguments"], "{\"city\":\"Tokyo\"}");
+        let ids: std::collections::HashSet<&str> = deltas.iter().map(|d| d["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(chunks[1]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(chunks[2]["choices"], json!([]));
+    }
+
+    #[test]
+    fn stream_several_choices_finish_exactly_once() {
+        let events = [
+            json!({"candidates": [
+                {"content": {"parts": [{"text": "A1"}]}, "index": 0},
+                {"content": {"parts": [{"functionCall": {"name": "f", "args": {"x": 1}}}]}, "index": 1},
+            ]}),
+            json!({"candidates": [
+                {"content": {"parts": [{"text": "A2"}]}, "finishReason": "MAX_TOKENS", "index": 0},
+                {"content": {"parts": [{"functionCall": {"name": "g", "args": {}}}]}, "index": 1},
+            ]}),
+            // Choice 0 already finished: anything more for it is ignored.
+            json!({"candidates": [
+                {"content": {"parts": [{"text": "late"}]}, "finishReason": "STOP", "index": 0},
+                {"finishReason": "STOP", "index": 1},
+            ]}),
+        ];
+        let (chunks, _) = run_stream(&events, false);
+        let mut finishes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        let mut roles: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut call_indices = Vec::new();
+        for chunk in &chunks {
+            for choice in chunk["choices"].as_array().unwrap() {
+                let index = choice["index"].as_u64().unwrap();
+                if let Some(f) = choice["finish_reason"].as_str() {
+                    finishes.entry(index).or_default().push(f.into());
+                }
+                if choice["delta"].get("role").is_some() {
+                    *roles.entry(index).or_default() += 1;
+                }
+                for call in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+                    call_indices.push(call["index"].as_u64().unwrap());
+                }
+                assert_ne!(choice["delta"]["content"], "late");
+            }
+        }
+        assert_eq!(finishes[&0], vec!["length"]);
+        assert_eq!(finishes[&1], vec!["tool_calls"]);
+        assert_eq!(roles, BTreeMap::from([(0, 1), (1, 1)]));
+        assert_eq!(call_indices, vec![0, 1]);
+        // The finish-only delta carries no content.
+        assert_eq!(chunks[2]["choices"], json!([{"index": 1, "delta": {}, "finish_reason": "tool_calls"}]));
+    }
+
+    #[test]
+    fn stream_safety_and_length() {
+        let events = [text_event("Some", None), json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]})];
+        let (chunks, _) = run_stream(&events, false);
+        assert_eq!(chunks[1]["choices"], json!([{"index": 0, "delta": {}, "finish_reason": "content_filter"}]));
+        let (chunks, _) = run_stream(&[text_event("Cut", Some("MAX_TOKENS"))], false);
+        assert_eq!(chunks[0]["choices"][0]["finish_reason"], "length");
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    }
+
+    #[test]
+    fn stream_errors() {
+        let mut stream = ChatStream::new(ctx(true));
+        let mut out = Vec::new();
+        stream.event(text_event("a", None).to_string().as_bytes(), &mut out).unwrap();
+        let malformed = json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}]});
+        let err = stream.event(malformed.to_string().as_bytes(), &mut out).unwrap_err();
+        assert_eq!(err, malformed_call());
+
+        let mut stream = ChatStream::new(ctx(true));
+        let blocked = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 5}});
+        let err = stream.event(blocked.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.message, "Gemini blocked the prompt: PROHIBITED_CONTENT");
+        assert_eq!(err.code.as_deref(), Some("content_filter"));
+
+        let mut stream = ChatStream::new(ctx(false));
+        assert_eq!(stream.event(b"{not json", &mut Vec::new()).unwrap_err().status, StatusCode::BAD_GATEWAY);
+        let error = json!({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}});
+        assert_eq!(stream.event(error.to_string().as_bytes(), &mut Vec::new()).unwrap_err().status, StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn stream_ending_without_finish_reason_is_an_error() {
+        let mut stream = ChatStream::new(ctx(true));
+        let mut out = Vec::new();
+        stream.event(text_event("a", None).to_string().as_bytes(), &mut out).unwrap();
+        out.clear();
+        assert_eq!(stream.finish(&mut out).unwrap_err().status, StatusCode::BAD_GATEWAY);
+        assert!(out.is_empty());
+        let mut empty = ChatStream::new(ctx(true));
+        assert!(empty.finish(&mut out).is_err());
+    }
+
+    #[test]
+    fn stream_ignores_blank_and_usage_only_events() {
+        let mut stream = ChatStream::new(ctx(true));
+        let mut out = Vec::new();
+        stream.event(b"  ", &mut out).unwrap();
+        stream.event(json!({"usageMetadata": usage_meta()}).to_string().as_bytes(), &mut out).unwrap();
+        stream.event(json!({"candidates": [{"content": {"parts": [{"text": ""}]}, "index": 0}]}).to_string().as_bytes(), &mut out).unwrap();
+        // The empty text still opens the choice with its role.
+        let chunks = frames(&out);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant"}));
+        assert_eq!(stream.usage(), Some(Usage::new(12, 27, 4, 7)));
+    }
+
+    // ---------- errors and embeddings ----------
+
+    #[test]
+    fn error_messages() {
+        let body = json!({"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}});
+        assert_eq!(error_message(body.to_string().as_bytes()).as_deref(), Some("API key not valid."));
+        let array = json!([{"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}]);
+        assert_eq!(error_message(array.to_string().as_bytes()).as_deref(), Some("Quota exceeded"));
+        let status_only = json!({"error": {"code": 500, "status": "INTERNAL"}});
+        assert_eq!(error_message(status_only.to_string().as_bytes()).as_deref(), Some("INTERNAL"));
+        assert_eq!(error_message(b"<html>oops</html>"), None);
+        assert_eq!(error_message(b"{\"candidates\":[]}"), None);
+    }
+
+    #[test]
+    fn embeddings() {
+        let req: EmbeddingRequest =
+            serde_json::from_value(json!({"model": "gemini/gemini-embedding-001", "input": ["hello", "world!"], "dimensions": 8})).unwrap();
+        let body: Value = serde_json::from_slice(&embeddings_request(&req, "gemini-embedding-001").unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"requests": [
+                {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "hello"}]}, "outputDimensionality": 8},
+                {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "world!"}]}, "outputDimensionality": 8},
+            ]})
+        );
+        assert_eq!(estimate_embedding_tokens(&req), 3); // ceil(11 / 4)
+
+        let one: EmbeddingRequest = serde_json::from_value(json!({"model": "m", "input": "hi"})).unwrap();
+        let body: Value = serde_json::from_slice(&embeddings_request(&one, "m").unwrap()).unwrap();
+        assert!(body["requests"][0].get("outputDimensionality").is_none());
+        let none: EmbeddingRequest = serde_json::from_value(json!({"model": "m", "input": []})).unwrap();
+        assert_eq!(embeddings_request(&none, "m").unwrap_err().param.as_deref(), Some("input"));
+
+        let reply = json!({"embeddings": [{"values": [0.5, -0.25]}, {"values": [1.0, 0.0]}]});
+        let (bytes, usage, estimated) = embeddings_response(reply.to_string().as_bytes(), "gemini-embedding-001").unwrap();
+        let list: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            list,
+            json!({"object": "list", "model": "gemini-embedding-001",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}, {"object": "embedding", "index": 1, "embedding": [1.0, 0.0]}],
+                "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+        );
+        assert_eq!(usage.prompt_tokens, 0);
+        assert!(estimated);
+        assert_eq!(embeddings_response(b"{}", "m").unwrap_err().status, StatusCode::BAD_GATEWAY);
+    }
+}

@@ -1,0 +1,146 @@
+//! The providers: one file per provider, and the runtime view of the enabled ones.
+//!
+//! Providers that speak OpenAI's dialect share [`openai_compatible`] and declare only their quirks;
+//! [`gemini`] and [`anthropic`] translate to their native APIs. Adding a provider is one file plus
+//! one line in [`BUILTIN`].
+
+pub mod anthropic;
+pub mod catalogue;
+pub mod deepseek;
+pub mod gemini;
+pub mod moonshot;
+pub mod openai;
+pub mod openai_compatible;
+pub mod openai_types;
+pub mod qwen;
+pub mod spec;
+pub mod sse;
+pub mod translate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::{Config, Secret};
+use spec::{ProviderSpec, Quirks, Wire};
+
+/// Every built-in provider, in the order the console lists them.
+pub static BUILTIN: &[&ProviderSpec] =
+    &[&openai::SPEC, &gemini::SPEC, &anthropic::SPEC, &deepseek::SPEC, &qwen::SPEC, &moonshot::SPEC];
+
+/// A provider as configured at runtime.
+#[derive(Debug)]
+pub struct Provider {
+    /// `openai`, `gemini`, … or a custom provider's name.
+    pub name: String,
+    pub display_name: String,
+    pub base_url: String,
+    pub wire: Wire,
+    /// Models served besides the catalogue's.
+    pub extra_models: Vec<String>,
+    keys: Vec<Secret>,
+    next_key: AtomicUsize,
+}
+
+impl Provider {
+    /// The API key for the next request; several keys are used in turn.
+    pub fn api_key(&self) -> Option<&Secret> {
+        match self.keys.len() {
+            0 => None,
+            1 => self.keys.first(),
+            n => self.keys.get(self.next_key.fetch_add(1, Ordering::Relaxed) % n),
+        }
+    }
+
+    /// Every key, so that error messages can be scrubbed of them.
+    pub fn keys(&self) -> &[Secret] {
+        &self.keys
+    }
+}
+
+/// The status of a provider for `/health` and the console: enabled or the variable that would enable it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProviderStatus {
+    pub name: String,
+    pub display_name: String,
+    pub enabled: bool,
+    pub enable_with: String,
+}
+
+/// The enabled providers.
+pub struct Providers {
+    enabled: Vec<Arc<Provider>>,
+    statuses: Vec<ProviderStatus>,
+}
+
+impl Providers {
+    pub fn from_config(config: &Config) -> Providers {
+        let mut enabled = Vec::new();
+        let mut statuses = Vec::new();
+        for spec in BUILTIN {
+            let settings = config.providers.get(spec.id);
+            let keys = settings.and_then(|s| s.api_key.as_ref()).map(split_keys).unwrap_or_default();
+            statuses.push(ProviderStatus {
+                name: spec.id.to_string(),
+                display_name: spec.display_name.to_string(),
+                enabled: !keys.is_empty(),
+                enable_with: spec.key_env[0].to_string(),
+            });
+            if keys.is_empty() {
+                continue;
+            }
+            let settings = settings.expect("a provider with keys has settings");
+            let base_url = settings
+                .base_url
+                .clone()
+                .unwrap_or_else(|| spec.base_url_for(settings.region.as_deref()).to_string());
+            enabled.push(Arc::new(Provider {
+                name: spec.id.to_string(),
+                display_name: spec.display_name.to_string(),
+                base_url: base_url.trim_end_matches('/').to_string(),
+                wire: spec.wire,
+                extra_models: settings.models.clone(),
+                keys,
+                next_key: AtomicUsize::new(0),
+            }));
+        }
+        for custom in &config.providers.custom {
+            statuses.push(ProviderStatus {
+                name: custom.name.clone(),
+                display_name: custom.name.clone(),
+                enabled: true,
+                enable_with: "[[providers.custom]]".to_string(),
+            });
+            enabled.push(Arc::new(Provider {
+                name: custom.name.clone(),
+                display_name: custom.name.clone(),
+                base_url: custom.base_url.trim_end_matches('/').to_string(),
+                wire: Wire::OpenAi(Quirks::PASSTHROUGH),
+                extra_models: custom.models.clone(),
+                keys: custom.api_key.as_ref().map(split_keys).unwrap_or_default(),
+                next_key: AtomicUsize::new(0),
+            }));
+        }
+        Providers { enabled, statuses }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.enabled.iter().find(|p| p.name == name)
+    }
+
+    pub fn enabled(&self) -> &[Arc<Provider>] {
+        &self.enabled
+    }
+
+    pub fn statuses(&self) -> &[ProviderStatus] {
+        &self.statuses
+    }
+
+    /// Whether `name` is a provider at all (enabled or not).
+    pub fn status(&self, name: &str) -> Option<&ProviderStatus> {
+        self.statuses.iter().find(|s| s.name == name)
+    }
+}
+
+fn split_keys(secret: &Secret) -> Vec<Secret> {
+    secret.expose().split(',').map(str::trim).filter(|k| !k.is_empty()).map(Secret::new).collect()
+}

@@ -1,0 +1,140 @@
+//! Starting and stopping: configuration → store and stats → gateway → one axum router for the API
+//! and the console → serve until SIGTERM/SIGINT, drain, flush stats, exit.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::sync::watch;
+
+use crate::app::{App, shell};
+use crate::cli::Cli;
+use crate::config::{Config, LogFormat};
+use crate::gateway::Gateway;
+use crate::state::AppState;
+use crate::stats::{Stats, Store};
+
+pub fn run(cli: &Cli) -> ExitCode {
+    let config = match cli.load_config() {
+        Ok((config, _)) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log.format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Builds the shared state: the store, the stats aggregator and the gateway.
+pub async fn build_state(config: Config) -> Result<AppState, String> {
+    let store = Store::open(&config).await?;
+    let stats = Stats::start(store, config.store.flush_interval, config.store.recent_requests);
+    let gateway = Arc::new(Gateway::new(&config, stats.clone())?);
+    let leptos_options = LeptosOptions::builder()
+        .output_name("llm-bridge")
+        .site_root(config.server.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.server.listen)
+        .build();
+    Ok(AppState { config: Arc::new(config), gateway, stats, started: Instant::now(), leptos_options })
+}
+
+/// The whole HTTP surface: `/v1`, health and stats, then the console and its assets.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context_state = state.clone();
+    let options = state.leptos_options.clone();
+    crate::api::routes()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(context_state.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .with_state(state)
+}
+
+pub async fn serve(config: Config) -> Result<(), String> {
+    let listen = config.server.listen;
+    let drain = config.server.drain_timeout;
+    let state = build_state(config).await?;
+    let stats = state.stats.clone();
+    let app = router(state.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = listener.tap_io(|tcp| {
+        // Without it a reply written in two pieces waits for the client's delayed ACK (~40 ms).
+        let _ = tcp.set_nodelay(true);
+    });
+    if !local.ip().is_loopback() {
+        tracing::warn!(address = %local, "listening on a non-loopback address without authentication: anyone who can reach it can use the configured provider keys");
+    }
+    let enabled: Vec<&str> = state.gateway.providers.enabled().iter().map(|p| p.name.as_str()).collect();
+    tracing::info!(address = %local, store = state.stats.store().backend(), providers = ?enabled, "LLM Bridge is listening; console at http://{local}/");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(drain_timeout = ?drain, "shutting down: no new connections, waiting for in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful_rx = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = graceful_rx.wait_for(|stop| *stop).await;
+    });
+    let mut drain_rx = stop_rx;
+    tokio::select! {
+        result = server => result.map_err(|e| format!("server error: {e}"))?,
+        _ = async move {
+            let _ = drain_rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(drain).await;
+        } => tracing::warn!("drain timeout reached; closing the remaining connections"),
+    }
+    stats.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,381 @@
+//! Stats: every request leaves a [`RequestRecord`]; records go through a bounded channel to an
+//! aggregator that folds them into per-minute and per-hour counters and writes them to the store
+//! in batches. The request path never waits for the store: when the channel is full the record is
+//! dropped and counted.
+
+pub mod counters;
+mod embedded;
+mod redis;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::counters::Counters;
+pub use self::embedded::EmbeddedStore;
+pub use self::redis::RedisStore;
+use crate::config::Config;
+use crate::shared::{Overview, RequestRecord, SeriesPoint, StoreHealth, UsageRow};
+
+const CHANNEL_CAPACITY: usize = 65_536;
+pub const MINUTE_RETENTION: u64 = 24 * 60 + 60;
+pub const HOUR_RETENTION: u64 = 30 * 24;
+
+/// The window a read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Hour,
+    Day,
+    Week,
+}
+
+impl Window {
+    pub fn parse(s: &str) -> Option<Window> {
+        match s {
+            "1h" => Some(Window::Hour),
+            "24h" | "1d" => Some(Window::Day),
+            "7d" => Some(Window::Week),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Window::Hour => "1h",
+            Window::Day => "24h",
+            Window::Week => "7d",
+        }
+    }
+
+    /// The buckets it spans: per-minute for an hour, per-hour otherwise.
+    fn buckets(self, now_ms: u64) -> (Granularity, std::ops::RangeInclusive<u64>) {
+        let minute = now_ms / 60_000;
+        let hour = minute / 60;
+        match self {
+            Window::Hour => (Granularity::Minute, minute - 59..=minute),
+            Window::Day => (Granularity::Hour, hour - 23..=hour),
+            Window::Week => (Granularity::Hour, hour - 167..=hour),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    Minute,
+    Hour,
+}
+
+impl Granularity {
+    pub fn seconds(self) -> u64 {
+        match self {
+            Granularity::Minute => 60,
+            Granularity::Hour => 3600,
+        }
+    }
+}
+
+/// What one flush adds: counters per (granularity, bucket, dimension), and the new log entries.
+#[derive(Debug, Default)]
+pub struct Delta {
+    pub counters: HashMap<(Granularity, u64, String), Counters>,
+    pub recent: Vec<RequestRecord>,
+}
+
+impl Delta {
+    pub fn add(&mut self, r: &RequestRecord) {
+        let minute = r.time_ms / 60_000;
+        let dims = [
+            "total".to_string(),
+            format!("provider:{}", r.provider),
+            format!("model:{}", r.model),
+            format!("deployment:{}", r.deployment),
+            format!("key:{}", r.client_key.as_deref().unwrap_or("-")),
+        ];
+        for dim in dims {
+            for (g, bucket) in [(Granularity::Minute, minute), (Granularity::Hour, minute / 60)] {
+                self.counters.entry((g, bucket, dim.clone())).or_default().add_record(r);
+            }
+        }
+        self.recent.push(r.clone());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty() && self.recent.is_empty()
+    }
+
+    /// Puts an unwritten delta back in front of newer records.
+    pub fn absorb(&mut self, mut older: Delta, recent_cap: usize) {
+        for (k, c) in older.counters {
+            self.counters.entry(k).or_default().merge(&c);
+        }
+        older.recent.append(&mut self.recent);
+        let excess = older.recent.len().saturating_sub(recent_cap);
+        older.recent.drain(..excess);
+        self.recent = older.recent;
+    }
+}
+
+/// Where stats live.
+pub enum Store {
+    Embedded(EmbeddedStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    pub async fn open(config: &Config) -> Result<Store, String> {
+        match &config.store.redis_url {
+            Some(url) => Ok(Store::Redis(RedisStore::connect(url.expose(), config.store.recent_requests).await?)),
+            None => Ok(Store::Embedded(EmbeddedStore::open(&config.server.data_dir, config.store.recent_requests)?)),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Embedded(_) => "embedded",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    async fn apply(&self, delta: &Delta) -> Result<(), String> {
+        match self {
+            Store::Embedded(s) => s.apply(delta).await,
+            Store::Redis(s) => s.apply(delta).await,
+        }
+    }
+
+    async fn counters(&self, g: Granularity, buckets: std::ops::RangeInclusive<u64>) -> Result<Vec<(u64, HashMap<String, Counters>)>, String> {
+        match self {
+            Store::Embedded(s) => Ok(s.counters(g, buckets)),
+            Store::Redis(s) => s.counters(g, buckets).await,
+        }
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, String> {
+        match self {
+            Store::Embedded(s) => Ok(s.recent(limit)),
+            Store::Redis(s) => s.recent(limit).await,
+        }
+    }
+
+    pub async fn health(&self) -> StoreHealth {
+        let (reachable, detail) = match self {
+            Store::Embedded(s) => s.health(),
+            Store::Redis(s) => s.health().await,
+        };
+        StoreHealth { backend: self.backend().into(), reachable, detail }
+    }
+
+    async fn persist(&self) {
+        if let Store::Embedded(s) = self {
+            s.persist_now().await;
+        }
+    }
+}
+
+enum Msg {
+    Record(Box<RequestRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Filters for the request log.
+#[derive(Debug, Clone, Default)]
+pub struct RecentFilter {
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    /// `ok`, `error`, or an exact status code.
+    pub status: Option<String>,
+}
+
+impl RecentFilter {
+    fn matches(&self, r: &RequestRecord) -> bool {
+        self.model.as_ref().is_none_or(|m| &r.model == m)
+            && self.provider.as_ref().is_none_or(|p| &r.provider == p)
+            && self.status.as_deref().is_none_or(|s| match s {
+                "ok" => !r.is_error(),
+                "error" => r.is_error(),
+                code => code.parse::<u16>().is_ok_and(|c| c == r.status),
+            })
+    }
+}
+
+/// The stats service: the request path's sink and the console's read API.
+pub struct Stats {
+    tx: mpsc::Sender<Msg>,
+    dropped: AtomicU64,
+    store: Arc<Store>,
+}
+
+impl Stats {
+    /// Starts the aggregator; it flushes every `flush_interval`.
+    pub fn start(store: Store, flush_interval: Duration, recent_cap: usize) -> Arc<Stats> {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let store = Arc::new(store);
+        tokio::spawn(aggregate(rx, store.clone(), flush_interval, recent_cap));
+        Arc::new(Stats { tx, dropped: AtomicU64::new(0), store })
+    }
+
+    /// Hands a record to the aggregator without waiting; a full channel drops it and counts the drop.
+    pub fn record(&self, record: RequestRecord) {
+        if self.tx.try_send(Msg::Record(Box::new(record))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Writes everything recorded so far (tests, shutdown).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn window_counters(&self, window: Window) -> Result<(Granularity, Vec<(u64, HashMap<String, Counters>)>), String> {
+        let (g, range) = window.buckets(now_ms());
+        Ok((g, self.store.counters(g, range).await?))
+    }
+
+    pub async fn overview(&self, window: Window) -> Result<Overview, String> {
+        let (_, buckets) = self.window_counters(window).await?;
+        let mut total = Counters::default();
+        for (_, dims) in &buckets {
+            if let Some(c) = dims.get("total") {
+                total.merge(c);
+            }
+        }
+        Ok(overview_of(window, &total))
+    }
+
+    pub async fn timeseries(&self, window: Window) -> Result<Vec<SeriesPoint>, String> {
+        let (g, buckets) = self.window_counters(window).await?;
+        let (_, range) = window.buckets(now_ms());
+        let by_bucket: HashMap<u64, &HashMap<String, Counters>> = buckets.iter().map(|(b, d)| (*b, d)).collect();
+        Ok(range
+            .map(|b| {
+                let c = by_bucket.get(&b).and_then(|d| d.get("total")).cloned().unwrap_or_default();
+                SeriesPoint {
+                    t: b * g.seconds(),
+                    requests: c.requests,
+                    errors: c.errors,
+                    tokens: c.prompt_tokens + c.completion_tokens,
+                    cost_usd: c.cost_usd(),
+                    latency_p50_ms: c.latency_percentile(0.5),
+                    latency_p95_ms: c.latency_percentile(0.95),
+                }
+            })
+            .collect())
+    }
+
+    /// Usage per value of a dimension (`provider`, `model`, `deployment`, `key`), busiest first.
+    pub async fn breakdown(&self, window: Window, dimension: &str) -> Result<Vec<UsageRow>, String> {
+        let (_, buckets) = self.window_counters(window).await?;
+        let prefix = format!("{dimension}:");
+        let mut merged: HashMap<String, Counters> = HashMap::new();
+        for (_, dims) in &buckets {
+            for (dim, c) in dims {
+                if let Some(name) = dim.strip_prefix(&prefix) {
+                    merged.entry(name.to_string()).or_default().merge(c);
+                }
+            }
+        }
+        let mut rows: Vec<UsageRow> = merged
+            .into_iter()
+            .map(|(name, c)| UsageRow {
+                name,
+                requests: c.requests,
+                errors: c.errors,
+                prompt_tokens: c.prompt_tokens,
+                completion_tokens: c.completion_tokens,
+                cost_usd: c.cost_usd(),
+                latency_p50_ms: c.latency_percentile(0.5),
+                latency_p95_ms: c.latency_percentile(0.95),
+            })
+            .collect();
+        rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.name.cmp(&b.name)));
+        Ok(rows)
+    }
+
+    pub async fn recent(&self, limit: usize, filter: &RecentFilter) -> Result<Vec<RequestRecord>, String> {
+        let all = self.store.recent(usize::MAX).await?;
+        Ok(all.into_iter().filter(|r| filter.matches(r)).take(limit).collect())
+    }
+}
+
+fn overview_of(window: Window, c: &Counters) -> Overview {
+    Overview {
+        window: window.label().into(),
+        requests: c.requests,
+        errors: c.errors,
+        success_rate: if c.requests == 0 { 1.0 } else { (c.requests - c.errors) as f64 / c.requests as f64 },
+        prompt_tokens: c.prompt_tokens,
+        completion_tokens: c.completion_tokens,
+        cost_usd: c.cost_usd(),
+        latency_p50_ms: c.latency_percentile(0.5),
+        latency_p95_ms: c.latency_percentile(0.95),
+        latency_p99_ms: c.latency_percentile(0.99),
+        ttft_p50_ms: c.ttft_percentile(0.5),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn aggregate(mut rx: mpsc::Receiver<Msg>, store: Arc<Store>, every: Duration, recent_cap: usize) {
+    let mut pending = Delta::default();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Record(r)) => pending.add(&r),
+                Some(Msg::Flush(done)) => {
+                    // Take whatever is already queued before writing.
+                    while let Ok(Msg::Record(r)) = rx.try_recv() {
+                        pending.add(&r);
+                    }
+                    pending = write(&store, pending, recent_cap).await;
+                    store.persist().await;
+                    let _ = done.send(());
+                }
+                None => {
+                    write(&store, pending, recent_cap).await;
+                    store.persist().await;
+                    return;
+                }
+            },
+            _ = tick.tick() => {
+                if !pending.is_empty() {
+                    pending = write(&store, pending, recent_cap).await;
+                }
+            }
+        }
+    }
+}
+
+/// Writes a delta; on failure returns it so that it is retried with the next one (the delta is
+/// bounded: counters are per bucket, and the log part is capped).
+async fn write(store: &Store, delta: Delta, recent_cap: usize) -> Delta {
+    if delta.is_empty() {
+        return delta;
+    }
+    match store.apply(&delta).await {
+        Ok(()) => Delta::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "stats store write failed; keeping the records for the next flush");
+            let mut kept = Delta::default();
+            kept.absorb(delta, recent_cap);
+            kept
+        }
+    }
+}
