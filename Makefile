@@ -9,7 +9,7 @@ test:
 	scripts/test.sh
 
 bench:
-	scripts/setup.sh
+	cargo build --release --features ssr --bin llm-bridge --example mock_upstream
 	cargo run --release --features ssr --example bench
 
 lint:

@@ -1,1 +1,215 @@
-fn main(){}
+//! The benchmark: the gateway (pinned to core 0) in front of the mock upstream, measured side by
+//! side with direct calls to the mock in the same run. Prints a report; asserts nothing.
+//!
+//! `make bench` builds the release binaries and runs this. Environment: `BENCH_SECONDS` (load
+//! duration per scenario, default 5), `BENCH_SEQUENTIAL` (requests at concurrency 1, default 2000).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const RELEASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release");
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    runtime.block_on(run());
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn pinned(core: &str, program: &str) -> Command {
+    let mut cmd = if Command::new("taskset").arg("--version").output().is_ok() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", core, program]);
+        c
+    } else {
+        eprintln!("taskset not found: processes are not pinned");
+        Command::new(program)
+    };
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    cmd
+}
+
+async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if client.get(url).send().await.is_ok_and(|r| r.status().is_success() || r.status().as_u16() == 405) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// CPU seconds (user + system) and RSS in MiB of a process, from /proc.
+fn cpu_and_rss(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let tick_hz = 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    (ticks / tick_hz, rss_kib / 1024.0)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn one(client: &reqwest::Client, url: &str, body: &[u8]) -> f64 {
+    let started = Instant::now();
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert!(resp.status().is_success(), "status {}", resp.status());
+    let bytes = resp.bytes().await.expect("body");
+    assert!(!bytes.is_empty());
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+async fn sequential(client: &reqwest::Client, url: &str, body: &[u8], n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(one(client, url, body).await);
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    out
+}
+
+struct Load {
+    requests: usize,
+    seconds: f64,
+    p99_ms: f64,
+}
+
+async fn concurrent(client: &reqwest::Client, url: &str, body: &[u8], concurrency: usize, seconds: f64) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, body, stop) = (client.clone(), url.to_string(), body.to_vec(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                latencies.push(one(&client, &url, &body).await);
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    Load { requests: all.len(), seconds: elapsed, p99_ms: percentile(&all, 0.99) }
+}
+
+async fn run() {
+    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
+    let sequential_n: usize = std::env::var("BENCH_SEQUENTIAL").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+
+    let mock_port = free_port();
+    let _mock = Proc(
+        pinned("1", &format!("{RELEASE}/examples/mock_upstream")).arg(format!("127.0.0.1:{mock_port}")).spawn().expect(
+            "target/release/examples/mock_upstream: build it with `cargo build --release --features ssr --example mock_upstream`",
+        ),
+    );
+    let mock = format!("http://127.0.0.1:{mock_port}");
+    wait_ready(&format!("{mock}/v1/models")).await;
+
+    let gw_port = free_port();
+    let data_dir = std::env::temp_dir().join(format!("llm-bridge-bench-{gw_port}"));
+    let gateway = Proc(
+        pinned("0", &format!("{RELEASE}/llm-bridge"))
+            .env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{gw_port}"))
+            .env("LLM_BRIDGE_DATA_DIR", &data_dir)
+            .env("OPENAI_API_KEY", "sk-bench")
+            .env("OPENAI_BASE_URL", format!("{mock}/v1"))
+            .env("RUST_LOG", "warn")
+            .env_remove("REDIS_URL")
+            .spawn()
+            .expect("target/release/llm-bridge: build it with `cargo build --release --features ssr`"),
+    );
+    let gw = format!("http://127.0.0.1:{gw_port}");
+    wait_ready(&format!("{gw}/health/live")).await;
+    let pid = gateway.0.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, rss_idle) = cpu_and_rss(pid);
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build().unwrap();
+    let plain = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]})).unwrap();
+    let stream = serde_json::to_vec(
+        &json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .unwrap();
+    let direct_url = format!("{mock}/v1/chat/completions");
+    let gateway_url = format!("{gw}/v1/chat/completions");
+
+    println!("LLM Bridge benchmark — gateway pinned to core 0, mock upstream and client on core 1");
+    println!("(sequential n = {sequential_n}, load {seconds} s per scenario at concurrency 64)\n");
+
+    // Warm up both paths and the connection pools.
+    sequential(&client, &direct_url, &plain, 200).await;
+    sequential(&client, &gateway_url, &plain, 200).await;
+
+    println!("(i) added latency at concurrency 1");
+    for (name, body) in [("non-stream", &plain), ("stream (20 tokens)", &stream)] {
+        let direct = sequential(&client, &direct_url, body, sequential_n).await;
+        let via = sequential(&client, &gateway_url, body, sequential_n).await;
+        let (d50, d99, g50, g99) = (percentile(&direct, 0.5), percentile(&direct, 0.99), percentile(&via, 0.5), percentile(&via, 0.99));
+        println!(
+            "    {name:<20} direct p50 {d50:.3} ms p99 {d99:.3} ms | via gateway p50 {g50:.3} ms p99 {g99:.3} ms | added p50 {:.3} ms p99 {:.3} ms",
+            g50 - d50,
+            g99 - d99
+        );
+    }
+
+    println!("\n(ii) throughput at concurrency 64   (iii) gateway CPU per request");
+    for (name, body) in [("non-stream", &plain), ("stream (20 tokens)", &stream)] {
+        let direct = concurrent(&client, &direct_url, body, 64, seconds).await;
+        let (cpu_before, _) = cpu_and_rss(pid);
+        let via = concurrent(&client, &gateway_url, body, 64, seconds).await;
+        let (cpu_after, _) = cpu_and_rss(pid);
+        let cpu_us = (cpu_after - cpu_before) * 1e6 / via.requests as f64;
+        println!(
+            "    {name:<20} direct {:>8.0} req/s p99 {:.2} ms | via gateway {:>8.0} req/s p99 {:.2} ms | gateway CPU {cpu_us:.1} µs/request",
+            direct.requests as f64 / direct.seconds,
+            direct.p99_ms,
+            via.requests as f64 / via.seconds,
+            via.p99_ms,
+        );
+    }
+
+    let (_, rss_loaded) = cpu_and_rss(pid);
+    println!("\n(iv) gateway RSS: idle {rss_idle:.1} MiB, after load {rss_loaded:.1} MiB");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -47,6 +47,11 @@ fi
 
 if $want_test; then
   apt_install redis-server chromium
+  if [ ! -x target/py-sdk/bin/python ] || ! target/py-sdk/bin/python -c 'import openai' 2>/dev/null; then
+    say "installing the OpenAI Python SDK for the client tests"
+    python3 -m venv target/py-sdk
+    target/py-sdk/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then
     say "installing Playwright (without a browser download; Debian's Chromium is used)"
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix end2end --no-audit --no-fund

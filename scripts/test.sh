@@ -54,4 +54,7 @@ LLM_BRIDGE_SITE_ROOT=target/site LLM_BRIDGE_DATA_DIR="$data_dir" LLM_BRIDGE_LIST
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw_port/health/ready" >/dev/null && break; sleep 0.1; done
 (cd end2end && BASE_URL="http://127.0.0.1:$gw_port" npx playwright test)
+
+say "OpenAI Python SDK against the gateway"
+GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_openai_sdk.py
 say "all tests passed"

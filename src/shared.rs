@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One request through the gateway, as the stats and the request log keep it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestRecord {
     /// Unix milliseconds when the request arrived.
     pub time_ms: u64,
@@ -37,6 +38,7 @@ impl RequestRecord {
 
 /// Totals over a window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Overview {
     pub window: String,
     pub requests: u64,
@@ -53,6 +55,7 @@ pub struct Overview {
 
 /// One point of a time series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
     /// Unix seconds at the start of the bucket.
     pub t: u64,
@@ -66,6 +69,7 @@ pub struct SeriesPoint {
 
 /// Usage of one provider, model or key over a window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsageRow {
     pub name: String,
     pub requests: u64,
@@ -79,6 +83,7 @@ pub struct UsageRow {
 
 /// `GET /health` and the console's system page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct HealthReport {
     /// `ok` or `degraded`.
     pub status: String,
@@ -89,6 +94,7 @@ pub struct HealthReport {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ProviderHealth {
     pub name: String,
     pub display_name: String,
@@ -98,6 +104,7 @@ pub struct ProviderHealth {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StoreHealth {
     /// `embedded` or `redis`.
     pub backend: String,

@@ -14,18 +14,19 @@ pub struct ApiError {
     pub code: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The error body, as OpenAI writes it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse<'a> {
+    pub error: ErrorObject<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    message: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorObject<'a> {
+    pub message: &'a str,
     #[serde(rename = "type")]
-    kind: &'a str,
-    param: Option<&'a str>,
-    code: Option<&'a str>,
+    pub kind: &'a str,
+    pub param: Option<&'a str>,
+    pub code: Option<&'a str>,
 }
 
 impl ApiError {
@@ -86,8 +87,8 @@ impl ApiError {
 
     /// The JSON body, also used as the payload of an SSE error event.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&Body {
-            error: Inner {
+        serde_json::to_vec(&ErrorResponse {
+            error: ErrorObject {
                 message: &self.message,
                 kind: self.kind,
                 param: self.param.as_deref(),

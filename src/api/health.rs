@@ -7,16 +7,19 @@ use serde_json::json;
 use crate::state::AppState;
 
 /// Status, version, uptime, providers, and the store's health.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = crate::shared::HealthReport)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.health().await)
 }
 
 /// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "Up")))]
 pub async fn live() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
 /// Configuration loaded and the store usable; 503 with the reason otherwise.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the reason")))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.stats.store().health().await;
     if store.reachable {

@@ -3,6 +3,7 @@
 pub mod error;
 mod health;
 mod models;
+pub mod openapi;
 mod stats;
 mod v1;
 
@@ -25,4 +26,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/stats/providers", get(stats::providers))
         .route("/api/requests", get(stats::requests))
         .route("/api/pricing", get(stats::pricing))
+        .route("/openapi.json", get(openapi::openapi_json))
 }

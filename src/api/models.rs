@@ -6,13 +6,13 @@ use serde::Serialize;
 use crate::gateway::Gateway;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ModelList {
     object: &'static str,
     data: Vec<Model>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, utoipa::ToSchema)]
 pub struct Model {
     pub id: String,
     object: &'static str,
@@ -38,10 +38,12 @@ pub fn available(gateway: &Gateway) -> Vec<Model> {
     out
 }
 
+#[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, description = "The enabled providers' models", body = ModelList)))]
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     Json(ModelList { object: "list", data: available(&state.gateway) })
 }
 
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model name")), responses((status = 200, body = Model), (status = 404, body = super::error::ErrorResponse)))]
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     if let Some(m) = available(&state.gateway).into_iter().find(|m| m.id == id) {
         return Json(m).into_response();

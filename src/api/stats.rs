@@ -7,7 +7,7 @@ use super::error::ApiError;
 use crate::state::AppState;
 use crate::stats::{RecentFilter, Window};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct WindowQuery {
     window: Option<String>,
 }
@@ -29,19 +29,22 @@ fn reply<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/api/stats/overview", tag = "stats", params(WindowQuery), responses((status = 200, body = crate::shared::Overview), (status = 400, body = super::error::ErrorResponse)))]
 pub async fn overview(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     reply(async { state.stats.overview(window(&q)?).await.map_err(store_error) }.await)
 }
 
+#[utoipa::path(get, path = "/api/stats/timeseries", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::shared::SeriesPoint>)))]
 pub async fn timeseries(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     reply(async { state.stats.timeseries(window(&q)?).await.map_err(store_error) }.await)
 }
 
+#[utoipa::path(get, path = "/api/stats/providers", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::shared::UsageRow>)))]
 pub async fn providers(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     reply(async { state.stats.breakdown(window(&q)?, "provider").await.map_err(store_error) }.await)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct RequestsQuery {
     limit: Option<usize>,
     model: Option<String>,
@@ -49,12 +52,14 @@ pub struct RequestsQuery {
     status: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/requests", tag = "stats", params(RequestsQuery), responses((status = 200, body = Vec<crate::shared::RequestRecord>)))]
 pub async fn requests(State(state): State<AppState>, Query(q): Query<RequestsQuery>) -> Response {
     let filter = RecentFilter { model: q.model, provider: q.provider, status: q.status };
     let limit = q.limit.unwrap_or(100).min(10_000);
     reply(state.stats.recent(limit, &filter).await.map_err(store_error))
 }
 
+#[utoipa::path(get, path = "/api/pricing", tag = "stats", responses((status = 200, body = Vec<crate::providers::catalogue::CatalogueModel>)))]
 pub async fn pricing(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.gateway.catalogue.all().to_vec())
 }

@@ -22,6 +22,36 @@ pub use self::secret::{MASK, Secret};
 pub use self::server::ServerConfig;
 pub use self::store::StoreConfig;
 
+/// Every environment variable the gateway reads besides the providers' (see [`known_env_vars`]).
+pub const ENV_VARS: &[&str] = &[
+    "LLM_BRIDGE_CONFIG",
+    "LLM_BRIDGE_LISTEN",
+    "LLM_BRIDGE_DATA_DIR",
+    "LLM_BRIDGE_SITE_ROOT",
+    "LEPTOS_SITE_ROOT",
+    "LLM_BRIDGE_MAX_BODY_BYTES",
+    "LLM_BRIDGE_DRAIN_TIMEOUT",
+    "LLM_BRIDGE_CONNECT_TIMEOUT",
+    "LLM_BRIDGE_FIRST_BYTE_TIMEOUT",
+    "LLM_BRIDGE_IDLE_TIMEOUT",
+    "REDIS_URL",
+    "LLM_BRIDGE_STATS_FLUSH_INTERVAL",
+    "LLM_BRIDGE_RECENT_REQUESTS",
+    "LLM_BRIDGE_LOG_FORMAT",
+    "RUST_LOG",
+];
+
+/// All environment variables the gateway reads, providers' included.
+pub fn known_env_vars() -> Vec<&'static str> {
+    let mut vars = ENV_VARS.to_vec();
+    for spec in crate::providers::BUILTIN {
+        vars.extend(spec.key_env);
+        vars.push(spec.base_url_env);
+        vars.extend(spec.region_env);
+    }
+    vars
+}
+
 /// The whole effective configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

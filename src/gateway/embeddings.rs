@@ -53,6 +53,7 @@ impl Gateway {
             recording.fail(&e);
             error_reply(e, &request_id, Some(&provider.name), attempts, started.elapsed())
         };
+        let mut gemini_request = None;
         let (url, upstream_body) = match provider.wire {
             Wire::OpenAi(_) => {
                 let renamed = (peek.model != route.model).then_some(route.model.as_str());
@@ -66,7 +67,9 @@ impl Gateway {
                     Ok(r) => r,
                     Err(e) => return fail(recording, e, 0),
                 };
-                match gemini::embeddings_request(&request, &route.model) {
+                let encoded = gemini::embeddings_request(&request, &route.model);
+                gemini_request = Some(request);
+                match encoded {
                     Ok(b) => (gemini::embeddings_url(&provider.base_url, &route.model), Bytes::from(b)),
                     Err(e) => return fail(recording, e, 0),
                 }
@@ -85,9 +88,14 @@ impl Gateway {
         recording.record.attempts = attempts;
         let raw = read_capped(sent.response, MAX_EMBEDDINGS_REPLY, self.timeouts.idle).await;
         let got_reply = Instant::now();
-        let (json, usage, estimated) = match provider.wire {
+        let (json, usage, estimated): (Vec<u8>, Option<u64>, bool) = match provider.wire {
             Wire::Gemini => match gemini::embeddings_response(&raw, &route.model) {
-                Ok((json, usage, estimated)) => (json, Some(usage.prompt_tokens), estimated),
+                // Gemini reports no token count: the reply carries the gateway's estimate.
+                Ok((json, _, true)) => {
+                    let tokens = gemini_request.as_ref().map_or(0, gemini::estimate_embedding_tokens);
+                    (with_estimated_usage(json, tokens), Some(tokens), true)
+                }
+                Ok((json, usage, false)) => (json, Some(usage.prompt_tokens), false),
                 Err(e) => return fail(recording, e, attempts),
             },
             _ => {
@@ -99,12 +107,24 @@ impl Gateway {
                 (raw, usage, false)
             }
         };
+        let usage_estimate = usage.filter(|_| estimated);
         let usage = usage.filter(|_| !estimated).map(|p| Usage::new(p, 0, 0, 0));
-        recording.succeed(usage, || (estimate_tokens(prompt_bytes), 0), &route.model);
+        let estimate = usage_estimate.unwrap_or_else(|| estimate_tokens(prompt_bytes));
+        recording.succeed(usage, || (estimate, 0), &route.model);
         let mut response = Response::new(Body::from(json));
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         reply_headers(h, &request_id, Some(&provider.name), attempts, before_send + got_reply.elapsed());
         response
+    }
+}
+
+fn with_estimated_usage(json: Vec<u8>, tokens: u64) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&json) {
+        Ok(mut v) => {
+            v["usage"] = serde_json::json!({"prompt_tokens": tokens, "total_tokens": tokens});
+            serde_json::to_vec(&v).unwrap_or(json)
+        }
+        Err(_) => json,
     }
 }

@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
 
 use super::{Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS, REPLY_WORDS};
@@ -165,16 +165,24 @@ fn stream_events(model: &str, b: Behaviour) -> Vec<Value> {
 }
 
 fn stream_reply(model: &str, b: Behaviour) -> Response {
-    let mut items: Vec<Result<Bytes, std::io::Error>> = stream_events(model, b).iter().map(|e| Ok(frame(e))).collect();
-    if b == Behaviour::Cut {
-        // Aborts the body: the connection drops without message_stop.
-        items.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock: stream cut")));
-    }
+    let frames: Vec<Result<Bytes, std::io::Error>> = stream_events(model, b).iter().map(|e| Ok(frame(e))).collect();
+    let frames = stream::iter(frames);
+    let body = if b == Behaviour::Cut {
+        // One yield first, so hyper flushes the head and the events already given; then the error aborts
+        // the connection: the client sees a reply that breaks off without message_stop.
+        let abort = stream::once(async {
+            tokio::task::yield_now().await;
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock upstream: cut mid-stream"))
+        });
+        Body::from_stream(frames.chain(abort))
+    } else {
+        Body::from_stream(frames)
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(stream::iter(items)))
+        .body(body)
         .expect("a valid response")
 }
 
@@ -318,8 +326,20 @@ mod tests {
         assert!(text.contains("event: ping\n"));
         assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
 
-        let r = send("claude-cut", true).await.unwrap();
+        let mut r = send("claude-cut", true).await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.text().await.is_err(), "the body is aborted");
+        let mut got = Vec::new();
+        let end = loop {
+            match r.chunk().await {
+                Ok(Some(bytes)) => got.extend_from_slice(&bytes),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        assert!(end.is_err(), "the body is aborted");
+        let got = String::from_utf8(got).unwrap();
+        assert!(got.starts_with("event: message_start\n"), "{got}");
+        assert_eq!(got.matches("text_delta").count(), 2, "{got}");
+        assert!(!got.contains("message_stop"));
     }
 }

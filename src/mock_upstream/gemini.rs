@@ -10,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde_json::{Value, json};
 
-use super::{Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS, REPLY_WORDS};
+use super::{
+    Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
+    REPLY_WORDS,
+};
 
 /// Dimensions of the mock's embeddings when the request names none.
 const EMBEDDING_DIMS: usize = 8;
@@ -30,8 +33,14 @@ pub async fn dispatch(
     let Some((model, action)) = model_action.rsplit_once(':') else {
         return error(StatusCode::NOT_FOUND, &format!("Method not found: {path}"));
     };
-    if !matches!(action, "generateContent" | "streamGenerateContent" | "batchEmbedContents") {
-        return error(StatusCode::NOT_FOUND, &format!("Method not found: {action}"));
+    if !matches!(
+        action,
+        "generateContent" | "streamGenerateContent" | "batchEmbedContents"
+    ) {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("Method not found: {action}"),
+        );
     }
     if headers.get("x-goog-api-key").is_none_or(|v| v.is_empty()) {
         return error(
@@ -45,16 +54,26 @@ pub async fn dispatch(
 
     let behaviour = mock.behaviour(model).await;
     match behaviour {
-        Behaviour::Fail500 => return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error encountered."),
+        Behaviour::Fail500 => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error encountered.",
+            );
+        }
         Behaviour::Fail400 => {
-            return error(StatusCode::BAD_REQUEST, "Request contains an invalid argument. (mock fail400)");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Request contains an invalid argument. (mock fail400)",
+            );
         }
         Behaviour::Fail429 => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "You exceeded your current quota, please check your plan and billing details. (mock fail429)",
             );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
         _ => {}
@@ -63,13 +82,22 @@ pub async fn dispatch(
     match action {
         "batchEmbedContents" => embed(&request),
         _ => {
-            if request.get("contents").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-                return error(StatusCode::BAD_REQUEST, "* GenerateContentRequest.contents: contents is not specified");
+            if request
+                .get("contents")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "* GenerateContentRequest.contents: contents is not specified",
+                );
             }
             if action == "generateContent" {
                 json_response(StatusCode::OK, &reply(model, behaviour))
             } else {
-                let sse = query.as_deref().is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+                let sse = query
+                    .as_deref()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
                 stream_response(model, behaviour, sse)
             }
         }
@@ -93,14 +121,25 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json; charset=UTF-8")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn usage(behaviour: Behaviour) -> Option<Value> {
-    let thoughts = if behaviour == Behaviour::Reasoning { REASONING_TOKENS } else { 0 };
+    let thoughts = if behaviour == Behaviour::Reasoning {
+        REASONING_TOKENS
+    } else {
+        0
+    };
     match behaviour {
         Behaviour::NoUsage => None,
-        Behaviour::Blocked => Some(json!({"promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS})),
+        Behaviour::Blocked => {
+            Some(json!({"promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS}))
+        }
         _ => {
             let mut usage = json!({
                 "promptTokenCount": PROMPT_TOKENS,
@@ -130,7 +169,12 @@ fn weather_call(city: &str) -> Value {
 }
 
 /// A GenerateContentResponse with one candidate (`parts` None: no content).
-fn response(model: &str, parts: Option<Vec<Value>>, finish: Option<&str>, usage: Option<Value>) -> Value {
+fn response(
+    model: &str,
+    parts: Option<Vec<Value>>,
+    finish: Option<&str>,
+    usage: Option<Value>,
+) -> Value {
     let mut candidate = json!({"index": 0});
     if let Some(parts) = parts {
         candidate["content"] = json!({"role": "model", "parts": parts});
@@ -138,8 +182,7 @@ fn response(model: &str, parts: Option<Vec<Value>>, finish: Option<&str>, usage:
     if let Some(finish) = finish {
         candidate["finishReason"] = json!(finish);
         if finish == "SAFETY" {
-            candidate["safetyRatings"] =
-                json!([{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}]);
+            candidate["safetyRatings"] = json!([{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}]);
         }
     }
     let mut reply = json!({"candidates": [candidate], "modelVersion": model, "responseId": "mock-gemini-response"});
@@ -165,7 +208,12 @@ fn reply(model: &str, behaviour: Behaviour) -> Value {
     match behaviour {
         Behaviour::Blocked => blocked(model, behaviour),
         Behaviour::Malformed | Behaviour::Safety => response(model, None, finish, usage),
-        Behaviour::Tools => response(model, Some(vec![weather_call("Paris"), weather_call("Tokyo")]), finish, usage),
+        Behaviour::Tools => response(
+            model,
+            Some(vec![weather_call("Paris"), weather_call("Tokyo")]),
+            finish,
+            usage,
+        ),
         Behaviour::Reasoning => {
             let thought = json!({"text": REASONING_TEXT, "thought": true});
             response(model, Some(vec![thought, text]), finish, usage)
@@ -179,7 +227,10 @@ fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
     let usage = usage(behaviour);
     let finish = finish_reason(behaviour);
     let words = |n: usize| -> Vec<Value> {
-        REPLY_WORDS[..n].iter().map(|w| response(model, Some(vec![json!({"text": w})]), None, None)).collect()
+        REPLY_WORDS[..n]
+            .iter()
+            .map(|w| response(model, Some(vec![json!({"text": w})]), None, None))
+            .collect()
     };
     match behaviour {
         Behaviour::Blocked => vec![blocked(model, behaviour)],
@@ -191,13 +242,23 @@ fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
         }
         Behaviour::Tools => vec![
             response(model, Some(vec![weather_call("Paris")]), None, None),
-            response(model, Some(vec![weather_call("Tokyo")]), Some(finish), usage),
+            response(
+                model,
+                Some(vec![weather_call("Tokyo")]),
+                Some(finish),
+                usage,
+            ),
         ],
         Behaviour::Cut => words(3),
         _ => {
             let mut events = Vec::with_capacity(REPLY_WORDS.len() + 1);
             if behaviour == Behaviour::Reasoning {
-                events.push(response(model, Some(vec![json!({"text": REASONING_TEXT, "thought": true})]), None, None));
+                events.push(response(
+                    model,
+                    Some(vec![json!({"text": REASONING_TEXT, "thought": true})]),
+                    None,
+                    None,
+                ));
             }
             events.extend(words(REPLY_WORDS.len() - 1));
             let last = json!({"text": REPLY_WORDS[REPLY_WORDS.len() - 1]});
@@ -232,14 +293,24 @@ fn stream_response(model: &str, behaviour: Behaviour, sse: bool) -> Response {
     }
     let body = stream::iter(frames.into_iter().map(Ok::<Bytes, std::io::Error>));
     let body = if cut {
+        // One yield first: hyper flushes the head and the events already given before the error aborts
+        // the connection, so the client sees a reply that breaks off rather than a failed request.
         let abort = stream::once(async {
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock upstream: cut mid-stream"))
+            tokio::task::yield_now().await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "mock upstream: cut mid-stream",
+            ))
         });
         Body::from_stream(futures_util::StreamExt::chain(body, abort))
     } else {
         Body::from_stream(body)
     };
-    let content_type = if sse { "text/event-stream" } else { "application/json; charset=UTF-8" };
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/json; charset=UTF-8"
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
@@ -250,16 +321,34 @@ fn stream_response(model: &str, behaviour: Behaviour, sse: bool) -> Response {
 
 /// `batchEmbedContents`: one deterministic vector per request (8 dimensions unless `outputDimensionality` says otherwise).
 fn embed(request: &Value) -> Response {
-    let Some(requests) = request.get("requests").and_then(Value::as_array).filter(|r| !r.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "* BatchEmbedContentsRequest.requests: requests is not specified");
+    let Some(requests) = request
+        .get("requests")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "* BatchEmbedContentsRequest.requests: requests is not specified",
+        );
     };
     let mut embeddings = Vec::with_capacity(requests.len());
     for (i, r) in requests.iter().enumerate() {
         let Some(parts) = r.pointer("/content/parts").and_then(Value::as_array) else {
-            return error(StatusCode::BAD_REQUEST, &format!("* BatchEmbedContentsRequest.requests[{i}].content: content is not specified"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "* BatchEmbedContentsRequest.requests[{i}].content: content is not specified"
+                ),
+            );
         };
-        let text: String = parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect();
-        let dims = r.get("outputDimensionality").and_then(Value::as_u64).map_or(EMBEDDING_DIMS, |d| d.clamp(1, 3072) as usize);
+        let text: String = parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect();
+        let dims = r
+            .get("outputDimensionality")
+            .and_then(Value::as_u64)
+            .map_or(EMBEDDING_DIMS, |d| d.clamp(1, 3072) as usize);
         embeddings.push(json!({"values": vector(&text, dims)}));
     }
     json_response(StatusCode::OK, &json!({"embeddings": embeddings}))
@@ -294,16 +383,32 @@ mod tests {
     use crate::providers::translate::ReplyContext;
 
     fn ctx() -> ReplyContext {
-        ReplyContext { id: "chatcmpl-mock1".into(), created: 1, model: "m".into(), include_usage: true }
+        ReplyContext {
+            id: "chatcmpl-mock1".into(),
+            created: 1,
+            model: "m".into(),
+            include_usage: true,
+        }
     }
 
     fn chat_body() -> Vec<u8> {
-        serde_json::to_vec(&json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]})).unwrap()
+        serde_json::to_vec(&json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}))
+            .unwrap()
     }
 
-    async fn post(mock: &MockUpstream, model: &str, action: &str, query: &str, body: Vec<u8>, key: bool) -> reqwest::Response {
+    async fn post(
+        mock: &MockUpstream,
+        model: &str,
+        action: &str,
+        query: &str,
+        body: Vec<u8>,
+        key: bool,
+    ) -> reqwest::Response {
         let url = format!("{}/v1beta/models/{model}:{action}{query}", mock.url());
-        let mut request = reqwest::Client::new().post(url).header("content-type", "application/json").body(body);
+        let mut request = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
         if key {
             request = request.header("x-goog-api-key", "test-key");
         }
@@ -311,18 +416,39 @@ mod tests {
     }
 
     /// A non-stream reply translated to OpenAI's shape.
-    async fn complete(mock: &MockUpstream, model: &str) -> Result<(Value, Usage), crate::api::error::ApiError> {
+    async fn complete(
+        mock: &MockUpstream,
+        model: &str,
+    ) -> Result<(Value, Usage), crate::api::error::ApiError> {
         let response = post(mock, model, "generateContent", "", chat_body(), true).await;
         assert_eq!(response.status(), StatusCode::OK);
         let raw = response.bytes().await.unwrap();
-        translate::chat_response(&raw, &ctx()).map(|(bytes, usage)| (serde_json::from_slice(&bytes).unwrap(), usage))
+        translate::chat_response(&raw, &ctx())
+            .map(|(bytes, usage)| (serde_json::from_slice(&bytes).unwrap(), usage))
     }
 
     /// A stream translated chunk by chunk: the OpenAI chunks, then the translator's verdict at the end.
-    async fn stream(mock: &MockUpstream, model: &str) -> (Vec<Value>, Result<Option<Usage>, crate::api::error::ApiError>) {
-        let response = post(mock, model, "streamGenerateContent", "?alt=sse", chat_body(), true).await;
+    async fn stream(
+        mock: &MockUpstream,
+        model: &str,
+    ) -> (
+        Vec<Value>,
+        Result<Option<Usage>, crate::api::error::ApiError>,
+    ) {
+        let response = post(
+            mock,
+            model,
+            "streamGenerateContent",
+            "?alt=sse",
+            chat_body(),
+            true,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
         let raw = response.bytes().await.unwrap();
         let mut decoder = SseDecoder::default();
         decoder.push(&raw);
@@ -335,7 +461,9 @@ mod tests {
                 break;
             }
         }
-        let result = result.and_then(|()| translator.finish(&mut out)).map(|()| translator.usage());
+        let result = result
+            .and_then(|()| translator.finish(&mut out))
+            .map(|()| translator.usage());
         let text = String::from_utf8(out).unwrap();
         let chunks = text
             .split("\n\n")
@@ -346,18 +474,27 @@ mod tests {
     }
 
     fn streamed_text(chunks: &[Value]) -> String {
-        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect()
+        chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect()
     }
 
     fn finishes(chunks: &[Value]) -> Vec<String> {
-        chunks.iter().filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned)).collect()
+        chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned))
+            .collect()
     }
 
     #[tokio::test]
     async fn text_reply_and_recording() {
         let mock = MockUpstream::start().await;
         let (reply, usage) = complete(&mock, "gemini-test").await.unwrap();
-        assert_eq!(reply["choices"][0]["message"]["content"], REPLY_WORDS.concat());
+        assert_eq!(
+            reply["choices"][0]["message"]["content"],
+            REPLY_WORDS.concat()
+        );
         assert_eq!(reply["choices"][0]["finish_reason"], "stop");
         assert_eq!(usage, Usage::new(PROMPT_TOKENS, 20, CACHED_TOKENS, 0));
         let last = mock.state.last();
@@ -371,7 +508,10 @@ mod tests {
     async fn text_stream() {
         let mock = MockUpstream::start().await;
         let (chunks, result) = stream(&mock, "gemini-test").await;
-        assert_eq!(result.unwrap(), Some(Usage::new(PROMPT_TOKENS, 20, CACHED_TOKENS, 0)));
+        assert_eq!(
+            result.unwrap(),
+            Some(Usage::new(PROMPT_TOKENS, 20, CACHED_TOKENS, 0))
+        );
         // One chunk per word, then the usage chunk.
         assert_eq!(chunks.len(), REPLY_WORDS.len() + 1);
         assert_eq!(streamed_text(&chunks), REPLY_WORDS.concat());
@@ -383,17 +523,31 @@ mod tests {
     #[tokio::test]
     async fn stream_without_sse_is_a_json_array() {
         let mock = MockUpstream::start().await;
-        let response = post(&mock, "gemini-test", "streamGenerateContent", "", chat_body(), true).await;
+        let response = post(
+            &mock,
+            "gemini-test",
+            "streamGenerateContent",
+            "",
+            chat_body(),
+            true,
+        )
+        .await;
         let events: Vec<Value> = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
         assert_eq!(events.len(), REPLY_WORDS.len());
-        assert_eq!(events.last().unwrap()["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(
+            events.last().unwrap()["candidates"][0]["finishReason"],
+            "STOP"
+        );
     }
 
     #[tokio::test]
     async fn tools() {
         let mock = MockUpstream::start().await;
         let (reply, _) = complete(&mock, "gemini-tools").await.unwrap();
-        let calls = reply["choices"][0]["message"]["tool_calls"].as_array().unwrap().clone();
+        let calls = reply["choices"][0]["message"]["tool_calls"]
+            .as_array()
+            .unwrap()
+            .clone();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0]["function"]["arguments"], "{\"city\":\"Paris\"}");
         assert_eq!(calls[1]["function"]["arguments"], "{\"city\":\"Tokyo\"}");
@@ -403,7 +557,12 @@ mod tests {
         result.unwrap();
         let indices: Vec<u64> = chunks
             .iter()
-            .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().cloned().unwrap_or_default())
+            .flat_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .map(|d| d["index"].as_u64().unwrap())
             .collect();
         assert_eq!(indices, vec![0, 1]);
@@ -414,13 +573,33 @@ mod tests {
     async fn reasoning() {
         let mock = MockUpstream::start().await;
         let (reply, usage) = complete(&mock, "gemini-reasoning").await.unwrap();
-        assert_eq!(reply["choices"][0]["message"]["reasoning_content"], REASONING_TEXT);
-        assert_eq!(reply["choices"][0]["message"]["content"], REPLY_WORDS.concat());
-        assert_eq!(usage, Usage::new(PROMPT_TOKENS, 20 + REASONING_TOKENS, CACHED_TOKENS, REASONING_TOKENS));
+        assert_eq!(
+            reply["choices"][0]["message"]["reasoning_content"],
+            REASONING_TEXT
+        );
+        assert_eq!(
+            reply["choices"][0]["message"]["content"],
+            REPLY_WORDS.concat()
+        );
+        assert_eq!(
+            usage,
+            Usage::new(
+                PROMPT_TOKENS,
+                20 + REASONING_TOKENS,
+                CACHED_TOKENS,
+                REASONING_TOKENS
+            )
+        );
 
         let (chunks, result) = stream(&mock, "gemini-reasoning").await;
-        assert_eq!(result.unwrap().unwrap().reasoning_tokens(), REASONING_TOKENS);
-        assert_eq!(chunks[0]["choices"][0]["delta"]["reasoning_content"], REASONING_TEXT);
+        assert_eq!(
+            result.unwrap().unwrap().reasoning_tokens(),
+            REASONING_TOKENS
+        );
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"]["reasoning_content"],
+            REASONING_TEXT
+        );
         assert_eq!(streamed_text(&chunks), REPLY_WORDS.concat());
     }
 
@@ -456,13 +635,26 @@ mod tests {
         let err = complete(&mock, "gemini-malformed").await.unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_GATEWAY);
         let (_, result) = stream(&mock, "gemini-malformed").await;
-        assert!(result.unwrap_err().message.contains("MALFORMED_FUNCTION_CALL"));
+        assert!(
+            result
+                .unwrap_err()
+                .message
+                .contains("MALFORMED_FUNCTION_CALL")
+        );
     }
 
     #[tokio::test]
     async fn cut_stream_breaks_the_connection() {
         let mock = MockUpstream::start().await;
-        let response = post(&mock, "gemini-cut", "streamGenerateContent", "?alt=sse", chat_body(), true).await;
+        let response = post(
+            &mock,
+            "gemini-cut",
+            "streamGenerateContent",
+            "?alt=sse",
+            chat_body(),
+            true,
+        )
+        .await;
         let mut body = response.bytes_stream();
         let mut received = Vec::new();
         let mut broke = false;
@@ -499,16 +691,40 @@ mod tests {
             assert_eq!(body["error"]["status"], name);
             assert!(translate::error_message(body.to_string().as_bytes()).is_some());
         }
-        let response = post(&mock, "gemini-fail500once", "generateContent", "", chat_body(), true).await;
+        let response = post(
+            &mock,
+            "gemini-fail500once",
+            "generateContent",
+            "",
+            chat_body(),
+            true,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let response = post(&mock, "gemini-fail500once", "generateContent", "", chat_body(), true).await;
+        let response = post(
+            &mock,
+            "gemini-fail500once",
+            "generateContent",
+            "",
+            chat_body(),
+            true,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
 
     #[tokio::test]
     async fn missing_key_and_bad_requests() {
         let mock = MockUpstream::start().await;
-        let response = post(&mock, "gemini-test", "generateContent", "", chat_body(), false).await;
+        let response = post(
+            &mock,
+            "gemini-test",
+            "generateContent",
+            "",
+            chat_body(),
+            false,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
         assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
@@ -517,27 +733,55 @@ mod tests {
 
         let response = post(&mock, "gemini-test", "countTokens", "", chat_body(), true).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        let response = post(&mock, "gemini-test", "generateContent", "", b"{}".to_vec(), true).await;
+        let response = post(
+            &mock,
+            "gemini-test",
+            "generateContent",
+            "",
+            b"{}".to_vec(),
+            true,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]
     async fn embeddings() {
         let mock = MockUpstream::start().await;
-        let request: crate::providers::openai_types::EmbeddingRequest =
-            serde_json::from_value(json!({"model": "gemini-embedding-001", "input": ["a", "b", "a"]})).unwrap();
+        let request: crate::providers::openai_types::EmbeddingRequest = serde_json::from_value(
+            json!({"model": "gemini-embedding-001", "input": ["a", "b", "a"]}),
+        )
+        .unwrap();
         let body = translate::embeddings_request(&request, "gemini-embedding-001").unwrap();
-        let response = post(&mock, "gemini-embedding-001", "batchEmbedContents", "", body, true).await;
+        let response = post(
+            &mock,
+            "gemini-embedding-001",
+            "batchEmbedContents",
+            "",
+            body,
+            true,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
         let raw = response.bytes().await.unwrap();
-        let (json, _, estimated) = translate::embeddings_response(&raw, "gemini-embedding-001").unwrap();
+        let (json, _, estimated) =
+            translate::embeddings_response(&raw, "gemini-embedding-001").unwrap();
         assert!(estimated);
         let list: Value = serde_json::from_slice(&json).unwrap();
         let data = list["data"].as_array().unwrap();
         assert_eq!(data.len(), 3);
-        assert_eq!(data[0]["embedding"].as_array().unwrap().len(), EMBEDDING_DIMS);
+        assert_eq!(
+            data[0]["embedding"].as_array().unwrap().len(),
+            EMBEDDING_DIMS
+        );
         assert_eq!(data[0]["embedding"], data[2]["embedding"], "deterministic");
         assert_ne!(data[0]["embedding"], data[1]["embedding"]);
-        assert!(data[0]["embedding"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap().abs() <= 1.0));
+        assert!(
+            data[0]["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v.as_f64().unwrap().abs() <= 1.0)
+        );
     }
 }

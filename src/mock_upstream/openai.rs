@@ -123,7 +123,11 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
     if behaviour == Behaviour::Cut {
         events.truncate(3);
         let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
-            .chain(futures_util::stream::once(async { Err(std::io::Error::other("connection cut by the mock")) }));
+            .chain(futures_util::stream::once(async {
+                // Let the events go out before the connection drops.
+                tokio::task::yield_now().await;
+                Err(std::io::Error::other("connection cut by the mock"))
+            }));
         return sse_response(Body::from_stream(body));
     }
     events.push(chunk(&model, json!({}), Some(finish)));

@@ -89,7 +89,10 @@ struct Part {
 
 impl Part {
     fn text(text: impl Into<String>) -> Part {
-        Part { text: Some(text.into()), ..Default::default() }
+        Part {
+            text: Some(text.into()),
+            ..Default::default()
+        }
     }
 }
 
@@ -256,7 +259,10 @@ fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
 /// The generateContent JSON body for an OpenAI request. Errors are ApiError::invalid_request(..).with_param(..) naming the field.
 pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     if req.messages.is_empty() {
-        return Err(invalid("`messages` must hold at least one message.", "messages"));
+        return Err(invalid(
+            "`messages` must hold at least one message.",
+            "messages",
+        ));
     }
     let mut system: Vec<Part> = Vec::new();
     let mut contents: Vec<GContent> = Vec::new();
@@ -274,7 +280,10 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                     Some(Content::Text(t)) => t.clone(),
                     Some(Content::Parts(parts)) => {
                         if parts.iter().any(|p| !matches!(p, ContentPart::Text { .. })) {
-                            return Err(invalid(format!("{param}: system messages can only hold text."), param));
+                            return Err(invalid(
+                                format!("{param}: system messages can only hold text."),
+                                param,
+                            ));
                         }
                         m.content.as_ref().map(Content::text).unwrap_or_default()
                     }
@@ -291,7 +300,10 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                 if parts.is_empty() {
                     return Err(invalid(format!("{param} has no content."), param));
                 }
-                contents.push(GContent { role: Some("user".into()), parts });
+                contents.push(GContent {
+                    role: Some("user".into()),
+                    parts,
+                });
                 in_tool_turn = false;
             }
             Role::Assistant => {
@@ -303,48 +315,76 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                 for (j, call) in m.tool_calls.iter().flatten().enumerate() {
                     let args_param = format!("{param}.tool_calls[{j}].function.arguments");
                     let args = parse_arguments(&call.function.arguments).ok_or_else(|| {
-                        invalid(format!("{args_param} must be a JSON object."), args_param.clone())
+                        invalid(
+                            format!("{args_param} must be a JSON object."),
+                            args_param.clone(),
+                        )
                     })?;
                     call_names.insert(call.id.as_str(), call.function.name.as_str());
                     parts.push(Part {
-                        function_call: Some(GFunctionCall { name: call.function.name.clone(), args }),
+                        function_call: Some(GFunctionCall {
+                            name: call.function.name.clone(),
+                            args,
+                        }),
                         ..Default::default()
                     });
                 }
                 in_tool_turn = false;
                 if !parts.is_empty() {
-                    contents.push(GContent { role: Some("model".into()), parts });
+                    contents.push(GContent {
+                        role: Some("model".into()),
+                        parts,
+                    });
                 }
             }
             Role::Tool | Role::Function => {
-                let by_id = m.tool_call_id.as_deref().and_then(|id| call_names.get(id).copied());
+                let by_id = m
+                    .tool_call_id
+                    .as_deref()
+                    .and_then(|id| call_names.get(id).copied());
                 let Some(name) = by_id.or(m.name.as_deref()) else {
                     let message = match &m.tool_call_id {
-                        Some(id) => format!("{param}: tool_call_id `{id}` matches no tool call of an earlier assistant message."),
-                        None => format!("{param}: a tool message needs the `tool_call_id` of an earlier assistant tool call."),
+                        Some(id) => format!(
+                            "{param}: tool_call_id `{id}` matches no tool call of an earlier assistant message."
+                        ),
+                        None => format!(
+                            "{param}: a tool message needs the `tool_call_id` of an earlier assistant tool call."
+                        ),
                     };
                     return Err(invalid(message, param));
                 };
                 let text = m.content.as_ref().map(Content::text).unwrap_or_default();
                 let part = Part {
-                    function_response: Some(GFunctionResponse { name: name.to_string(), response: tool_response(&text) }),
+                    function_response: Some(GFunctionResponse {
+                        name: name.to_string(),
+                        response: tool_response(&text),
+                    }),
                     ..Default::default()
                 };
                 match contents.last_mut() {
                     Some(last) if in_tool_turn => last.parts.push(part),
-                    _ => contents.push(GContent { role: Some("user".into()), parts: vec![part] }),
+                    _ => contents.push(GContent {
+                        role: Some("user".into()),
+                        parts: vec![part],
+                    }),
                 }
                 in_tool_turn = true;
             }
         }
     }
     if contents.is_empty() {
-        return Err(invalid("`messages` must hold at least one user, assistant or tool message.", "messages"));
+        return Err(invalid(
+            "`messages` must hold at least one user, assistant or tool message.",
+            "messages",
+        ));
     }
 
     let mut body = GenerateContentRequest {
         contents,
-        system_instruction: (!system.is_empty()).then(|| GContent { role: None, parts: system }),
+        system_instruction: (!system.is_empty()).then_some(GContent {
+            role: None,
+            parts: system,
+        }),
         ..Default::default()
     };
 
@@ -353,18 +393,27 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         for (i, tool) in tools.iter().enumerate() {
             if tool.kind != "function" {
                 return Err(invalid(
-                    format!("tools[{i}]: only `function` tools are supported by Gemini, not `{}`.", tool.kind),
+                    format!(
+                        "tools[{i}]: only `function` tools are supported by Gemini, not `{}`.",
+                        tool.kind
+                    ),
                     format!("tools[{i}]"),
                 ));
             }
             declarations.push(FunctionDeclaration {
                 name: tool.function.name.clone(),
                 description: tool.function.description.clone().filter(|d| !d.is_empty()),
-                parameters: tool.function.parameters.as_ref().and_then(function_parameters),
+                parameters: tool
+                    .function
+                    .parameters
+                    .as_ref()
+                    .and_then(function_parameters),
             });
         }
         if !declarations.is_empty() {
-            body.tools.push(GTool { function_declarations: declarations });
+            body.tools.push(GTool {
+                function_declarations: declarations,
+            });
         }
     }
 
@@ -377,18 +426,26 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                     "required" => "ANY",
                     other => {
                         return Err(invalid(
-                            format!("tool_choice `{other}` is not one of `none`, `auto`, `required`."),
+                            format!(
+                                "tool_choice `{other}` is not one of `none`, `auto`, `required`."
+                            ),
                             "tool_choice",
                         ));
                     }
                 };
-                FunctionCallingConfig { mode, allowed_function_names: None }
+                FunctionCallingConfig {
+                    mode,
+                    allowed_function_names: None,
+                }
             }
-            ToolChoice::Named(named) => {
-                FunctionCallingConfig { mode: "ANY", allowed_function_names: Some(vec![named.function.name.clone()]) }
-            }
+            ToolChoice::Named(named) => FunctionCallingConfig {
+                mode: "ANY",
+                allowed_function_names: Some(vec![named.function.name.clone()]),
+            },
         };
-        body.tool_config = Some(ToolConfig { function_calling_config: config });
+        body.tool_config = Some(ToolConfig {
+            function_calling_config: config,
+        });
     }
 
     let mut config = GenerationConfig {
@@ -396,7 +453,11 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         top_p: req.top_p,
         max_output_tokens: req.max_output_tokens(),
         candidate_count: req.n,
-        stop_sequences: req.stop.as_ref().map(Stop::to_vec).filter(|s| !s.is_empty()),
+        stop_sequences: req
+            .stop
+            .as_ref()
+            .map(Stop::to_vec)
+            .filter(|s| !s.is_empty()),
         seed: req.seed,
         presence_penalty: req.presence_penalty,
         frequency_penalty: req.frequency_penalty,
@@ -411,9 +472,11 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         Some(ResponseFormat::JsonObject) => config.response_mime_type = Some("application/json"),
         Some(ResponseFormat::JsonSchema { json_schema }) => {
             config.response_mime_type = Some("application/json");
-            config.response_schema = json_schema.schema.as_ref().map(|s| Value::Object(reduce_root(s))).filter(|s| {
-                s.as_object().is_some_and(|o| !o.is_empty())
-            });
+            config.response_schema = json_schema
+                .schema
+                .as_ref()
+                .map(|s| Value::Object(reduce_root(s)))
+                .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()));
         }
     }
     if let Some(effort) = &req.reasoning_effort {
@@ -424,14 +487,22 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
             "high" | "xhigh" => Some(24576),
             other => {
                 return Err(invalid(
-                    format!("reasoning_effort `{other}` is not one of `none`, `minimal`, `low`, `medium`, `high`."),
+                    format!(
+                        "reasoning_effort `{other}` is not one of `none`, `minimal`, `low`, `medium`, `high`."
+                    ),
                     "reasoning_effort",
                 ));
             }
         };
         config.thinking_config = Some(match budget {
-            None => ThinkingConfig { thinking_budget: 0, include_thoughts: None },
-            Some(b) => ThinkingConfig { thinking_budget: b, include_thoughts: Some(true) },
+            None => ThinkingConfig {
+                thinking_budget: 0,
+                include_thoughts: None,
+            },
+            Some(b) => ThinkingConfig {
+                thinking_budget: b,
+                include_thoughts: Some(true),
+            },
         });
     }
     if config != GenerationConfig::default() {
@@ -473,17 +544,25 @@ fn image_part(url: &str) -> Result<Part, String> {
         let mut fields = meta.split(';');
         let mime = fields.next().unwrap_or_default().trim();
         if !fields.any(|f| f.trim().eq_ignore_ascii_case("base64")) {
-            return Err("only base64 image data URLs (`data:<mime>;base64,…`) are supported.".into());
+            return Err(
+                "only base64 image data URLs (`data:<mime>;base64,…`) are supported.".into(),
+            );
         }
         let mime = if mime.is_empty() { "image/jpeg" } else { mime };
         return Ok(Part {
-            inline_data: Some(InlineData { mime_type: mime.to_string(), data: data.to_string() }),
+            inline_data: Some(InlineData {
+                mime_type: mime.to_string(),
+                data: data.to_string(),
+            }),
             ..Default::default()
         });
     }
     if strip_prefix_ci(url, "https://").is_some() || strip_prefix_ci(url, "http://").is_some() {
         return Ok(Part {
-            file_data: Some(FileData { mime_type: guess_mime(url).to_string(), file_uri: url.to_string() }),
+            file_data: Some(FileData {
+                mime_type: guess_mime(url).to_string(),
+                file_uri: url.to_string(),
+            }),
             ..Default::default()
         });
     }
@@ -492,14 +571,18 @@ fn image_part(url: &str) -> Result<Part, String> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// The MIME type of a file URL from its extension; `image/jpeg` when unknown.
 fn guess_mime(url: &str) -> &'static str {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let name = path.rsplit('/').next().unwrap_or(path);
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "png" => "image/png",
         "gif" => "image/gif",
@@ -539,9 +622,13 @@ const MAX_SCHEMA_DEPTH: usize = 32;
 /// A function's parameters; none when they describe no property (Gemini rejects an OBJECT without properties).
 fn function_parameters(schema: &Value) -> Option<Value> {
     let reduced = reduce_root(schema);
-    let object_without_properties =
-        reduced.get("type").and_then(Value::as_str) == Some("object") && !reduced.contains_key("properties");
-    if reduced.is_empty() || object_without_properties { None } else { Some(Value::Object(reduced)) }
+    let object_without_properties = reduced.get("type").and_then(Value::as_str) == Some("object")
+        && !reduced.contains_key("properties");
+    if reduced.is_empty() || object_without_properties {
+        None
+    } else {
+        Some(Value::Object(reduced))
+    }
 }
 
 fn reduce_root(schema: &Value) -> Map<String, Value> {
@@ -549,7 +636,12 @@ fn reduce_root(schema: &Value) -> Map<String, Value> {
 }
 
 /// Keeps the JSON Schema keywords Gemini's Schema knows and rewrites the ones it spells differently.
-fn reduce_schema(node: &Value, root: &Value, refs: &mut Vec<String>, depth: usize) -> Map<String, Value> {
+fn reduce_schema(
+    node: &Value,
+    root: &Value,
+    refs: &mut Vec<String>,
+    depth: usize,
+) -> Map<String, Value> {
     let mut out = Map::new();
     let Value::Object(obj) = node else { return out };
     if depth > MAX_SCHEMA_DEPTH {
@@ -561,7 +653,9 @@ fn reduce_schema(node: &Value, root: &Value, refs: &mut Vec<String>, depth: usiz
     let mut inlined = None;
     if let Some(Value::String(r)) = obj.get("$ref")
         && !refs.contains(r)
-        && let Some(target) = r.strip_prefix('#').and_then(|pointer| root.pointer(pointer))
+        && let Some(target) = r
+            .strip_prefix('#')
+            .and_then(|pointer| root.pointer(pointer))
     {
         refs.push(r.clone());
         inlined = Some(reduce_schema(target, root, refs, depth + 1));
@@ -654,12 +748,20 @@ fn reduce_schema(node: &Value, root: &Value, refs: &mut Vec<String>, depth: usiz
     if let Some(Value::Object(props)) = obj.get("properties") {
         let props: Map<String, Value> = props
             .iter()
-            .map(|(name, schema)| (name.clone(), Value::Object(reduce_schema(schema, root, refs, depth + 1))))
+            .map(|(name, schema)| {
+                (
+                    name.clone(),
+                    Value::Object(reduce_schema(schema, root, refs, depth + 1)),
+                )
+            })
             .collect();
         if !props.is_empty() {
             if let Some(Value::Array(required)) = obj.get("required") {
-                let required: Vec<Value> =
-                    required.iter().filter(|r| r.as_str().is_some_and(|n| props.contains_key(n))).cloned().collect();
+                let required: Vec<Value> = required
+                    .iter()
+                    .filter(|r| r.as_str().is_some_and(|n| props.contains_key(n)))
+                    .cloned()
+                    .collect();
                 if !required.is_empty() {
                     out.insert("required".into(), Value::Array(required));
                 }
@@ -675,13 +777,18 @@ fn reduce_schema(node: &Value, root: &Value, refs: &mut Vec<String>, depth: usiz
     };
     if let Some(items) = items {
         out.entry("type").or_insert_with(|| json!("array"));
-        out.insert("items".into(), Value::Object(reduce_schema(items, root, refs, depth + 1)));
+        out.insert(
+            "items".into(),
+            Value::Object(reduce_schema(items, root, refs, depth + 1)),
+        );
     }
 
     // `anyOf` (and `oneOf`, which Gemini lacks): a `{"type":"null"}` branch becomes `nullable`, a lone branch is inlined.
     let mut single = Vec::new();
     for key in ["anyOf", "oneOf"] {
-        let Some(Value::Array(branches)) = obj.get(key) else { continue };
+        let Some(Value::Array(branches)) = obj.get(key) else {
+            continue;
+        };
         let mut kept = Vec::new();
         for branch in branches {
             if branch.get("type").and_then(Value::as_str) == Some("null") {
@@ -721,19 +828,31 @@ fn reduce_schema(node: &Value, root: &Value, refs: &mut Vec<String>, depth: usiz
 // ---------- replies ----------
 
 fn malformed_call() -> ApiError {
-    ApiError::bad_gateway("Gemini: the model produced a malformed function call (MALFORMED_FUNCTION_CALL)")
+    ApiError::bad_gateway(
+        "Gemini: the model produced a malformed function call (MALFORMED_FUNCTION_CALL)",
+    )
 }
 
 fn blocked_prompt(reason: &str) -> ApiError {
-    ApiError::invalid_request(format!("Gemini blocked the prompt: {reason}")).with_code("content_filter")
+    ApiError::invalid_request(format!("Gemini blocked the prompt: {reason}"))
+        .with_code("content_filter")
 }
 
 fn parse_reply(body: &[u8]) -> Result<GenerateContentResponse, ApiError> {
-    let reply: GenerateContentResponse = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("Gemini: the reply is not a GenerateContentResponse: {e}")))?;
+    let reply: GenerateContentResponse = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_gateway(format!(
+            "Gemini: the reply is not a GenerateContentResponse: {e}"
+        ))
+    })?;
     if let Some(error) = &reply.error {
-        let message = error.get("message").and_then(Value::as_str).filter(|m| !m.is_empty());
-        return Err(ApiError::bad_gateway(format!("Gemini: {}", message.unwrap_or("the reply reports an error"))));
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty());
+        return Err(ApiError::bad_gateway(format!(
+            "Gemini: {}",
+            message.unwrap_or("the reply reports an error")
+        )));
     }
     Ok(reply)
 }
@@ -746,7 +865,10 @@ fn no_candidate(reply: &GenerateContentResponse) -> Option<ApiError> {
 
 /// A candidate's finish reason, if it has a meaningful one.
 fn finish_of(candidate: &Candidate) -> Option<&str> {
-    candidate.finish_reason.as_deref().filter(|r| !r.is_empty() && *r != "FINISH_REASON_UNSPECIFIED")
+    candidate
+        .finish_reason
+        .as_deref()
+        .filter(|r| !r.is_empty() && *r != "FINISH_REASON_UNSPECIFIED")
 }
 
 /// Gemini's finish reason in OpenAI's words (a choice that called tools says `tool_calls` instead).
@@ -754,11 +876,19 @@ fn map_finish(reason: &str) -> Result<&'static str, ApiError> {
     Ok(match reason {
         "STOP" => "stop",
         "MAX_TOKENS" => "length",
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" => "content_filter",
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => "content_filter",
         "MALFORMED_FUNCTION_CALL" => return Err(malformed_call()),
         "UNEXPECTED_TOOL_CALL" => {
-            return Err(ApiError::bad_gateway("Gemini: the model called a function it was not given (UNEXPECTED_TOOL_CALL)"));
+            return Err(ApiError::bad_gateway(
+                "Gemini: the model called a function it was not given (UNEXPECTED_TOOL_CALL)",
+            ));
         }
         _ => "stop",
     })
@@ -776,7 +906,11 @@ fn sort_parts(content: Option<GContent>) -> Sorted {
     let mut sorted = Sorted::default();
     for part in content.map(|c| c.parts).unwrap_or_default() {
         if let Some(call) = part.function_call {
-            let args = if call.args.is_null() { "{}".to_string() } else { call.args.to_string() };
+            let args = if call.args.is_null() {
+                "{}".to_string()
+            } else {
+                call.args.to_string()
+            };
             sorted.calls.push((call.name, args));
         } else if let Some(text) = part.text {
             if part.thought == Some(true) {
@@ -794,7 +928,11 @@ fn short_id(id: &str) -> String {
     let id = id.strip_prefix("chatcmpl-").unwrap_or(id);
     let chars: Vec<char> = id.chars().filter(char::is_ascii_alphanumeric).collect();
     let short: String = chars[chars.len().saturating_sub(12)..].iter().collect();
-    if short.is_empty() { "gemini".to_string() } else { short }
+    if short.is_empty() {
+        "gemini".to_string()
+    } else {
+        short
+    }
 }
 
 fn call_id(short: &str, n: usize) -> String {
@@ -806,7 +944,8 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
     let mut reply = parse_reply(body)?;
     let candidates = reply.candidates.take().unwrap_or_default();
     if candidates.is_empty() {
-        return Err(no_candidate(&reply).unwrap_or_else(|| ApiError::bad_gateway("Gemini: the reply holds no candidate")));
+        return Err(no_candidate(&reply)
+            .unwrap_or_else(|| ApiError::bad_gateway("Gemini: the reply holds no candidate")));
     }
     let short = short_id(&ctx.id);
     let mut calls_made = 0;
@@ -835,7 +974,11 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
             Some(r) => map_finish(r)?,
             None => "stop",
         };
-        let content = if sorted.text.is_empty() && !tool_calls.is_empty() { None } else { Some(sorted.text) };
+        let content = if sorted.text.is_empty() && !tool_calls.is_empty() {
+            None
+        } else {
+            Some(sorted.text)
+        };
         choices.push(Choice {
             index,
             message: ResponseMessage {
@@ -885,7 +1028,14 @@ pub struct ChatStream {
 impl ChatStream {
     pub fn new(ctx: ReplyContext) -> Self {
         let short = short_id(&ctx.id);
-        ChatStream { ctx, short, choices: BTreeMap::new(), calls_made: 0, usage: None, usage_written: false }
+        ChatStream {
+            ctx,
+            short,
+            choices: BTreeMap::new(),
+            calls_made: 0,
+            usage: None,
+            usage_written: false,
+        }
     }
 
     fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> ChatChunk {
@@ -945,7 +1095,10 @@ impl ChatStream {
                         index: state.calls,
                         id: Some(call_id(&self.short, self.calls_made)),
                         kind: Some("function".into()),
-                        function: FunctionCallDelta { name: Some(name), arguments: Some(arguments) },
+                        function: FunctionCallDelta {
+                            name: Some(name),
+                            arguments: Some(arguments),
+                        },
                     });
                     state.calls += 1;
                     self.calls_made += 1;
@@ -967,7 +1120,11 @@ impl ChatStream {
             if empty && finish.is_none() {
                 continue;
             }
-            choices.push(ChunkChoice { index, delta, finish_reason: finish.map(str::to_owned) });
+            choices.push(ChunkChoice {
+                index,
+                delta,
+                finish_reason: finish.map(str::to_owned),
+            });
         }
         if !choices.is_empty() {
             sse::write_json(out, &self.chunk(choices, None));
@@ -981,10 +1138,14 @@ impl ChatStream {
     /// error, not a silent `stop`. Without any usage from Gemini no usage chunk is written.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         if self.choices.is_empty() {
-            return Err(ApiError::bad_gateway("Gemini: the stream ended without any candidate"));
+            return Err(ApiError::bad_gateway(
+                "Gemini: the stream ended without any candidate",
+            ));
         }
         if self.choices.values().any(|c| !c.finished) {
-            return Err(ApiError::bad_gateway("Gemini: the stream ended before the reply was finished (no finishReason)"));
+            return Err(ApiError::bad_gateway(
+                "Gemini: the stream ended before the reply was finished (no finishReason)",
+            ));
         }
         if self.ctx.include_usage
             && !self.usage_written
@@ -1010,14 +1171,26 @@ pub fn error_message(body: &[u8]) -> Option<String> {
         other => other,
     };
     let error = value.get("error")?;
-    let text = |key: &str| error.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-    text("message").or_else(|| text("status")).map(str::to_owned)
+    let text = |key: &str| {
+        error
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    text("message")
+        .or_else(|| text("status"))
+        .map(str::to_owned)
 }
 
 // ---------- embeddings ----------
 
 pub fn embeddings_url(base_url: &str, model: &str) -> String {
-    format!("{}/models/{}:batchEmbedContents", base_url.trim_end_matches('/'), bare_model(model))
+    format!(
+        "{}/models/{}:batchEmbedContents",
+        base_url.trim_end_matches('/'),
+        bare_model(model)
+    )
 }
 
 #[derive(Serialize)]
@@ -1057,11 +1230,15 @@ pub fn embeddings_request(req: &EmbeddingRequest, model: &str) -> Result<Vec<u8>
         .into_iter()
         .map(|text| EmbedRequest {
             model: model.clone(),
-            content: GContent { role: None, parts: vec![Part::text(text)] },
+            content: GContent {
+                role: None,
+                parts: vec![Part::text(text)],
+            },
             output_dimensionality: req.dimensions,
         })
         .collect();
-    Ok(serde_json::to_vec(&BatchEmbedRequest { requests }).expect("serialising to a Vec cannot fail"))
+    Ok(serde_json::to_vec(&BatchEmbedRequest { requests })
+        .expect("serialising to a Vec cannot fail"))
 }
 
 /// Gemini's estimate-free stand-in for a token count: ceil(chars / 4) over all inputs.
@@ -1073,18 +1250,39 @@ pub fn estimate_embedding_tokens(req: &EmbeddingRequest) -> u64 {
 /// The reply as OpenAI's embedding list. Gemini reports no token count and this function does not
 /// see the input, so `prompt_tokens` is 0 and the third element is `true` ("estimated"): the caller,
 /// which holds the request, fills the count with [`estimate_embedding_tokens`] (ceil(chars / 4)).
-pub fn embeddings_response(body: &[u8], model: &str) -> Result<(Vec<u8>, EmbeddingUsage, bool), ApiError> {
-    let reply: BatchEmbedResponse = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("Gemini: the reply is not a BatchEmbedContentsResponse: {e}")))?;
-    let embeddings = reply.embeddings.ok_or_else(|| ApiError::bad_gateway("Gemini: the reply holds no embeddings"))?;
+pub fn embeddings_response(
+    body: &[u8],
+    model: &str,
+) -> Result<(Vec<u8>, EmbeddingUsage, bool), ApiError> {
+    let reply: BatchEmbedResponse = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_gateway(format!(
+            "Gemini: the reply is not a BatchEmbedContentsResponse: {e}"
+        ))
+    })?;
+    let embeddings = reply
+        .embeddings
+        .ok_or_else(|| ApiError::bad_gateway("Gemini: the reply holds no embeddings"))?;
     let data = embeddings
         .into_iter()
         .enumerate()
-        .map(|(i, e)| Embedding { object: "embedding".into(), index: i as u32, embedding: e.values })
+        .map(|(i, e)| Embedding {
+            object: "embedding".into(),
+            index: i as u32,
+            embedding: e.values,
+        })
         .collect();
     let usage = EmbeddingUsage::default();
-    let response = EmbeddingResponse { object: "list".into(), data, model: bare_model(model).to_string(), usage };
-    Ok((serde_json::to_vec(&response).expect("serialising to a Vec cannot fail"), usage, true))
+    let response = EmbeddingResponse {
+        object: "list".into(),
+        data,
+        model: bare_model(model).to_string(),
+        usage,
+    };
+    Ok((
+        serde_json::to_vec(&response).expect("serialising to a Vec cannot fail"),
+        usage,
+        true,
+    ))
 }
 
 #[cfg(test)]
@@ -1094,7 +1292,10 @@ mod tests {
 
     fn request(v: Value) -> ChatRequest {
         let mut v = v;
-        v.as_object_mut().unwrap().entry("model").or_insert(json!("gemini-2.5-flash"));
+        v.as_object_mut()
+            .unwrap()
+            .entry("model")
+            .or_insert(json!("gemini-2.5-flash"));
         serde_json::from_value(v).unwrap()
     }
 
@@ -1111,7 +1312,12 @@ mod tests {
     }
 
     fn ctx(include_usage: bool) -> ReplyContext {
-        ReplyContext { id: "chatcmpl-abc123".into(), created: 1_700_000_000, model: "gemini-2.5-flash".into(), include_usage }
+        ReplyContext {
+            id: "chatcmpl-abc123".into(),
+            created: 1_700_000_000,
+            model: "gemini-2.5-flash".into(),
+            include_usage,
+        }
     }
 
     fn decode(body: Value) -> Result<(Value, Usage), ApiError> {
@@ -1159,15 +1365,25 @@ mod tests {
         assert!(matches!(SPEC.wire, Wire::Gemini));
         assert_eq!(SPEC.key_env, &["GEMINI_API_KEY"]);
         assert_eq!(
-            chat_url("https://generativelanguage.googleapis.com/v1beta/", "gemini-2.5-flash", false),
+            chat_url(
+                "https://generativelanguage.googleapis.com/v1beta/",
+                "gemini-2.5-flash",
+                false
+            ),
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
         );
         assert_eq!(
             chat_url("http://127.0.0.1:9/v1beta", "gemini-2.5-pro", true),
             "http://127.0.0.1:9/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
         );
-        assert_eq!(chat_url("http://h/v1beta", "models/x", false), "http://h/v1beta/models/x:generateContent");
-        assert_eq!(embeddings_url("http://h/v1beta/", "gemini-embedding-001"), "http://h/v1beta/models/gemini-embedding-001:batchEmbedContents");
+        assert_eq!(
+            chat_url("http://h/v1beta", "models/x", false),
+            "http://h/v1beta/models/x:generateContent"
+        );
+        assert_eq!(
+            embeddings_url("http://h/v1beta/", "gemini-embedding-001"),
+            "http://h/v1beta/models/gemini-embedding-001:batchEmbedContents"
+        );
     }
 
     // ---------- requests ----------
@@ -1181,7 +1397,10 @@ mod tests {
             {"role": "assistant", "content": "Salut", "reasoning_content": "secret thoughts"},
             user("Again"),
         ]}));
-        assert_eq!(body["systemInstruction"], json!({"parts": [{"text": "Be brief."}, {"text": "Answer in French."}]}));
+        assert_eq!(
+            body["systemInstruction"],
+            json!({"parts": [{"text": "Be brief."}, {"text": "Answer in French."}]})
+        );
         assert_eq!(
             body["contents"],
             json!([
@@ -1190,7 +1409,10 @@ mod tests {
                 {"role": "user", "parts": [{"text": "Again"}]},
             ])
         );
-        assert!(!body.to_string().contains("secret thoughts"), "reasoning_content is dropped");
+        assert!(
+            !body.to_string().contains("secret thoughts"),
+            "reasoning_content is dropped"
+        );
         assert!(body.get("generationConfig").is_none());
         assert!(body.get("tools").is_none());
         assert!(body.get("toolConfig").is_none());
@@ -1225,7 +1447,10 @@ mod tests {
                 {"functionResponse": {"name": "get_weather", "response": {"temp": 21}}},
             ]})
         );
-        assert_eq!(contents[3], json!({"role": "user", "parts": [{"text": "Thanks"}]}));
+        assert_eq!(
+            contents[3],
+            json!({"role": "user", "parts": [{"text": "Thanks"}]})
+        );
         // Not consecutive with the earlier tool messages: a new content; a JSON array is not an object.
         assert_eq!(
             contents[4],
@@ -1241,13 +1466,18 @@ mod tests {
                 {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": "done"},
         ]}));
-        assert_eq!(body["contents"][1]["parts"], json!([{"text": "Let me look."}, {"functionCall": {"name": "f", "args": {}}}]));
+        assert_eq!(
+            body["contents"][1]["parts"],
+            json!([{"text": "Let me look."}, {"functionCall": {"name": "f", "args": {}}}])
+        );
         assert_eq!(body["contents"][2]["role"], "user");
     }
 
     #[test]
     fn unknown_tool_call_id_is_rejected() {
-        let err = encode_err(json!({"messages": [user("q"), {"role": "tool", "tool_call_id": "nope", "content": "x"}]}));
+        let err = encode_err(
+            json!({"messages": [user("q"), {"role": "tool", "tool_call_id": "nope", "content": "x"}]}),
+        );
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.param.as_deref(), Some("messages[1]"));
         assert!(err.message.contains("nope"));
@@ -1257,10 +1487,15 @@ mod tests {
 
     #[test]
     fn bad_tool_arguments_are_rejected() {
-        let err = encode_err(json!({"messages": [user("q"), {"role": "assistant", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}));
+        let err = encode_err(
+            json!({"messages": [user("q"), {"role": "assistant", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}),
+        );
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert_eq!(err.param.as_deref(), Some("messages[1].tool_calls[0].function.arguments"));
+        assert_eq!(
+            err.param.as_deref(),
+            Some("messages[1].tool_calls[0].function.arguments")
+        );
     }
 
     #[test]
@@ -1286,7 +1521,11 @@ mod tests {
 
     #[test]
     fn unsupported_content_is_rejected() {
-        for url in ["ftp://example.com/a.png", "data:image/png,rawbytes", "file:///etc/passwd"] {
+        for url in [
+            "ftp://example.com/a.png",
+            "data:image/png,rawbytes",
+            "file:///etc/passwd",
+        ] {
             let err = encode_err(json!({"messages": [user("a"), {"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": url}}]}]}));
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{url}");
@@ -1307,7 +1546,9 @@ mod tests {
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.kind, "invalid_request_error");
         assert_eq!(err.param.as_deref(), Some("messages"));
-        let err = encode_err(json!({"messages": [{"role": "system", "content": "only a system prompt"}]}));
+        let err = encode_err(
+            json!({"messages": [{"role": "system", "content": "only a system prompt"}]}),
+        );
         assert_eq!(err.param.as_deref(), Some("messages"));
     }
 
@@ -1360,10 +1601,25 @@ mod tests {
                 "required": ["query"],
             })
         );
-        assert_eq!(decls[1], json!({"name": "ping"}), "an object without properties is left out");
+        assert_eq!(
+            decls[1],
+            json!({"name": "ping"}),
+            "an object without properties is left out"
+        );
         assert_eq!(decls[2], json!({"name": "noargs"}));
-        for banned in ["additionalProperties", "$schema", "strict", "default", "examples", "title", "minLength"] {
-            assert!(!body["tools"].to_string().contains(banned), "{banned} must be dropped");
+        for banned in [
+            "additionalProperties",
+            "$schema",
+            "strict",
+            "default",
+            "examples",
+            "title",
+            "minLength",
+        ] {
+            assert!(
+                !body["tools"].to_string().contains(banned),
+                "{banned} must be dropped"
+            );
         }
     }
 
@@ -1389,69 +1645,122 @@ mod tests {
             reduced["properties"]["home"],
             json!({"type": "object", "description": "Where I live", "properties": {"city": {"type": "string"}}, "required": ["city"]})
         );
-        assert_eq!(reduced["properties"]["color"], json!({"type": "string", "enum": ["red", "blue"], "description": "Pick one"}));
+        assert_eq!(
+            reduced["properties"]["color"],
+            json!({"type": "string", "enum": ["red", "blue"], "description": "Pick one"})
+        );
         // The recursive reference is inlined once, then dropped.
         assert_eq!(
             reduced["properties"]["list"],
             json!({"type": "object", "properties": {"value": {"type": "string"}, "next": {}}})
         );
-        assert_eq!(reduced["properties"]["remote"], json!({"description": "External"}));
+        assert_eq!(
+            reduced["properties"]["remote"],
+            json!({"description": "External"})
+        );
         assert!(!reduced.to_string().contains("$ref"));
     }
 
     #[test]
     fn schema_type_shorthands() {
         let r = |v: Value| Value::Object(reduce_root(&v));
-        assert_eq!(r(json!({"type": ["string", "null"]})), json!({"type": "string", "nullable": true}));
+        assert_eq!(
+            r(json!({"type": ["string", "null"]})),
+            json!({"type": "string", "nullable": true})
+        );
         assert_eq!(
             r(json!({"type": ["string", "integer"]})),
             json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
         );
-        assert_eq!(r(json!({"enum": ["a", "b", null]})), json!({"type": "string", "enum": ["a", "b"], "nullable": true}));
-        assert_eq!(r(json!({"type": "string", "const": "only"})), json!({"type": "string", "enum": ["only"]}));
-        assert_eq!(r(json!({"type": "string", "enum": [1, "b"]})), json!({"type": "string", "enum": ["1", "b"]}));
-        assert_eq!(r(json!({"oneOf": [{"type": "string"}, {"type": "null"}]})), json!({"type": "string", "nullable": true}));
-        assert_eq!(r(json!({"properties": {"a": {"type": "number", "format": "double"}}})), json!({"type": "object", "properties": {"a": {"type": "number", "format": "double"}}}));
-        assert_eq!(r(json!({"items": {"type": "boolean"}})), json!({"type": "array", "items": {"type": "boolean"}}));
+        assert_eq!(
+            r(json!({"enum": ["a", "b", null]})),
+            json!({"type": "string", "enum": ["a", "b"], "nullable": true})
+        );
+        assert_eq!(
+            r(json!({"type": "string", "const": "only"})),
+            json!({"type": "string", "enum": ["only"]})
+        );
+        assert_eq!(
+            r(json!({"type": "string", "enum": [1, "b"]})),
+            json!({"type": "string", "enum": ["1", "b"]})
+        );
+        assert_eq!(
+            r(json!({"oneOf": [{"type": "string"}, {"type": "null"}]})),
+            json!({"type": "string", "nullable": true})
+        );
+        assert_eq!(
+            r(json!({"properties": {"a": {"type": "number", "format": "double"}}})),
+            json!({"type": "object", "properties": {"a": {"type": "number", "format": "double"}}})
+        );
+        assert_eq!(
+            r(json!({"items": {"type": "boolean"}})),
+            json!({"type": "array", "items": {"type": "boolean"}})
+        );
         assert_eq!(r(json!(true)), json!({}));
     }
 
     #[test]
     fn non_function_tools_are_rejected() {
-        let err = encode_err(json!({"messages": [user("q")], "tools": [{"type": "code_interpreter", "function": {"name": "x"}}]}));
+        let err = encode_err(
+            json!({"messages": [user("q")], "tools": [{"type": "code_interpreter", "function": {"name": "x"}}]}),
+        );
         assert_eq!(err.param.as_deref(), Some("tools[0]"));
     }
 
     #[test]
     fn tool_choice_modes() {
         let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
-        let mode = |choice: Value| encode(json!({"messages": [user("q")], "tools": tools, "tool_choice": choice}))["toolConfig"].clone();
-        assert_eq!(mode(json!("none")), json!({"functionCallingConfig": {"mode": "NONE"}}));
-        assert_eq!(mode(json!("auto")), json!({"functionCallingConfig": {"mode": "AUTO"}}));
-        assert_eq!(mode(json!("required")), json!({"functionCallingConfig": {"mode": "ANY"}}));
+        let mode = |choice: Value| {
+            encode(json!({"messages": [user("q")], "tools": tools, "tool_choice": choice}))["toolConfig"].clone()
+        };
+        assert_eq!(
+            mode(json!("none")),
+            json!({"functionCallingConfig": {"mode": "NONE"}})
+        );
+        assert_eq!(
+            mode(json!("auto")),
+            json!({"functionCallingConfig": {"mode": "AUTO"}})
+        );
+        assert_eq!(
+            mode(json!("required")),
+            json!({"functionCallingConfig": {"mode": "ANY"}})
+        );
         assert_eq!(
             mode(json!({"type": "function", "function": {"name": "get_weather"}})),
             json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}})
         );
-        let err = encode_err(json!({"messages": [user("q")], "tools": tools, "tool_choice": "sometimes"}));
+        let err = encode_err(
+            json!({"messages": [user("q")], "tools": tools, "tool_choice": "sometimes"}),
+        );
         assert_eq!(err.param.as_deref(), Some("tool_choice"));
     }
 
     #[test]
     fn response_formats() {
-        let config = |format: Value| encode(json!({"messages": [user("q")], "response_format": format}))["generationConfig"].clone();
-        assert_eq!(config(json!({"type": "json_object"})), json!({"responseMimeType": "application/json"}));
+        let config = |format: Value| {
+            encode(json!({"messages": [user("q")], "response_format": format}))["generationConfig"]
+                .clone()
+        };
         assert_eq!(
-            config(json!({"type": "json_schema", "json_schema": {"name": "person", "strict": true, "schema": {
+            config(json!({"type": "json_object"})),
+            json!({"responseMimeType": "application/json"})
+        );
+        assert_eq!(
+            config(
+                json!({"type": "json_schema", "json_schema": {"name": "person", "strict": true, "schema": {
                 "type": "object", "additionalProperties": false,
                 "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
-                "required": ["name", "age"]}}})),
+                "required": ["name", "age"]}}})
+            ),
             json!({"responseMimeType": "application/json", "responseSchema": {
                 "type": "object",
                 "properties": {"name": {"type": "string"}, "age": {"type": "integer", "nullable": true}},
                 "required": ["name", "age"]}})
         );
-        assert_eq!(config(json!({"type": "json_schema", "json_schema": {"name": "free"}})), json!({"responseMimeType": "application/json"}));
+        assert_eq!(
+            config(json!({"type": "json_schema", "json_schema": {"name": "free"}})),
+            json!({"responseMimeType": "application/json"})
+        );
         assert_eq!(config(json!({"type": "text"})), Value::Null);
     }
 
@@ -1467,20 +1776,36 @@ mod tests {
                 "stopSequences": ["END", "STOP"], "seed": 42, "presencePenalty": 0.1, "frequencyPenalty": 0.2,
                 "responseLogprobs": true, "logprobs": 3})
         );
-        let body = encode(json!({"messages": [user("q")], "max_tokens": 100, "stop": "END", "logprobs": false}));
-        assert_eq!(body["generationConfig"], json!({"maxOutputTokens": 100, "stopSequences": ["END"]}));
+        let body = encode(
+            json!({"messages": [user("q")], "max_tokens": 100, "stop": "END", "logprobs": false}),
+        );
+        assert_eq!(
+            body["generationConfig"],
+            json!({"maxOutputTokens": 100, "stopSequences": ["END"]})
+        );
     }
 
     #[test]
     fn reasoning_effort() {
         let thinking = |effort: &str| {
-            encode(json!({"messages": [user("q")], "reasoning_effort": effort}))["generationConfig"]["thinkingConfig"].clone()
+            encode(json!({"messages": [user("q")], "reasoning_effort": effort}))["generationConfig"]
+                ["thinkingConfig"]
+                .clone()
         };
         assert_eq!(thinking("none"), json!({"thinkingBudget": 0}));
         assert_eq!(thinking("minimal"), json!({"thinkingBudget": 0}));
-        assert_eq!(thinking("low"), json!({"thinkingBudget": 1024, "includeThoughts": true}));
-        assert_eq!(thinking("medium"), json!({"thinkingBudget": 8192, "includeThoughts": true}));
-        assert_eq!(thinking("high"), json!({"thinkingBudget": 24576, "includeThoughts": true}));
+        assert_eq!(
+            thinking("low"),
+            json!({"thinkingBudget": 1024, "includeThoughts": true})
+        );
+        assert_eq!(
+            thinking("medium"),
+            json!({"thinkingBudget": 8192, "includeThoughts": true})
+        );
+        assert_eq!(
+            thinking("high"),
+            json!({"thinkingBudget": 24576, "includeThoughts": true})
+        );
         let err = encode_err(json!({"messages": [user("q")], "reasoning_effort": "extreme"}));
         assert_eq!(err.param.as_deref(), Some("reasoning_effort"));
     }
@@ -1517,11 +1842,13 @@ mod tests {
 
     #[test]
     fn function_calls_become_tool_calls() {
-        let (reply, _) = decode(json!({"candidates": [{"content": {"role": "model", "parts": [
+        let (reply, _) = decode(
+            json!({"candidates": [{"content": {"role": "model", "parts": [
             {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
             {"functionCall": {"name": "get_weather", "args": {"city": "Tokyo"}}},
             {"functionCall": {"name": "now"}},
-        ]}, "finishReason": "STOP"}]}))
+        ]}, "finishReason": "STOP"}]}),
+        )
         .unwrap();
         let message = &reply["choices"][0]["message"];
         assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
@@ -1529,10 +1856,14 @@ mod tests {
         let calls = message["tool_calls"].as_array().unwrap();
         assert_eq!(calls.len(), 3);
         assert_eq!(calls[0]["type"], "function");
-        assert_eq!(calls[0]["function"], json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}));
+        assert_eq!(
+            calls[0]["function"],
+            json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"})
+        );
         assert_eq!(calls[1]["function"]["arguments"], "{\"city\":\"Tokyo\"}");
         assert_eq!(calls[2]["function"]["arguments"], "{}");
-        let ids: std::collections::HashSet<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        let ids: std::collections::HashSet<&str> =
+            calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
         assert_eq!(ids.len(), 3);
         assert!(ids.iter().all(|id| id.starts_with("call_abc123_")));
         assert!(reply.get("usage").is_none(), "no usageMetadata, no usage");
@@ -1545,9 +1876,17 @@ mod tests {
         .unwrap();
         let assistant = reply["choices"][0]["message"].clone();
         let id = assistant["tool_calls"][0]["id"].clone();
-        let body = encode(json!({"messages": [user("q"), assistant, {"role": "tool", "tool_call_id": id, "content": "sunny"}]}));
-        assert_eq!(body["contents"][1]["parts"][0], json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}));
-        assert_eq!(body["contents"][2]["parts"][0], json!({"functionResponse": {"name": "get_weather", "response": {"result": "sunny"}}}));
+        let body = encode(
+            json!({"messages": [user("q"), assistant, {"role": "tool", "tool_call_id": id, "content": "sunny"}]}),
+        );
+        assert_eq!(
+            body["contents"][1]["parts"][0],
+            json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}})
+        );
+        assert_eq!(
+            body["contents"][2]["parts"][0],
+            json!({"functionResponse": {"name": "get_weather", "response": {"result": "sunny"}}})
+        );
     }
 
     #[test]
@@ -1568,7 +1907,8 @@ mod tests {
             assert_eq!(reply["choices"][0]["finish_reason"], openai, "{gemini}");
         }
         // A safety stop with no content still answers a (empty) message.
-        let (reply, _) = decode(json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]})).unwrap();
+        let (reply, _) =
+            decode(json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]})).unwrap();
         assert_eq!(reply["choices"][0]["message"]["content"], "");
         assert_eq!(reply["choices"][0]["finish_reason"], "content_filter");
     }
@@ -1578,7 +1918,10 @@ mod tests {
         let err = decode(json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}], "usageMetadata": usage_meta()}))
             .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_GATEWAY);
-        assert_eq!(err.message, "Gemini: the model produced a malformed function call (MALFORMED_FUNCTION_CALL)");
+        assert_eq!(
+            err.message,
+            "Gemini: the model produced a malformed function call (MALFORMED_FUNCTION_CALL)"
+        );
     }
 
     #[test]
@@ -1593,7 +1936,10 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_bad_gateway() {
-        assert_eq!(chat_response(b"not json", &ctx(false)).unwrap_err().status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            chat_response(b"not json", &ctx(false)).unwrap_err().status,
+            StatusCode::BAD_GATEWAY
+        );
         let err = decode(json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_GATEWAY);
         assert!(err.message.contains("overloaded"));
@@ -1608,7 +1954,13 @@ mod tests {
         ], "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 9}}))
         .unwrap();
         let choices = reply["choices"].as_array().unwrap();
-        assert_eq!(choices.iter().map(|c| c["index"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            choices
+                .iter()
+                .map(|c| c["index"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         assert_eq!(choices[0]["finish_reason"], "stop");
         assert_eq!(choices[1]["finish_reason"], "tool_calls");
         assert_eq!(choices[2]["finish_reason"], "length");
@@ -1620,8 +1972,16 @@ mod tests {
     #[test]
     fn stream_text_without_usage_chunk() {
         let mut last = text_event(" world", Some("STOP"));
-        last["usageMetadata"] = json!({"promptTokenCount": 12, "candidatesTokenCount": 2, "totalTokenCount": 14});
-        let (chunks, stream) = run_stream(&[text_event("Hello", None), json!({"usageMetadata": usage_meta()}), last], false);
+        last["usageMetadata"] =
+            json!({"promptTokenCount": 12, "candidatesTokenCount": 2, "totalTokenCount": 14});
+        let (chunks, stream) = run_stream(
+            &[
+                text_event("Hello", None),
+                json!({"usageMetadata": usage_meta()}),
+                last,
+            ],
+            false,
+        );
         assert_eq!(chunks.len(), 2);
         for c in &chunks {
             assert_eq!(c["id"], "chatcmpl-abc123");
@@ -1630,8 +1990,14 @@ mod tests {
             assert_eq!(c["model"], "gemini-2.5-flash");
             assert!(c.get("usage").is_none());
         }
-        assert_eq!(chunks[0]["choices"], json!([{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": null}]));
-        assert_eq!(chunks[1]["choices"], json!([{"index": 0, "delta": {"content": " world"}, "finish_reason": "stop"}]));
+        assert_eq!(
+            chunks[0]["choices"],
+            json!([{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": null}])
+        );
+        assert_eq!(
+            chunks[1]["choices"],
+            json!([{"index": 0, "delta": {"content": " world"}, "finish_reason": "stop"}])
+        );
         // The latest usageMetadata wins.
         assert_eq!(stream.usage(), Some(Usage::new(12, 2, 0, 0)));
     }
@@ -1645,7 +2011,10 @@ mod tests {
         assert!(chunks[..2].iter().all(|c| c.get("usage").is_none()));
         assert_eq!(chunks[2]["choices"], json!([]));
         assert_eq!(chunks[2]["object"], "chat.completion.chunk");
-        assert_eq!(chunks[2]["usage"], serde_json::to_value(Usage::new(12, 27, 4, 7)).unwrap());
+        assert_eq!(
+            chunks[2]["usage"],
+            serde_json::to_value(Usage::new(12, 27, 4, 7)).unwrap()
+        );
         assert_eq!(stream.usage(), Some(Usage::new(12, 27, 4, 7)));
     }
 
@@ -1660,13 +2029,20 @@ mod tests {
     fn stream_reasoning() {
         let thought = json!({"candidates": [{"content": {"parts": [{"text": "Hmm.", "thought": true}]}, "index": 0}]});
         let (chunks, _) = run_stream(&[thought, text_event("Answer", Some("STOP"))], false);
-        assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "reasoning_content": "Hmm."}));
-        assert_eq!(chunks[1]["choices"][0]["delta"], json!({"content": "Answer"}));
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "reasoning_content": "Hmm."})
+        );
+        assert_eq!(
+            chunks[1]["choices"][0]["delta"],
+            json!({"content": "Answer"})
+        );
     }
 
     #[test]
     fn stream_tool_calls() {
-        let call = |city: &str| json!({"functionCall": {"name": "get_weather", "args": {"city": city}}});
+        let call =
+            |city: &str| json!({"functionCall": {"name": "get_weather", "args": {"city": city}}});
         let events = [
             json!({"candidates": [{"content": {"role": "model", "parts": [call("Paris")]}, "index": 0}]}),
             json!({"candidates": [{"content": {"role": "model", "parts": [call("Tokyo"), call("Oslo")]}, "finishReason": "STOP", "index": 0}],
@@ -1679,12 +2055,28 @@ mod tests {
         assert_eq!(first["finish_reason"], Value::Null);
         let deltas: Vec<&Value> = chunks[..2]
             .iter()
-            .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().unwrap().iter())
+            .flat_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+            })
             .collect();
-        assert_eq!(deltas.iter().map(|d| d["index"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
-        assert!(deltas.iter().all(|d| d["type"] == "function" && d["function"]["name"] == "get_weather"));
+        assert_eq!(
+            deltas
+                .iter()
+                .map(|d| d["index"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert!(
+            deltas
+                .iter()
+                .all(|d| d["type"] == "function" && d["function"]["name"] == "get_weather")
+        );
         assert_eq!(deltas[1]["function"]["arguments"], "{\"city\":\"Tokyo\"}");
-        let ids: std::collections::HashSet<&str> = deltas.iter().map(|d| d["id"].as_str().unwrap()).collect();
+        let ids: std::collections::HashSet<&str> =
+            deltas.iter().map(|d| d["id"].as_str().unwrap()).collect();
         assert_eq!(ids.len(), 3);
         assert_eq!(chunks[1]["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(chunks[2]["choices"], json!([]));
@@ -1720,7 +2112,11 @@ mod tests {
                 if choice["delta"].get("role").is_some() {
                     *roles.entry(index).or_default() += 1;
                 }
-                for call in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+                for call in choice["delta"]["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     call_indices.push(call["index"].as_u64().unwrap());
                 }
                 assert_ne!(choice["delta"]["content"], "late");
@@ -1731,14 +2127,23 @@ mod tests {
         assert_eq!(roles, BTreeMap::from([(0, 1), (1, 1)]));
         assert_eq!(call_indices, vec![0, 1]);
         // The finish-only delta carries no content.
-        assert_eq!(chunks[2]["choices"], json!([{"index": 1, "delta": {}, "finish_reason": "tool_calls"}]));
+        assert_eq!(
+            chunks[2]["choices"],
+            json!([{"index": 1, "delta": {}, "finish_reason": "tool_calls"}])
+        );
     }
 
     #[test]
     fn stream_safety_and_length() {
-        let events = [text_event("Some", None), json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]})];
+        let events = [
+            text_event("Some", None),
+            json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]}),
+        ];
         let (chunks, _) = run_stream(&events, false);
-        assert_eq!(chunks[1]["choices"], json!([{"index": 0, "delta": {}, "finish_reason": "content_filter"}]));
+        assert_eq!(
+            chunks[1]["choices"],
+            json!([{"index": 0, "delta": {}, "finish_reason": "content_filter"}])
+        );
         let (chunks, _) = run_stream(&[text_event("Cut", Some("MAX_TOKENS"))], false);
         assert_eq!(chunks[0]["choices"][0]["finish_reason"], "length");
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
@@ -1748,31 +2153,56 @@ mod tests {
     fn stream_errors() {
         let mut stream = ChatStream::new(ctx(true));
         let mut out = Vec::new();
-        stream.event(text_event("a", None).to_string().as_bytes(), &mut out).unwrap();
-        let malformed = json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}]});
-        let err = stream.event(malformed.to_string().as_bytes(), &mut out).unwrap_err();
+        stream
+            .event(text_event("a", None).to_string().as_bytes(), &mut out)
+            .unwrap();
+        let malformed =
+            json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}]});
+        let err = stream
+            .event(malformed.to_string().as_bytes(), &mut out)
+            .unwrap_err();
         assert_eq!(err, malformed_call());
 
         let mut stream = ChatStream::new(ctx(true));
         let blocked = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 5}});
-        let err = stream.event(blocked.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
+        let err = stream
+            .event(blocked.to_string().as_bytes(), &mut Vec::new())
+            .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.message, "Gemini blocked the prompt: PROHIBITED_CONTENT");
         assert_eq!(err.code.as_deref(), Some("content_filter"));
 
         let mut stream = ChatStream::new(ctx(false));
-        assert_eq!(stream.event(b"{not json", &mut Vec::new()).unwrap_err().status, StatusCode::BAD_GATEWAY);
-        let error = json!({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}});
-        assert_eq!(stream.event(error.to_string().as_bytes(), &mut Vec::new()).unwrap_err().status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            stream
+                .event(b"{not json", &mut Vec::new())
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_GATEWAY
+        );
+        let error =
+            json!({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}});
+        assert_eq!(
+            stream
+                .event(error.to_string().as_bytes(), &mut Vec::new())
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_GATEWAY
+        );
     }
 
     #[test]
     fn stream_ending_without_finish_reason_is_an_error() {
         let mut stream = ChatStream::new(ctx(true));
         let mut out = Vec::new();
-        stream.event(text_event("a", None).to_string().as_bytes(), &mut out).unwrap();
+        stream
+            .event(text_event("a", None).to_string().as_bytes(), &mut out)
+            .unwrap();
         out.clear();
-        assert_eq!(stream.finish(&mut out).unwrap_err().status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            stream.finish(&mut out).unwrap_err().status,
+            StatusCode::BAD_GATEWAY
+        );
         assert!(out.is_empty());
         let mut empty = ChatStream::new(ctx(true));
         assert!(empty.finish(&mut out).is_err());
@@ -1783,12 +2213,29 @@ mod tests {
         let mut stream = ChatStream::new(ctx(true));
         let mut out = Vec::new();
         stream.event(b"  ", &mut out).unwrap();
-        stream.event(json!({"usageMetadata": usage_meta()}).to_string().as_bytes(), &mut out).unwrap();
-        stream.event(json!({"candidates": [{"content": {"parts": [{"text": ""}]}, "index": 0}]}).to_string().as_bytes(), &mut out).unwrap();
+        stream
+            .event(
+                json!({"usageMetadata": usage_meta()})
+                    .to_string()
+                    .as_bytes(),
+                &mut out,
+            )
+            .unwrap();
+        stream
+            .event(
+                json!({"candidates": [{"content": {"parts": [{"text": ""}]}, "index": 0}]})
+                    .to_string()
+                    .as_bytes(),
+                &mut out,
+            )
+            .unwrap();
         // The empty text still opens the choice with its role.
         let chunks = frames(&out);
         assert_eq!(chunks.len(), 1);
-        assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant"}));
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant"})
+        );
         assert_eq!(stream.usage(), Some(Usage::new(12, 27, 4, 7)));
     }
 
@@ -1797,11 +2244,20 @@ mod tests {
     #[test]
     fn error_messages() {
         let body = json!({"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}});
-        assert_eq!(error_message(body.to_string().as_bytes()).as_deref(), Some("API key not valid."));
+        assert_eq!(
+            error_message(body.to_string().as_bytes()).as_deref(),
+            Some("API key not valid.")
+        );
         let array = json!([{"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}]);
-        assert_eq!(error_message(array.to_string().as_bytes()).as_deref(), Some("Quota exceeded"));
+        assert_eq!(
+            error_message(array.to_string().as_bytes()).as_deref(),
+            Some("Quota exceeded")
+        );
         let status_only = json!({"error": {"code": 500, "status": "INTERNAL"}});
-        assert_eq!(error_message(status_only.to_string().as_bytes()).as_deref(), Some("INTERNAL"));
+        assert_eq!(
+            error_message(status_only.to_string().as_bytes()).as_deref(),
+            Some("INTERNAL")
+        );
         assert_eq!(error_message(b"<html>oops</html>"), None);
         assert_eq!(error_message(b"{\"candidates\":[]}"), None);
     }
@@ -1810,7 +2266,9 @@ mod tests {
     fn embeddings() {
         let req: EmbeddingRequest =
             serde_json::from_value(json!({"model": "gemini/gemini-embedding-001", "input": ["hello", "world!"], "dimensions": 8})).unwrap();
-        let body: Value = serde_json::from_slice(&embeddings_request(&req, "gemini-embedding-001").unwrap()).unwrap();
+        let body: Value =
+            serde_json::from_slice(&embeddings_request(&req, "gemini-embedding-001").unwrap())
+                .unwrap();
         assert_eq!(
             body,
             json!({"requests": [
@@ -1820,14 +2278,20 @@ mod tests {
         );
         assert_eq!(estimate_embedding_tokens(&req), 3); // ceil(11 / 4)
 
-        let one: EmbeddingRequest = serde_json::from_value(json!({"model": "m", "input": "hi"})).unwrap();
+        let one: EmbeddingRequest =
+            serde_json::from_value(json!({"model": "m", "input": "hi"})).unwrap();
         let body: Value = serde_json::from_slice(&embeddings_request(&one, "m").unwrap()).unwrap();
         assert!(body["requests"][0].get("outputDimensionality").is_none());
-        let none: EmbeddingRequest = serde_json::from_value(json!({"model": "m", "input": []})).unwrap();
-        assert_eq!(embeddings_request(&none, "m").unwrap_err().param.as_deref(), Some("input"));
+        let none: EmbeddingRequest =
+            serde_json::from_value(json!({"model": "m", "input": []})).unwrap();
+        assert_eq!(
+            embeddings_request(&none, "m").unwrap_err().param.as_deref(),
+            Some("input")
+        );
 
         let reply = json!({"embeddings": [{"values": [0.5, -0.25]}, {"values": [1.0, 0.0]}]});
-        let (bytes, usage, estimated) = embeddings_response(reply.to_string().as_bytes(), "gemini-embedding-001").unwrap();
+        let (bytes, usage, estimated) =
+            embeddings_response(reply.to_string().as_bytes(), "gemini-embedding-001").unwrap();
         let list: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             list,
@@ -1837,6 +2301,9 @@ mod tests {
         );
         assert_eq!(usage.prompt_tokens, 0);
         assert!(estimated);
-        assert_eq!(embeddings_response(b"{}", "m").unwrap_err().status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            embeddings_response(b"{}", "m").unwrap_err().status,
+            StatusCode::BAD_GATEWAY
+        );
     }
 }

@@ -22,8 +22,8 @@ pub struct Counters {
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
     pub cached_tokens: u64,
-    /// Cost in millionths of a USD, so that Redis can add it atomically as an integer.
-    pub cost_micro_usd: u64,
+    /// Cost in billionths of a USD (a cheap request costs a few millionths), so that Redis can add it atomically as an integer.
+    pub cost_nano_usd: u64,
     /// Errors by class.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub error_classes: BTreeMap<String, u64>,
@@ -50,7 +50,7 @@ impl Counters {
         self.completion_tokens += r.completion_tokens;
         self.reasoning_tokens += r.reasoning_tokens;
         self.cached_tokens += r.cached_tokens;
-        self.cost_micro_usd += (r.cost_usd * 1e6).round() as u64;
+        self.cost_nano_usd += (r.cost_usd * 1e9).round() as u64;
         *self.latency.entry(bucket_of(r.latency_ms)).or_default() += 1;
         if let Some(t) = r.ttft_ms {
             *self.ttft.entry(bucket_of(t)).or_default() += 1;
@@ -64,7 +64,7 @@ impl Counters {
         self.completion_tokens += other.completion_tokens;
         self.reasoning_tokens += other.reasoning_tokens;
         self.cached_tokens += other.cached_tokens;
-        self.cost_micro_usd += other.cost_micro_usd;
+        self.cost_nano_usd += other.cost_nano_usd;
         for (k, v) in &other.error_classes {
             *self.error_classes.entry(k.clone()).or_default() += v;
         }
@@ -77,7 +77,7 @@ impl Counters {
     }
 
     pub fn cost_usd(&self) -> f64 {
-        self.cost_micro_usd as f64 / 1e6
+        self.cost_nano_usd as f64 / 1e9
     }
 
     pub fn latency_percentile(&self, q: f64) -> f64 {
@@ -97,7 +97,7 @@ impl Counters {
             ("completion_tokens".to_string(), self.completion_tokens),
             ("reasoning_tokens".to_string(), self.reasoning_tokens),
             ("cached_tokens".to_string(), self.cached_tokens),
-            ("cost_micro_usd".to_string(), self.cost_micro_usd),
+            ("cost_nano_usd".to_string(), self.cost_nano_usd),
         ];
         out.retain(|(_, v)| *v > 0);
         out.extend(self.error_classes.iter().map(|(k, v)| (format!("err:{k}"), *v)));
@@ -115,7 +115,7 @@ impl Counters {
             "completion_tokens" => self.completion_tokens += value,
             "reasoning_tokens" => self.reasoning_tokens += value,
             "cached_tokens" => self.cached_tokens += value,
-            "cost_micro_usd" => self.cost_micro_usd += value,
+            "cost_nano_usd" => self.cost_nano_usd += value,
             f => {
                 if let Some(c) = f.strip_prefix("err:") {
                     *self.error_classes.entry(c.to_string()).or_default() += value;
@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(a.errors, 10);
         assert_eq!(a.latency_percentile(0.5), 5.0);
         assert_eq!(a.latency_percentile(0.95), 500.0);
-        assert_eq!(a.cost_micro_usd, 150_000);
+        assert_eq!(a.cost_nano_usd, 150_000_000);
     }
 
     #[test]

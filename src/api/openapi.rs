@@ -1,0 +1,30 @@
+//! `GET /openapi.json`: the gateway's API as OpenAPI 3.1, generated from the handlers and types.
+
+use axum::Json;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "LLM Bridge", description = "An OpenAI-compatible gateway to many LLM providers."),
+    paths(
+        super::v1::chat_completions,
+        super::v1::embeddings,
+        super::models::list,
+        super::models::get_one,
+        super::health::health,
+        super::health::live,
+        super::health::ready,
+        super::stats::overview,
+        super::stats::timeseries,
+        super::stats::providers,
+        super::stats::requests,
+        super::stats::pricing,
+    ),
+    components(schemas(crate::providers::openai_types::ChatChunk))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi_json() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,117 @@
+"""The official OpenAI Python SDK against the gateway, as an unmodified client would use it.
+
+Run by scripts/test.sh with GATEWAY_URL pointing at a gateway wired to the mock upstream.
+"""
+import os
+import sys
+
+import openai
+from openai import OpenAI
+
+BASE = os.environ["GATEWAY_URL"].rstrip("/") + "/v1"
+client = OpenAI(base_url=BASE, api_key="unused-by-an-open-gateway", max_retries=0)
+EXPECTED = "Hello from the mock upstream, a reply of exactly twenty tokens for tests and the gateway benchmark."
+failures = []
+
+
+def check(name, fn):
+    try:
+        fn()
+        print(f"ok   {name}")
+    except Exception as e:  # noqa: BLE001 - report every failure, then exit non-zero
+        failures.append(name)
+        print(f"FAIL {name}: {type(e).__name__}: {e}")
+
+
+def non_stream():
+    for model in ["gpt-4o-mini", "gemini-2.5-flash", "claude-sonnet-4-5", "deepseek-chat"]:
+        r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
+        assert r.choices[0].message.content == EXPECTED, (model, r.choices[0].message.content)
+        assert r.choices[0].finish_reason == "stop", (model, r.choices[0].finish_reason)
+        assert r.usage.prompt_tokens == 12 and r.usage.completion_tokens == 20, (model, r.usage)
+
+
+def stream():
+    for model in ["gpt-4o-mini", "gemini-2.5-flash", "claude-sonnet-4-5"]:
+        chunks = list(
+            client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": "Hi"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == EXPECTED, (model, text)
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finishes == ["stop"], (model, finishes)
+        assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 32, (model, chunks[-1])
+
+
+def tools():
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+    for model in ["gemini/gemini-2.5-flash-tools", "anthropic/claude-tools"]:
+        r = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Weather in Paris and Tokyo?"}], tools=[tool]
+        )
+        calls = r.choices[0].message.tool_calls
+        assert r.choices[0].finish_reason == "tool_calls", (model, r.choices[0].finish_reason)
+        assert [c.function.name for c in calls] == ["get_weather", "get_weather"], (model, calls)
+        assert '"Paris"' in calls[0].function.arguments and '"Tokyo"' in calls[1].function.arguments
+
+
+def errors():
+    try:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])
+        raise AssertionError("expected NotFoundError")
+    except openai.NotFoundError as e:
+        assert e.code == "model_not_found", e
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[])
+        raise AssertionError("expected BadRequestError")
+    except openai.BadRequestError as e:
+        assert e.param == "messages", e.body
+    try:
+        client.chat.completions.create(model="openai/m-fail429", messages=[{"role": "user", "content": "Hi"}])
+        raise AssertionError("expected RateLimitError")
+    except openai.RateLimitError as e:
+        assert "OpenAI:" in str(e), e
+    try:
+        client.chat.completions.create(model="openai/m-fail500", messages=[{"role": "user", "content": "Hi"}])
+        raise AssertionError("expected InternalServerError")
+    except openai.InternalServerError as e:
+        assert e.status_code == 502, e
+
+
+def models():
+    ids = {m.id for m in client.models.list()}
+    assert {"gpt-4o-mini", "gemini-2.5-flash", "claude-sonnet-4-5"} <= ids, ids
+
+
+def embeddings():
+    r = client.embeddings.create(model="text-embedding-3-small", input=["hello world", "bye"])
+    assert len(r.data) == 2 and len(r.data[0].embedding) == 8
+    r = client.embeddings.create(model="gemini-embedding-001", input="hello world")
+    assert len(r.data) == 1
+
+
+for name, fn in [
+    ("non-stream", non_stream),
+    ("stream", stream),
+    ("tools", tools),
+    ("errors", errors),
+    ("models", models),
+    ("embeddings", embeddings),
+]:
+    check(name, fn)
+
+if failures:
+    print(f"{len(failures)} OpenAI SDK check(s) failed: {', '.join(failures)}")
+    sys.exit(1)
+print("OpenAI SDK: all checks passed")

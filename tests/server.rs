@@ -1,0 +1,245 @@
+//! The `llm-bridge` binary itself: CLI, configuration check, health, console pages, graceful
+//! shutdown and the embedded store across a restart.
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_llm-bridge");
+
+fn bare_command() -> Command {
+    let mut cmd = Command::new(BIN);
+    // Nothing from the developer's environment leaks into these runs.
+    for var in llm_bridge::config::known_env_vars() {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Running {
+    async fn start(data_dir: &std::path::Path, extra_env: &[(&str, String)]) -> Running {
+        let port = free_port();
+        let mut cmd = bare_command();
+        cmd.env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LLM_BRIDGE_DATA_DIR", data_dir)
+            .env("LLM_BRIDGE_STATS_FLUSH_INTERVAL", "50ms")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start llm-bridge");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{url}/health/live")).send().await.is_ok() {
+                return Running { child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("llm-bridge did not start");
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait_exit(mut self) -> (std::process::ExitStatus, String) {
+        for _ in 0..400 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut log = String::new();
+                use std::io::Read;
+                self.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+                return (status, log);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = self.child.kill();
+        panic!("llm-bridge did not exit after SIGTERM");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let out = bare_command().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in ["check-config", "--config", "--listen", "--data-dir", "--redis-url"] {
+        assert!(help.contains(needle), "{needle} missing from --help:\n{help}");
+    }
+    let out = bare_command().arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("llm-bridge {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_config_prints_masked_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridge.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:4321\"\n[models.aliases]\nfast = \"deepseek/deepseek-chat\"\n").unwrap();
+    let out = bare_command()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("OPENAI_API_KEY", "sk-very-secret-value")
+        .env("REDIS_URL", "redis://:hunter2@127.0.0.1:6379")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("127.0.0.1:4321") && stdout.contains("fast = \"deepseek/deepseek-chat\""), "{stdout}");
+    assert!(!stdout.contains("sk-very-secret-value") && !stdout.contains("hunter2"), "{stdout}");
+    assert!(stdout.contains("********"));
+
+    // --listen beats the environment, which beats the file.
+    let out = bare_command()
+        .args(["check-config", "--listen", "127.0.0.1:9999", "--config"])
+        .arg(&file)
+        .env("LLM_BRIDGE_LISTEN", "127.0.0.1:8888")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"127.0.0.1:9999\""));
+}
+
+#[test]
+fn check_config_rejects_bad_input_precisely() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[store]\nflush_interval = \"0s\"\n").unwrap();
+    let out = bare_command().args(["check-config", "--config"]).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains(file.to_str().unwrap()) && stderr.contains("store.flush_interval") && stderr.contains("greater than zero"), "{stderr}");
+
+    let out = bare_command().args(["check-config", "--config", "/nonexistent/bridge.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bridge.toml: cannot read"));
+
+    let out = bare_command().arg("check-config").env("LLM_BRIDGE_LISTEN", "localhost").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LLM_BRIDGE_LISTEN"));
+}
+
+#[tokio::test]
+async fn health_and_console_without_redis_or_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Running::start(dir.path(), &[]).await;
+    let http = reqwest::Client::new();
+    let ready = http.get(format!("{}/health/ready", gw.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let health: Value = http.get(format!("{}/health", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["store"]["backend"], "embedded");
+    assert_eq!(health["store"]["reachable"], true);
+    assert!(health["uptime_seconds"].is_u64());
+    let openai = health["providers"].as_array().unwrap().iter().find(|p| p["name"] == "openai").unwrap().clone();
+    assert_eq!(openai["enabled"], false);
+    assert_eq!(openai["enable_with"], "OPENAI_API_KEY");
+    let live = http.get(format!("{}/health/live", gw.url)).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+
+    let page = http.get(format!("{}/", gw.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Dashboard") && html.contains("data-metric=\"requests\""), "SSR includes the data:\n{html}");
+    let missing = http.get(format!("{}/no-such-page", gw.url)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn ready_is_503_when_the_store_is_unusable() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Running::start(dir.path(), &[("REDIS_URL", format!("redis://127.0.0.1:{port}"))]).await;
+    let http = reqwest::Client::new();
+    let ready = http.get(format!("{}/health/ready", gw.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert!(body["reason"].as_str().unwrap().contains("redis"), "{body}");
+    let health: Value = http.get(format!("{}/health", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["store"]["reachable"], false);
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
+    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+        ("LLM_BRIDGE_CONFIG", {
+            let f = dir.path().join("c.toml");
+            std::fs::write(&f, "[providers.openai]\nmodels = [\"m-slow\"]\n").unwrap();
+            f.to_string_lossy().into_owned()
+        }),
+    ];
+    let gw = Running::start(dir.path(), &env).await;
+    let url = gw.url.clone();
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&json!({"model": "m-slow", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    wait_until("the request to reach the mock", || !mock.state.received().is_empty()).await;
+    gw.terminate();
+    let body = in_flight.await.unwrap();
+    let chunks = sse_chunks(&body);
+    assert!(chunks.len() > 20, "the stream completed: {body}");
+    let (status, log) = gw.wait_exit().await;
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+    assert!(!log.contains(OPENAI_KEY));
+}
+
+#[tokio::test]
+async fn embedded_store_keeps_totals_across_a_restart() {
+    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("OPENAI_API_KEY", OPENAI_KEY.to_string()), ("OPENAI_BASE_URL", format!("{}/v1", mock.url()))];
+    let http = reqwest::Client::new();
+    let gw = Running::start(dir.path(), &env).await;
+    for _ in 0..3 {
+        let r = http
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    gw.terminate();
+    assert!(gw.wait_exit().await.0.success());
+
+    let gw = Running::start(dir.path(), &env).await;
+    let overview: Value = http.get(format!("{}/api/stats/overview?window=1h", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(overview["requests"], 3, "{overview}");
+    assert_eq!(overview["prompt_tokens"], 36);
+    assert_eq!(overview["completion_tokens"], 60);
+    // gpt-4o-mini: 8 uncached + 4 cached prompt tokens and 20 output tokens, three times.
+    let expected = 3.0 * (8.0 * 0.15 + 4.0 * 0.075 + 20.0 * 0.60) / 1e6;
+    assert!((overview["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9, "{overview}");
+}

@@ -1,0 +1,216 @@
+//! Shared by the integration tests: a gateway wired to the mock upstream, served over real HTTP on
+//! an ephemeral port, and private redis-server processes.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use llm_bridge::config::{CliOverrides, Config};
+use llm_bridge::mock_upstream::MockUpstream;
+use llm_bridge::state::AppState;
+
+pub const OPENAI_KEY: &str = "sk-test-openai-0123456789";
+pub const GEMINI_KEY: &str = "gm-test-gemini-0123456789";
+pub const ANTHROPIC_KEY: &str = "sk-ant-test-0123456789";
+pub const DEEPSEEK_KEY: &str = "sk-test-deepseek-0123456789";
+pub const QWEN_KEY: &str = "sk-test-qwen-0123456789";
+pub const MOONSHOT_KEY: &str = "sk-test-moonshot-0123456789";
+pub const ALL_KEYS: [&str; 6] = [OPENAI_KEY, GEMINI_KEY, ANTHROPIC_KEY, DEEPSEEK_KEY, QWEN_KEY, MOONSHOT_KEY];
+
+pub struct TestGateway {
+    pub url: String,
+    pub state: AppState,
+    pub mock: MockUpstream,
+    pub http: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Environment for a gateway whose every provider points at the mock.
+pub fn mock_env(mock: &MockUpstream) -> HashMap<String, String> {
+    let m = mock.url();
+    [
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{m}/v1")),
+        ("GEMINI_API_KEY", GEMINI_KEY.to_string()),
+        ("GEMINI_BASE_URL", format!("{m}/v1beta")),
+        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.to_string()),
+        ("ANTHROPIC_BASE_URL", m.clone()),
+        ("DEEPSEEK_API_KEY", DEEPSEEK_KEY.to_string()),
+        ("DEEPSEEK_BASE_URL", m.clone()),
+        ("QWEN_API_KEY", QWEN_KEY.to_string()),
+        ("QWEN_BASE_URL", format!("{m}/compatible-mode/v1")),
+        ("MOONSHOT_API_KEY", MOONSHOT_KEY.to_string()),
+        ("MOONSHOT_BASE_URL", format!("{m}/v1")),
+        ("LLM_BRIDGE_STATS_FLUSH_INTERVAL", "50ms".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+impl TestGateway {
+    /// A gateway with every provider on the mock.
+    pub async fn start() -> TestGateway {
+        Self::start_with("", |_| {}).await
+    }
+
+    /// `toml` is a config file's text; `tweak` edits the environment before loading.
+    pub async fn start_with(toml: &str, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestGateway {
+        let mock = MockUpstream::start().await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut env = mock_env(&mock);
+        env.insert("LLM_BRIDGE_DATA_DIR".into(), data_dir.path().to_string_lossy().into());
+        tweak(&mut env);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        let cli = CliOverrides { config_file: Some(file.path().into()), ..Default::default() };
+        let (config, _) = Config::load(&cli, &env).expect("test configuration is valid");
+        Self::serve(config, mock, data_dir).await
+    }
+
+    pub async fn serve(config: Config, mock: MockUpstream, data_dir: tempfile::TempDir) -> TestGateway {
+        let state = llm_bridge::server::build_state(config).await.expect("gateway state");
+        let app = llm_bridge::server::router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestGateway { url: format!("http://{addr}"), state, mock, http: reqwest::Client::new(), data_dir, task }
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.url))
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.url))
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
+        self.post("/v1/chat/completions").json(&body).send().await.unwrap()
+    }
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_payloads(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The JSON chunks of an SSE body; panics unless it ends with exactly one `[DONE]`.
+pub fn sse_chunks(body: &str) -> Vec<serde_json::Value> {
+    let payloads = sse_payloads(body);
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "stream must end with [DONE]: {body}");
+    assert_eq!(payloads.iter().filter(|p| *p == "[DONE]").count(), 1, "exactly one [DONE]: {body}");
+    payloads[..payloads.len() - 1].iter().map(|p| serde_json::from_str(p).expect("chunk is JSON")).collect()
+}
+
+pub fn assert_no_secret(text: &str) {
+    for key in ALL_KEYS {
+        assert!(!text.contains(key), "secret {key} leaked in: {text}");
+    }
+}
+
+/// A private redis-server on a free port, stopped on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    /// Append-only persistence directory, so that a restart keeps the data.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    /// Starts one, or returns None (skipping loudly) when redis-server is missing outside CI.
+    pub fn start() -> Option<RedisServer> {
+        Self::start_inner(None)
+    }
+
+    /// One that persists every write (appendfsync always), for restart tests.
+    pub fn start_persistent() -> Option<RedisServer> {
+        Self::start_inner(Some(tempfile::tempdir().unwrap()))
+    }
+
+    fn start_inner(dir: Option<tempfile::TempDir>) -> Option<RedisServer> {
+        let port = free_port();
+        let mut server = RedisServer { port, child: None, dir };
+        if !server.spawn() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("redis-server is required when CI=true but could not be started");
+            }
+            eprintln!("SKIPPED: redis-server is not installed; Redis-backed test not run");
+            return None;
+        }
+        Some(server)
+    }
+
+    fn spawn(&mut self) -> bool {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        match &self.dir {
+            Some(dir) => cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(dir.path()),
+            None => cmd.args(["--appendonly", "no"]),
+        };
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: it keeps nothing on disk).
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(self.spawn(), "redis-server restart");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
