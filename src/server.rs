@@ -52,7 +52,7 @@ fn init_logging(format: LogFormat) {
 /// Builds the shared state: the store, the stats aggregator and the gateway.
 pub async fn build_state(config: Config) -> Result<AppState, String> {
     let store = Store::open(&config).await?;
-    let stats = Stats::start(store, config.store.flush_interval, config.store.recent_requests);
+    let stats = Stats::start(store, config.store.flush_interval);
     let gateway = Arc::new(Gateway::new(&config, stats.clone())?);
     let leptos_options = LeptosOptions::builder()
         .output_name("llm-bridge")

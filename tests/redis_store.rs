@@ -13,7 +13,7 @@ use support::*;
 
 async fn stats_on(url: &str) -> Arc<Stats> {
     let store = RedisStore::connect(url, 1000).await.expect("redis store");
-    Stats::start(Store::Redis(store), Duration::from_millis(50), 1000)
+    Stats::start(Store::Redis(store), Duration::from_millis(50))
 }
 
 fn record(i: u64, provider: &str, status: u16) -> RequestRecord {

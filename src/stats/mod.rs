@@ -105,17 +105,6 @@ impl Delta {
     pub fn is_empty(&self) -> bool {
         self.counters.is_empty() && self.recent.is_empty()
     }
-
-    /// Puts an unwritten delta back in front of newer records.
-    pub fn absorb(&mut self, mut older: Delta, recent_cap: usize) {
-        for (k, c) in older.counters {
-            self.counters.entry(k).or_default().merge(&c);
-        }
-        older.recent.append(&mut self.recent);
-        let excess = older.recent.len().saturating_sub(recent_cap);
-        older.recent.drain(..excess);
-        self.recent = older.recent;
-    }
 }
 
 /// Where stats live.
@@ -139,10 +128,11 @@ impl Store {
         }
     }
 
-    async fn apply(&self, delta: &Delta) -> Result<(), String> {
+    /// Applies a batch once: a batch id the store has already applied is skipped.
+    async fn apply(&self, batch_id: &str, delta: &Delta) -> Result<(), String> {
         match self {
             Store::Embedded(s) => s.apply(delta).await,
-            Store::Redis(s) => s.apply(delta).await,
+            Store::Redis(s) => s.apply(batch_id, delta).await,
         }
     }
 
@@ -204,17 +194,18 @@ impl RecentFilter {
 /// The stats service: the request path's sink and the console's read API.
 pub struct Stats {
     tx: mpsc::Sender<Msg>,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
     store: Arc<Store>,
 }
 
 impl Stats {
     /// Starts the aggregator; it flushes every `flush_interval`.
-    pub fn start(store: Store, flush_interval: Duration, recent_cap: usize) -> Arc<Stats> {
+    pub fn start(store: Store, flush_interval: Duration) -> Arc<Stats> {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let store = Arc::new(store);
-        tokio::spawn(aggregate(rx, store.clone(), flush_interval, recent_cap));
-        Arc::new(Stats { tx, dropped: AtomicU64::new(0), store })
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(aggregate(rx, store.clone(), flush_interval, dropped.clone()));
+        Arc::new(Stats { tx, dropped, store })
     }
 
     /// Hands a record to the aggregator without waiting; a full channel drops it and counts the drop.
@@ -331,8 +322,12 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-async fn aggregate(mut rx: mpsc::Receiver<Msg>, store: Arc<Store>, every: Duration, recent_cap: usize) {
+/// How many unwritten batches are kept while the store is unreachable (one per flush interval).
+const MAX_UNSENT_BATCHES: usize = 100_000;
+
+async fn aggregate(mut rx: mpsc::Receiver<Msg>, store: Arc<Store>, every: Duration, dropped: Arc<AtomicU64>) {
     let mut pending = Delta::default();
+    let mut unsent = Unsent::new(dropped);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -344,38 +339,63 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, store: Arc<Store>, every: Durati
                     while let Ok(Msg::Record(r)) = rx.try_recv() {
                         pending.add(&r);
                     }
-                    pending = write(&store, pending, recent_cap).await;
+                    unsent.push(std::mem::take(&mut pending));
+                    unsent.write(&store).await;
                     store.persist().await;
                     let _ = done.send(());
                 }
                 None => {
-                    write(&store, pending, recent_cap).await;
+                    unsent.push(pending);
+                    unsent.write(&store).await;
                     store.persist().await;
                     return;
                 }
             },
             _ = tick.tick() => {
-                if !pending.is_empty() {
-                    pending = write(&store, pending, recent_cap).await;
-                }
+                unsent.push(std::mem::take(&mut pending));
+                unsent.write(&store).await;
             }
         }
     }
 }
 
-/// Writes a delta; on failure returns it so that it is retried with the next one (the delta is
-/// bounded: counters are per bucket, and the log part is capped).
-async fn write(store: &Store, delta: Delta, recent_cap: usize) -> Delta {
-    if delta.is_empty() {
-        return delta;
+/// Batches not yet written, oldest first. Each keeps its id across retries, so that a batch the
+/// store applied although the reply was lost (a connection cut after the write) is not counted twice.
+struct Unsent {
+    batches: std::collections::VecDeque<(String, Delta)>,
+    prefix: u64,
+    next: u64,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Unsent {
+    fn new(dropped: Arc<AtomicU64>) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(now_ms());
+        Unsent { batches: Default::default(), prefix: h.finish(), next: 0, dropped }
     }
-    match store.apply(&delta).await {
-        Ok(()) => Delta::default(),
-        Err(e) => {
-            tracing::warn!(error = %e, "stats store write failed; keeping the records for the next flush");
-            let mut kept = Delta::default();
-            kept.absorb(delta, recent_cap);
-            kept
+
+    fn push(&mut self, delta: Delta) {
+        if delta.is_empty() {
+            return;
+        }
+        self.next += 1;
+        self.batches.push_back((format!("{:016x}-{}", self.prefix, self.next), delta));
+        if self.batches.len() > MAX_UNSENT_BATCHES
+            && let Some((_, lost)) = self.batches.pop_front()
+        {
+            self.dropped.fetch_add(lost.recent.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    async fn write(&mut self, store: &Store) {
+        while let Some((id, delta)) = self.batches.front() {
+            if let Err(e) = store.apply(id, delta).await {
+                tracing::warn!(error = %e, waiting = self.batches.len(), "stats store write failed; keeping the batch for the next flush");
+                return;
+            }
+            self.batches.pop_front();
         }
     }
 }

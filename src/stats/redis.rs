@@ -1,5 +1,5 @@
 //! The Redis store, shared by every gateway replica. All keys carry the `{llmb}` hash tag so that
-//! they live in one slot and every multi-key transaction also works on Redis Cluster.
+//! they live in one slot and the multi-key script also works on Redis Cluster.
 //!
 //! Layout: `llmb:{llmb}:m:<minute>` and `llmb:{llmb}:h:<hour>` are hashes of `<dimension>|<field>`
 //! counters (see [`Counters::to_fields`]); `llmb:{llmb}:recent` is the request log, newest first.
@@ -13,6 +13,35 @@ use super::{Counters, Delta, Granularity, HOUR_RETENTION, MINUTE_RETENTION};
 use crate::shared::RequestRecord;
 
 const RECENT_KEY: &str = "llmb:{llmb}:recent";
+
+/// How long Redis remembers that a batch was applied.
+const BATCH_MEMORY_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Applies one batch: marks its id (and does nothing if it was already marked), pushes the log
+/// entries, then adds every counter. KEYS: batch marker, request log, bucket hashes. ARGV: marker
+/// TTL, log length, number of log entries, the entries, then per bucket: field count, TTL, pairs.
+const APPLY_SCRIPT: &str = r#"
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local cap = tonumber(ARGV[2])
+local entries = tonumber(ARGV[3])
+local i = 4
+for _ = 1, entries do
+  redis.call('LPUSH', KEYS[2], ARGV[i])
+  i = i + 1
+end
+if entries > 0 then redis.call('LTRIM', KEYS[2], 0, cap - 1) end
+for k = 3, #KEYS do
+  local fields = tonumber(ARGV[i])
+  local ttl = ARGV[i + 1]
+  i = i + 2
+  for _ = 1, fields do
+    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+return 1
+"#;
 
 fn bucket_key(g: Granularity, bucket: u64) -> String {
     match g {
@@ -56,28 +85,26 @@ impl RedisStore {
         Ok(RedisStore { client, recent_cap })
     }
 
-    /// Applies a delta in one transaction, so that a failure leaves nothing half-written.
-    pub async fn apply(&self, delta: &Delta) -> Result<(), String> {
-        let trx = self.client.multi();
-        let err = |e: Error| e.details().to_string();
-        let mut expiring: HashMap<String, i64> = HashMap::new();
+    /// Applies a batch atomically and at most once (see [`APPLY_SCRIPT`]).
+    pub async fn apply(&self, batch_id: &str, delta: &Delta) -> Result<(), String> {
+        let mut by_key: HashMap<String, (i64, Vec<(String, u64)>)> = HashMap::new();
         for ((g, bucket, dim), counters) in &delta.counters {
-            let key = bucket_key(*g, *bucket);
-            for (field, value) in counters.to_fields() {
-                let _: () = trx.hincrby(&key, format!("{dim}|{field}"), value as i64).await.map_err(err)?;
+            let entry = by_key.entry(bucket_key(*g, *bucket)).or_insert_with(|| (retention(*g), Vec::new()));
+            entry.1.extend(counters.to_fields().into_iter().map(|(f, v)| (format!("{dim}|{f}"), v)));
+        }
+        let mut keys = vec![format!("llmb:{{llmb}}:batch:{batch_id}"), RECENT_KEY.to_string()];
+        let mut args: Vec<String> = vec![BATCH_MEMORY_SECONDS.to_string(), self.recent_cap.to_string(), delta.recent.len().to_string()];
+        args.extend(delta.recent.iter().map(|r| serde_json::to_string(r).expect("a record serialises")));
+        for (key, (ttl, fields)) in by_key {
+            keys.push(key);
+            args.push(fields.len().to_string());
+            args.push(ttl.to_string());
+            for (field, value) in fields {
+                args.push(field);
+                args.push(value.to_string());
             }
-            expiring.insert(key, retention(*g));
         }
-        for (key, ttl) in expiring {
-            let _: () = trx.expire(key, ttl, None).await.map_err(err)?;
-        }
-        if !delta.recent.is_empty() {
-            let entries: Vec<String> =
-                delta.recent.iter().map(|r| serde_json::to_string(r).expect("a record serialises")).collect();
-            let _: () = trx.lpush(RECENT_KEY, entries).await.map_err(err)?;
-            let _: () = trx.ltrim(RECENT_KEY, 0, self.recent_cap as i64 - 1).await.map_err(err)?;
-        }
-        let _: Value = trx.exec(true).await.map_err(err)?;
+        let _: i64 = self.client.eval(APPLY_SCRIPT, keys, args).await.map_err(|e| e.details().to_string())?;
         Ok(())
     }
 
