@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 
 use super::record::{Recording, estimate_tokens};
 use crate::api::error::ApiError;
@@ -62,6 +62,8 @@ pub struct SseRelay {
     prompt_bytes: usize,
     events: u64,
     done: bool,
+    /// The end of the upstream or its error, seen while gathering ready chunks.
+    lookahead: Option<Option<reqwest::Result<Bytes>>>,
 }
 
 impl SseRelay {
@@ -83,6 +85,7 @@ impl SseRelay {
             prompt_bytes,
             events: 0,
             done: false,
+            lookahead: None,
         }
     }
 
@@ -104,12 +107,26 @@ impl SseRelay {
                 }
             }
             if !out.is_empty() {
+                // Chunks the upstream connection already holds go out in the same write: one
+                // scheduling round lets its task hand them over, without waiting for new data.
+                match self.ready_chunk().await {
+                    Some(Some(Ok(chunk))) => {
+                        self.decoder.push(&chunk);
+                        continue;
+                    }
+                    Some(end_or_error) => self.lookahead = Some(end_or_error),
+                    None => {}
+                }
                 if let Some(r) = self.recording.as_mut() {
                     r.first_token();
                 }
                 return Ok(Some(Bytes::from(out)));
             }
-            match tokio::time::timeout(self.idle, self.upstream.next()).await {
+            let item = match self.lookahead.take() {
+                Some(item) => Ok(item),
+                None => tokio::time::timeout(self.idle, self.upstream.next()).await,
+            };
+            match item {
                 Ok(Some(Ok(chunk))) => self.decoder.push(&chunk),
                 Ok(Some(Err(e))) => {
                     return Err(ApiError::bad_gateway(format!("the upstream stream broke off: {}", root_cause(&e))));
@@ -131,6 +148,15 @@ impl SseRelay {
                 Err(_) => return Err(ApiError::gateway_timeout(format!("the upstream sent nothing for {:?}", self.idle))),
             }
         }
+    }
+
+    /// The upstream's next item if it is already there (after one yield to the runtime).
+    async fn ready_chunk(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
+        if let Some(item) = self.upstream.next().now_or_never() {
+            return Some(item);
+        }
+        tokio::task::yield_now().await;
+        self.upstream.next().now_or_never()
     }
 
     /// Ends the stream after a failure: the error as an event, then `[DONE]`.
