@@ -14,7 +14,11 @@ use serde_json::json;
 const RELEASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release");
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
@@ -28,7 +32,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn pinned(core: &str, program: &str) -> Command {
@@ -47,7 +55,12 @@ fn pinned(core: &str, program: &str) -> Command {
 async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..400 {
-        if client.get(url).send().await.is_ok_and(|r| r.status().is_success() || r.status().as_u16() == 405) {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success() || r.status().as_u16() == 405)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -58,7 +71,12 @@ async fn wait_ready(url: &str) {
 /// CPU seconds (user + system) and RSS in MiB of a process, from /proc.
 fn cpu_and_rss(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     let tick_hz = 100.0;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -108,12 +126,19 @@ struct Load {
     p99_ms: f64,
 }
 
-async fn concurrent(client: &reqwest::Client, url: &str, body: &[u8], concurrency: usize, seconds: f64) -> Load {
+async fn concurrent(
+    client: &reqwest::Client,
+    url: &str,
+    body: &[u8],
+    concurrency: usize,
+    seconds: f64,
+) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, body, stop) = (client.clone(), url.to_string(), body.to_vec(), stop.clone());
+        let (client, url, body, stop) =
+            (client.clone(), url.to_string(), body.to_vec(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -130,12 +155,22 @@ async fn concurrent(client: &reqwest::Client, url: &str, body: &[u8], concurrenc
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
-    Load { requests: all.len(), seconds: elapsed, p99_ms: percentile(&all, 0.99) }
+    Load {
+        requests: all.len(),
+        seconds: elapsed,
+        p99_ms: percentile(&all, 0.99),
+    }
 }
 
 async fn run() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
-    let sequential_n: usize = std::env::var("BENCH_SEQUENTIAL").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5.0);
+    let sequential_n: usize = std::env::var("BENCH_SEQUENTIAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
 
     let mock_port = free_port();
     let _mock = Proc(
@@ -157,7 +192,9 @@ async fn run() {
             .env("RUST_LOG", "warn")
             .env_remove("REDIS_URL")
             .spawn()
-            .expect("target/release/llm-bridge: build it with `cargo build --release --features ssr`"),
+            .expect(
+                "target/release/llm-bridge: build it with `cargo build --release --features ssr`",
+            ),
     );
     let gw = format!("http://127.0.0.1:{gw_port}");
     wait_ready(&format!("{gw}/health/live")).await;
@@ -165,8 +202,15 @@ async fn run() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, rss_idle) = cpu_and_rss(pid);
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build().unwrap();
-    let plain = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]})).unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let plain = serde_json::to_vec(
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .unwrap();
     let stream = serde_json::to_vec(
         &json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}),
     )
@@ -185,7 +229,12 @@ async fn run() {
     for (name, body) in [("non-stream", &plain), ("stream (20 tokens)", &stream)] {
         let direct = sequential(&client, &direct_url, body, sequential_n).await;
         let via = sequential(&client, &gateway_url, body, sequential_n).await;
-        let (d50, d99, g50, g99) = (percentile(&direct, 0.5), percentile(&direct, 0.99), percentile(&via, 0.5), percentile(&via, 0.99));
+        let (d50, d99, g50, g99) = (
+            percentile(&direct, 0.5),
+            percentile(&direct, 0.99),
+            percentile(&via, 0.5),
+            percentile(&via, 0.99),
+        );
         println!(
             "    {name:<20} direct p50 {d50:.3} ms p99 {d99:.3} ms | via gateway p50 {g50:.3} ms p99 {g99:.3} ms | added p50 {:.3} ms p99 {:.3} ms",
             g50 - d50,

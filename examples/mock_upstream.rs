@@ -5,7 +5,9 @@ use llm_bridge::mock_upstream::MockUpstream;
 
 #[tokio::main]
 async fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".into());
     let addr = addr.parse().expect("an address like 127.0.0.1:9000");
     let mock = MockUpstream::start_on(addr, false).await;
     println!("mock upstream listening on {}", mock.url());

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{CliOverrides, Config, env::ProcessEnv};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "llm-bridge", version, about = "An OpenAI-compatible gateway to many LLM providers, with a web console.")]
+#[command(
+    name = "llm-bridge",
+    version,
+    about = "An OpenAI-compatible gateway to many LLM providers, with a web console."
+)]
 pub struct Cli {
     /// TOML configuration file [env: LLM_BRIDGE_CONFIG]
     #[arg(long, global = true, value_name = "PATH")]
@@ -53,7 +57,10 @@ impl Cli {
 pub fn check_config(cli: &Cli) -> ExitCode {
     match cli.load_config() {
         Ok((config, file)) => {
-            let source = file.map_or_else(|| "no file; defaults and environment".to_string(), |f| f.display().to_string());
+            let source = file.map_or_else(
+                || "no file; defaults and environment".to_string(),
+                |f| f.display().to_string(),
+            );
             println!("# configuration is valid ({source})");
             print!("{}", config.to_masked_toml());
             ExitCode::SUCCESS

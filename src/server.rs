@@ -29,7 +29,10 @@ pub fn run(cli: &Cli) -> ExitCode {
         }
     };
     init_logging(config.log.format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -41,8 +44,11 @@ pub fn run(cli: &Cli) -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -60,7 +66,13 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         .site_pkg_dir("pkg")
         .site_addr(config.server.listen)
         .build();
-    Ok(AppState { config: Arc::new(config), gateway, stats, started: Instant::now(), leptos_options })
+    Ok(AppState {
+        config: Arc::new(config),
+        gateway,
+        stats,
+        started: Instant::now(),
+        leptos_options,
+    })
 }
 
 /// The whole HTTP surface: `/v1`, health and stats, then the console and its assets.
@@ -86,7 +98,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let state = build_state(config).await?;
     let stats = state.stats.clone();
     let app = router(state.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = listener.tap_io(|tcp| {
         // Without it a reply written in two pieces waits for the client's delayed ACK (~40 ms).
@@ -95,7 +109,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
     if !local.ip().is_loopback() {
         tracing::warn!(address = %local, "listening on a non-loopback address without authentication: anyone who can reach it can use the configured provider keys");
     }
-    let enabled: Vec<&str> = state.gateway.providers.enabled().iter().map(|p| p.name.as_str()).collect();
+    let enabled: Vec<&str> = state
+        .gateway
+        .providers
+        .enabled()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     tracing::info!(address = %local, store = state.stats.store().backend(), providers = ?enabled, "LLM Bridge is listening; console at http://{local}/");
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -9,30 +9,56 @@ fn known() -> BTreeSet<&'static str> {
 
 #[test]
 fn compose_passes_only_variables_the_gateway_reads() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let gateway = &doc["services"]["gateway"];
-    let env = gateway["environment"].as_mapping().expect("gateway.environment is a mapping");
+    let env = gateway["environment"]
+        .as_mapping()
+        .expect("gateway.environment is a mapping");
     assert!(!env.is_empty());
     let known = known();
     for (key, _) in env {
         let key = key.as_str().unwrap();
-        assert!(known.contains(key), "docker-compose.yml passes {key}, which the gateway does not read");
+        assert!(
+            known.contains(key),
+            "docker-compose.yml passes {key}, which the gateway does not read"
+        );
     }
-    assert_eq!(env.get("REDIS_URL").and_then(|v| v.as_str()), Some("redis://redis:6379"));
-    assert_eq!(gateway["depends_on"]["redis"]["condition"].as_str(), Some("service_healthy"));
+    assert_eq!(
+        env.get("REDIS_URL").and_then(|v| v.as_str()),
+        Some("redis://redis:6379")
+    );
+    assert_eq!(
+        gateway["depends_on"]["redis"]["condition"].as_str(),
+        Some("service_healthy")
+    );
     assert!(gateway["healthcheck"]["test"].as_sequence().is_some());
     let redis = &doc["services"]["redis"];
     assert!(redis["image"].as_str().unwrap().starts_with("redis:7"));
-    let command: Vec<&str> = redis["command"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert!(command.windows(2).any(|w| w == ["--appendonly", "yes"]), "{command:?}");
-    assert!(redis["volumes"].as_sequence().unwrap()[0].as_str().unwrap().starts_with("redis-data:"));
+    let command: Vec<&str> = redis["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        command.windows(2).any(|w| w == ["--appendonly", "yes"]),
+        "{command:?}"
+    );
+    assert!(
+        redis["volumes"].as_sequence().unwrap()[0]
+            .as_str()
+            .unwrap()
+            .starts_with("redis-data:")
+    );
     assert!(doc["volumes"]["redis-data"].is_null() || doc["volumes"]["redis-data"].is_mapping());
 }
 
 #[test]
 fn env_example_lists_every_variable_and_nothing_else() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
     let listed: BTreeSet<&str> = text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
@@ -43,9 +69,13 @@ fn env_example_lists_every_variable_and_nothing_else() {
 
 #[test]
 fn readme_documents_every_variable() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for var in known() {
-        assert!(readme.contains(&format!("`{var}`")), "README.md does not document {var}");
+        assert!(
+            readme.contains(&format!("`{var}`")),
+            "README.md does not document {var}"
+        );
     }
 }
 

@@ -21,16 +21,30 @@ async fn non_stream_passes_through_byte_for_byte() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-llm-bridge-provider"], "openai");
     assert!(resp.headers().contains_key("x-request-id"));
-    let overhead: f64 = resp.headers()["x-llm-bridge-overhead-ms"].to_str().unwrap().parse().unwrap();
+    let overhead: f64 = resp.headers()["x-llm-bridge-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(overhead >= 0.0);
     let reply: Value = resp.json().await.unwrap();
-    assert_eq!(reply["choices"][0]["message"]["content"], llm_bridge::mock_upstream::REPLY_WORDS.concat());
-    assert_eq!(reply["system_fingerprint"], "fp_mock", "upstream fields kept");
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        llm_bridge::mock_upstream::REPLY_WORDS.concat()
+    );
+    assert_eq!(
+        reply["system_fingerprint"], "fp_mock",
+        "upstream fields kept"
+    );
     assert_eq!(reply["usage"]["prompt_tokens"], 12);
 
     let got = gw.mock.state.last();
     assert_eq!(got.path, "/v1/chat/completions");
-    assert_eq!(got.body["x_vendor_field"], json!({"keep": [1, 2]}), "unknown fields passed through");
+    assert_eq!(
+        got.body["x_vendor_field"],
+        json!({"keep": [1, 2]}),
+        "unknown fields passed through"
+    );
     assert_eq!(got.body["temperature"], 0.2);
     assert_eq!(got.headers["authorization"], format!("Bearer {OPENAI_KEY}"));
 }
@@ -38,7 +52,13 @@ async fn non_stream_passes_through_byte_for_byte() {
 #[tokio::test]
 async fn request_id_is_echoed() {
     let gw = TestGateway::start().await;
-    let resp = gw.post("/v1/chat/completions").header("x-request-id", "my-trace-42").json(&hello("gpt-4o-mini")).send().await.unwrap();
+    let resp = gw
+        .post("/v1/chat/completions")
+        .header("x-request-id", "my-trace-42")
+        .json(&hello("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "my-trace-42");
 }
 
@@ -53,13 +73,22 @@ async fn stream_without_usage_request_hides_the_usage_chunk_but_records_usage() 
     let text = resp.text().await.unwrap();
     let chunks = sse_chunks(&text);
     assert!(chunks.iter().all(|c| c.get("usage").is_none()), "{text}");
-    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(content, llm_bridge::mock_upstream::REPLY_WORDS.concat());
     // The gateway asked the upstream for usage anyway.
-    assert_eq!(gw.mock.state.last().body["stream_options"]["include_usage"], true);
+    assert_eq!(
+        gw.mock.state.last().body["stream_options"]["include_usage"],
+        true
+    );
     gw.state.stats.flush().await;
     let recent = gw.state.stats.recent(1, &Default::default()).await.unwrap();
-    assert_eq!((recent[0].prompt_tokens, recent[0].completion_tokens), (12, 20));
+    assert_eq!(
+        (recent[0].prompt_tokens, recent[0].completion_tokens),
+        (12, 20)
+    );
     assert!(!recent[0].usage_estimated);
     assert!(recent[0].ttft_ms.is_some());
 }
@@ -75,7 +104,10 @@ async fn stream_with_usage_request_ends_with_the_usage_chunk() {
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["total_tokens"], 32);
-    let finishes = chunks.iter().filter(|c| c["choices"][0]["finish_reason"].is_string()).count();
+    let finishes = chunks
+        .iter()
+        .filter(|c| c["choices"][0]["finish_reason"].is_string())
+        .count();
     assert_eq!(finishes, 1);
 }
 
@@ -101,14 +133,21 @@ async fn tool_calls_stream_through() {
 
 #[tokio::test]
 async fn provider_prefix_and_alias_route_and_rename_the_model() {
-    let gw = TestGateway::start_with("[models.aliases]\nfast = \"deepseek/deepseek-chat\"\n", |_| {}).await;
+    let gw = TestGateway::start_with(
+        "[models.aliases]\nfast = \"deepseek/deepseek-chat\"\n",
+        |_| {},
+    )
+    .await;
     let resp = gw.chat(hello("fast")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-llm-bridge-provider"], "deepseek");
     let got = gw.mock.state.last();
     assert_eq!(got.path, "/chat/completions");
     assert_eq!(got.body["model"], "deepseek-chat");
-    assert_eq!(got.headers["authorization"], format!("Bearer {DEEPSEEK_KEY}"));
+    assert_eq!(
+        got.headers["authorization"],
+        format!("Bearer {DEEPSEEK_KEY}")
+    );
 
     let resp = gw.chat(hello("openai/gpt-some-future-model")).await;
     assert_eq!(resp.status(), 200);
@@ -123,7 +162,11 @@ async fn catalogue_routes_each_family() {
         ("deepseek-chat", "deepseek", "/chat/completions"),
         ("qwen-plus", "qwen", "/compatible-mode/v1/chat/completions"),
         ("kimi-k2-0905-preview", "moonshot", "/v1/chat/completions"),
-        ("gemini-2.5-flash", "gemini", "/v1beta/models/gemini-2.5-flash:generateContent"),
+        (
+            "gemini-2.5-flash",
+            "gemini",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+        ),
         ("claude-sonnet-4-5", "anthropic", "/v1/messages"),
     ] {
         let resp = gw.chat(hello(model)).await;
@@ -135,7 +178,11 @@ async fn catalogue_routes_each_family() {
 
 #[tokio::test]
 async fn deepseek_keeps_reasoning_content_and_gets_max_tokens() {
-    let gw = TestGateway::start_with("[providers.deepseek]\nmodels = [\"deepseek-reasoning\"]\n", |_| {}).await;
+    let gw = TestGateway::start_with(
+        "[providers.deepseek]\nmodels = [\"deepseek-reasoning\"]\n",
+        |_| {},
+    )
+    .await;
     let body = json!({
         "model": "deepseek-reasoning", "max_completion_tokens": 64,
         "messages": [
@@ -146,17 +193,25 @@ async fn deepseek_keeps_reasoning_content_and_gets_max_tokens() {
         ]
     });
     let reply: Value = gw.chat(body.clone()).await.json().await.unwrap();
-    assert_eq!(reply["choices"][0]["message"]["reasoning_content"], llm_bridge::mock_upstream::REASONING_TEXT);
+    assert_eq!(
+        reply["choices"][0]["message"]["reasoning_content"],
+        llm_bridge::mock_upstream::REASONING_TEXT
+    );
     let sent = gw.mock.state.last().body;
-    assert_eq!(sent["messages"][1]["reasoning_content"], "I should call the tool.", "history keeps reasoning_content");
+    assert_eq!(
+        sent["messages"][1]["reasoning_content"], "I should call the tool.",
+        "history keeps reasoning_content"
+    );
     assert_eq!(sent["max_tokens"], 64);
     assert!(sent.get("max_completion_tokens").is_none());
 
     let mut streamed = body;
     streamed["stream"] = json!(true);
     let text = gw.chat(streamed).await.text().await.unwrap();
-    let reasoning: String =
-        sse_chunks(&text).iter().filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str()).collect();
+    let reasoning: String = sse_chunks(&text)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
     assert_eq!(reasoning, llm_bridge::mock_upstream::REASONING_TEXT);
 }
 
@@ -168,21 +223,35 @@ async fn openai_gets_reasoning_content_stripped_from_history() {
         {"role": "user", "content": "b"}
     ]});
     assert_eq!(gw.chat(body).await.status(), 200);
-    assert!(gw.mock.state.last().body["messages"][0].get("reasoning_content").is_none());
+    assert!(
+        gw.mock.state.last().body["messages"][0]
+            .get("reasoning_content")
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn regions_choose_base_urls() {
     use llm_bridge::config::{CliOverrides, Config};
-    let env: std::collections::HashMap<String, String> =
-        [("QWEN_API_KEY", "k"), ("QWEN_REGION", "intl"), ("MOONSHOT_API_KEY", "k"), ("MOONSHOT_REGION", "global")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+    let env: std::collections::HashMap<String, String> = [
+        ("QWEN_API_KEY", "k"),
+        ("QWEN_REGION", "intl"),
+        ("MOONSHOT_API_KEY", "k"),
+        ("MOONSHOT_REGION", "global"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
     let (config, _) = Config::load(&CliOverrides::default(), &env).unwrap();
     let providers = llm_bridge::providers::Providers::from_config(&config);
-    assert_eq!(providers.get("qwen").unwrap().base_url, "https://dashscope-intl.aliyuncs.com/compatible-mode/v1");
-    assert_eq!(providers.get("moonshot").unwrap().base_url, "https://api.moonshot.ai/v1");
+    assert_eq!(
+        providers.get("qwen").unwrap().base_url,
+        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+    );
+    assert_eq!(
+        providers.get("moonshot").unwrap().base_url,
+        "https://api.moonshot.ai/v1"
+    );
 }
 
 #[tokio::test]
@@ -200,26 +269,54 @@ async fn custom_openai_compatible_server() {
     }
     let got = mock.state.last();
     assert_eq!(got.body["model"], "qwen2.5:7b");
-    assert!(got.headers.get("authorization").is_none(), "no key configured, none sent");
+    assert!(
+        got.headers.get("authorization").is_none(),
+        "no key configured, none sent"
+    );
 }
 
 #[tokio::test]
 async fn models_list_and_get() {
-    let gw = TestGateway::start_with("[models.aliases]\nfast = \"deepseek/deepseek-chat\"\n", |env| {
-        env.remove("MOONSHOT_API_KEY");
-    })
+    let gw = TestGateway::start_with(
+        "[models.aliases]\nfast = \"deepseek/deepseek-chat\"\n",
+        |env| {
+            env.remove("MOONSHOT_API_KEY");
+        },
+    )
     .await;
-    let list: Value = gw.get("/v1/models").send().await.unwrap().json().await.unwrap();
+    let list: Value = gw
+        .get("/v1/models")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["object"], "list");
     let data = list["data"].as_array().unwrap();
-    let owner = |id: &str| data.iter().find(|m| m["id"] == id).map(|m| m["owned_by"].clone());
+    let owner = |id: &str| {
+        data.iter()
+            .find(|m| m["id"] == id)
+            .map(|m| m["owned_by"].clone())
+    };
     assert_eq!(owner("gpt-4o-mini"), Some(json!("openai")));
     assert_eq!(owner("gemini-2.5-flash"), Some(json!("gemini")));
     assert_eq!(owner("fast"), Some(json!("deepseek")));
-    assert_eq!(owner("kimi-k2-0905-preview"), None, "disabled provider's models are not listed");
+    assert_eq!(
+        owner("kimi-k2-0905-preview"),
+        None,
+        "disabled provider's models are not listed"
+    );
     assert!(data.iter().all(|m| m["object"] == "model"));
 
-    let one: Value = gw.get("/v1/models/claude-sonnet-4-5").send().await.unwrap().json().await.unwrap();
+    let one: Value = gw
+        .get("/v1/models/claude-sonnet-4-5")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(one["owned_by"], "anthropic");
     let missing = gw.get("/v1/models/nope-model").send().await.unwrap();
     assert_eq!(missing.status(), 404);
@@ -247,9 +344,13 @@ async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     assert_no_secret(&text);
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
     for field in ["message", "type", "param", "code"] {
-        assert!(v["error"].get(field).is_some(), "error.{field} missing in {v}");
+        assert!(
+            v["error"].get(field).is_some(),
+            "error.{field} missing in {v}"
+        );
     }
     (status, v["error"].clone())
 }
@@ -257,10 +358,19 @@ async fn error_of(resp: reqwest::Response) -> (u16, Value) {
 #[tokio::test]
 async fn malformed_json_is_400() {
     let gw = TestGateway::start().await;
-    let resp = gw.post("/v1/chat/completions").header("content-type", "application/json").body("{\"model\": ").send().await.unwrap();
+    let resp = gw
+        .post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .unwrap();
     let (status, e) = error_of(resp).await;
     assert_eq!(status, 400);
-    assert!(e["message"].as_str().unwrap().contains("not valid JSON"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("not valid JSON"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -272,21 +382,40 @@ async fn missing_and_mistyped_fields_are_named() {
     let (status, e) = error_of(gw.chat(json!({"messages": []})).await).await;
     assert_eq!(status, 400);
     assert_eq!(e["param"], "model");
-    let (_, e) = error_of(gw.chat(json!({"model": "gpt-4o-mini", "messages": "hi"})).await).await;
+    let (_, e) = error_of(
+        gw.chat(json!({"model": "gpt-4o-mini", "messages": "hi"}))
+            .await,
+    )
+    .await;
     assert_eq!(e["param"], "messages");
-    let (_, e) = error_of(gw.chat(json!({"model": "gpt-4o-mini", "messages": []})).await).await;
+    let (_, e) = error_of(
+        gw.chat(json!({"model": "gpt-4o-mini", "messages": []}))
+            .await,
+    )
+    .await;
     assert_eq!(e["param"], "messages");
     // Translating providers check the messages themselves.
-    let (status, e) = error_of(gw.chat(json!({"model": "gemini-2.5-flash", "messages": [{"content": "x"}]})).await).await;
+    let (status, e) = error_of(
+        gw.chat(json!({"model": "gemini-2.5-flash", "messages": [{"content": "x"}]}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(e["param"].as_str().unwrap().starts_with("messages[0]"), "{e}");
+    assert!(
+        e["param"].as_str().unwrap().starts_with("messages[0]"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn oversized_body_is_413() {
     let gw = TestGateway::start_with("[server]\nmax_body_bytes = 1024\n", |_| {}).await;
     let big = "x".repeat(4096);
-    let (status, e) = error_of(gw.chat(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": big}]})).await).await;
+    let (status, e) = error_of(
+        gw.chat(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": big}]}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 413);
     assert!(e["message"].as_str().unwrap().contains("1024"));
 }
@@ -302,15 +431,25 @@ async fn unknown_model_is_404_and_unconfigured_provider_is_400() {
     assert_eq!(e["code"], "model_not_found");
     let (status, e) = error_of(gw.chat(hello("kimi-k2-0905-preview")).await).await;
     assert_eq!(status, 400);
-    assert!(e["message"].as_str().unwrap().contains("MOONSHOT_API_KEY"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("MOONSHOT_API_KEY"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn upstream_4xx_keeps_status_and_names_provider() {
-    let gw = TestGateway::start_with("[providers.openai]\nmodels = [\"m-fail400\", \"m-fail429\"]\n", |_| {}).await;
+    let gw = TestGateway::start_with(
+        "[providers.openai]\nmodels = [\"m-fail400\", \"m-fail429\"]\n",
+        |_| {},
+    )
+    .await;
     let (status, e) = error_of(gw.chat(hello("m-fail400")).await).await;
     assert_eq!(status, 400);
-    assert_eq!(e["message"], "OpenAI: Invalid value for 'temperature': must be at most 2.");
+    assert_eq!(
+        e["message"],
+        "OpenAI: Invalid value for 'temperature': must be at most 2."
+    );
     let (status, e) = error_of(gw.chat(hello("m-fail429")).await).await;
     assert_eq!(status, 429);
     assert_eq!(e["type"], "rate_limit_error");
@@ -318,7 +457,8 @@ async fn upstream_4xx_keeps_status_and_names_provider() {
 
 #[tokio::test]
 async fn one_upstream_500_is_retried() {
-    let gw = TestGateway::start_with("[providers.openai]\nmodels = [\"m-fail500once\"]\n", |_| {}).await;
+    let gw =
+        TestGateway::start_with("[providers.openai]\nmodels = [\"m-fail500once\"]\n", |_| {}).await;
     let resp = gw.chat(hello("m-fail500once")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-llm-bridge-attempts"], "2");
@@ -327,24 +467,41 @@ async fn one_upstream_500_is_retried() {
 
 #[tokio::test]
 async fn persistent_500_is_502_and_unreachable_is_502() {
-    let gw = TestGateway::start_with("[providers.openai]\nmodels = [\"m-fail500\"]\n", |_| {}).await;
+    let gw =
+        TestGateway::start_with("[providers.openai]\nmodels = [\"m-fail500\"]\n", |_| {}).await;
     let (status, e) = error_of(gw.chat(hello("m-fail500")).await).await;
     assert_eq!(status, 502);
-    assert!(e["message"].as_str().unwrap().starts_with("OpenAI: upstream returned 500"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("OpenAI: upstream returned 500"),
+        "{e}"
+    );
 
     let port = free_port();
     let gw = TestGateway::start_with("", |env| {
-        env.insert("OPENAI_BASE_URL".into(), format!("http://127.0.0.1:{port}/v1"));
+        env.insert(
+            "OPENAI_BASE_URL".into(),
+            format!("http://127.0.0.1:{port}/v1"),
+        );
     })
     .await;
     let (status, e) = error_of(gw.chat(hello("gpt-4o-mini")).await).await;
     assert_eq!(status, 502);
-    assert!(e["message"].as_str().unwrap().contains("cannot connect"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("cannot connect"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn upstream_timeout_is_504() {
-    let gw = TestGateway::start_with("[server]\nfirst_byte_timeout = \"300ms\"\n[providers.openai]\nmodels = [\"m-hang\"]\n", |_| {}).await;
+    let gw = TestGateway::start_with(
+        "[server]\nfirst_byte_timeout = \"300ms\"\n[providers.openai]\nmodels = [\"m-hang\"]\n",
+        |_| {},
+    )
+    .await;
     let started = std::time::Instant::now();
     let (status, e) = error_of(gw.chat(hello("m-hang")).await).await;
     assert_eq!(status, 504);
@@ -362,7 +519,13 @@ async fn stream_cut_midway_ends_with_error_event_and_done() {
     let text = resp.text().await.unwrap();
     let chunks = sse_chunks(&text);
     let last = chunks.last().unwrap();
-    assert!(last["error"]["message"].as_str().unwrap().contains("broke off"), "{text}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broke off"),
+        "{text}"
+    );
     gw.state.stats.flush().await;
     let rec = &gw.state.stats.recent(1, &Default::default()).await.unwrap()[0];
     assert_eq!(rec.error_class.as_deref(), Some("upstream"));
@@ -370,7 +533,8 @@ async fn stream_cut_midway_ends_with_error_event_and_done() {
 
 #[tokio::test]
 async fn missing_usage_is_estimated_and_marked() {
-    let gw = TestGateway::start_with("[providers.openai]\nmodels = [\"m-nousage\"]\n", |_| {}).await;
+    let gw =
+        TestGateway::start_with("[providers.openai]\nmodels = [\"m-nousage\"]\n", |_| {}).await;
     assert_eq!(gw.chat(hello("m-nousage")).await.status(), 200);
     gw.state.stats.flush().await;
     let rec = &gw.state.stats.recent(1, &Default::default()).await.unwrap()[0];
@@ -387,8 +551,62 @@ async fn keys_never_leak_into_errors() {
     .await;
     let (_, e) = error_of(gw.chat(hello("gpt-4o-mini")).await).await;
     assert!(!e.to_string().contains(OPENAI_KEY));
-    let health = gw.get("/health").send().await.unwrap().text().await.unwrap();
+    let health = gw
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_no_secret(&health);
-    let page = gw.get("/system").send().await.unwrap().text().await.unwrap();
+    let page = gw
+        .get("/system")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_no_secret(&page);
+}
+
+#[tokio::test]
+async fn openapi_document_is_generated() {
+    let gw = TestGateway::start().await;
+    let doc: Value = gw
+        .get("/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/v1/models/{id}",
+        "/health",
+        "/api/stats/overview",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    let schemas = &doc["components"]["schemas"];
+    for schema in [
+        "ChatRequest",
+        "ChatCompletion",
+        "ChatChunk",
+        "Message",
+        "Usage",
+        "ErrorResponse",
+    ] {
+        assert!(schemas.get(schema).is_some(), "{schema} missing");
+    }
+    assert!(schemas["ChatRequest"]["properties"].get("extra").is_none());
 }

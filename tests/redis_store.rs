@@ -37,7 +37,9 @@ fn record(i: u64, provider: &str, status: u16) -> RequestRecord {
 
 #[tokio::test]
 async fn two_replicas_see_the_same_totals() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let a = stats_on(&redis.url()).await;
     let b = stats_on(&redis.url()).await;
     for i in 0..40 {
@@ -50,20 +52,44 @@ async fn two_replicas_see_the_same_totals() {
     b.flush().await;
     for stats in [&a, &b] {
         let o = stats.overview(Window::Hour).await.unwrap();
-        assert_eq!((o.requests, o.errors, o.prompt_tokens, o.completion_tokens), (65, 5, 650, 1300));
-        assert!((o.cost_usd - 65.0 * 0.000_013_5).abs() < 1e-12, "{}", o.cost_usd);
+        assert_eq!(
+            (o.requests, o.errors, o.prompt_tokens, o.completion_tokens),
+            (65, 5, 650, 1300)
+        );
+        assert!(
+            (o.cost_usd - 65.0 * 0.000_013_5).abs() < 1e-12,
+            "{}",
+            o.cost_usd
+        );
         assert_eq!(o.latency_p50_ms, 5.0);
         let providers = stats.breakdown(Window::Day, "provider").await.unwrap();
-        assert_eq!(providers.iter().map(|r| (r.name.as_str(), r.requests)).collect::<Vec<_>>(), vec![("openai", 40), ("gemini", 25)]);
-        let errors = stats.recent(100, &RecentFilter { status: Some("error".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(
+            providers
+                .iter()
+                .map(|r| (r.name.as_str(), r.requests))
+                .collect::<Vec<_>>(),
+            vec![("openai", 40), ("gemini", 25)]
+        );
+        let errors = stats
+            .recent(
+                100,
+                &RecentFilter {
+                    status: Some("error".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(errors.len(), 5);
     }
-    assert_eq!(a.store().health().await.reachable, true);
+    assert!(a.store().health().await.reachable);
 }
 
 #[tokio::test]
 async fn redis_restart_during_load_loses_nothing() {
-    let Some(mut redis) = RedisServer::start_persistent() else { return };
+    let Some(mut redis) = RedisServer::start_persistent() else {
+        return;
+    };
     let stats = stats_on(&redis.url()).await;
     for i in 0..50 {
         stats.record(record(i, "openai", 200));
@@ -98,13 +124,22 @@ async fn redis_restart_during_load_loses_nothing() {
 
 #[tokio::test]
 async fn gateway_on_redis_records_requests() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let url = redis.url();
     let gw = TestGateway::start_with("", move |env| {
         env.insert("REDIS_URL".into(), url);
     })
     .await;
-    let health: serde_json::Value = gw.get("/health").send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = gw
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["store"]["backend"], "redis");
     assert_eq!(health["store"]["reachable"], true);
     for _ in 0..3 {
@@ -113,7 +148,14 @@ async fn gateway_on_redis_records_requests() {
         r.bytes().await.unwrap();
     }
     gw.state.stats.flush().await;
-    let overview: serde_json::Value = gw.get("/api/stats/overview?window=1h").send().await.unwrap().json().await.unwrap();
+    let overview: serde_json::Value = gw
+        .get("/api/stats/overview?window=1h")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(overview["requests"], 3);
 }
 
@@ -121,7 +163,10 @@ async fn gateway_on_redis_records_requests() {
 #[tokio::test]
 async fn the_test_commands_redis_is_usable() {
     let Ok(url) = std::env::var("LLM_BRIDGE_TEST_REDIS_URL") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true needs LLM_BRIDGE_TEST_REDIS_URL (make test sets it)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true needs LLM_BRIDGE_TEST_REDIS_URL (make test sets it)"
+        );
         eprintln!("SKIPPED: LLM_BRIDGE_TEST_REDIS_URL is not set (run through `make test`)");
         return;
     };

@@ -43,16 +43,25 @@ impl Running {
         let url = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if client.get(format!("{url}/health/live")).send().await.is_ok() {
+            if client
+                .get(format!("{url}/health/live"))
+                .send()
+                .await
+                .is_ok()
+            {
                 return Running { child, url };
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        let _ = child_kill(child);
         panic!("llm-bridge did not start");
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -61,7 +70,12 @@ impl Running {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut log = String::new();
                 use std::io::Read;
-                self.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut log)
+                    .unwrap();
                 return (status, log);
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -74,7 +88,13 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+fn child_kill(mut child: Child) -> std::io::Result<std::process::ExitStatus> {
+    child.kill()?;
+    child.wait()
 }
 
 #[test]
@@ -82,11 +102,23 @@ fn help_and_version() {
     let out = bare_command().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for needle in ["check-config", "--config", "--listen", "--data-dir", "--redis-url"] {
-        assert!(help.contains(needle), "{needle} missing from --help:\n{help}");
+    for needle in [
+        "check-config",
+        "--config",
+        "--listen",
+        "--data-dir",
+        "--redis-url",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from --help:\n{help}"
+        );
     }
     let out = bare_command().arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("llm-bridge {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("llm-bridge {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -102,9 +134,19 @@ fn check_config_prints_masked_configuration() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("127.0.0.1:4321") && stdout.contains("fast = \"deepseek/deepseek-chat\""), "{stdout}");
-    assert!(!stdout.contains("sk-very-secret-value") && !stdout.contains("hunter2"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("127.0.0.1:4321") && stdout.contains("fast = \"deepseek/deepseek-chat\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("sk-very-secret-value") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
     assert!(stdout.contains("********"));
 
     // --listen beats the environment, which beats the file.
@@ -122,16 +164,32 @@ fn check_config_rejects_bad_input_precisely() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[store]\nflush_interval = \"0s\"\n").unwrap();
-    let out = bare_command().args(["check-config", "--config"]).arg(&file).output().unwrap();
+    let out = bare_command()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains(file.to_str().unwrap()) && stderr.contains("store.flush_interval") && stderr.contains("greater than zero"), "{stderr}");
+    assert!(
+        stderr.contains(file.to_str().unwrap())
+            && stderr.contains("store.flush_interval")
+            && stderr.contains("greater than zero"),
+        "{stderr}"
+    );
 
-    let out = bare_command().args(["check-config", "--config", "/nonexistent/bridge.toml"]).output().unwrap();
+    let out = bare_command()
+        .args(["check-config", "--config", "/nonexistent/bridge.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bridge.toml: cannot read"));
 
-    let out = bare_command().arg("check-config").env("LLM_BRIDGE_LISTEN", "localhost").output().unwrap();
+    let out = bare_command()
+        .arg("check-config")
+        .env("LLM_BRIDGE_LISTEN", "localhost")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LLM_BRIDGE_LISTEN"));
 }
@@ -141,25 +199,53 @@ async fn health_and_console_without_redis_or_keys() {
     let dir = tempfile::tempdir().unwrap();
     let gw = Running::start(dir.path(), &[]).await;
     let http = reqwest::Client::new();
-    let ready = http.get(format!("{}/health/ready", gw.url)).send().await.unwrap();
+    let ready = http
+        .get(format!("{}/health/ready", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
-    let health: Value = http.get(format!("{}/health", gw.url)).send().await.unwrap().json().await.unwrap();
+    let health: Value = http
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(health["store"]["backend"], "embedded");
     assert_eq!(health["store"]["reachable"], true);
     assert!(health["uptime_seconds"].is_u64());
-    let openai = health["providers"].as_array().unwrap().iter().find(|p| p["name"] == "openai").unwrap().clone();
+    let openai = health["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "openai")
+        .unwrap()
+        .clone();
     assert_eq!(openai["enabled"], false);
     assert_eq!(openai["enable_with"], "OPENAI_API_KEY");
-    let live = http.get(format!("{}/health/live", gw.url)).send().await.unwrap();
+    let live = http
+        .get(format!("{}/health/live", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(live.status(), 200);
 
     let page = http.get(format!("{}/", gw.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("Dashboard") && html.contains("data-metric=\"requests\""), "SSR includes the data:\n{html}");
-    let missing = http.get(format!("{}/no-such-page", gw.url)).send().await.unwrap();
+    assert!(
+        html.contains("Dashboard") && html.contains("data-metric=\"requests\""),
+        "SSR includes the data:\n{html}"
+    );
+    let missing = http
+        .get(format!("{}/no-such-page", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 }
 
@@ -167,13 +253,28 @@ async fn health_and_console_without_redis_or_keys() {
 async fn ready_is_503_when_the_store_is_unusable() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Running::start(dir.path(), &[("REDIS_URL", format!("redis://127.0.0.1:{port}"))]).await;
+    let gw = Running::start(
+        dir.path(),
+        &[("REDIS_URL", format!("redis://127.0.0.1:{port}"))],
+    )
+    .await;
     let http = reqwest::Client::new();
-    let ready = http.get(format!("{}/health/ready", gw.url)).send().await.unwrap();
+    let ready = http
+        .get(format!("{}/health/ready", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert!(body["reason"].as_str().unwrap().contains("redis"), "{body}");
-    let health: Value = http.get(format!("{}/health", gw.url)).send().await.unwrap().json().await.unwrap();
+    let health: Value = http
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "degraded");
     assert_eq!(health["store"]["reachable"], false);
 }
@@ -204,7 +305,10 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
             .await
             .unwrap()
     });
-    wait_until("the request to reach the mock", || !mock.state.received().is_empty()).await;
+    wait_until("the request to reach the mock", || {
+        !mock.state.received().is_empty()
+    })
+    .await;
     gw.terminate();
     let body = in_flight.await.unwrap();
     let chunks = sse_chunks(&body);
@@ -218,7 +322,10 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
 async fn embedded_store_keeps_totals_across_a_restart() {
     let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [("OPENAI_API_KEY", OPENAI_KEY.to_string()), ("OPENAI_BASE_URL", format!("{}/v1", mock.url()))];
+    let env = [
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+    ];
     let http = reqwest::Client::new();
     let gw = Running::start(dir.path(), &env).await;
     for _ in 0..3 {
@@ -235,11 +342,21 @@ async fn embedded_store_keeps_totals_across_a_restart() {
     assert!(gw.wait_exit().await.0.success());
 
     let gw = Running::start(dir.path(), &env).await;
-    let overview: Value = http.get(format!("{}/api/stats/overview?window=1h", gw.url)).send().await.unwrap().json().await.unwrap();
+    let overview: Value = http
+        .get(format!("{}/api/stats/overview?window=1h", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(overview["requests"], 3, "{overview}");
     assert_eq!(overview["prompt_tokens"], 36);
     assert_eq!(overview["completion_tokens"], 60);
     // gpt-4o-mini: 8 uncached + 4 cached prompt tokens and 20 output tokens, three times.
     let expected = 3.0 * (8.0 * 0.15 + 4.0 * 0.075 + 20.0 * 0.60) / 1e6;
-    assert!((overview["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9, "{overview}");
+    assert!(
+        (overview["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9,
+        "{overview}"
+    );
 }

@@ -23,9 +23,15 @@ pub async fn live() -> impl IntoResponse {
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.stats.store().health().await;
     if store.reachable {
-        (StatusCode::OK, Json(json!({ "status": "ready", "store": store.backend })))
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "store": store.backend })),
+        )
     } else {
         let reason = format!("{} store: {}", store.backend, store.detail);
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not_ready", "reason": reason })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reason": reason })),
+        )
     }
 }

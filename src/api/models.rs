@@ -22,13 +22,28 @@ pub struct Model {
 
 /// Every model the enabled providers serve: the catalogue's, then each provider's configured ones.
 pub fn available(gateway: &Gateway) -> Vec<Model> {
-    let model = |id: String, owner: &str| Model { id, object: "model", created: 0, owned_by: owner.to_string() };
+    let model = |id: String, owner: &str| Model {
+        id,
+        object: "model",
+        created: 0,
+        owned_by: owner.to_string(),
+    };
     let mut out = Vec::new();
     for provider in gateway.providers.enabled() {
         out.extend(
-            gateway.catalogue.all().iter().filter(|m| m.provider == provider.name).map(|m| model(m.id.clone(), &provider.name)),
+            gateway
+                .catalogue
+                .all()
+                .iter()
+                .filter(|m| m.provider == provider.name)
+                .map(|m| model(m.id.clone(), &provider.name)),
         );
-        out.extend(provider.extra_models.iter().map(|m| model(m.clone(), &provider.name)));
+        out.extend(
+            provider
+                .extra_models
+                .iter()
+                .map(|m| model(m.clone(), &provider.name)),
+        );
     }
     for (alias, target) in &gateway.aliases {
         if let Ok(route) = gateway.resolve(target) {
@@ -40,7 +55,10 @@ pub fn available(gateway: &Gateway) -> Vec<Model> {
 
 #[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, description = "The enabled providers' models", body = ModelList)))]
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
-    Json(ModelList { object: "list", data: available(&state.gateway) })
+    Json(ModelList {
+        object: "list",
+        data: available(&state.gateway),
+    })
 }
 
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model name")), responses((status = 200, body = Model), (status = 404, body = super::error::ErrorResponse)))]
@@ -49,9 +67,13 @@ pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> R
         return Json(m).into_response();
     }
     match state.gateway.resolve(&id) {
-        Ok(route) => {
-            Json(Model { id, object: "model", created: 0, owned_by: route.provider.name.clone() }).into_response()
-        }
+        Ok(route) => Json(Model {
+            id,
+            object: "model",
+            created: 0,
+            owned_by: route.provider.name.clone(),
+        })
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

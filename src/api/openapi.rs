@@ -6,7 +6,10 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "LLM Bridge", description = "An OpenAI-compatible gateway to many LLM providers."),
+    info(
+        title = "LLM Bridge",
+        description = "An OpenAI-compatible gateway to many LLM providers."
+    ),
     paths(
         super::v1::chat_completions,
         super::v1::embeddings,

@@ -14,12 +14,18 @@ pub struct WindowQuery {
 
 fn window(q: &WindowQuery) -> Result<Window, ApiError> {
     let raw = q.window.as_deref().unwrap_or("1h");
-    Window::parse(raw)
-        .ok_or_else(|| ApiError::invalid_request(format!("window `{raw}` is not one of 1h, 24h, 7d")).with_param("window"))
+    Window::parse(raw).ok_or_else(|| {
+        ApiError::invalid_request(format!("window `{raw}` is not one of 1h, 24h, 7d"))
+            .with_param("window")
+    })
 }
 
 fn store_error(e: String) -> ApiError {
-    ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "server_error", format!("the stats store is unavailable: {e}"))
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        format!("the stats store is unavailable: {e}"),
+    )
 }
 
 fn reply<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
@@ -36,12 +42,30 @@ pub async fn overview(State(state): State<AppState>, Query(q): Query<WindowQuery
 
 #[utoipa::path(get, path = "/api/stats/timeseries", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::shared::SeriesPoint>)))]
 pub async fn timeseries(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
-    reply(async { state.stats.timeseries(window(&q)?).await.map_err(store_error) }.await)
+    reply(
+        async {
+            state
+                .stats
+                .timeseries(window(&q)?)
+                .await
+                .map_err(store_error)
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/stats/providers", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::shared::UsageRow>)))]
 pub async fn providers(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
-    reply(async { state.stats.breakdown(window(&q)?, "provider").await.map_err(store_error) }.await)
+    reply(
+        async {
+            state
+                .stats
+                .breakdown(window(&q)?, "provider")
+                .await
+                .map_err(store_error)
+        }
+        .await,
+    )
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -54,9 +78,19 @@ pub struct RequestsQuery {
 
 #[utoipa::path(get, path = "/api/requests", tag = "stats", params(RequestsQuery), responses((status = 200, body = Vec<crate::shared::RequestRecord>)))]
 pub async fn requests(State(state): State<AppState>, Query(q): Query<RequestsQuery>) -> Response {
-    let filter = RecentFilter { model: q.model, provider: q.provider, status: q.status };
+    let filter = RecentFilter {
+        model: q.model,
+        provider: q.provider,
+        status: q.status,
+    };
     let limit = q.limit.unwrap_or(100).min(10_000);
-    reply(state.stats.recent(limit, &filter).await.map_err(store_error))
+    reply(
+        state
+            .stats
+            .recent(limit, &filter)
+            .await
+            .map_err(store_error),
+    )
 }
 
 #[utoipa::path(get, path = "/api/pricing", tag = "stats", responses((status = 200, body = Vec<crate::providers::catalogue::CatalogueModel>)))]

@@ -8,16 +8,23 @@ use super::error::{ApiError, ErrorResponse};
 use crate::state::AppState;
 
 /// The body, or the reason it could not be read (413 when over the size limit) in OpenAI's shape.
-fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Response> {
+fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
-        let err = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "invalid_request_error", format!("The request body is larger than the limit of {limit} bytes."))
-                .with_code("request_too_large")
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "invalid_request_error",
+                format!("The request body is larger than the limit of {limit} bytes."),
+            )
+            .with_code("request_too_large")
         } else {
-            ApiError::new(status, "invalid_request_error", format!("Cannot read the request body: {}", rejection.body_text()))
-        };
-        err.into_response()
+            ApiError::new(
+                status,
+                "invalid_request_error",
+                format!("Cannot read the request body: {}", rejection.body_text()),
+            )
+        }
     })
 }
 
@@ -42,7 +49,7 @@ pub async fn chat_completions(
 ) -> Response {
     match body_or_error(body, state.config.server.max_body_bytes) {
         Ok(body) => state.gateway.chat(&headers, body).await,
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -57,9 +64,13 @@ pub async fn chat_completions(
         (status = 404, body = ErrorResponse),
     )
 )]
-pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     match body_or_error(body, state.config.server.max_body_bytes) {
         Ok(body) => state.gateway.embeddings(&headers, body).await,
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }

@@ -22,25 +22,33 @@ impl EnvSource for HashMap<String, String> {
     }
 }
 
-pub(crate) fn parse_env<T: std::str::FromStr>(env: &dyn EnvSource, var: &str) -> Result<Option<T>, ConfigError>
+pub(crate) fn parse_env<T: std::str::FromStr>(
+    env: &dyn EnvSource,
+    var: &str,
+) -> Result<Option<T>, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
     match env.var(var) {
         None => Ok(None),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|e| ConfigError::Env { var: var.to_string(), reason: format!("`{raw}`: {e}") }),
+        Some(raw) => raw.trim().parse().map(Some).map_err(|e| ConfigError::Env {
+            var: var.to_string(),
+            reason: format!("`{raw}`: {e}"),
+        }),
     }
 }
 
-pub(crate) fn parse_env_duration(env: &dyn EnvSource, var: &str) -> Result<Option<std::time::Duration>, ConfigError> {
+pub(crate) fn parse_env_duration(
+    env: &dyn EnvSource,
+    var: &str,
+) -> Result<Option<std::time::Duration>, ConfigError> {
     match env.var(var) {
         None => Ok(None),
         Some(raw) => humantime::parse_duration(raw.trim())
             .map(Some)
-            .map_err(|e| ConfigError::Env { var: var.to_string(), reason: format!("`{raw}`: {e} (expected e.g. \"30s\")") }),
+            .map_err(|e| ConfigError::Env {
+                var: var.to_string(),
+                reason: format!("`{raw}`: {e} (expected e.g. \"30s\")"),
+            }),
     }
 }

@@ -73,7 +73,11 @@ pub enum ConfigError {
     #[error("environment variable {var}: {reason}")]
     Env { var: String, reason: String },
     #[error("{origin}: key `{key}`: {reason}")]
-    Invalid { origin: String, key: String, reason: String },
+    Invalid {
+        origin: String,
+        key: String,
+        reason: String,
+    },
 }
 
 /// Overrides given on the command line; they win over everything else.
@@ -87,23 +91,36 @@ pub struct CliOverrides {
 
 impl Config {
     /// Loads the file (from the CLI flag or `LLM_BRIDGE_CONFIG`), applies the environment, then the CLI.
-    pub fn load(cli: &CliOverrides, env: &dyn EnvSource) -> Result<(Config, Option<PathBuf>), ConfigError> {
-        let file = cli.config_file.clone().or_else(|| env.var("LLM_BRIDGE_CONFIG").map(PathBuf::from));
+    pub fn load(
+        cli: &CliOverrides,
+        env: &dyn EnvSource,
+    ) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let file = cli
+            .config_file
+            .clone()
+            .or_else(|| env.var("LLM_BRIDGE_CONFIG").map(PathBuf::from));
         let mut config = match &file {
             Some(path) => Self::from_file(path)?,
             None => Config::default(),
         };
         config.apply_env(env)?;
         config.apply_cli(cli)?;
-        let origin = file.as_ref().map_or_else(|| "configuration".to_string(), |f| f.display().to_string());
+        let origin = file
+            .as_ref()
+            .map_or_else(|| "configuration".to_string(), |f| f.display().to_string());
         config.validate(&origin)?;
         Ok((config, file))
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { file: path.to_path_buf(), reason: e.to_string() })?;
-        Self::from_toml(&text).map_err(|reason| ConfigError::Parse { file: path.to_path_buf(), reason })
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text).map_err(|reason| ConfigError::Parse {
+            file: path.to_path_buf(),
+            reason,
+        })
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
@@ -144,7 +161,8 @@ impl Config {
 
     /// The effective configuration as TOML with every secret masked.
     pub fn to_masked_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
 

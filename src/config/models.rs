@@ -26,7 +26,9 @@ impl ModelsConfig {
                 return Err(ConfigError::Invalid {
                     origin: origin.to_string(),
                     key: format!("models.aliases.{alias}"),
-                    reason: format!("points to another alias `{target}`; aliases must name a model"),
+                    reason: format!(
+                        "points to another alias `{target}`; aliases must name a model"
+                    ),
                 });
             }
         }

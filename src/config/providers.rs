@@ -69,27 +69,41 @@ impl ProvidersConfig {
     }
 
     pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key: String, reason: String| ConfigError::Invalid { origin: origin.to_string(), key, reason };
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key,
+            reason,
+        };
         for (id, provider) in &self.builtin {
             let Some(spec) = ProviderSpec::find(id) else {
                 let known: Vec<&str> = BUILTIN.iter().map(|s| s.id).collect();
                 return Err(invalid(
                     format!("providers.{id}"),
-                    format!("unknown provider; built-in providers are {}, and OpenAI-compatible servers go in [[providers.custom]]", known.join(", ")),
+                    format!(
+                        "unknown provider; built-in providers are {}, and OpenAI-compatible servers go in [[providers.custom]]",
+                        known.join(", ")
+                    ),
                 ));
             };
             if let Some(url) = &provider.base_url {
-                check_url(url).map_err(|reason| invalid(format!("providers.{id}.base_url"), reason))?;
+                check_url(url)
+                    .map_err(|reason| invalid(format!("providers.{id}.base_url"), reason))?;
             }
             if let Some(region) = &provider.region {
                 if spec.regions.is_empty() {
-                    return Err(invalid(format!("providers.{id}.region"), format!("{} has no regions", spec.display_name)));
+                    return Err(invalid(
+                        format!("providers.{id}.region"),
+                        format!("{} has no regions", spec.display_name),
+                    ));
                 }
                 if !spec.regions.iter().any(|(name, _)| name == region) {
                     let names: Vec<&str> = spec.regions.iter().map(|(n, _)| *n).collect();
                     return Err(invalid(
                         format!("providers.{id}.region"),
-                        format!("unknown region `{region}`; expected one of {}", names.join(", ")),
+                        format!(
+                            "unknown region `{region}`; expected one of {}",
+                            names.join(", ")
+                        ),
                     ));
                 }
             }
@@ -98,13 +112,22 @@ impl ProvidersConfig {
         for (i, custom) in self.custom.iter().enumerate() {
             let key = |field: &str| format!("providers.custom[{i}].{field}");
             if custom.name.is_empty() || custom.name.contains('/') {
-                return Err(invalid(key("name"), "must be non-empty and must not contain `/`".into()));
+                return Err(invalid(
+                    key("name"),
+                    "must be non-empty and must not contain `/`".into(),
+                ));
             }
             if ProviderSpec::find(&custom.name).is_some() {
-                return Err(invalid(key("name"), format!("`{}` is a built-in provider's name", custom.name)));
+                return Err(invalid(
+                    key("name"),
+                    format!("`{}` is a built-in provider's name", custom.name),
+                ));
             }
             if !seen.insert(custom.name.as_str()) {
-                return Err(invalid(key("name"), format!("`{}` is defined twice", custom.name)));
+                return Err(invalid(
+                    key("name"),
+                    format!("`{}` is defined twice", custom.name),
+                ));
             }
             check_url(&custom.base_url).map_err(|reason| invalid(key("base_url"), reason))?;
         }
@@ -115,7 +138,10 @@ impl ProvidersConfig {
 fn check_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(()),
-        Ok(parsed) => Err(format!("`{url}`: scheme `{}` is not http or https", parsed.scheme())),
+        Ok(parsed) => Err(format!(
+            "`{url}`: scheme `{}` is not http or https",
+            parsed.scheme()
+        )),
         Err(e) => Err(format!("`{url}` is not a URL: {e}")),
     }
 }

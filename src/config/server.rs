@@ -56,7 +56,10 @@ impl ServerConfig {
         if let Some(v) = env.var("LLM_BRIDGE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
         }
-        if let Some(v) = env.var("LLM_BRIDGE_SITE_ROOT").or_else(|| env.var("LEPTOS_SITE_ROOT")) {
+        if let Some(v) = env
+            .var("LLM_BRIDGE_SITE_ROOT")
+            .or_else(|| env.var("LEPTOS_SITE_ROOT"))
+        {
             self.site_root = PathBuf::from(v);
         }
         if let Some(v) = parse_env(env, "LLM_BRIDGE_MAX_BODY_BYTES")? {

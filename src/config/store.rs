@@ -19,7 +19,11 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { redis_url: None, flush_interval: Duration::from_secs(1), recent_requests: 1000 }
+        StoreConfig {
+            redis_url: None,
+            flush_interval: Duration::from_secs(1),
+            recent_requests: 1000,
+        }
     }
 }
 
@@ -40,8 +44,15 @@ impl StoreConfig {
     pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         if let Some(url) = &self.redis_url {
             let scheme = url.expose().split("://").next().unwrap_or_default();
-            if !matches!(scheme, "redis" | "rediss" | "redis-cluster" | "rediss-cluster" | "redis-sentinel" | "rediss-sentinel")
-                || !url.expose().contains("://")
+            if !matches!(
+                scheme,
+                "redis"
+                    | "rediss"
+                    | "redis-cluster"
+                    | "rediss-cluster"
+                    | "redis-sentinel"
+                    | "rediss-sentinel"
+            ) || !url.expose().contains("://")
             {
                 return Err(ConfigError::Invalid {
                     origin: origin.to_string(),

@@ -3,7 +3,10 @@ use std::collections::HashMap;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn write(text: &str) -> tempfile::NamedTempFile {
@@ -24,18 +27,36 @@ fn defaults_without_file_or_env() {
 
 #[test]
 fn file_then_env_then_cli() {
-    let file = write("[server]\nlisten = \"127.0.0.1:4000\"\ndata_dir = \"/from/file\"\n[store]\nredis_url = \"redis://file:6379\"\n");
-    let cli = CliOverrides { config_file: Some(file.path().into()), ..Default::default() };
+    let file = write(
+        "[server]\nlisten = \"127.0.0.1:4000\"\ndata_dir = \"/from/file\"\n[store]\nredis_url = \"redis://file:6379\"\n",
+    );
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
     let (config, _) = Config::load(&cli, &env(&[])).unwrap();
     assert_eq!(config.server.listen.port(), 4000);
 
-    let vars = env(&[("LLM_BRIDGE_LISTEN", "127.0.0.1:5000"), ("LLM_BRIDGE_DATA_DIR", "/from/env")]);
+    let vars = env(&[
+        ("LLM_BRIDGE_LISTEN", "127.0.0.1:5000"),
+        ("LLM_BRIDGE_DATA_DIR", "/from/env"),
+    ]);
     let (config, _) = Config::load(&cli, &vars).unwrap();
     assert_eq!(config.server.listen.port(), 5000);
-    assert_eq!(config.server.data_dir, std::path::PathBuf::from("/from/env"));
-    assert_eq!(config.store.redis_url.as_ref().unwrap().expose(), "redis://file:6379");
+    assert_eq!(
+        config.server.data_dir,
+        std::path::PathBuf::from("/from/env")
+    );
+    assert_eq!(
+        config.store.redis_url.as_ref().unwrap().expose(),
+        "redis://file:6379"
+    );
 
-    let cli = CliOverrides { listen: Some("127.0.0.1:6000".into()), redis_url: Some("redis://cli:1".into()), ..cli };
+    let cli = CliOverrides {
+        listen: Some("127.0.0.1:6000".into()),
+        redis_url: Some("redis://cli:1".into()),
+        ..cli
+    };
     let (config, _) = Config::load(&cli, &vars).unwrap();
     assert_eq!(config.server.listen.port(), 6000);
     assert_eq!(config.store.redis_url.unwrap().expose(), "redis://cli:1");
@@ -53,44 +74,93 @@ fn config_file_from_env_var() {
 #[test]
 fn bad_file_names_file_key_and_reason() {
     let file = write("[server]\nlisten = \"not-an-address\"\n");
-    let cli = CliOverrides { config_file: Some(file.path().into()), ..Default::default() };
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
     let err = Config::load(&cli, &env(&[])).unwrap_err().to_string();
     assert!(err.contains(file.path().to_str().unwrap()), "{err}");
     assert!(err.contains("listen"), "{err}");
     assert!(err.contains("invalid socket address"), "{err}");
 
     let file = write("[server]\nlisten_port = 1\n");
-    let cli = CliOverrides { config_file: Some(file.path().into()), ..Default::default() };
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
     let err = Config::load(&cli, &env(&[])).unwrap_err().to_string();
     assert!(err.contains("unknown field `listen_port`"), "{err}");
 
     let file = write("[providers.openaii]\napi_key = \"x\"\n");
-    let cli = CliOverrides { config_file: Some(file.path().into()), ..Default::default() };
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
     let err = Config::load(&cli, &env(&[])).unwrap_err().to_string();
-    assert!(err.contains("providers.openaii") && err.contains("unknown provider"), "{err}");
+    assert!(
+        err.contains("providers.openaii") && err.contains("unknown provider"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_env_names_the_variable() {
-    let err = Config::load(&CliOverrides::default(), &env(&[("LLM_BRIDGE_LISTEN", "nope")])).unwrap_err().to_string();
-    assert!(err.starts_with("environment variable LLM_BRIDGE_LISTEN"), "{err}");
-    let err = Config::load(&CliOverrides::default(), &env(&[("REDIS_URL", "http://x")])).unwrap_err().to_string();
+    let err = Config::load(
+        &CliOverrides::default(),
+        &env(&[("LLM_BRIDGE_LISTEN", "nope")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("environment variable LLM_BRIDGE_LISTEN"),
+        "{err}"
+    );
+    let err = Config::load(&CliOverrides::default(), &env(&[("REDIS_URL", "http://x")]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("store.redis_url"), "{err}");
-    let err =
-        Config::load(&CliOverrides::default(), &env(&[("LLM_BRIDGE_DRAIN_TIMEOUT", "soon")])).unwrap_err().to_string();
+    let err = Config::load(
+        &CliOverrides::default(),
+        &env(&[("LLM_BRIDGE_DRAIN_TIMEOUT", "soon")]),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("LLM_BRIDGE_DRAIN_TIMEOUT"), "{err}");
 }
 
 #[test]
 fn provider_env_and_regions() {
-    let vars = env(&[("DASHSCOPE_API_KEY", "dk-secret"), ("QWEN_REGION", "intl"), ("OPENAI_API_KEY", "sk-secret")]);
+    let vars = env(&[
+        ("DASHSCOPE_API_KEY", "dk-secret"),
+        ("QWEN_REGION", "intl"),
+        ("OPENAI_API_KEY", "sk-secret"),
+    ]);
     let (config, _) = Config::load(&CliOverrides::default(), &vars).unwrap();
-    assert_eq!(config.providers.get("qwen").unwrap().api_key.as_ref().unwrap().expose(), "dk-secret");
-    assert_eq!(config.providers.get("qwen").unwrap().region.as_deref(), Some("intl"));
-    let err = Config::load(&CliOverrides::default(), &env(&[("QWEN_API_KEY", "k"), ("QWEN_REGION", "mars")]))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("providers.qwen.region") && err.contains("mars"), "{err}");
+    assert_eq!(
+        config
+            .providers
+            .get("qwen")
+            .unwrap()
+            .api_key
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "dk-secret"
+    );
+    assert_eq!(
+        config.providers.get("qwen").unwrap().region.as_deref(),
+        Some("intl")
+    );
+    let err = Config::load(
+        &CliOverrides::default(),
+        &env(&[("QWEN_API_KEY", "k"), ("QWEN_REGION", "mars")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("providers.qwen.region") && err.contains("mars"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -98,13 +168,19 @@ fn masked_output_hides_every_secret() {
     let file = write(
         "[store]\nredis_url = \"redis://:hunter2@host:6379\"\n[[providers.custom]]\nname = \"ollama\"\nbase_url = \"http://127.0.0.1:11434/v1\"\napi_key = \"custom-secret\"\nmodels = [\"llama3.2\"]\n",
     );
-    let cli = CliOverrides { config_file: Some(file.path().into()), ..Default::default() };
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
     let (config, _) = Config::load(&cli, &env(&[("ANTHROPIC_API_KEY", "sk-ant-secret")])).unwrap();
     let masked = config.to_masked_toml();
     for secret in ["hunter2", "custom-secret", "sk-ant-secret"] {
         assert!(!masked.contains(secret), "{secret} leaked in:\n{masked}");
     }
-    assert!(masked.contains("llama3.2") && masked.contains("[providers.anthropic]"), "{masked}");
+    assert!(
+        masked.contains("llama3.2") && masked.contains("[providers.anthropic]"),
+        "{masked}"
+    );
     assert!(!format!("{config:?}").contains("sk-ant-secret"));
     // The masked rendering is itself a loadable configuration file.
     Config::from_toml(&masked).unwrap();

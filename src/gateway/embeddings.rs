@@ -36,7 +36,12 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return error_reply(e, &request_id, None, 0, started.elapsed()),
         };
-        let mut recording = Recording::start(self.stats.clone(), self.catalogue.clone(), &request_id, false);
+        let mut recording = Recording::start(
+            self.stats.clone(),
+            self.catalogue.clone(),
+            &request_id,
+            false,
+        );
         recording.record.model = peek.model.clone();
         let route = match self.resolve(&peek.model) {
             Ok(r) => r,
@@ -51,7 +56,13 @@ impl Gateway {
         let prompt_bytes = body.len();
         let fail = |recording: Recording, e: ApiError, attempts: u32| {
             recording.fail(&e);
-            error_reply(e, &request_id, Some(&provider.name), attempts, started.elapsed())
+            error_reply(
+                e,
+                &request_id,
+                Some(&provider.name),
+                attempts,
+                started.elapsed(),
+            )
         };
         let mut gemini_request = None;
         let (url, upstream_body) = match provider.wire {
@@ -70,12 +81,19 @@ impl Gateway {
                 let encoded = gemini::embeddings_request(&request, &route.model);
                 gemini_request = Some(request);
                 match encoded {
-                    Ok(b) => (gemini::embeddings_url(&provider.base_url, &route.model), Bytes::from(b)),
+                    Ok(b) => (
+                        gemini::embeddings_url(&provider.base_url, &route.model),
+                        Bytes::from(b),
+                    ),
                     Err(e) => return fail(recording, e, 0),
                 }
             }
             Wire::Anthropic => {
-                let e = ApiError::invalid_request(format!("{} has no embeddings API", provider.display_name)).with_param("model");
+                let e = ApiError::invalid_request(format!(
+                    "{} has no embeddings API",
+                    provider.display_name
+                ))
+                .with_param("model");
                 return fail(recording, e, 0);
             }
         };
@@ -92,7 +110,9 @@ impl Gateway {
             Wire::Gemini => match gemini::embeddings_response(&raw, &route.model) {
                 // Gemini reports no token count: the reply carries the gateway's estimate.
                 Ok((json, _, true)) => {
-                    let tokens = gemini_request.as_ref().map_or(0, gemini::estimate_embedding_tokens);
+                    let tokens = gemini_request
+                        .as_ref()
+                        .map_or(0, gemini::estimate_embedding_tokens);
                     (with_estimated_usage(json, tokens), Some(tokens), true)
                 }
                 Ok((json, usage, false)) => (json, Some(usage.prompt_tokens), false),
@@ -100,10 +120,14 @@ impl Gateway {
             },
             _ => {
                 if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-                    let e = ApiError::bad_gateway(format!("{}: the upstream reply is not JSON", provider.display_name));
+                    let e = ApiError::bad_gateway(format!(
+                        "{}: the upstream reply is not JSON",
+                        provider.display_name
+                    ));
                     return fail(recording, e, attempts);
                 }
-                let usage = usage_from_tail(&raw[raw.len().saturating_sub(4096)..]).map(|u| u.prompt_tokens);
+                let usage = usage_from_tail(&raw[raw.len().saturating_sub(4096)..])
+                    .map(|u| u.prompt_tokens);
                 (raw, usage, false)
             }
         };
@@ -113,8 +137,17 @@ impl Gateway {
         recording.succeed(usage, || (estimate, 0), &route.model);
         let mut response = Response::new(Body::from(json));
         let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        reply_headers(h, &request_id, Some(&provider.name), attempts, before_send + got_reply.elapsed());
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        reply_headers(
+            h,
+            &request_id,
+            Some(&provider.name),
+            attempts,
+            before_send + got_reply.elapsed(),
+        );
         response
     }
 }

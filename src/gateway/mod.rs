@@ -57,7 +57,10 @@ impl Gateway {
             providers: Providers::from_config(config),
             catalogue: Arc::new(Catalogue::builtin()),
             aliases: config.models.aliases.clone(),
-            timeouts: Timeouts { first_byte: config.server.first_byte_timeout, idle: config.server.idle_timeout },
+            timeouts: Timeouts {
+                first_byte: config.server.first_byte_timeout,
+                idle: config.server.idle_timeout,
+            },
             stats,
             http,
             request_ids: RequestIds::new(),
@@ -84,17 +87,35 @@ impl RequestIds {
     fn new() -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-        RequestIds { prefix: h.finish(), counter: AtomicU64::new(0) }
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        RequestIds {
+            prefix: h.finish(),
+            counter: AtomicU64::new(0),
+        }
     }
 
     fn next(&self) -> String {
-        format!("req_{:016x}{:08x}", self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "req_{:016x}{:08x}",
+            self.prefix,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 
 /// Sets the headers every reply carries.
-pub fn reply_headers(headers: &mut HeaderMap, request_id: &str, provider: Option<&str>, attempts: u32, overhead: Duration) {
+pub fn reply_headers(
+    headers: &mut HeaderMap,
+    request_id: &str,
+    provider: Option<&str>,
+    attempts: u32,
+    overhead: Duration,
+) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(HEADER_REQUEST_ID, v);
     }

@@ -22,7 +22,12 @@ pub struct Recording {
 }
 
 impl Recording {
-    pub fn start(stats: Arc<Stats>, catalogue: Arc<Catalogue>, request_id: &str, stream: bool) -> Recording {
+    pub fn start(
+        stats: Arc<Stats>,
+        catalogue: Arc<Catalogue>,
+        request_id: &str,
+        stream: bool,
+    ) -> Recording {
         Recording {
             stats,
             catalogue,
@@ -50,7 +55,12 @@ impl Recording {
     }
 
     /// A successful reply; `usage` is the provider's own, or `estimate` when it reported none.
-    pub fn succeed(mut self, usage: Option<Usage>, estimate: impl FnOnce() -> (u64, u64), upstream_model: &str) {
+    pub fn succeed(
+        mut self,
+        usage: Option<Usage>,
+        estimate: impl FnOnce() -> (u64, u64),
+        upstream_model: &str,
+    ) {
         match usage {
             Some(u) => {
                 self.record.prompt_tokens = u.prompt_tokens;
@@ -66,8 +76,15 @@ impl Recording {
             }
         }
         let r = &self.record;
-        self.record.cost_usd =
-            self.catalogue.cost(upstream_model, r.prompt_tokens, r.cached_tokens, r.completion_tokens).unwrap_or(0.0);
+        self.record.cost_usd = self
+            .catalogue
+            .cost(
+                upstream_model,
+                r.prompt_tokens,
+                r.cached_tokens,
+                r.completion_tokens,
+            )
+            .unwrap_or(0.0);
         self.finish();
     }
 

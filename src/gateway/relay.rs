@@ -103,7 +103,11 @@ impl SseRelay {
                         self.translator.event(&event.data, &mut out)?;
                     }
                     Ok(None) => break,
-                    Err(_) => return Err(ApiError::bad_gateway("the upstream sent an event larger than 4 MiB")),
+                    Err(_) => {
+                        return Err(ApiError::bad_gateway(
+                            "the upstream sent an event larger than 4 MiB",
+                        ));
+                    }
                 }
             }
             if !out.is_empty() {
@@ -129,7 +133,10 @@ impl SseRelay {
             match item {
                 Ok(Some(Ok(chunk))) => self.decoder.push(&chunk),
                 Ok(Some(Err(e))) => {
-                    return Err(ApiError::bad_gateway(format!("the upstream stream broke off: {}", root_cause(&e))));
+                    return Err(ApiError::bad_gateway(format!(
+                        "the upstream stream broke off: {}",
+                        root_cause(&e)
+                    )));
                 }
                 Ok(None) => {
                     if let Some(event) = self.decoder.finish() {
@@ -141,11 +148,20 @@ impl SseRelay {
                     let events = self.events;
                     let prompt_bytes = self.prompt_bytes;
                     if let Some(r) = self.recording.take() {
-                        r.succeed(self.translator.usage(), || (estimate_tokens(prompt_bytes), events), &self.upstream_model);
+                        r.succeed(
+                            self.translator.usage(),
+                            || (estimate_tokens(prompt_bytes), events),
+                            &self.upstream_model,
+                        );
                     }
                     return Ok(Some(Bytes::from(out)));
                 }
-                Err(_) => return Err(ApiError::gateway_timeout(format!("the upstream sent nothing for {:?}", self.idle))),
+                Err(_) => {
+                    return Err(ApiError::gateway_timeout(format!(
+                        "the upstream sent nothing for {:?}",
+                        self.idle
+                    )));
+                }
             }
         }
     }
@@ -209,8 +225,22 @@ pub struct PassthroughBody {
 const TAIL_BYTES: usize = 16 * 1024;
 
 impl PassthroughBody {
-    pub fn new(upstream: Upstream, idle: Duration, recording: Recording, upstream_model: String, prompt_bytes: usize) -> Self {
-        PassthroughBody { upstream, idle, tail: Vec::new(), total: 0, recording: Some(recording), upstream_model, prompt_bytes }
+    pub fn new(
+        upstream: Upstream,
+        idle: Duration,
+        recording: Recording,
+        upstream_model: String,
+        prompt_bytes: usize,
+    ) -> Self {
+        PassthroughBody {
+            upstream,
+            idle,
+            tail: Vec::new(),
+            total: 0,
+            recording: Some(recording),
+            upstream_model,
+            prompt_bytes,
+        }
     }
 
     pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
@@ -223,15 +253,25 @@ impl PassthroughBody {
                 }
                 Ok(Some(chunk))
             }
-            Ok(Some(Err(e))) => Err(ApiError::bad_gateway(format!("the upstream reply broke off: {}", root_cause(&e)))),
+            Ok(Some(Err(e))) => Err(ApiError::bad_gateway(format!(
+                "the upstream reply broke off: {}",
+                root_cause(&e)
+            ))),
             Ok(None) => {
                 if let Some(r) = self.recording.take() {
                     let (prompt_bytes, total) = (self.prompt_bytes, self.total);
-                    r.succeed(usage_from_tail(&self.tail), || (estimate_tokens(prompt_bytes), estimate_tokens(total)), &self.upstream_model);
+                    r.succeed(
+                        usage_from_tail(&self.tail),
+                        || (estimate_tokens(prompt_bytes), estimate_tokens(total)),
+                        &self.upstream_model,
+                    );
                 }
                 Ok(None)
             }
-            Err(_) => Err(ApiError::gateway_timeout(format!("the upstream sent nothing for {:?}", self.idle))),
+            Err(_) => Err(ApiError::gateway_timeout(format!(
+                "the upstream sent nothing for {:?}",
+                self.idle
+            ))),
         }
     }
 

@@ -18,7 +18,10 @@ impl Gateway {
     /// `alias` → its target; `provider/model` → that provider; a catalogued name → its provider;
     /// a model a provider lists in the config → that provider; anything else → 404.
     pub fn resolve(&self, requested: &str) -> Result<Route, ApiError> {
-        let name = self.aliases.get(requested).map_or(requested, String::as_str);
+        let name = self
+            .aliases
+            .get(requested)
+            .map_or(requested, String::as_str);
         if let Some((prefix, model)) = name.split_once('/')
             && self.providers.status(prefix).is_some()
         {
@@ -27,8 +30,16 @@ impl Gateway {
         if let Some(entry) = self.catalogue.get(name) {
             return self.enabled(&entry.provider, name, requested);
         }
-        if let Some(provider) = self.providers.enabled().iter().find(|p| p.extra_models.iter().any(|m| m == name)) {
-            return Ok(Route { provider: provider.clone(), model: name.to_string() });
+        if let Some(provider) = self
+            .providers
+            .enabled()
+            .iter()
+            .find(|p| p.extra_models.iter().any(|m| m == name))
+        {
+            return Ok(Route {
+                provider: provider.clone(),
+                model: name.to_string(),
+            });
         }
         Err(ApiError::model_not_found(requested))
     }
@@ -38,7 +49,10 @@ impl Gateway {
             return Err(ApiError::model_not_found(requested));
         }
         match self.providers.get(provider) {
-            Some(p) => Ok(Route { provider: p.clone(), model: model.to_string() }),
+            Some(p) => Ok(Route {
+                provider: p.clone(),
+                model: model.to_string(),
+            }),
             None => {
                 let status = self.providers.status(provider).expect("known provider");
                 Err(ApiError::invalid_request(format!(

@@ -9,21 +9,36 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
 
-use super::{Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS, REPLY_WORDS};
+use super::{
+    Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
+    REPLY_WORDS,
+};
 
 const MESSAGE_ID: &str = "msg_01MockUpstreamReply0001";
-const TOOL_CALLS: [(&str, &str); 2] = [("toolu_01MockWeatherParis", "Paris"), ("toolu_01MockWeatherTokyo", "Tokyo")];
+const TOOL_CALLS: [(&str, &str); 2] = [
+    ("toolu_01MockWeatherParis", "Paris"),
+    ("toolu_01MockWeatherTokyo", "Tokyo"),
+];
 const SIGNATURE: &str = "mock-thinking-signature";
 
 /// `{"type":"error","error":{"type":…,"message":…}}` with the given status.
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = json!({"type": "error", "error": {"type": kind, "message": message}});
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn output_tokens(b: Behaviour) -> u64 {
     let words = REPLY_WORDS.len() as u64;
-    if b == Behaviour::Reasoning { words + REASONING_TOKENS } else { words }
+    if b == Behaviour::Reasoning {
+        words + REASONING_TOKENS
+    } else {
+        words
+    }
 }
 
 fn stop_reason(b: Behaviour) -> &'static str {
@@ -45,16 +60,32 @@ fn usage(output_tokens: u64) -> Value {
 }
 
 /// POST /v1/messages
-pub async fn messages(State(mock): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn messages(
+    State(mock): State<Arc<MockState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     mock.record("/v1/messages", None, &headers, &body);
     if headers.get("x-api-key").is_none_or(|v| v.is_empty()) {
-        return error(StatusCode::UNAUTHORIZED, "authentication_error", "x-api-key header is required");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "x-api-key header is required",
+        );
     }
     if headers.get("anthropic-version").is_none() {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "anthropic-version: header is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "The request body is not valid JSON.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "The request body is not valid JSON.",
+        );
     };
     let model = request["model"].as_str().unwrap_or_default().to_string();
     let streaming = request["stream"].as_bool().unwrap_or(false);
@@ -62,31 +93,55 @@ pub async fn messages(State(mock): State<Arc<MockState>>, headers: HeaderMap, bo
     let b = mock.behaviour(&model).await;
     match b {
         Behaviour::Fail500 => {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "Internal server error (mock)");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "Internal server error (mock)",
+            );
         }
         Behaviour::Fail400 => {
-            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "mock: the request was rejected");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "mock: the request was rejected",
+            );
         }
         Behaviour::Fail429 => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "mock: rate limited");
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "mock: rate limited",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
         _ => {}
     }
 
-    if streaming { stream_reply(&model, b) } else { reply(&model, b) }
+    if streaming {
+        stream_reply(&model, b)
+    } else {
+        reply(&model, b)
+    }
 }
 
 fn reply(model: &str, b: Behaviour) -> Response {
     let body = reply_body(model, b);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn reply_body(model: &str, b: Behaviour) -> Value {
     let mut content = Vec::new();
     if b == Behaviour::Reasoning {
-        content.push(json!({"type": "thinking", "thinking": REASONING_TEXT, "signature": SIGNATURE}));
+        content
+            .push(json!({"type": "thinking", "thinking": REASONING_TEXT, "signature": SIGNATURE}));
     }
     if b == Behaviour::Tools {
         for (id, city) in TOOL_CALLS {
@@ -147,7 +202,11 @@ fn stream_events(model: &str, b: Behaviour) -> Vec<Value> {
     } else {
         events.push(json!({"type": "content_block_start", "index": index,
             "content_block": {"type": "text", "text": ""}}));
-        let words = if b == Behaviour::Cut { &REPLY_WORDS[..2] } else { &REPLY_WORDS[..] };
+        let words = if b == Behaviour::Cut {
+            &REPLY_WORDS[..2]
+        } else {
+            &REPLY_WORDS[..]
+        };
         for word in words {
             events.push(json!({"type": "content_block_delta", "index": index,
                 "delta": {"type": "text_delta", "text": word}}));
@@ -165,14 +224,20 @@ fn stream_events(model: &str, b: Behaviour) -> Vec<Value> {
 }
 
 fn stream_reply(model: &str, b: Behaviour) -> Response {
-    let frames: Vec<Result<Bytes, std::io::Error>> = stream_events(model, b).iter().map(|e| Ok(frame(e))).collect();
+    let frames: Vec<Result<Bytes, std::io::Error>> = stream_events(model, b)
+        .iter()
+        .map(|e| Ok(frame(e)))
+        .collect();
     let frames = stream::iter(frames);
     let body = if b == Behaviour::Cut {
         // One yield first, so hyper flushes the head and the events already given; then the error aborts
         // the connection: the client sees a reply that breaks off without message_stop.
         let abort = stream::once(async {
             tokio::task::yield_now().await;
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock upstream: cut mid-stream"))
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "mock upstream: cut mid-stream",
+            ))
         });
         Body::from_stream(frames.chain(abort))
     } else {
@@ -194,7 +259,12 @@ mod tests {
     use crate::providers::translate::ReplyContext;
 
     fn ctx() -> ReplyContext {
-        ReplyContext { id: "chatcmpl-mock".into(), created: 1, model: "m".into(), include_usage: true }
+        ReplyContext {
+            id: "chatcmpl-mock".into(),
+            created: 1,
+            model: "m".into(),
+            include_usage: true,
+        }
     }
 
     /// Runs the mock's stream events through the provider's translation.
@@ -224,7 +294,10 @@ mod tests {
         assert_eq!(out.matches("\"finish_reason\":\"stop\"").count(), 1);
         assert_eq!(out.matches("\"content\":").count(), REPLY_WORDS.len() + 1);
         let u = s.usage().unwrap();
-        assert_eq!((u.prompt_tokens, u.cached_tokens(), u.completion_tokens), (PROMPT_TOKENS, CACHED_TOKENS, 20));
+        assert_eq!(
+            (u.prompt_tokens, u.cached_tokens(), u.completion_tokens),
+            (PROMPT_TOKENS, CACHED_TOKENS, 20)
+        );
         assert!(out.contains("\"choices\":[]"));
     }
 
@@ -259,15 +332,22 @@ mod tests {
             (Behaviour::Reasoning, "stop"),
         ] {
             let body = reply_body("claude-mock", b).to_string();
-            let (bytes, usage) = crate::providers::anthropic::chat_response(body.as_bytes(), &ctx()).unwrap();
+            let (bytes, usage) =
+                crate::providers::anthropic::chat_response(body.as_bytes(), &ctx()).unwrap();
             let v: Value = serde_json::from_slice(&bytes).unwrap();
             let choice = &v["choices"][0];
             assert_eq!(choice["finish_reason"], finish, "{b:?}");
-            assert_eq!((usage.prompt_tokens, usage.cached_tokens()), (PROMPT_TOKENS, CACHED_TOKENS));
+            assert_eq!(
+                (usage.prompt_tokens, usage.cached_tokens()),
+                (PROMPT_TOKENS, CACHED_TOKENS)
+            );
             match b {
                 Behaviour::Tools => {
                     assert_eq!(choice["message"]["tool_calls"][1]["id"], TOOL_CALLS[1].0);
-                    assert_eq!(choice["message"]["tool_calls"][1]["function"]["arguments"], r#"{"city":"Tokyo"}"#);
+                    assert_eq!(
+                        choice["message"]["tool_calls"][1]["function"]["arguments"],
+                        r#"{"city":"Tokyo"}"#
+                    );
                 }
                 Behaviour::Reasoning => {
                     assert_eq!(choice["message"]["reasoning_content"], REASONING_TEXT);
@@ -285,12 +365,27 @@ mod tests {
         let client = reqwest::Client::new();
         let body = json!({"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
 
-        let r = client.post(&url).body(body.to_string()).send().await.unwrap();
+        let r = client
+            .post(&url)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
-        let r = client.post(&url).header("x-api-key", "k").body(body.to_string()).send().await.unwrap();
+        let r = client
+            .post(&url)
+            .header("x-api-key", "k")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400);
         let text = r.text().await.unwrap();
-        assert!(crate::providers::anthropic::error_message(text.as_bytes()).unwrap().contains("anthropic-version"));
+        assert!(
+            crate::providers::anthropic::error_message(text.as_bytes())
+                .unwrap()
+                .contains("anthropic-version")
+        );
 
         let send = |model: &str, stream: bool| {
             let mut body = body.clone();
@@ -299,7 +394,10 @@ mod tests {
             client
                 .post(&url)
                 .header("x-api-key", "k")
-                .header("anthropic-version", crate::providers::anthropic::API_VERSION)
+                .header(
+                    "anthropic-version",
+                    crate::providers::anthropic::API_VERSION,
+                )
                 .body(body.to_string())
                 .send()
         };

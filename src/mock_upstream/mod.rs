@@ -28,8 +28,26 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 
 pub const REPLY_WORDS: [&str; 20] = [
-    "Hello", " from", " the", " mock", " upstream", ",", " a", " reply", " of", " exactly", " twenty", " tokens",
-    " for", " tests", " and", " the", " gateway", " bench", "mark", ".",
+    "Hello",
+    " from",
+    " the",
+    " mock",
+    " upstream",
+    ",",
+    " a",
+    " reply",
+    " of",
+    " exactly",
+    " twenty",
+    " tokens",
+    " for",
+    " tests",
+    " and",
+    " the",
+    " gateway",
+    " bench",
+    "mark",
+    ".",
 ];
 pub const PROMPT_TOKENS: u64 = 12;
 pub const CACHED_TOKENS: u64 = 4;
@@ -57,7 +75,12 @@ impl MockState {
     fn record(&self, path: &str, query: Option<String>, headers: &HeaderMap, body: &[u8]) {
         if self.record {
             let body = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
-            let received = Received { path: path.to_string(), query, headers: headers.clone(), body };
+            let received = Received {
+                path: path.to_string(),
+                query,
+                headers: headers.clone(),
+                body,
+            };
             self.received.lock().unwrap().push(received);
         }
     }
@@ -75,7 +98,12 @@ impl MockState {
     }
 
     pub fn last(&self) -> Received {
-        self.received.lock().unwrap().last().cloned().expect("the mock received no request")
+        self.received
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the mock received no request")
     }
 }
 
@@ -104,7 +132,11 @@ impl MockState {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let b = if model.contains("fail500once") {
-            if self.hit(model) == 1 { Behaviour::Fail500 } else { Behaviour::Text }
+            if self.hit(model) == 1 {
+                Behaviour::Fail500
+            } else {
+                Behaviour::Text
+            }
         } else if model.contains("fail500") {
             Behaviour::Fail500
         } else if model.contains("fail400") {
@@ -165,8 +197,13 @@ impl MockUpstream {
     }
 
     pub async fn start_on(addr: SocketAddr, record: bool) -> MockUpstream {
-        let state = Arc::new(MockState { record, ..Default::default() });
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the mock upstream");
+        let state = Arc::new(MockState {
+            record,
+            ..Default::default()
+        });
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the mock upstream");
         let addr = listener.local_addr().unwrap();
         let app = router(state.clone());
         let task = tokio::spawn(async move {

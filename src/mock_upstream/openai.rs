@@ -10,18 +10,30 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS, REPLY_WORDS};
+use super::{
+    Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
+    REPLY_WORDS,
+};
 
 fn error(status: StatusCode, message: &str, kind: &str) -> Response {
-    let mut r = (status, Json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}}))).into_response();
+    let mut r = (
+        status,
+        Json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}})),
+    )
+        .into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        r.headers_mut().insert(header::RETRY_AFTER, "1".parse().unwrap());
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, "1".parse().unwrap());
     }
     r
 }
 
 fn usage(behaviour: Behaviour) -> Value {
-    let reasoning = if behaviour == Behaviour::Reasoning { REASONING_TOKENS } else { 0 };
+    let reasoning = if behaviour == Behaviour::Reasoning {
+        REASONING_TOKENS
+    } else {
+        0
+    };
     let completion = REPLY_WORDS.len() as u64 + reasoning;
     json!({
         "prompt_tokens": PROMPT_TOKENS,
@@ -39,19 +51,48 @@ fn tool_calls() -> Value {
     ])
 }
 
-pub async fn chat(State(mock): State<Arc<MockState>>, OriginalUri(uri): OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn chat(
+    State(mock): State<Arc<MockState>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     mock.record(uri.path(), uri.query().map(str::to_string), &headers, &body);
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "We could not parse the JSON body of your request.", "invalid_request_error");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+        );
     };
     let model = request["model"].as_str().unwrap_or_default().to_string();
     let stream = request["stream"].as_bool().unwrap_or(false);
-    let include_usage = request["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let include_usage = request["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
     let behaviour = mock.behaviour(&model).await;
     match behaviour {
-        Behaviour::Fail500 => return error(StatusCode::INTERNAL_SERVER_ERROR, "The server had an error while processing your request.", "server_error"),
-        Behaviour::Fail400 => return error(StatusCode::BAD_REQUEST, "Invalid value for 'temperature': must be at most 2.", "invalid_request_error"),
-        Behaviour::Fail429 => return error(StatusCode::TOO_MANY_REQUESTS, "Rate limit reached for requests.", "requests"),
+        Behaviour::Fail500 => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server had an error while processing your request.",
+                "server_error",
+            );
+        }
+        Behaviour::Fail400 => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Invalid value for 'temperature': must be at most 2.",
+                "invalid_request_error",
+            );
+        }
+        Behaviour::Fail429 => {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit reached for requests.",
+                "requests",
+            );
+        }
         _ => {}
     }
     if stream {
@@ -62,7 +103,8 @@ pub async fn chat(State(mock): State<Arc<MockState>>, OriginalUri(uri): Original
             Behaviour::Length => "length",
             _ => "stop",
         };
-        let mut message = json!({"role": "assistant", "content": REPLY_WORDS.concat(), "refusal": null});
+        let mut message =
+            json!({"role": "assistant", "content": REPLY_WORDS.concat(), "refusal": null});
         if behaviour == Behaviour::Tools {
             message["content"] = Value::Null;
             message["tool_calls"] = tool_calls();
@@ -95,9 +137,17 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
 }
 
 fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Response {
-    let mut events: Vec<Bytes> = vec![chunk(&model, json!({"role": "assistant", "content": ""}), None)];
+    let mut events: Vec<Bytes> = vec![chunk(
+        &model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    )];
     if behaviour == Behaviour::Reasoning {
-        events.push(chunk(&model, json!({"reasoning_content": REASONING_TEXT}), None));
+        events.push(chunk(
+            &model,
+            json!({"reasoning_content": REASONING_TEXT}),
+            None,
+        ));
     }
     if behaviour == Behaviour::Tools {
         for (i, call) in tool_calls().as_array().unwrap().iter().enumerate() {
@@ -108,7 +158,11 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
                 json!({"tool_calls": [{"index": i, "id": call["id"], "type": "function", "function": {"name": "get_weather", "arguments": a}}]}),
                 None,
             ));
-            events.push(chunk(&model, json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]}), None));
+            events.push(chunk(
+                &model,
+                json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]}),
+                None,
+            ));
         }
     } else {
         for word in REPLY_WORDS {
@@ -139,26 +193,43 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
         events.push(Bytes::from(format!("data: {c}\n\n")));
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    sse_response(Body::from_stream(futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))))
+    sse_response(Body::from_stream(futures_util::stream::iter(
+        events.into_iter().map(Ok::<_, std::io::Error>),
+    )))
 }
 
 use futures_util::StreamExt;
 
 fn sse_response(body: Body) -> Response {
-    Response::builder().header(header::CONTENT_TYPE, "text/event-stream").body(body).unwrap()
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(body)
+        .unwrap()
 }
 
-pub async fn embeddings(State(mock): State<Arc<MockState>>, OriginalUri(uri): OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn embeddings(
+    State(mock): State<Arc<MockState>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     mock.record(uri.path(), None, &headers, &body);
     let request: Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = request["model"].as_str().unwrap_or_default().to_string();
     let behaviour = mock.behaviour(&model).await;
     if behaviour == Behaviour::Fail500 {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "The server had an error.", "server_error");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server had an error.",
+            "server_error",
+        );
     }
     let inputs: Vec<String> = match &request["input"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect(),
         _ => vec![],
     };
     let data: Vec<Value> = inputs
@@ -166,11 +237,16 @@ pub async fn embeddings(State(mock): State<Arc<MockState>>, OriginalUri(uri): Or
         .enumerate()
         .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": super::vector_for(text)}))
         .collect();
-    let tokens: u64 = inputs.iter().map(|t| t.split_whitespace().count() as u64).sum();
+    let tokens: u64 = inputs
+        .iter()
+        .map(|t| t.split_whitespace().count() as u64)
+        .sum();
     Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
         .into_response()
 }
 
 pub async fn models() -> impl IntoResponse {
-    Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 0, "owned_by": "mock"}]}))
+    Json(
+        json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 0, "owned_by": "mock"}]}),
+    )
 }

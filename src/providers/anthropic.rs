@@ -68,10 +68,21 @@ struct WireMessage {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block {
-    Text { text: String },
-    Image { source: ImageSource },
-    ToolUse { id: String, name: String, input: Value },
-    ToolResult { tool_use_id: String, content: String },
+    Text {
+        text: String,
+    },
+    Image {
+        source: ImageSource,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        content: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -238,7 +249,10 @@ fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
 fn push_blocks(messages: &mut Vec<WireMessage>, role: &'static str, blocks: Vec<Block>) {
     match messages.last_mut() {
         Some(last) if last.role == role => last.content.extend(blocks),
-        _ => messages.push(WireMessage { role, content: blocks }),
+        _ => messages.push(WireMessage {
+            role,
+            content: blocks,
+        }),
     }
 }
 
@@ -247,11 +261,8 @@ fn content_blocks(content: Option<&Content>, i: usize) -> Result<Vec<Block>, Api
     let mut blocks = Vec::new();
     match content {
         None => {}
-        Some(Content::Text(text)) => {
-            if !text.is_empty() {
-                blocks.push(Block::Text { text: text.clone() });
-            }
-        }
+        Some(Content::Text(text)) if text.is_empty() => {}
+        Some(Content::Text(text)) => blocks.push(Block::Text { text: text.clone() }),
         Some(Content::Parts(parts)) => {
             for (k, part) in parts.iter().enumerate() {
                 match part {
@@ -262,7 +273,9 @@ fn content_blocks(content: Option<&Content>, i: usize) -> Result<Vec<Block>, Api
                     }
                     ContentPart::ImageUrl { image_url } => {
                         let param = format!("messages[{i}].content[{k}].image_url.url");
-                        blocks.push(Block::Image { source: image_source(&image_url.url, &param)? });
+                        blocks.push(Block::Image {
+                            source: image_source(&image_url.url, &param)?,
+                        });
                     }
                 }
             }
@@ -273,19 +286,33 @@ fn content_blocks(content: Option<&Content>, i: usize) -> Result<Vec<Block>, Api
 
 fn image_source(url: &str, param: &str) -> Result<ImageSource, ApiError> {
     if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) =
-            rest.split_once(',').ok_or_else(|| invalid("The image data URL has no `,` before its data.", param))?;
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| invalid("The image data URL has no `,` before its data.", param))?;
         let media_type = meta
             .strip_suffix(";base64")
             .filter(|m| !m.is_empty())
-            .ok_or_else(|| invalid("Image data URLs must have the form `data:<mime type>;base64,<data>`.", param))?;
-        return Ok(ImageSource::Base64 { media_type: media_type.to_string(), data: data.to_string() });
+            .ok_or_else(|| {
+                invalid(
+                    "Image data URLs must have the form `data:<mime type>;base64,<data>`.",
+                    param,
+                )
+            })?;
+        return Ok(ImageSource::Base64 {
+            media_type: media_type.to_string(),
+            data: data.to_string(),
+        });
     }
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     if lower.starts_with("https://") || lower.starts_with("http://") {
-        return Ok(ImageSource::Url { url: url.to_string() });
+        return Ok(ImageSource::Url {
+            url: url.to_string(),
+        });
     }
-    Err(invalid("Image URLs must be http(s) URLs or `data:<mime type>;base64,<data>` URLs.", param))
+    Err(invalid(
+        "Image URLs must be http(s) URLs or `data:<mime type>;base64,<data>` URLs.",
+        param,
+    ))
 }
 
 /// The `input` of a `tool_use` block from OpenAI's JSON-text arguments.
@@ -296,7 +323,10 @@ fn tool_input(arguments: &str, param: String) -> Result<Value, ApiError> {
     match serde_json::from_str::<Value>(arguments) {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err(invalid("Tool call arguments must be a JSON object.", param)),
-        Err(e) => Err(invalid(format!("Tool call arguments are not valid JSON: {e}"), param)),
+        Err(e) => Err(invalid(
+            format!("Tool call arguments are not valid JSON: {e}"),
+            param,
+        )),
     }
 }
 
@@ -334,7 +364,9 @@ fn thinking_budget(effort: Option<&str>) -> Result<Option<u32>, ApiError> {
         Some("medium") => Ok(Some(4096)),
         Some("high") => Ok(Some(16384)),
         Some(other) => Err(invalid(
-            format!("Unknown reasoning_effort `{other}`: expected none, minimal, low, medium or high."),
+            format!(
+                "Unknown reasoning_effort `{other}`: expected none, minimal, low, medium or high."
+            ),
             "reasoning_effort",
         )),
     }
@@ -343,27 +375,52 @@ fn thinking_budget(effort: Option<&str>) -> Result<Option<u32>, ApiError> {
 fn tool_choice<'a>(req: &'a ChatRequest) -> Result<Option<WireToolChoice<'a>>, ApiError> {
     let disable_parallel = (req.parallel_tool_calls == Some(false)).then_some(true);
     let choice = match &req.tool_choice {
-        None => WireToolChoice { kind: "auto", name: None, disable_parallel_tool_use: None },
+        None => WireToolChoice {
+            kind: "auto",
+            name: None,
+            disable_parallel_tool_use: None,
+        },
         Some(ToolChoice::Mode(mode)) => match mode.as_str() {
-            "auto" => WireToolChoice { kind: "auto", name: None, disable_parallel_tool_use: None },
-            "required" => WireToolChoice { kind: "any", name: None, disable_parallel_tool_use: None },
-            "none" => return Ok(Some(WireToolChoice { kind: "none", name: None, disable_parallel_tool_use: None })),
+            "auto" => WireToolChoice {
+                kind: "auto",
+                name: None,
+                disable_parallel_tool_use: None,
+            },
+            "required" => WireToolChoice {
+                kind: "any",
+                name: None,
+                disable_parallel_tool_use: None,
+            },
+            "none" => {
+                return Ok(Some(WireToolChoice {
+                    kind: "none",
+                    name: None,
+                    disable_parallel_tool_use: None,
+                }));
+            }
             other => {
                 return Err(invalid(
-                    format!("Unknown tool_choice `{other}`: expected none, auto, required or a named function."),
+                    format!(
+                        "Unknown tool_choice `{other}`: expected none, auto, required or a named function."
+                    ),
                     "tool_choice",
                 ));
             }
         },
-        Some(ToolChoice::Named(named)) => {
-            WireToolChoice { kind: "tool", name: Some(named.function.name.as_str()), disable_parallel_tool_use: None }
-        }
+        Some(ToolChoice::Named(named)) => WireToolChoice {
+            kind: "tool",
+            name: Some(named.function.name.as_str()),
+            disable_parallel_tool_use: None,
+        },
     };
     if req.tool_choice.is_none() && disable_parallel.is_none() {
         // Anthropic's default is auto: say nothing.
         return Ok(None);
     }
-    Ok(Some(WireToolChoice { disable_parallel_tool_use: disable_parallel, ..choice }))
+    Ok(Some(WireToolChoice {
+        disable_parallel_tool_use: disable_parallel,
+        ..choice
+    }))
 }
 
 /// The Messages API JSON body for an OpenAI request (with "stream": req.stream). Errors are
@@ -376,7 +433,12 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     let mut system: Vec<String> = Vec::new();
     let mut messages: Vec<WireMessage> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
-        let no_content = || invalid(format!("messages[{i}] has no content."), format!("messages[{i}].content"));
+        let no_content = || {
+            invalid(
+                format!("messages[{i}] has no content."),
+                format!("messages[{i}].content"),
+            )
+        };
         match m.role {
             Role::System | Role::Developer => {
                 let text = m.content.as_ref().ok_or_else(no_content)?.text();
@@ -415,7 +477,14 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                     )
                 })?;
                 let content = m.content.as_ref().ok_or_else(no_content)?.text();
-                push_blocks(&mut messages, "user", vec![Block::ToolResult { tool_use_id: id.clone(), content }]);
+                push_blocks(
+                    &mut messages,
+                    "user",
+                    vec![Block::ToolResult {
+                        tool_use_id: id.clone(),
+                        content,
+                    }],
+                );
             }
             Role::Function => {
                 return Err(invalid(
@@ -426,7 +495,10 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         }
     }
     if messages.is_empty() {
-        return Err(invalid("Anthropic needs at least one user or assistant message.", "messages"));
+        return Err(invalid(
+            "Anthropic needs at least one user or assistant message.",
+            "messages",
+        ));
     }
 
     if let Some(instruction) = req.response_format.as_ref().and_then(json_instruction) {
@@ -447,18 +519,30 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                 .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
         })
         .collect();
-    let tool_choice = if tools.is_empty() { None } else { tool_choice(req)? };
+    let tool_choice = if tools.is_empty() {
+        None
+    } else {
+        tool_choice(req)?
+    };
 
     let budget = thinking_budget(req.reasoning_effort.as_deref())?;
     let requested = req.max_output_tokens();
     let (max_tokens, thinking, temperature, top_p) = match budget {
         Some(budget) => (
             budget + requested.unwrap_or(DEFAULT_MAX_TOKENS),
-            Some(Thinking { kind: "enabled", budget_tokens: budget }),
+            Some(Thinking {
+                kind: "enabled",
+                budget_tokens: budget,
+            }),
             None,
             None,
         ),
-        None => (requested.unwrap_or(DEFAULT_MAX_TOKENS), None, req.temperature, req.top_p),
+        None => (
+            requested.unwrap_or(DEFAULT_MAX_TOKENS),
+            None,
+            req.temperature,
+            req.top_p,
+        ),
     };
 
     let body = MessagesRequest {
@@ -475,7 +559,8 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         metadata: req.user.as_deref().map(|user_id| Metadata { user_id }),
         stream: req.stream,
     };
-    serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("encoding the Anthropic request: {e}")))
+    serde_json::to_vec(&body)
+        .map_err(|e| ApiError::internal(format!("encoding the Anthropic request: {e}")))
 }
 
 // ---------- replies ----------
@@ -498,11 +583,16 @@ fn usage_of(input: u64, cache_read: u64, cache_creation: u64, output: u64) -> Us
 }
 
 fn upstream_error(error: &WireError) -> ApiError {
-    let message = if error.message.is_empty() { error.kind.as_str() } else { error.message.as_str() };
+    let message = if error.message.is_empty() {
+        error.kind.as_str()
+    } else {
+        error.message.as_str()
+    };
     let message = format!("Anthropic: {message}");
     match error.kind.as_str() {
         "overloaded_error" => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_error", message).with_code("overloaded")
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_error", message)
+                .with_code("overloaded")
         }
         _ => ApiError::bad_gateway(message),
     }
@@ -510,8 +600,8 @@ fn upstream_error(error: &WireError) -> ApiError {
 
 /// Upstream non-stream body -> OpenAI chat.completion JSON bytes + usage.
 pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage), ApiError> {
-    let reply: MessagesResponse =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_gateway(format!("Anthropic: unreadable reply: {e}")))?;
+    let reply: MessagesResponse = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_gateway(format!("Anthropic: unreadable reply: {e}")))?;
     if let Some(error) = &reply.error {
         return Err(upstream_error(error));
     }
@@ -524,11 +614,18 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
             ReplyBlock::Text { text: t } => text.push_str(&t),
             ReplyBlock::Thinking { thinking } => reasoning.push_str(&thinking),
             ReplyBlock::ToolUse { id, name, input } => {
-                let input = if input.is_null() { Value::Object(Map::new()) } else { input };
+                let input = if input.is_null() {
+                    Value::Object(Map::new())
+                } else {
+                    input
+                };
                 tool_calls.push(ToolCall {
                     id,
                     kind: "function".to_string(),
-                    function: FunctionCall { name, arguments: input.to_string() },
+                    function: FunctionCall {
+                        name,
+                        arguments: input.to_string(),
+                    },
                 });
             }
             ReplyBlock::Other => {}
@@ -543,7 +640,11 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
         u.output_tokens.unwrap_or(0),
     );
     let finish = finish_reason(reply.stop_reason.as_deref(), !tool_calls.is_empty());
-    let content = if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) };
+    let content = if text.is_empty() && !tool_calls.is_empty() {
+        None
+    } else {
+        Some(text)
+    };
     let completion = ChatCompletion {
         id: ctx.id.clone(),
         object: "chat.completion".to_string(),
@@ -562,7 +663,8 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
         }],
         usage: Some(usage),
     };
-    let bytes = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("encoding the reply: {e}")))?;
+    let bytes = serde_json::to_vec(&completion)
+        .map_err(|e| ApiError::internal(format!("encoding the reply: {e}")))?;
     Ok((bytes, usage))
 }
 
@@ -610,7 +712,11 @@ impl ChatStream {
             object: "chat.completion.chunk".to_string(),
             created: self.ctx.created,
             model: self.ctx.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish_reason.map(str::to_string) }],
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish_reason.map(str::to_string),
+            }],
             usage: None,
         }
     }
@@ -623,8 +729,11 @@ impl ChatStream {
     fn start(&mut self, out: &mut Vec<u8>) {
         if !self.started {
             self.started = true;
-            let delta =
-                Delta { role: Some("assistant".to_string()), content: Some(String::new()), ..Default::default() };
+            let delta = Delta {
+                role: Some("assistant".to_string()),
+                content: Some(String::new()),
+                ..Default::default()
+            };
             self.write(out, delta);
         }
     }
@@ -653,21 +762,28 @@ impl ChatStream {
     }
 
     fn tool_index(&self, block: u32) -> Option<u32> {
-        self.tool_blocks.iter().find(|(b, _)| *b == block).map(|(_, t)| *t)
+        self.tool_blocks
+            .iter()
+            .find(|(b, _)| *b == block)
+            .map(|(_, t)| *t)
     }
 
     pub fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
         if self.complete {
             return Ok(());
         }
-        let event: StreamEvent = serde_json::from_slice(data)
-            .map_err(|e| ApiError::bad_gateway(format!("Anthropic: unreadable stream event: {e}")))?;
+        let event: StreamEvent = serde_json::from_slice(data).map_err(|e| {
+            ApiError::bad_gateway(format!("Anthropic: unreadable stream event: {e}"))
+        })?;
         match event {
             StreamEvent::MessageStart { message } => {
                 self.merge_usage(&message.usage);
                 self.start(out);
             }
-            StreamEvent::ContentBlockStart { index, content_block } => {
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => {
                 self.start(out);
                 match content_block {
                     ReplyBlock::ToolUse { id, name, .. } => {
@@ -677,15 +793,36 @@ impl ChatStream {
                             index: n,
                             id: Some(id),
                             kind: Some("function".to_string()),
-                            function: FunctionCallDelta { name: Some(name), arguments: Some(String::new()) },
+                            function: FunctionCallDelta {
+                                name: Some(name),
+                                arguments: Some(String::new()),
+                            },
                         };
-                        self.write(out, Delta { tool_calls: Some(vec![call]), ..Default::default() });
+                        self.write(
+                            out,
+                            Delta {
+                                tool_calls: Some(vec![call]),
+                                ..Default::default()
+                            },
+                        );
                     }
                     ReplyBlock::Text { text } if !text.is_empty() => {
-                        self.write(out, Delta { content: Some(text), ..Default::default() });
+                        self.write(
+                            out,
+                            Delta {
+                                content: Some(text),
+                                ..Default::default()
+                            },
+                        );
                     }
                     ReplyBlock::Thinking { thinking } if !thinking.is_empty() => {
-                        self.write(out, Delta { reasoning_content: Some(thinking), ..Default::default() });
+                        self.write(
+                            out,
+                            Delta {
+                                reasoning_content: Some(thinking),
+                                ..Default::default()
+                            },
+                        );
                     }
                     _ => {}
                 }
@@ -694,20 +831,43 @@ impl ChatStream {
                 self.start(out);
                 match delta {
                     BlockDelta::TextDelta { text } if !text.is_empty() => {
-                        self.write(out, Delta { content: Some(text), ..Default::default() });
+                        self.write(
+                            out,
+                            Delta {
+                                content: Some(text),
+                                ..Default::default()
+                            },
+                        );
                     }
                     BlockDelta::ThinkingDelta { thinking } if !thinking.is_empty() => {
-                        self.write(out, Delta { reasoning_content: Some(thinking), ..Default::default() });
+                        self.write(
+                            out,
+                            Delta {
+                                reasoning_content: Some(thinking),
+                                ..Default::default()
+                            },
+                        );
                     }
                     BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                         // Deltas of blocks that are not client tool calls (server tools) are not forwarded.
-                        let Some(n) = self.tool_index(index) else { return Ok(()) };
+                        let Some(n) = self.tool_index(index) else {
+                            return Ok(());
+                        };
                         let call = ToolCallDelta {
                             index: n,
-                            function: FunctionCallDelta { arguments: Some(partial_json), ..Default::default() },
+                            function: FunctionCallDelta {
+                                arguments: Some(partial_json),
+                                ..Default::default()
+                            },
                             ..Default::default()
                         };
-                        self.write(out, Delta { tool_calls: Some(vec![call]), ..Default::default() });
+                        self.write(
+                            out,
+                            Delta {
+                                tool_calls: Some(vec![call]),
+                                ..Default::default()
+                            },
+                        );
                     }
                     _ => {}
                 }
@@ -740,7 +900,9 @@ impl ChatStream {
         }
         self.finished = true;
         if !self.complete {
-            return Err(ApiError::bad_gateway("Anthropic: the stream ended before message_stop"));
+            return Err(ApiError::bad_gateway(
+                "Anthropic: the stream ended before message_stop",
+            ));
         }
         if self.ctx.include_usage {
             let chunk = ChatChunk {
@@ -758,7 +920,14 @@ impl ChatStream {
 
     /// The usage reported so far (none before `message_start`).
     pub fn usage(&self) -> Option<Usage> {
-        self.started.then(|| usage_of(self.input_tokens, self.cache_read, self.cache_creation, self.output_tokens))
+        self.started.then(|| {
+            usage_of(
+                self.input_tokens,
+                self.cache_read,
+                self.cache_creation,
+                self.output_tokens,
+            )
+        })
     }
 }
 
@@ -812,8 +981,14 @@ mod tests {
         assert_eq!(SPEC.id, "anthropic");
         assert!(matches!(SPEC.wire, Wire::Anthropic));
         assert_eq!(API_VERSION, "2023-06-01");
-        assert_eq!(chat_url("https://api.anthropic.com"), "https://api.anthropic.com/v1/messages");
-        assert_eq!(chat_url("http://127.0.0.1:9/"), "http://127.0.0.1:9/v1/messages");
+        assert_eq!(
+            chat_url("https://api.anthropic.com"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            chat_url("http://127.0.0.1:9/"),
+            "http://127.0.0.1:9/v1/messages"
+        );
     }
 
     #[test]
@@ -861,8 +1036,10 @@ mod tests {
         assert_eq!(body["max_tokens"], 100);
         assert_eq!(body["stop_sequences"], json!(["a", "b"]));
         assert!(body.get("system").is_none());
-        let body = encode(json!({"model": "m", "max_tokens": 100, "max_completion_tokens": 200,
-            "messages": [{"role": "user", "content": "x"}]}));
+        let body = encode(
+            json!({"model": "m", "max_tokens": 100, "max_completion_tokens": 200,
+            "messages": [{"role": "user", "content": "x"}]}),
+        );
         assert_eq!(body["max_tokens"], 200);
     }
 
@@ -912,7 +1089,10 @@ mod tests {
                 ]}
             ])
         );
-        assert!(!body.to_string().contains("thinking..."), "reasoning_content is dropped");
+        assert!(
+            !body.to_string().contains("thinking..."),
+            "reasoning_content is dropped"
+        );
     }
 
     #[test]
@@ -944,12 +1124,18 @@ mod tests {
         ]}));
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.kind, "invalid_request_error");
-        assert_eq!(err.param.as_deref(), Some("messages[1].tool_calls[1].function.arguments"));
+        assert_eq!(
+            err.param.as_deref(),
+            Some("messages[1].tool_calls[1].function.arguments")
+        );
         let err = encode_err(json!({"model": "m", "messages": [
             {"role": "user", "content": "go"},
             {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}
         ]}));
-        assert_eq!(err.param.as_deref(), Some("messages[1].tool_calls[0].function.arguments"));
+        assert_eq!(
+            err.param.as_deref(),
+            Some("messages[1].tool_calls[0].function.arguments")
+        );
     }
 
     #[test]
@@ -964,17 +1150,21 @@ mod tests {
         assert_eq!(err.param.as_deref(), Some("messages[0].content"));
         let err = encode_err(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}));
         assert_eq!(err.param.as_deref(), Some("messages[0].tool_call_id"));
-        let err = encode_err(json!({"model": "m", "messages": [{"role": "system", "content": "only system"}]}));
+        let err = encode_err(
+            json!({"model": "m", "messages": [{"role": "system", "content": "only system"}]}),
+        );
         assert_eq!(err.param.as_deref(), Some("messages"));
     }
 
     #[test]
     fn images() {
-        let body = encode(json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}}
-        ]}]}));
+        let body = encode(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}}
+            ]}]}),
+        );
         assert_eq!(
             body["messages"][0]["content"],
             json!([
@@ -983,15 +1173,25 @@ mod tests {
                 {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
             ])
         );
-        let err = encode_err(json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "x"},
-            {"type": "image_url", "image_url": {"url": "ftp://example.com/cat.jpg"}}
-        ]}]}));
-        assert_eq!(err.param.as_deref(), Some("messages[0].content[1].image_url.url"));
-        let err = encode_err(json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/png,rawdata"}}
-        ]}]}));
-        assert_eq!(err.param.as_deref(), Some("messages[0].content[0].image_url.url"));
+        let err = encode_err(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "x"},
+                {"type": "image_url", "image_url": {"url": "ftp://example.com/cat.jpg"}}
+            ]}]}),
+        );
+        assert_eq!(
+            err.param.as_deref(),
+            Some("messages[0].content[1].image_url.url")
+        );
+        let err = encode_err(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png,rawdata"}}
+            ]}]}),
+        );
+        assert_eq!(
+            err.param.as_deref(),
+            Some("messages[0].content[0].image_url.url")
+        );
     }
 
     fn with_tools(extra: Value) -> Value {
@@ -1024,11 +1224,22 @@ mod tests {
 
     #[test]
     fn tool_choice_mapping() {
-        assert_eq!(with_tools(json!({"tool_choice": "auto"}))["tool_choice"], json!({"type": "auto"}));
-        assert_eq!(with_tools(json!({"tool_choice": "required"}))["tool_choice"], json!({"type": "any"}));
-        assert_eq!(with_tools(json!({"tool_choice": "none"}))["tool_choice"], json!({"type": "none"}));
         assert_eq!(
-            with_tools(json!({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}))["tool_choice"],
+            with_tools(json!({"tool_choice": "auto"}))["tool_choice"],
+            json!({"type": "auto"})
+        );
+        assert_eq!(
+            with_tools(json!({"tool_choice": "required"}))["tool_choice"],
+            json!({"type": "any"})
+        );
+        assert_eq!(
+            with_tools(json!({"tool_choice": "none"}))["tool_choice"],
+            json!({"type": "none"})
+        );
+        assert_eq!(
+            with_tools(
+                json!({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+            )["tool_choice"],
             json!({"type": "tool", "name": "get_weather"})
         );
         assert_eq!(
@@ -1045,28 +1256,43 @@ mod tests {
             )["tool_choice"],
             json!({"type": "tool", "name": "now", "disable_parallel_tool_use": true})
         );
-        assert!(with_tools(json!({"parallel_tool_calls": true})).get("tool_choice").is_none());
-        let err = encode_err(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "sometimes"}));
+        assert!(
+            with_tools(json!({"parallel_tool_calls": true}))
+                .get("tool_choice")
+                .is_none()
+        );
+        let err = encode_err(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "sometimes"}),
+        );
         assert_eq!(err.param.as_deref(), Some("tool_choice"));
     }
 
     #[test]
     fn reasoning_effort_enables_thinking() {
         for (effort, budget) in [("low", 1024), ("medium", 4096), ("high", 16384)] {
-            let body = encode(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-                "reasoning_effort": effort, "temperature": 0.2, "top_p": 0.5}));
-            assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": budget}));
+            let body = encode(
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                "reasoning_effort": effort, "temperature": 0.2, "top_p": 0.5}),
+            );
+            assert_eq!(
+                body["thinking"],
+                json!({"type": "enabled", "budget_tokens": budget})
+            );
             assert_eq!(body["max_tokens"], budget + 4096);
             assert!(body.get("temperature").is_none());
             assert!(body.get("top_p").is_none());
         }
-        let body = encode(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "reasoning_effort": "medium", "max_completion_tokens": 500}));
+        let body = encode(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "reasoning_effort": "medium", "max_completion_tokens": 500}),
+        );
         assert_eq!(body["max_tokens"], 4096 + 500);
         for effort in ["none", "minimal"] {
-            let body = encode(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-                "reasoning_effort": effort, "temperature": 0.2}));
+            let body = encode(
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                "reasoning_effort": effort, "temperature": 0.2}),
+            );
             assert!(body.get("thinking").is_none());
             assert_eq!(body["temperature"], 0.2);
             assert_eq!(body["max_tokens"], 4096);
@@ -1079,7 +1305,9 @@ mod tests {
 
     #[test]
     fn n_above_one_is_rejected() {
-        let err = encode_err(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}));
+        let err = encode_err(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+        );
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.message, "Anthropic does not support n > 1");
         assert_eq!(err.param.as_deref(), Some("n"));
@@ -1088,29 +1316,39 @@ mod tests {
 
     #[test]
     fn response_format_becomes_a_system_instruction() {
-        let body = encode(json!({"model": "m", "messages": [{"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}));
+        let body = encode(
+            json!({"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}),
+        );
         let system = body["system"].as_str().unwrap();
         assert!(system.starts_with("Be brief.\n\n"), "{system}");
         assert!(system.contains("JSON"), "{system}");
 
         let schema = json!({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]});
-        let body = encode(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}}));
+        let body = encode(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}}),
+        );
         let system = body["system"].as_str().unwrap();
         assert!(system.contains("JSON"), "{system}");
         assert!(system.contains("reply"), "{system}");
-        assert!(system.contains(&serde_json::to_string(&schema).unwrap()), "{system}");
+        assert!(
+            system.contains(&serde_json::to_string(&schema).unwrap()),
+            "{system}"
+        );
 
-        let body = encode(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "response_format": {"type": "text"}}));
+        let body = encode(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "text"}}),
+        );
         assert!(body.get("system").is_none());
     }
 
     // ---------- replies ----------
 
     fn decode(reply: Value) -> (Value, Usage) {
-        let (bytes, usage) = chat_response(reply.to_string().as_bytes(), &ctx(false)).expect("decodes");
+        let (bytes, usage) =
+            chat_response(reply.to_string().as_bytes(), &ctx(false)).expect("decodes");
         (serde_json::from_slice(&bytes).unwrap(), usage)
     }
 
@@ -1138,8 +1376,10 @@ mod tests {
 
     #[test]
     fn usage_without_cache_fields() {
-        let (_, usage) = decode(json!({"content": [{"type": "text", "text": "x"}], "stop_reason": "end_turn",
-            "usage": {"input_tokens": 5, "output_tokens": 3, "cache_read_input_tokens": null}}));
+        let (_, usage) = decode(
+            json!({"content": [{"type": "text", "text": "x"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 5, "output_tokens": 3, "cache_read_input_tokens": null}}),
+        );
         assert_eq!(usage, Usage::new(5, 3, 0, 0));
     }
 
@@ -1164,7 +1404,8 @@ mod tests {
         assert_eq!(calls[0]["id"], "toolu_01P");
         assert_eq!(calls[0]["type"], "function");
         assert_eq!(calls[0]["function"]["name"], "get_weather");
-        let args: Value = serde_json::from_str(calls[1]["function"]["arguments"].as_str().unwrap()).unwrap();
+        let args: Value =
+            serde_json::from_str(calls[1]["function"]["arguments"].as_str().unwrap()).unwrap();
         assert_eq!(args, json!({"city": "Tokyo"}));
     }
 
@@ -1175,9 +1416,19 @@ mod tests {
             "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 2}
         }));
         assert_eq!(body["choices"][0]["message"]["content"], Value::Null);
-        assert_eq!(body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{}");
-        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls", "any tool_use block means tool_calls");
-        assert!(body["choices"][0]["message"].get("reasoning_content").is_none());
+        assert_eq!(
+            body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{}"
+        );
+        assert_eq!(
+            body["choices"][0]["finish_reason"], "tool_calls",
+            "any tool_use block means tool_calls"
+        );
+        assert!(
+            body["choices"][0]["message"]
+                .get("reasoning_content")
+                .is_none()
+        );
     }
 
     #[test]
@@ -1190,15 +1441,18 @@ mod tests {
             ("pause_turn", "stop"),
             ("tool_use", "tool_calls"),
         ] {
-            let (body, _) = decode(json!({"content": [{"type": "text", "text": "x"}], "stop_reason": stop,
-                "usage": {"input_tokens": 1, "output_tokens": 1}}));
+            let (body, _) = decode(
+                json!({"content": [{"type": "text", "text": "x"}], "stop_reason": stop,
+                "usage": {"input_tokens": 1, "output_tokens": 1}}),
+            );
             assert_eq!(body["choices"][0]["finish_reason"], expected, "{stop}");
         }
     }
 
     #[test]
     fn errors_and_garbage() {
-        let body = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let body =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
         assert_eq!(error_message(body).as_deref(), Some("Overloaded"));
         assert_eq!(error_message(b"not json"), None);
         assert_eq!(error_message(br#"{"content":[]}"#), None);
@@ -1212,11 +1466,16 @@ mod tests {
     // ---------- streams ----------
 
     /// Feeds events through a ChatStream and returns every chunk written, `finish` included.
-    fn run(events: &[Value], include_usage: bool) -> (Vec<Value>, Result<(), ApiError>, Option<Usage>) {
+    fn run(
+        events: &[Value],
+        include_usage: bool,
+    ) -> (Vec<Value>, Result<(), ApiError>, Option<Usage>) {
         let mut stream = ChatStream::new(ctx(include_usage));
         let mut out = Vec::new();
         for e in events {
-            stream.event(e.to_string().as_bytes(), &mut out).expect("event translates");
+            stream
+                .event(e.to_string().as_bytes(), &mut out)
+                .expect("event translates");
         }
         let end = stream.finish(&mut out);
         (frames(&out), end, stream.usage())
@@ -1280,18 +1539,30 @@ mod tests {
             assert_eq!(c["object"], "chat.completion.chunk");
             assert_eq!(c["created"], 1_700_000_000u64);
             assert_eq!(c["model"], "claude-test");
-            assert!(c.get("usage").is_none(), "no usage without include_usage: {c}");
+            assert!(
+                c.get("usage").is_none(),
+                "no usage without include_usage: {c}"
+            );
             assert_eq!(c["choices"].as_array().unwrap().len(), 1);
             assert_eq!(c["choices"][0]["index"], 0);
         }
-        assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
         assert_eq!(chunks[0]["choices"][0]["finish_reason"], Value::Null);
-        let text: String =
-            chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect::<Vec<_>>().concat();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect::<Vec<_>>()
+            .concat();
         assert_eq!(text, "Hello world");
         assert_eq!(chunks.len(), 4, "role, two words, finish: {chunks:?}");
         assert_eq!(finish_reasons_of(&chunks), vec![json!("stop")]);
-        assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            chunks.last().unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
         assert_eq!(usage, Some(Usage::new(12, 20, 4, 0)));
     }
 
@@ -1308,14 +1579,20 @@ mod tests {
             json!({"prompt_tokens": 12, "completion_tokens": 20, "total_tokens": 32,
                    "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 0}})
         );
-        assert_eq!(chunks.iter().filter(|c| c.get("usage").is_some()).count(), 1);
+        assert_eq!(
+            chunks.iter().filter(|c| c.get("usage").is_some()).count(),
+            1
+        );
         assert_eq!(finish_reasons_of(&chunks), vec![json!("stop")]);
     }
 
     #[test]
     fn tool_stream_indices_and_argument_pieces() {
         let mut events = vec![message_start()];
-        for (block, (id, city)) in [("toolu_01P", "Paris"), ("toolu_01T", "Tokyo")].into_iter().enumerate() {
+        for (block, (id, city)) in [("toolu_01P", "Paris"), ("toolu_01T", "Tokyo")]
+            .into_iter()
+            .enumerate()
+        {
             let block = block + 1; // a text block comes first
             events.push(json!({"type": "content_block_start", "index": block,
                 "content_block": {"type": "tool_use", "id": id, "name": "get_weather", "input": {}}}));
@@ -1345,13 +1622,23 @@ mod tests {
                 &t[0]
             })
             .collect();
-        assert_eq!(calls.len(), 6, "a header and two argument pieces per call: {calls:?}");
+        assert_eq!(
+            calls.len(),
+            6,
+            "a header and two argument pieces per call: {calls:?}"
+        );
         assert_eq!(
             calls[0],
             &json!({"index": 0, "id": "toolu_01P", "type": "function", "function": {"name": "get_weather", "arguments": ""}})
         );
-        assert_eq!(calls[1], &json!({"index": 0, "function": {"arguments": "{\"city\": "}}));
-        assert_eq!(calls[2], &json!({"index": 0, "function": {"arguments": "\"Paris\"}"}}));
+        assert_eq!(
+            calls[1],
+            &json!({"index": 0, "function": {"arguments": "{\"city\": "}})
+        );
+        assert_eq!(
+            calls[2],
+            &json!({"index": 0, "function": {"arguments": "\"Paris\"}"}})
+        );
         assert_eq!(calls[3]["index"], 1);
         assert_eq!(calls[3]["id"], "toolu_01T");
         for n in [0, 1] {
@@ -1402,14 +1689,26 @@ mod tests {
         assert_eq!(deltas[1], &json!({"reasoning_content": "Let me "}));
         assert_eq!(deltas[2], &json!({"reasoning_content": "think."}));
         assert_eq!(deltas[3], &json!({"content": "Answer."}));
-        assert_eq!(chunks.len(), 5, "role, 2 thinking, 1 text, finish; signature ignored");
-        assert!(!String::from_utf8(serde_json::to_vec(&chunks).unwrap()).unwrap().contains("EqQBCgIYAhIM"));
+        assert_eq!(
+            chunks.len(),
+            5,
+            "role, 2 thinking, 1 text, finish; signature ignored"
+        );
+        assert!(
+            !String::from_utf8(serde_json::to_vec(&chunks).unwrap())
+                .unwrap()
+                .contains("EqQBCgIYAhIM")
+        );
         assert_eq!(usage, Some(Usage::new(12, 27, 4, 0)));
     }
 
     #[test]
     fn max_tokens_and_refusal_in_streams() {
-        for (stop, expected) in [("max_tokens", "length"), ("refusal", "content_filter"), ("stop_sequence", "stop")] {
+        for (stop, expected) in [
+            ("max_tokens", "length"),
+            ("refusal", "content_filter"),
+            ("stop_sequence", "stop"),
+        ] {
             let mut events = text_stream();
             events.truncate(events.len() - 2);
             events.extend(message_end(stop, 3));
@@ -1448,9 +1747,14 @@ mod tests {
     fn error_events() {
         let mut stream = ChatStream::new(ctx(false));
         let mut out = Vec::new();
-        stream.event(message_start().to_string().as_bytes(), &mut out).unwrap();
+        stream
+            .event(message_start().to_string().as_bytes(), &mut out)
+            .unwrap();
         let err = stream
-            .event(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, &mut out)
+            .event(
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                &mut out,
+            )
             .unwrap_err();
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.message, "Anthropic: Overloaded");
@@ -1462,7 +1766,9 @@ mod tests {
         assert_eq!(err.status, StatusCode::BAD_GATEWAY);
         assert_eq!(err.message, "Anthropic: Internal server error");
 
-        let err = ChatStream::new(ctx(false)).event(b"{not json", &mut out).unwrap_err();
+        let err = ChatStream::new(ctx(false))
+            .event(b"{not json", &mut out)
+            .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_GATEWAY);
     }
 
@@ -1487,7 +1793,9 @@ mod tests {
         let mut stream = ChatStream::new(ctx(false));
         let mut out = Vec::new();
         stream.event(br#"{"type":"ping"}"#, &mut out).unwrap();
-        stream.event(br#"{"type":"something_new","x":1}"#, &mut out).unwrap();
+        stream
+            .event(br#"{"type":"something_new","x":1}"#, &mut out)
+            .unwrap();
         assert!(out.is_empty());
         assert_eq!(stream.usage(), None);
     }

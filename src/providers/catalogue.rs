@@ -29,9 +29,18 @@ pub struct Catalogue {
 
 impl Catalogue {
     pub fn builtin() -> Catalogue {
-        let file: File = toml::from_str(include_str!("catalogue.toml")).expect("catalogue.toml is valid");
-        let by_id = file.model.iter().enumerate().map(|(i, m)| (m.id.clone(), i)).collect();
-        Catalogue { models: file.model, by_id }
+        let file: File =
+            toml::from_str(include_str!("catalogue.toml")).expect("catalogue.toml is valid");
+        let by_id = file
+            .model
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id.clone(), i))
+            .collect();
+        Catalogue {
+            models: file.model,
+            by_id,
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&CatalogueModel> {
@@ -46,7 +55,10 @@ impl Catalogue {
     pub fn cost(&self, model: &str, prompt: u64, cached: u64, completion: u64) -> Option<f64> {
         let m = self.get(model)?;
         let uncached = prompt.saturating_sub(cached) as f64;
-        Some((uncached * m.input + cached as f64 * m.cached_input + completion as f64 * m.output) / 1_000_000.0)
+        Some(
+            (uncached * m.input + cached as f64 * m.cached_input + completion as f64 * m.output)
+                / 1_000_000.0,
+        )
     }
 }
 
@@ -59,10 +71,18 @@ mod tests {
         let c = Catalogue::builtin();
         assert_eq!(c.by_id.len(), c.all().len(), "duplicate model ids");
         for spec in crate::providers::BUILTIN {
-            assert!(c.all().iter().any(|m| m.provider == spec.id), "no model for {}", spec.id);
+            assert!(
+                c.all().iter().any(|m| m.provider == spec.id),
+                "no model for {}",
+                spec.id
+            );
         }
         for m in c.all() {
-            assert!(crate::providers::spec::ProviderSpec::find(&m.provider).is_some(), "{}", m.id);
+            assert!(
+                crate::providers::spec::ProviderSpec::find(&m.provider).is_some(),
+                "{}",
+                m.id
+            );
         }
     }
 
@@ -70,8 +90,13 @@ mod tests {
     fn cost_uses_cached_price() {
         let c = Catalogue::builtin();
         // gpt-4o-mini: 0.15 in, 0.075 cached, 0.60 out per 1M.
-        let cost = c.cost("gpt-4o-mini", 1_000_000, 400_000, 1_000_000).unwrap();
-        assert!((cost - (0.6 * 0.15 + 0.4 * 0.075 + 0.60)).abs() < 1e-12, "{cost}");
+        let cost = c
+            .cost("gpt-4o-mini", 1_000_000, 400_000, 1_000_000)
+            .unwrap();
+        assert!(
+            (cost - (0.6 * 0.15 + 0.4 * 0.075 + 0.60)).abs() < 1e-12,
+            "{cost}"
+        );
         assert!(c.cost("nope", 1, 0, 1).is_none());
     }
 }

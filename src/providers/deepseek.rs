@@ -10,5 +10,8 @@ pub const SPEC: ProviderSpec = ProviderSpec {
     region_env: None,
     default_base_url: "https://api.deepseek.com",
     regions: &[],
-    wire: Wire::OpenAi(Quirks { accepts_reasoning_content: true, accepts_max_completion_tokens: false }),
+    wire: Wire::OpenAi(Quirks {
+        accepts_reasoning_content: true,
+        accepts_max_completion_tokens: false,
+    }),
 };

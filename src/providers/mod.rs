@@ -24,8 +24,14 @@ use crate::config::{Config, Secret};
 use spec::{ProviderSpec, Quirks, Wire};
 
 /// Every built-in provider, in the order the console lists them.
-pub static BUILTIN: &[&ProviderSpec] =
-    &[&openai::SPEC, &gemini::SPEC, &anthropic::SPEC, &deepseek::SPEC, &qwen::SPEC, &moonshot::SPEC];
+pub static BUILTIN: &[&ProviderSpec] = &[
+    &openai::SPEC,
+    &gemini::SPEC,
+    &anthropic::SPEC,
+    &deepseek::SPEC,
+    &qwen::SPEC,
+    &moonshot::SPEC,
+];
 
 /// A provider as configured at runtime.
 #[derive(Debug)]
@@ -47,7 +53,9 @@ impl Provider {
         match self.keys.len() {
             0 => None,
             1 => self.keys.first(),
-            n => self.keys.get(self.next_key.fetch_add(1, Ordering::Relaxed) % n),
+            n => self
+                .keys
+                .get(self.next_key.fetch_add(1, Ordering::Relaxed) % n),
         }
     }
 
@@ -78,7 +86,10 @@ impl Providers {
         let mut statuses = Vec::new();
         for spec in BUILTIN {
             let settings = config.providers.get(spec.id);
-            let keys = settings.and_then(|s| s.api_key.as_ref()).map(split_keys).unwrap_or_default();
+            let keys = settings
+                .and_then(|s| s.api_key.as_ref())
+                .map(split_keys)
+                .unwrap_or_default();
             statuses.push(ProviderStatus {
                 name: spec.id.to_string(),
                 display_name: spec.display_name.to_string(),
@@ -142,5 +153,11 @@ impl Providers {
 }
 
 fn split_keys(secret: &Secret) -> Vec<Secret> {
-    secret.expose().split(',').map(str::trim).filter(|k| !k.is_empty()).map(Secret::new).collect()
+    secret
+        .expose()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(Secret::new)
+        .collect()
 }

@@ -8,6 +8,12 @@ pub const SPEC: ProviderSpec = ProviderSpec {
     base_url_env: "MOONSHOT_BASE_URL",
     region_env: Some("MOONSHOT_REGION"),
     default_base_url: "https://api.moonshot.cn/v1",
-    regions: &[("cn", "https://api.moonshot.cn/v1"), ("global", "https://api.moonshot.ai/v1")],
-    wire: Wire::OpenAi(Quirks { accepts_reasoning_content: true, accepts_max_completion_tokens: false }),
+    regions: &[
+        ("cn", "https://api.moonshot.cn/v1"),
+        ("global", "https://api.moonshot.ai/v1"),
+    ],
+    wire: Wire::OpenAi(Quirks {
+        accepts_reasoning_content: true,
+        accepts_max_completion_tokens: false,
+    }),
 };

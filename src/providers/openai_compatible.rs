@@ -31,17 +31,20 @@ pub struct Edits<'a> {
 pub fn chat_body(raw: Bytes, edits: &Edits) -> Result<Bytes, ApiError> {
     let rename_max_tokens =
         !edits.quirks.accepts_max_completion_tokens && contains(&raw, b"\"max_completion_tokens\"");
-    let strip_reasoning = !edits.quirks.accepts_reasoning_content && contains(&raw, b"\"reasoning_content\"");
+    let strip_reasoning =
+        !edits.quirks.accepts_reasoning_content && contains(&raw, b"\"reasoning_content\"");
     if edits.model.is_none() && !edits.add_include_usage && !rename_max_tokens && !strip_reasoning {
         return Ok(raw);
     }
-    let mut body: Map<String, Value> =
-        serde_json::from_slice(&raw).map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
+    let mut body: Map<String, Value> = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
     if let Some(model) = edits.model {
         body.insert("model".into(), Value::String(model.to_string()));
     }
     if edits.add_include_usage {
-        let options = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        let options = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(options) = options {
             options.insert("include_usage".into(), Value::Bool(true));
         }
@@ -56,16 +59,20 @@ pub fn chat_body(raw: Bytes, edits: &Edits) -> Result<Bytes, ApiError> {
             }
         }
     }
-    Ok(Bytes::from(serde_json::to_vec(&body).expect("a JSON map serialises")))
+    Ok(Bytes::from(
+        serde_json::to_vec(&body).expect("a JSON map serialises"),
+    ))
 }
 
 /// An embeddings request with the model renamed when needed.
 pub fn embeddings_body(raw: Bytes, model: Option<&str>) -> Result<Bytes, ApiError> {
     let Some(model) = model else { return Ok(raw) };
-    let mut body: Map<String, Value> =
-        serde_json::from_slice(&raw).map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
+    let mut body: Map<String, Value> = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
     body.insert("model".into(), Value::String(model.to_string()));
-    Ok(Bytes::from(serde_json::to_vec(&body).expect("a JSON map serialises")))
+    Ok(Bytes::from(
+        serde_json::to_vec(&body).expect("a JSON map serialises"),
+    ))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -101,7 +108,11 @@ pub struct PassthroughStream {
 
 impl PassthroughStream {
     pub fn new(client_wants_usage: bool) -> Self {
-        PassthroughStream { client_wants_usage, usage: None, saw_done: false }
+        PassthroughStream {
+            client_wants_usage,
+            usage: None,
+            saw_done: false,
+        }
     }
 
     pub fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
@@ -128,7 +139,10 @@ impl PassthroughStream {
         if self.client_wants_usage {
             sse::write_raw(out, data);
         } else {
-            let no_choices = chunk.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty);
+            let no_choices = chunk
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
             if !no_choices {
                 chunk.remove("usage");
                 sse::write_json(out, &chunk);
@@ -141,7 +155,9 @@ impl PassthroughStream {
         if self.saw_done {
             Ok(())
         } else {
-            Err(ApiError::bad_gateway("the upstream stream ended before it was complete"))
+            Err(ApiError::bad_gateway(
+                "the upstream stream ended before it was complete",
+            ))
         }
     }
 
@@ -163,12 +179,17 @@ mod tests {
     const PLAIN: Quirks = Quirks::OPENAI;
 
     fn edits(model: Option<&str>, add_include_usage: bool, quirks: Quirks) -> Edits<'_> {
-        Edits { model, add_include_usage, quirks }
+        Edits {
+            model,
+            add_include_usage,
+            quirks,
+        }
     }
 
     #[test]
     fn unchanged_request_is_forwarded_as_is() {
-        let raw = Bytes::from_static(br#"{"model":"gpt-4o-mini","messages":[],"x_custom":{"a":1}}"#);
+        let raw =
+            Bytes::from_static(br#"{"model":"gpt-4o-mini","messages":[],"x_custom":{"a":1}}"#);
         let out = chat_body(raw.clone(), &edits(None, false, PLAIN)).unwrap();
         assert_eq!(out.as_ptr(), raw.as_ptr(), "no copy when nothing changes");
     }
@@ -178,8 +199,14 @@ mod tests {
         let raw = Bytes::from_static(
             br#"{"model":"deepseek/deepseek-chat","stream":true,"max_completion_tokens":5,"x_custom":{"a":1},"messages":[{"role":"assistant","content":"a","reasoning_content":"r"}]}"#,
         );
-        let quirks = Quirks { accepts_reasoning_content: false, accepts_max_completion_tokens: false };
-        let out: Value = serde_json::from_slice(&chat_body(raw, &edits(Some("deepseek-chat"), true, quirks)).unwrap()).unwrap();
+        let quirks = Quirks {
+            accepts_reasoning_content: false,
+            accepts_max_completion_tokens: false,
+        };
+        let out: Value = serde_json::from_slice(
+            &chat_body(raw, &edits(Some("deepseek-chat"), true, quirks)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(out["model"], "deepseek-chat");
         assert_eq!(out["stream_options"]["include_usage"], true);
         assert_eq!(out["max_tokens"], 5);
@@ -191,7 +218,11 @@ mod tests {
     #[test]
     fn reasoning_content_kept_for_deepseek() {
         let raw = Bytes::from_static(br#"{"model":"m","messages":[{"role":"assistant","content":"a","reasoning_content":"r"}]}"#);
-        let out = chat_body(raw.clone(), &edits(None, false, crate::providers::deepseek::SPEC.quirks())).unwrap();
+        let out = chat_body(
+            raw.clone(),
+            &edits(None, false, crate::providers::deepseek::SPEC.quirks()),
+        )
+        .unwrap();
         assert_eq!(out, raw);
     }
 
@@ -199,14 +230,18 @@ mod tests {
     fn usage_read_from_the_tail() {
         let body = br#"{"id":"x","choices":[{"message":{"content":"the word \"usage\" in text"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":1}},"system_fingerprint":"fp"}"#;
         let u = usage_from_tail(body).unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.cached_tokens()), (3, 4, 1));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.cached_tokens()),
+            (3, 4, 1)
+        );
         assert!(usage_from_tail(br#"{"choices":[]}"#).is_none());
     }
 
     #[test]
     fn usage_chunk_hidden_unless_asked() {
         let usage_chunk = br#"{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
-        let text_chunk = br#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#;
+        let text_chunk =
+            br#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#;
         let mut hidden = PassthroughStream::new(false);
         let mut out = vec![];
         hidden.event(text_chunk, &mut out).unwrap();

@@ -42,7 +42,9 @@ impl ChatRequest {
     }
 
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 }
 
@@ -325,8 +327,12 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt + completion,
-            prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: cached }),
-            completion_tokens_details: Some(CompletionTokensDetails { reasoning_tokens: reasoning }),
+            prompt_tokens_details: Some(PromptTokensDetails {
+                cached_tokens: cached,
+            }),
+            completion_tokens_details: Some(CompletionTokensDetails {
+                reasoning_tokens: reasoning,
+            }),
         }
     }
 
@@ -335,7 +341,8 @@ impl Usage {
     }
 
     pub fn reasoning_tokens(&self) -> u64 {
-        self.completion_tokens_details.map_or(0, |d| d.reasoning_tokens)
+        self.completion_tokens_details
+            .map_or(0, |d| d.reasoning_tokens)
     }
 }
 

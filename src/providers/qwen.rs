@@ -10,7 +10,13 @@ pub const SPEC: ProviderSpec = ProviderSpec {
     default_base_url: "https://dashscope.aliyuncs.com/compatible-mode/v1",
     regions: &[
         ("cn", "https://dashscope.aliyuncs.com/compatible-mode/v1"),
-        ("intl", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),
+        (
+            "intl",
+            "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+        ),
     ],
-    wire: Wire::OpenAi(Quirks { accepts_reasoning_content: true, accepts_max_completion_tokens: false }),
+    wire: Wire::OpenAi(Quirks {
+        accepts_reasoning_content: true,
+        accepts_max_completion_tokens: false,
+    }),
 };

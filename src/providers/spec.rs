@@ -37,9 +37,15 @@ pub struct Quirks {
 }
 
 impl Quirks {
-    pub const OPENAI: Quirks = Quirks { accepts_reasoning_content: false, accepts_max_completion_tokens: true };
+    pub const OPENAI: Quirks = Quirks {
+        accepts_reasoning_content: false,
+        accepts_max_completion_tokens: true,
+    };
     /// What an unknown OpenAI-compatible server gets: everything passed through untouched.
-    pub const PASSTHROUGH: Quirks = Quirks { accepts_reasoning_content: true, accepts_max_completion_tokens: true };
+    pub const PASSTHROUGH: Quirks = Quirks {
+        accepts_reasoning_content: true,
+        accepts_max_completion_tokens: true,
+    };
 }
 
 impl ProviderSpec {

@@ -32,7 +32,11 @@ impl SseDecoder {
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, EventTooLarge> {
         loop {
             let Some((end, sep)) = find_event_end(&self.buf) else {
-                return if self.buf.len() > MAX_EVENT_BYTES { Err(EventTooLarge) } else { Ok(None) };
+                return if self.buf.len() > MAX_EVENT_BYTES {
+                    Err(EventTooLarge)
+                } else {
+                    Ok(None)
+                };
             };
             let raw = self.buf.split_to(end);
             self.buf.advance(sep);
@@ -54,11 +58,19 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while let Some(pos) = memchr::memchr2(b'\n', b'\r', &buf[i..]) {
         let at = i + pos;
-        let line_end = if buf[at] == b'\r' && buf.get(at + 1) == Some(&b'\n') { at + 2 } else { at + 1 };
+        let line_end = if buf[at] == b'\r' && buf.get(at + 1) == Some(&b'\n') {
+            at + 2
+        } else {
+            at + 1
+        };
         match buf.get(line_end) {
             Some(b'\n') => return Some((at, line_end + 1 - at)),
             Some(b'\r') => {
-                let extra = if buf.get(line_end + 1) == Some(&b'\n') { 2 } else { 1 };
+                let extra = if buf.get(line_end + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 return Some((at, line_end + extra - at));
             }
             _ => i = line_end,
@@ -135,7 +147,12 @@ mod tests {
 
     #[test]
     fn splits_across_chunks_and_line_endings() {
-        let got = events(&[b"data: {\"a\"", b":1}\n", b"\ndata: x\r\n\r\nevent: message_start\ndata: {}\n\n: ping\n\n", b"data: tail"]);
+        let got = events(&[
+            b"data: {\"a\"",
+            b":1}\n",
+            b"\ndata: x\r\n\r\nevent: message_start\ndata: {}\n\n: ping\n\n",
+            b"data: tail",
+        ]);
         let datas: Vec<&[u8]> = got.iter().map(|e| e.data.as_slice()).collect();
         assert_eq!(datas, vec![&b"{\"a\":1}"[..], b"x", b"{}", b"tail"]);
         assert_eq!(got[2].event.as_deref(), Some("message_start"));

@@ -9,8 +9,9 @@ use crate::shared::RequestRecord;
 
 /// Upper bounds (ms) of the latency histogram buckets; the last bucket is open-ended.
 pub const LATENCY_BOUNDS_MS: [f64; 30] = [
-    0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0, 750.0,
-    1000.0, 1500.0, 2000.0, 3000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0, 30000.0, 60000.0, 120000.0,
+    0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0,
+    500.0, 750.0, 1000.0, 1500.0, 2000.0, 3000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0,
+    30000.0, 60000.0, 120000.0,
 ];
 pub const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 
@@ -35,7 +36,10 @@ pub struct Counters {
 }
 
 pub fn bucket_of(ms: f64) -> u8 {
-    LATENCY_BOUNDS_MS.iter().position(|&b| ms <= b).unwrap_or(LATENCY_BOUNDS_MS.len()) as u8
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|&b| ms <= b)
+        .unwrap_or(LATENCY_BOUNDS_MS.len()) as u8
 }
 
 impl Counters {
@@ -100,7 +104,11 @@ impl Counters {
             ("cost_nano_usd".to_string(), self.cost_nano_usd),
         ];
         out.retain(|(_, v)| *v > 0);
-        out.extend(self.error_classes.iter().map(|(k, v)| (format!("err:{k}"), *v)));
+        out.extend(
+            self.error_classes
+                .iter()
+                .map(|(k, v)| (format!("err:{k}"), *v)),
+        );
         out.extend(self.latency.iter().map(|(k, v)| (format!("lat:{k}"), *v)));
         out.extend(self.ttft.iter().map(|(k, v)| (format!("ttft:{k}"), *v)));
         out
@@ -141,7 +149,10 @@ fn percentile(hist: &BTreeMap<u8, u64>, q: f64) -> f64 {
         seen += count;
         if seen >= rank {
             let i = bucket as usize;
-            return LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1]);
+            return LATENCY_BOUNDS_MS
+                .get(i)
+                .copied()
+                .unwrap_or(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1]);
         }
     }
     0.0
@@ -152,7 +163,14 @@ mod tests {
     use super::*;
 
     fn rec(latency_ms: f64, status: u16) -> RequestRecord {
-        RequestRecord { latency_ms, status, prompt_tokens: 10, completion_tokens: 5, cost_usd: 0.0015, ..Default::default() }
+        RequestRecord {
+            latency_ms,
+            status,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_usd: 0.0015,
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub fn open(dir: &Path, recent_cap: usize) -> Result<EmbeddedStore, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         let path = dir.join(FILE_NAME);
         let data = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
@@ -48,7 +49,8 @@ impl EmbeddedStore {
         };
         // Fail now rather than at the first flush if the directory is not writable.
         let probe = dir.join(".write-test");
-        std::fs::write(&probe, b"").map_err(|e| format!("data directory {} is not writable: {e}", dir.display()))?;
+        std::fs::write(&probe, b"")
+            .map_err(|e| format!("data directory {} is not writable: {e}", dir.display()))?;
         let _ = std::fs::remove_file(probe);
         Ok(EmbeddedStore {
             path,
@@ -67,7 +69,12 @@ impl EmbeddedStore {
                     Granularity::Minute => &mut data.minutes,
                     Granularity::Hour => &mut data.hours,
                 };
-                series.entry(*bucket).or_default().entry(dim.clone()).or_default().merge(c);
+                series
+                    .entry(*bucket)
+                    .or_default()
+                    .entry(dim.clone())
+                    .or_default()
+                    .merge(c);
             }
             for r in &delta.recent {
                 data.recent.push_front(r.clone());
@@ -106,17 +113,31 @@ impl EmbeddedStore {
         *self.last_error.lock().unwrap() = error;
     }
 
-    pub fn counters(&self, g: Granularity, buckets: std::ops::RangeInclusive<u64>) -> Vec<(u64, HashMap<String, Counters>)> {
+    pub fn counters(
+        &self,
+        g: Granularity,
+        buckets: std::ops::RangeInclusive<u64>,
+    ) -> Vec<(u64, HashMap<String, Counters>)> {
         let data = self.data.lock().unwrap();
         let series = match g {
             Granularity::Minute => &data.minutes,
             Granularity::Hour => &data.hours,
         };
-        series.range(buckets).map(|(b, dims)| (*b, dims.clone())).collect()
+        series
+            .range(buckets)
+            .map(|(b, dims)| (*b, dims.clone()))
+            .collect()
     }
 
     pub fn recent(&self, limit: usize) -> Vec<RequestRecord> {
-        self.data.lock().unwrap().recent.iter().take(limit).cloned().collect()
+        self.data
+            .lock()
+            .unwrap()
+            .recent
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     pub fn health(&self) -> (bool, String) {

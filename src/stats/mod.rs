@@ -95,8 +95,14 @@ impl Delta {
             format!("key:{}", r.client_key.as_deref().unwrap_or("-")),
         ];
         for dim in dims {
-            for (g, bucket) in [(Granularity::Minute, minute), (Granularity::Hour, minute / 60)] {
-                self.counters.entry((g, bucket, dim.clone())).or_default().add_record(r);
+            for (g, bucket) in [
+                (Granularity::Minute, minute),
+                (Granularity::Hour, minute / 60),
+            ] {
+                self.counters
+                    .entry((g, bucket, dim.clone()))
+                    .or_default()
+                    .add_record(r);
             }
         }
         self.recent.push(r.clone());
@@ -116,8 +122,13 @@ pub enum Store {
 impl Store {
     pub async fn open(config: &Config) -> Result<Store, String> {
         match &config.store.redis_url {
-            Some(url) => Ok(Store::Redis(RedisStore::connect(url.expose(), config.store.recent_requests).await?)),
-            None => Ok(Store::Embedded(EmbeddedStore::open(&config.server.data_dir, config.store.recent_requests)?)),
+            Some(url) => Ok(Store::Redis(
+                RedisStore::connect(url.expose(), config.store.recent_requests).await?,
+            )),
+            None => Ok(Store::Embedded(EmbeddedStore::open(
+                &config.server.data_dir,
+                config.store.recent_requests,
+            )?)),
         }
     }
 
@@ -136,7 +147,11 @@ impl Store {
         }
     }
 
-    async fn counters(&self, g: Granularity, buckets: std::ops::RangeInclusive<u64>) -> Result<Vec<(u64, HashMap<String, Counters>)>, String> {
+    async fn counters(
+        &self,
+        g: Granularity,
+        buckets: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<(u64, HashMap<String, Counters>)>, String> {
         match self {
             Store::Embedded(s) => Ok(s.counters(g, buckets)),
             Store::Redis(s) => s.counters(g, buckets).await,
@@ -155,7 +170,11 @@ impl Store {
             Store::Embedded(s) => s.health(),
             Store::Redis(s) => s.health().await,
         };
-        StoreHealth { backend: self.backend().into(), reachable, detail }
+        StoreHealth {
+            backend: self.backend().into(),
+            reachable,
+            detail,
+        }
     }
 
     async fn persist(&self) {
@@ -204,7 +223,12 @@ impl Stats {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let store = Arc::new(store);
         let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(aggregate(rx, store.clone(), flush_interval, dropped.clone()));
+        tokio::spawn(aggregate(
+            rx,
+            store.clone(),
+            flush_interval,
+            dropped.clone(),
+        ));
         Arc::new(Stats { tx, dropped, store })
     }
 
@@ -231,7 +255,10 @@ impl Stats {
         &self.store
     }
 
-    async fn window_counters(&self, window: Window) -> Result<(Granularity, Vec<(u64, HashMap<String, Counters>)>), String> {
+    async fn window_counters(
+        &self,
+        window: Window,
+    ) -> Result<(Granularity, Vec<(u64, HashMap<String, Counters>)>), String> {
         let (g, range) = window.buckets(now_ms());
         Ok((g, self.store.counters(g, range).await?))
     }
@@ -250,10 +277,15 @@ impl Stats {
     pub async fn timeseries(&self, window: Window) -> Result<Vec<SeriesPoint>, String> {
         let (g, buckets) = self.window_counters(window).await?;
         let (_, range) = window.buckets(now_ms());
-        let by_bucket: HashMap<u64, &HashMap<String, Counters>> = buckets.iter().map(|(b, d)| (*b, d)).collect();
+        let by_bucket: HashMap<u64, &HashMap<String, Counters>> =
+            buckets.iter().map(|(b, d)| (*b, d)).collect();
         Ok(range
             .map(|b| {
-                let c = by_bucket.get(&b).and_then(|d| d.get("total")).cloned().unwrap_or_default();
+                let c = by_bucket
+                    .get(&b)
+                    .and_then(|d| d.get("total"))
+                    .cloned()
+                    .unwrap_or_default();
                 SeriesPoint {
                     t: b * g.seconds(),
                     requests: c.requests,
@@ -268,7 +300,11 @@ impl Stats {
     }
 
     /// Usage per value of a dimension (`provider`, `model`, `deployment`, `key`), busiest first.
-    pub async fn breakdown(&self, window: Window, dimension: &str) -> Result<Vec<UsageRow>, String> {
+    pub async fn breakdown(
+        &self,
+        window: Window,
+        dimension: &str,
+    ) -> Result<Vec<UsageRow>, String> {
         let (_, buckets) = self.window_counters(window).await?;
         let prefix = format!("{dimension}:");
         let mut merged: HashMap<String, Counters> = HashMap::new();
@@ -292,13 +328,25 @@ impl Stats {
                 latency_p95_ms: c.latency_percentile(0.95),
             })
             .collect();
-        rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.name.cmp(&b.name)));
+        rows.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then_with(|| a.name.cmp(&b.name))
+        });
         Ok(rows)
     }
 
-    pub async fn recent(&self, limit: usize, filter: &RecentFilter) -> Result<Vec<RequestRecord>, String> {
+    pub async fn recent(
+        &self,
+        limit: usize,
+        filter: &RecentFilter,
+    ) -> Result<Vec<RequestRecord>, String> {
         let all = self.store.recent(usize::MAX).await?;
-        Ok(all.into_iter().filter(|r| filter.matches(r)).take(limit).collect())
+        Ok(all
+            .into_iter()
+            .filter(|r| filter.matches(r))
+            .take(limit)
+            .collect())
     }
 }
 
@@ -307,7 +355,11 @@ fn overview_of(window: Window, c: &Counters) -> Overview {
         window: window.label().into(),
         requests: c.requests,
         errors: c.errors,
-        success_rate: if c.requests == 0 { 1.0 } else { (c.requests - c.errors) as f64 / c.requests as f64 },
+        success_rate: if c.requests == 0 {
+            1.0
+        } else {
+            (c.requests - c.errors) as f64 / c.requests as f64
+        },
         prompt_tokens: c.prompt_tokens,
         completion_tokens: c.completion_tokens,
         cost_usd: c.cost_usd(),
@@ -319,13 +371,20 @@ fn overview_of(window: Window, c: &Counters) -> Overview {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// How many unwritten batches are kept while the store is unreachable (one per flush interval).
 const MAX_UNSENT_BATCHES: usize = 100_000;
 
-async fn aggregate(mut rx: mpsc::Receiver<Msg>, store: Arc<Store>, every: Duration, dropped: Arc<AtomicU64>) {
+async fn aggregate(
+    mut rx: mpsc::Receiver<Msg>,
+    store: Arc<Store>,
+    every: Duration,
+    dropped: Arc<AtomicU64>,
+) {
     let mut pending = Delta::default();
     let mut unsent = Unsent::new(dropped);
     let mut tick = tokio::time::interval(every);
@@ -373,7 +432,12 @@ impl Unsent {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(now_ms());
-        Unsent { batches: Default::default(), prefix: h.finish(), next: 0, dropped }
+        Unsent {
+            batches: Default::default(),
+            prefix: h.finish(),
+            next: 0,
+            dropped,
+        }
     }
 
     fn push(&mut self, delta: Delta) {
@@ -381,11 +445,13 @@ impl Unsent {
             return;
         }
         self.next += 1;
-        self.batches.push_back((format!("{:016x}-{}", self.prefix, self.next), delta));
+        self.batches
+            .push_back((format!("{:016x}-{}", self.prefix, self.next), delta));
         if self.batches.len() > MAX_UNSENT_BATCHES
             && let Some((_, lost)) = self.batches.pop_front()
         {
-            self.dropped.fetch_add(lost.recent.len() as u64, Ordering::Relaxed);
+            self.dropped
+                .fetch_add(lost.recent.len() as u64, Ordering::Relaxed);
         }
     }
 

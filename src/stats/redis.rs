@@ -72,14 +72,20 @@ impl RedisStore {
                 c.connection_timeout = Duration::from_secs(2);
                 c.internal_command_timeout = Duration::from_secs(2);
                 c.max_command_attempts = 1;
-                c.tcp = TcpConfig { nodelay: Some(true), ..Default::default() };
+                c.tcp = TcpConfig {
+                    nodelay: Some(true),
+                    ..Default::default()
+                };
             })
             .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build()
             .map_err(|e| format!("REDIS_URL: {}", e.details()))?;
         let _connection_task = client.connect();
-        if tokio::time::timeout(Duration::from_secs(3), client.wait_for_connect()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3), client.wait_for_connect())
+            .await
+            .is_err()
+        {
             tracing::warn!("Redis is not reachable yet; stats are buffered until it is");
         }
         Ok(RedisStore { client, recent_cap })
@@ -89,12 +95,31 @@ impl RedisStore {
     pub async fn apply(&self, batch_id: &str, delta: &Delta) -> Result<(), String> {
         let mut by_key: HashMap<String, (i64, Vec<(String, u64)>)> = HashMap::new();
         for ((g, bucket, dim), counters) in &delta.counters {
-            let entry = by_key.entry(bucket_key(*g, *bucket)).or_insert_with(|| (retention(*g), Vec::new()));
-            entry.1.extend(counters.to_fields().into_iter().map(|(f, v)| (format!("{dim}|{f}"), v)));
+            let entry = by_key
+                .entry(bucket_key(*g, *bucket))
+                .or_insert_with(|| (retention(*g), Vec::new()));
+            entry.1.extend(
+                counters
+                    .to_fields()
+                    .into_iter()
+                    .map(|(f, v)| (format!("{dim}|{f}"), v)),
+            );
         }
-        let mut keys = vec![format!("llmb:{{llmb}}:batch:{batch_id}"), RECENT_KEY.to_string()];
-        let mut args: Vec<String> = vec![BATCH_MEMORY_SECONDS.to_string(), self.recent_cap.to_string(), delta.recent.len().to_string()];
-        args.extend(delta.recent.iter().map(|r| serde_json::to_string(r).expect("a record serialises")));
+        let mut keys = vec![
+            format!("llmb:{{llmb}}:batch:{batch_id}"),
+            RECENT_KEY.to_string(),
+        ];
+        let mut args: Vec<String> = vec![
+            BATCH_MEMORY_SECONDS.to_string(),
+            self.recent_cap.to_string(),
+            delta.recent.len().to_string(),
+        ];
+        args.extend(
+            delta
+                .recent
+                .iter()
+                .map(|r| serde_json::to_string(r).expect("a record serialises")),
+        );
         for (key, (ttl, fields)) in by_key {
             keys.push(key);
             args.push(fields.len().to_string());
@@ -104,7 +129,11 @@ impl RedisStore {
                 args.push(value.to_string());
             }
         }
-        let _: i64 = self.client.eval(APPLY_SCRIPT, keys, args).await.map_err(|e| e.details().to_string())?;
+        let _: i64 = self
+            .client
+            .eval(APPLY_SCRIPT, keys, args)
+            .await
+            .map_err(|e| e.details().to_string())?;
         Ok(())
     }
 
@@ -116,9 +145,13 @@ impl RedisStore {
         let pipe = self.client.pipeline();
         let buckets: Vec<u64> = buckets.collect();
         for b in &buckets {
-            let _: () = pipe.hgetall(bucket_key(g, *b)).await.map_err(|e| e.details().to_string())?;
+            let _: () = pipe
+                .hgetall(bucket_key(g, *b))
+                .await
+                .map_err(|e| e.details().to_string())?;
         }
-        let hashes: Vec<HashMap<String, i64>> = pipe.all().await.map_err(|e| e.details().to_string())?;
+        let hashes: Vec<HashMap<String, i64>> =
+            pipe.all().await.map_err(|e| e.details().to_string())?;
         Ok(buckets
             .into_iter()
             .zip(hashes)
@@ -127,7 +160,9 @@ impl RedisStore {
                 let mut dims: HashMap<String, Counters> = HashMap::new();
                 for (field, value) in hash {
                     if let Some((dim, f)) = field.split_once('|') {
-                        dims.entry(dim.to_string()).or_default().add_field(f, value.max(0) as u64);
+                        dims.entry(dim.to_string())
+                            .or_default()
+                            .add_field(f, value.max(0) as u64);
                     }
                 }
                 (b, dims)
@@ -136,9 +171,20 @@ impl RedisStore {
     }
 
     pub async fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, String> {
-        let stop = if limit == usize::MAX { -1 } else { limit as i64 - 1 };
-        let raw: Vec<String> = self.client.lrange(RECENT_KEY, 0, stop).await.map_err(|e| e.details().to_string())?;
-        Ok(raw.iter().filter_map(|s| serde_json::from_str(s).ok()).collect())
+        let stop = if limit == usize::MAX {
+            -1
+        } else {
+            limit as i64 - 1
+        };
+        let raw: Vec<String> = self
+            .client
+            .lrange(RECENT_KEY, 0, stop)
+            .await
+            .map_err(|e| e.details().to_string())?;
+        Ok(raw
+            .iter()
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect())
     }
 
     pub async fn health(&self) -> (bool, String) {

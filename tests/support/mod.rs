@@ -17,7 +17,14 @@ pub const ANTHROPIC_KEY: &str = "sk-ant-test-0123456789";
 pub const DEEPSEEK_KEY: &str = "sk-test-deepseek-0123456789";
 pub const QWEN_KEY: &str = "sk-test-qwen-0123456789";
 pub const MOONSHOT_KEY: &str = "sk-test-moonshot-0123456789";
-pub const ALL_KEYS: [&str; 6] = [OPENAI_KEY, GEMINI_KEY, ANTHROPIC_KEY, DEEPSEEK_KEY, QWEN_KEY, MOONSHOT_KEY];
+pub const ALL_KEYS: [&str; 6] = [
+    OPENAI_KEY,
+    GEMINI_KEY,
+    ANTHROPIC_KEY,
+    DEEPSEEK_KEY,
+    QWEN_KEY,
+    MOONSHOT_KEY,
+];
 
 pub struct TestGateway {
     pub url: String,
@@ -64,28 +71,50 @@ impl TestGateway {
     }
 
     /// `toml` is a config file's text; `tweak` edits the environment before loading.
-    pub async fn start_with(toml: &str, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestGateway {
+    pub async fn start_with(
+        toml: &str,
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+    ) -> TestGateway {
         let mock = MockUpstream::start().await;
         let data_dir = tempfile::tempdir().unwrap();
         let mut env = mock_env(&mock);
-        env.insert("LLM_BRIDGE_DATA_DIR".into(), data_dir.path().to_string_lossy().into());
+        env.insert(
+            "LLM_BRIDGE_DATA_DIR".into(),
+            data_dir.path().to_string_lossy().into(),
+        );
         tweak(&mut env);
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), toml).unwrap();
-        let cli = CliOverrides { config_file: Some(file.path().into()), ..Default::default() };
+        let cli = CliOverrides {
+            config_file: Some(file.path().into()),
+            ..Default::default()
+        };
         let (config, _) = Config::load(&cli, &env).expect("test configuration is valid");
         Self::serve(config, mock, data_dir).await
     }
 
-    pub async fn serve(config: Config, mock: MockUpstream, data_dir: tempfile::TempDir) -> TestGateway {
-        let state = llm_bridge::server::build_state(config).await.expect("gateway state");
+    pub async fn serve(
+        config: Config,
+        mock: MockUpstream,
+        data_dir: tempfile::TempDir,
+    ) -> TestGateway {
+        let state = llm_bridge::server::build_state(config)
+            .await
+            .expect("gateway state");
         let app = llm_bridge::server::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        TestGateway { url: format!("http://{addr}"), state, mock, http: reqwest::Client::new(), data_dir, task }
+        TestGateway {
+            url: format!("http://{addr}"),
+            state,
+            mock,
+            http: reqwest::Client::new(),
+            data_dir,
+            task,
+        }
     }
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -97,7 +126,11 @@ impl TestGateway {
     }
 
     pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
-        self.post("/v1/chat/completions").json(&body).send().await.unwrap()
+        self.post("/v1/chat/completions")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -112,9 +145,20 @@ pub fn sse_payloads(body: &str) -> Vec<String> {
 /// The JSON chunks of an SSE body; panics unless it ends with exactly one `[DONE]`.
 pub fn sse_chunks(body: &str) -> Vec<serde_json::Value> {
     let payloads = sse_payloads(body);
-    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "stream must end with [DONE]: {body}");
-    assert_eq!(payloads.iter().filter(|p| *p == "[DONE]").count(), 1, "exactly one [DONE]: {body}");
-    payloads[..payloads.len() - 1].iter().map(|p| serde_json::from_str(p).expect("chunk is JSON")).collect()
+    assert_eq!(
+        payloads.last().map(String::as_str),
+        Some("[DONE]"),
+        "stream must end with [DONE]: {body}"
+    );
+    assert_eq!(
+        payloads.iter().filter(|p| *p == "[DONE]").count(),
+        1,
+        "exactly one [DONE]: {body}"
+    );
+    payloads[..payloads.len() - 1]
+        .iter()
+        .map(|p| serde_json::from_str(p).expect("chunk is JSON"))
+        .collect()
 }
 
 pub fn assert_no_secret(text: &str) {
@@ -144,7 +188,11 @@ impl RedisServer {
 
     fn start_inner(dir: Option<tempfile::TempDir>) -> Option<RedisServer> {
         let port = free_port();
-        let mut server = RedisServer { port, child: None, dir };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir,
+        };
         if !server.spawn() {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("redis-server is required when CI=true but could not be started");
@@ -157,15 +205,21 @@ impl RedisServer {
 
     fn spawn(&mut self) -> bool {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
         match &self.dir {
-            Some(dir) => cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(dir.path()),
+            Some(dir) => cmd
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir.path()),
             None => cmd.args(["--appendonly", "no"]),
         };
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         let Ok(child) = child else { return false };
         self.child = Some(child);
         for _ in 0..100 {
@@ -202,7 +256,11 @@ impl Drop for RedisServer {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {

@@ -7,8 +7,13 @@ use crate::shared::Overview;
 #[server(prefix = "/console/fn")]
 pub async fn get_overview(window: String) -> Result<Overview, ServerFnError> {
     let state = expect_context::<crate::state::AppState>();
-    let window = crate::stats::Window::parse(&window).ok_or_else(|| ServerFnError::new(format!("unknown window `{window}`")))?;
-    state.stats.overview(window).await.map_err(ServerFnError::new)
+    let window = crate::stats::Window::parse(&window)
+        .ok_or_else(|| ServerFnError::new(format!("unknown window `{window}`")))?;
+    state
+        .stats
+        .overview(window)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 const WINDOWS: [&str; 3] = ["1h", "24h", "7d"];
@@ -18,7 +23,10 @@ const REFRESH_MS: u64 = 5_000;
 pub fn Dashboard() -> impl IntoView {
     let window = RwSignal::new("1h".to_string());
     let refresh = RwSignal::new(0u64);
-    let overview = Resource::new(move || (window.get(), refresh.get()), |(w, _)| get_overview(w));
+    let overview = Resource::new(
+        move || (window.get(), refresh.get()),
+        |(w, _)| get_overview(w),
+    );
     Effect::new(move |_| {
         let _ = set_interval_with_handle(
             move || refresh.update(|n| *n += 1),
@@ -67,12 +75,32 @@ pub fn Dashboard() -> impl IntoView {
 fn Totals(overview: Overview) -> impl IntoView {
     let tiles = [
         ("Requests", overview.requests.to_string(), "requests"),
-        ("Success rate", format!("{:.1} %", overview.success_rate * 100.0), "success-rate"),
-        ("Tokens in", overview.prompt_tokens.to_string(), "prompt-tokens"),
-        ("Tokens out", overview.completion_tokens.to_string(), "completion-tokens"),
+        (
+            "Success rate",
+            format!("{:.1} %", overview.success_rate * 100.0),
+            "success-rate",
+        ),
+        (
+            "Tokens in",
+            overview.prompt_tokens.to_string(),
+            "prompt-tokens",
+        ),
+        (
+            "Tokens out",
+            overview.completion_tokens.to_string(),
+            "completion-tokens",
+        ),
         ("Cost", format!("${:.4}", overview.cost_usd), "cost"),
-        ("Latency p50", format!("{:.0} ms", overview.latency_p50_ms), "latency-p50"),
-        ("Latency p95", format!("{:.0} ms", overview.latency_p95_ms), "latency-p95"),
+        (
+            "Latency p50",
+            format!("{:.0} ms", overview.latency_p50_ms),
+            "latency-p50",
+        ),
+        (
+            "Latency p95",
+            format!("{:.0} ms", overview.latency_p95_ms),
+            "latency-p95",
+        ),
     ];
     view! {
         <div class="tiles">

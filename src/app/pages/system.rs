@@ -32,7 +32,11 @@ pub fn System() -> impl IntoView {
 
 #[component]
 fn SystemView(health: HealthReport, config: String) -> impl IntoView {
-    let store_state = if health.store.reachable { "reachable" } else { "unreachable" };
+    let store_state = if health.store.reachable {
+        "reachable"
+    } else {
+        "unreachable"
+    };
     view! {
         <dl class="facts">
             <dt>"Status"</dt>

@@ -1,0 +1,444 @@
+//! Gemini and Anthropic through the gateway over real HTTP: requests translated to their native
+//! APIs, replies and streams translated back to OpenAI's shape.
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
+const ANTHROPIC_MODELS: &str = "[providers.anthropic]\nmodels = [\"a-tools\", \"a-reasoning\", \"a-length\", \"a-cut\", \"a-fail400\", \"a-safety\"]\n";
+
+fn config() -> String {
+    format!("{GEMINI_MODELS}{ANTHROPIC_MODELS}")
+}
+
+fn ask(model: &str) -> Value {
+    json!({"model": model, "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is the weather in Paris and Tokyo?"}
+    ],
+    "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {
+        "type": "object", "additionalProperties": false,
+        "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+    "temperature": 0.3, "max_tokens": 256})
+}
+
+fn stream(mut body: Value, include_usage: bool) -> Value {
+    body["stream"] = json!(true);
+    if include_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+#[tokio::test]
+async fn gemini_request_is_native_and_reply_is_openai() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let resp = gw.chat(ask("gemini-2.5-flash")).await;
+    assert_eq!(resp.status(), 200);
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(reply["object"], "chat.completion");
+    assert_eq!(reply["model"], "gemini-2.5-flash");
+    assert_eq!(reply["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        reply["usage"],
+        json!({"prompt_tokens": 12, "completion_tokens": 20, "total_tokens": 32,
+        "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 0}})
+    );
+
+    let got = gw.mock.state.last();
+    assert_eq!(got.path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(got.headers["x-goog-api-key"], GEMINI_KEY);
+    assert!(got.headers.get("authorization").is_none());
+    assert_eq!(
+        got.body["systemInstruction"]["parts"][0]["text"],
+        "Be brief."
+    );
+    assert_eq!(got.body["contents"][0]["role"], "user");
+    let decl = &got.body["tools"][0]["functionDeclarations"][0];
+    assert_eq!(decl["name"], "get_weather");
+    assert!(
+        decl["parameters"].get("additionalProperties").is_none(),
+        "schema reduced: {decl}"
+    );
+    assert_eq!(got.body["generationConfig"]["temperature"], 0.3);
+    assert_eq!(got.body["generationConfig"]["maxOutputTokens"], 256);
+}
+
+#[tokio::test]
+async fn gemini_tool_calls_and_results_round_trip() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let reply: Value = gw.chat(ask("g-tools")).await.json().await.unwrap();
+    let choice = &reply["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let calls = choice["message"]["tool_calls"].as_array().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(calls[1]["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Tokyo"})
+    );
+
+    let mut follow_up = ask("gemini-2.5-flash");
+    let messages = follow_up["messages"].as_array_mut().unwrap();
+    messages.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
+    messages
+        .push(json!({"role": "tool", "tool_call_id": calls[0]["id"], "content": "{\"temp\": 18}"}));
+    messages.push(json!({"role": "tool", "tool_call_id": calls[1]["id"], "content": "sunny"}));
+    assert_eq!(gw.chat(follow_up).await.status(), 200);
+    let sent = gw.mock.state.last().body;
+    let contents = sent["contents"].as_array().unwrap();
+    assert_eq!(contents[1]["role"], "model");
+    assert_eq!(
+        contents[1]["parts"][0]["functionCall"]["args"],
+        json!({"city": "Paris"})
+    );
+    let responses = &contents[2]["parts"];
+    assert_eq!(responses[0]["functionResponse"]["name"], "get_weather");
+    assert_eq!(
+        responses[0]["functionResponse"]["response"],
+        json!({"temp": 18})
+    );
+    assert_eq!(
+        responses[1]["functionResponse"]["response"],
+        json!({"result": "sunny"})
+    );
+}
+
+#[tokio::test]
+async fn gemini_stream_is_openai_shaped() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let text = gw
+        .chat(stream(ask("gemini-2.5-flash"), true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        gw.mock.state.last().path,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    );
+    assert_eq!(gw.mock.state.last().query.as_deref(), Some("alt=sse"));
+    let chunks = sse_chunks(&text);
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, llm_bridge::mock_upstream::REPLY_WORDS.concat());
+    let finishes: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0))
+        .map(|c| &c["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finishes, vec![&json!("stop")]);
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["total_tokens"], 32);
+    assert!(
+        chunks[..chunks.len() - 1]
+            .iter()
+            .all(|c| c.get("usage").is_none())
+    );
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk" && c["id"] == chunks[0]["id"])
+    );
+
+    let text = gw
+        .chat(stream(ask("g-tools"), false))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let chunks = sse_chunks(&text);
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
+        .collect();
+    let indices: Vec<u64> = calls
+        .iter()
+        .flat_map(|c| c.as_array().unwrap())
+        .map(|c| c["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, vec![0, 1]);
+    assert_eq!(
+        chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+            .collect::<Vec<_>>(),
+        vec!["tool_calls"]
+    );
+}
+
+#[tokio::test]
+async fn gemini_thinking_and_finish_reasons() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let mut body = ask("g-reasoning");
+    body["reasoning_effort"] = json!("low");
+    let reply: Value = gw.chat(body).await.json().await.unwrap();
+    assert_eq!(
+        reply["choices"][0]["message"]["reasoning_content"],
+        llm_bridge::mock_upstream::REASONING_TEXT
+    );
+    assert_eq!(
+        reply["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        7
+    );
+    assert_eq!(
+        reply["usage"]["completion_tokens"], 27,
+        "thoughts count into completion tokens"
+    );
+    assert_eq!(
+        gw.mock.state.last().body["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+        1024
+    );
+
+    let reply: Value = gw.chat(ask("g-safety")).await.json().await.unwrap();
+    assert_eq!(reply["choices"][0]["finish_reason"], "content_filter");
+    let reply: Value = gw.chat(ask("g-length")).await.json().await.unwrap();
+    assert_eq!(reply["choices"][0]["finish_reason"], "length");
+}
+
+#[tokio::test]
+async fn gemini_blocked_and_malformed_are_clear_errors() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let resp = gw.chat(ask("g-blocked")).await;
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("blocked"),
+        "{e}"
+    );
+
+    let resp = gw.chat(ask("g-malformed")).await;
+    assert_eq!(resp.status(), 502);
+    let e: Value = resp.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MALFORMED_FUNCTION_CALL"),
+        "{e}"
+    );
+
+    // In a stream, before the first byte the error is the HTTP status too.
+    let resp = gw.chat(stream(ask("g-blocked"), false)).await;
+    assert_eq!(resp.status(), 400);
+
+    let resp = gw.chat(ask("g-fail400")).await;
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Google Gemini: "),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn gemini_images_become_inline_data() {
+    let gw = TestGateway::start().await;
+    let body = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.webp"}}
+    ]}], "response_format": {"type": "json_object"}});
+    assert_eq!(gw.chat(body).await.status(), 200);
+    let sent = gw.mock.state.last().body;
+    let parts = &sent["contents"][0]["parts"];
+    assert_eq!(
+        parts[1]["inlineData"],
+        json!({"mimeType": "image/png", "data": "iVBORw0KGgo="})
+    );
+    assert_eq!(
+        parts[2]["fileData"]["fileUri"],
+        "https://example.com/cat.webp"
+    );
+    assert_eq!(
+        sent["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
+}
+
+#[tokio::test]
+async fn gemini_embeddings() {
+    let gw = TestGateway::start().await;
+    let resp = gw
+        .post("/v1/embeddings")
+        .json(&json!({"model": "gemini-embedding-001", "input": ["hello world", "bye"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(reply["data"].as_array().unwrap().len(), 2);
+    assert!(
+        reply["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "estimated when Gemini reports none: {reply}"
+    );
+    assert_eq!(
+        gw.mock.state.last().path,
+        "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_request_is_native_and_reply_is_openai() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let reply: Value = gw
+        .chat(ask("claude-sonnet-4-5"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        llm_bridge::mock_upstream::REPLY_WORDS.concat()
+    );
+    assert_eq!(reply["choices"][0]["finish_reason"], "stop");
+    assert_eq!(reply["usage"]["prompt_tokens"], 12);
+    assert_eq!(reply["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+    let got = gw.mock.state.last();
+    assert_eq!(got.path, "/v1/messages");
+    assert_eq!(got.headers["x-api-key"], ANTHROPIC_KEY);
+    assert_eq!(got.headers["anthropic-version"], "2023-06-01");
+    assert_eq!(got.body["system"], "Be brief.");
+    assert_eq!(got.body["max_tokens"], 256);
+    assert_eq!(
+        got.body["tools"][0]["input_schema"]["properties"]["city"]["type"],
+        "string"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_stream_tools_and_usage() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let text = gw
+        .chat(stream(ask("a-tools"), true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let chunks = sse_chunks(&text);
+    let mut args = [String::new(), String::new()];
+    for c in &chunks {
+        for call in c["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = call["index"].as_u64().unwrap() as usize;
+            args[i].push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+        }
+    }
+    assert_eq!(
+        serde_json::from_str::<Value>(&args[0]).unwrap(),
+        json!({"city": "Paris"})
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&args[1]).unwrap(),
+        json!({"city": "Tokyo"})
+    );
+    let finishes: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0)?["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finishes, vec!["tool_calls"]);
+    assert_eq!(chunks.last().unwrap()["choices"], json!([]));
+    assert_eq!(gw.mock.state.last().body["stream"], true);
+
+    let mut body = stream(ask("a-reasoning"), false);
+    body["reasoning_effort"] = json!("medium");
+    let text = gw.chat(body).await.text().await.unwrap();
+    let reasoning: String = sse_chunks(&text)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, llm_bridge::mock_upstream::REASONING_TEXT);
+    let sent = gw.mock.state.last().body;
+    assert_eq!(sent["thinking"]["type"], "enabled");
+    assert!(
+        sent.get("temperature").is_none(),
+        "temperature dropped with thinking"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_errors_and_cut_streams() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let resp = gw.chat(ask("a-fail400")).await;
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Anthropic: "),
+        "{e}"
+    );
+
+    let mut n2 = ask("claude-sonnet-4-5");
+    n2["n"] = json!(2);
+    let resp = gw.chat(n2).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["param"], "n");
+
+    let text = gw
+        .chat(stream(ask("a-cut"), false))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let chunks = sse_chunks(&text);
+    assert!(
+        chunks.last().unwrap()["error"]["message"].is_string(),
+        "{text}"
+    );
+
+    let reply: Value = gw.chat(ask("a-length")).await.json().await.unwrap();
+    assert_eq!(reply["choices"][0]["finish_reason"], "length");
+    let reply: Value = gw.chat(ask("a-safety")).await.json().await.unwrap();
+    assert_eq!(reply["choices"][0]["finish_reason"], "content_filter");
+}
+
+#[tokio::test]
+async fn usage_and_cost_recorded_per_family() {
+    let gw = TestGateway::start().await;
+    for model in ["gemini-2.5-flash", "claude-sonnet-4-5"] {
+        for s in [false, true] {
+            let mut body = ask(model);
+            body["stream"] = json!(s);
+            let resp = gw.chat(body).await;
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap();
+        }
+    }
+    gw.state.stats.flush().await;
+    let rows = gw
+        .state
+        .stats
+        .breakdown(llm_bridge::stats::Window::Hour, "provider")
+        .await
+        .unwrap();
+    for provider in ["gemini", "anthropic"] {
+        let row = rows.iter().find(|r| r.name == provider).unwrap();
+        assert_eq!(
+            (row.requests, row.prompt_tokens, row.completion_tokens),
+            (2, 24, 40),
+            "{provider}"
+        );
+    }
+    let gemini_cost = rows.iter().find(|r| r.name == "gemini").unwrap().cost_usd;
+    // gemini-2.5-flash: 0.30 in, 0.075 cached, 2.50 out per 1M; 8 + 4 cached in, 20 out, twice.
+    let expected = 2.0 * (8.0 * 0.30 + 4.0 * 0.075 + 20.0 * 2.50) / 1e6;
+    assert!(
+        (gemini_cost - expected).abs() < 1e-12,
+        "{gemini_cost} vs {expected}"
+    );
+}
