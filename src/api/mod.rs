@@ -2,7 +2,7 @@
 
 pub mod error;
 mod health;
-mod models;
+pub mod models;
 pub mod openapi;
 mod stats;
 mod v1;
