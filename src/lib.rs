@@ -4,6 +4,8 @@
 //! [`api`] receives it → [`gateway`] resolves the model and relays it → [`providers`] encode it for
 //! the upstream and decode the reply → [`stats`] records usage and cost. [`app`] is the console.
 
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod shared;
 
@@ -19,6 +21,8 @@ pub mod gateway;
 pub mod mock_upstream;
 #[cfg(feature = "ssr")]
 pub mod providers;
+#[cfg(feature = "ssr")]
+pub mod routing;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]

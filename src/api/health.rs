@@ -9,7 +9,10 @@ use crate::state::AppState;
 /// Status, version, uptime, providers, and the store's health.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = crate::shared::HealthReport)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.health().await)
+    let mut report = serde_json::to_value(state.health().await).unwrap_or_default();
+    let deployments = state.gateway.routing.reports(std::time::Instant::now());
+    report["deployments"] = serde_json::to_value(deployments).unwrap_or_default();
+    Json(report)
 }
 
 /// The process is up.

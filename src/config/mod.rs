@@ -2,10 +2,12 @@
 //!
 //! Each file section has its own module and type; reading the type tells you the file format.
 
+mod deployments;
 pub mod env;
 mod log;
 mod models;
 mod providers;
+mod routing;
 mod secret;
 mod server;
 mod store;
@@ -14,10 +16,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::deployments::DeploymentConfig;
 pub use self::env::EnvSource;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::models::ModelsConfig;
 pub use self::providers::{CustomProviderConfig, ProviderConfig, ProvidersConfig};
+pub use self::routing::{CircuitConfig, ModelRouting, RoutingConfig, Strategy};
 pub use self::secret::{MASK, Secret};
 pub use self::server::ServerConfig;
 pub use self::store::StoreConfig;
@@ -34,6 +38,7 @@ pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_CONNECT_TIMEOUT",
     "LLM_BRIDGE_FIRST_BYTE_TIMEOUT",
     "LLM_BRIDGE_IDLE_TIMEOUT",
+    "LLM_BRIDGE_TOTAL_TIMEOUT",
     "REDIS_URL",
     "LLM_BRIDGE_STATS_FLUSH_INTERVAL",
     "LLM_BRIDGE_RECENT_REQUESTS",
@@ -61,6 +66,8 @@ pub struct Config {
     pub log: LogConfig,
     pub providers: ProvidersConfig,
     pub models: ModelsConfig,
+    pub routing: RoutingConfig,
+    pub deployments: Vec<DeploymentConfig>,
 }
 
 /// A configuration problem, precise enough to fix without reading the code.
@@ -156,6 +163,8 @@ impl Config {
         self.store.validate(origin)?;
         self.providers.validate(origin)?;
         self.models.validate(origin)?;
+        self.routing.validate(origin)?;
+        deployments::validate(&self.deployments, &self.providers, origin)?;
         Ok(())
     }
 

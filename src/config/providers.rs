@@ -26,6 +26,24 @@ pub struct ProviderConfig {
     pub region: Option<String>,
     /// Model names this provider serves besides the catalogue's.
     pub models: Vec<String>,
+    /// Overrides `server.first_byte_timeout` for this provider.
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_byte_timeout: Option<std::time::Duration>,
+    /// Overrides `server.idle_timeout` for this provider.
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Overrides `server.total_timeout` for this provider.
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_timeout: Option<std::time::Duration>,
 }
 
 /// `[[providers.custom]]`: any server that speaks OpenAI's API (Ollama, vLLM, llama.cpp, OpenRouter, Groq…).
@@ -39,6 +57,24 @@ pub struct CustomProviderConfig {
     /// Models listed by `/v1/models` and routed here without the `name/` prefix.
     #[serde(default)]
     pub models: Vec<String>,
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_byte_timeout: Option<std::time::Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<std::time::Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_timeout: Option<std::time::Duration>,
 }
 
 impl ProvidersConfig {

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// `LLM_BRIDGE_IDLE_TIMEOUT`: longest silence between two chunks of an upstream body.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// `LLM_BRIDGE_TOTAL_TIMEOUT`: longest an upstream request may take, streams included.
+    #[serde(with = "humantime_serde")]
+    pub total_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(120),
+            total_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -76,6 +80,9 @@ impl ServerConfig {
         }
         if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_IDLE_TIMEOUT")? {
             self.idle_timeout = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_TOTAL_TIMEOUT")? {
+            self.total_timeout = v;
         }
         Ok(())
     }

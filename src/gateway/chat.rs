@@ -10,16 +10,18 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::record::Recording;
-use super::relay::{PassthroughBody, SseRelay, Translator};
-use super::route::Route;
+use super::failover::Failover;
+use super::record::{Recording, estimate_tokens};
+use super::relay::{PassthroughBody, SseRelay, Translator, Upstream};
+use super::upstream::{Failure, Sent};
 use super::{Gateway, reply_headers};
 use crate::api::error::ApiError;
 use crate::providers::openai_compatible::{self, Edits, PassthroughStream};
-use crate::providers::openai_types::{ChatRequest, StreamOptions};
+use crate::providers::openai_types::{ChatRequest, StreamOptions, Usage};
 use crate::providers::spec::Wire;
 use crate::providers::translate::ReplyContext;
 use crate::providers::{anthropic, gemini};
+use crate::routing::Candidate;
 
 /// Largest non-stream reply the gateway translates (Gemini, Anthropic); OpenAI-dialect replies are streamed through.
 const MAX_TRANSLATED_REPLY: usize = 32 * 1024 * 1024;
@@ -76,6 +78,13 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError>
     Ok(value)
 }
 
+/// A reply that has started: the first bytes are in hand, the rest follows.
+enum Started {
+    Stream(SseRelay, Bytes),
+    Passthrough(PassthroughBody, Bytes),
+    Complete(Vec<u8>, Usage),
+}
+
 impl Gateway {
     pub async fn chat(&self, headers: &HeaderMap, body: Bytes) -> Response {
         let request_id = self.request_id(headers);
@@ -98,188 +107,177 @@ impl Gateway {
             recording.fail(&e);
             return error_reply(e, &request_id, None, 0, started.elapsed());
         }
-        let route = match self.resolve(&peek.model) {
-            Ok(route) => route,
+        let plan = match self.plan(&peek.model) {
+            Ok(plan) => plan,
             Err(e) => {
                 recording.fail(&e);
                 return error_reply(e, &request_id, None, 0, started.elapsed());
             }
         };
-        recording.record.provider = route.provider.name.clone();
-        recording.record.deployment = route.provider.name.clone();
         let include_usage = peek
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-        let model_changed = peek.model != route.model;
+        let client_model = peek.model.to_string();
         drop(peek);
+        let prompt_bytes = body.len();
+        // Time spent waiting for upstreams, to tell the gateway's own time apart.
+        let mut upstream_time = Duration::ZERO;
 
-        let provider_name = route.provider.name.clone();
-        let fail = |recording: Recording, e: ApiError, attempts: u32| {
-            recording.fail(&e);
-            error_reply(
-                e,
+        let mut failover =
+            Failover::new(&plan, &self.routing.config, estimate_tokens(prompt_bytes));
+        let mut outcome = None;
+        while let Some((candidate, slot)) = failover.next().await {
+            let waiting = Instant::now();
+            let result = match encode(
+                candidate,
+                body.clone(),
+                stream,
+                include_usage,
+                &client_model,
                 &request_id,
-                Some(&provider_name),
-                attempts,
-                started.elapsed(),
-            )
-        };
-
-        let encoded = match encode(
-            &route,
-            body,
-            stream,
-            include_usage,
-            model_changed,
-            &request_id,
-        ) {
-            Ok(encoded) => encoded,
-            Err(e) => return fail(recording, e, 0),
-        };
-        let prompt_bytes = encoded.body.len();
-        let before_send = started.elapsed();
-        let sent = match self.send(&route.provider, &encoded.url, encoded.body).await {
-            Ok(sent) => sent,
-            Err((e, attempts)) => {
-                recording.record.attempts = attempts;
-                return fail(recording, e, attempts);
+            ) {
+                Ok(encoded) => match self
+                    .send_once(&candidate.deployment, &encoded.url, encoded.body)
+                    .await
+                {
+                    Ok(sent) => {
+                        self.start_reply(candidate, sent, encoded.reply, prompt_bytes)
+                            .await
+                    }
+                    Err(failure) => Err(failure),
+                },
+                Err(e) => Err(Failure::fatal(e)),
+            };
+            upstream_time += waiting.elapsed();
+            match result {
+                Ok(started_reply) => {
+                    failover.succeeded(candidate);
+                    outcome = Some((started_reply, candidate, slot));
+                    break;
+                }
+                Err(failure) => failover.failed(candidate, failure),
             }
-        };
-        recording.record.attempts = sent.attempts;
-        let attempts = sent.attempts;
-        let upstream: super::relay::Upstream = Box::pin(sent.response.bytes_stream());
-        // The gateway's own time: before sending, plus after the upstream's first bytes arrived.
-        let overhead = |upstream_done: Instant| before_send + upstream_done.elapsed();
+        }
+        let attempts = failover.attempts;
+        let outcome = outcome.ok_or_else(|| failover.exhausted());
 
-        match encoded.reply {
+        match outcome {
+            Ok((started_reply, candidate, slot)) => {
+                let deployment = &candidate.deployment;
+                let r = &mut recording.record;
+                r.provider = deployment.provider.name.clone();
+                r.deployment = deployment.id.clone();
+                r.attempts = attempts;
+                let upstream_model = candidate.model.clone();
+                let overhead = started.elapsed().saturating_sub(upstream_time);
+                let (mut response, content_type) = match started_reply {
+                    Started::Stream(mut relay, first) => {
+                        recording.first_token();
+                        relay.attach(recording, slot);
+                        (Response::new(relay.into_body(first)), "text/event-stream")
+                    }
+                    Started::Passthrough(mut relay, first) => {
+                        relay.attach(recording, slot);
+                        (Response::new(relay.into_body(first)), "application/json")
+                    }
+                    Started::Complete(json, usage) => {
+                        recording.succeed(Some(usage), || (0, 0), &upstream_model);
+                        (Response::new(Body::from(json)), "application/json")
+                    }
+                };
+                let h = response.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                if stream {
+                    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+                }
+                reply_headers(h, &request_id, Some(deployment), attempts, overhead);
+                response
+            }
+            Err(exhausted) => {
+                if let Some(d) = &exhausted.deployment {
+                    recording.record.provider = d.provider.name.clone();
+                    recording.record.deployment = d.id.clone();
+                }
+                recording.record.attempts = exhausted.attempts;
+                recording.fail(&exhausted.error);
+                let overhead = started.elapsed().saturating_sub(upstream_time);
+                error_reply(
+                    exhausted.error,
+                    &request_id,
+                    exhausted.deployment.as_deref(),
+                    exhausted.attempts,
+                    overhead,
+                )
+            }
+        }
+    }
+
+    /// Reads the reply's first bytes (the whole reply when it must be translated as a whole), so
+    /// that a failure before anything reached the client can still fail over.
+    async fn start_reply(
+        &self,
+        candidate: &Candidate,
+        sent: Sent,
+        reply: Reply,
+        prompt_bytes: usize,
+    ) -> Result<Started, Failure> {
+        let upstream: Upstream = Box::pin(sent.response.bytes_stream());
+        let provider = &candidate.deployment.provider;
+        match reply {
             Reply::Stream(translator) => {
                 let mut relay = SseRelay::new(
                     upstream,
                     translator,
-                    self.timeouts.idle,
-                    recording,
-                    route.model.clone(),
+                    provider.timeouts.idle,
+                    candidate.model.clone(),
                     prompt_bytes,
                 );
-                let first = relay.next().await;
-                let first_wait = Instant::now();
-                match first {
-                    Ok(Some(first)) => {
-                        let mut response = Response::new(relay.into_body(first));
-                        let h = response.headers_mut();
-                        h.insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("text/event-stream"),
-                        );
-                        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-                        reply_headers(
-                            h,
-                            &request_id,
-                            Some(&provider_name),
-                            attempts,
-                            overhead(first_wait).min(started.elapsed()),
-                        );
-                        response
-                    }
-                    Ok(None) => unreachable!("a relay yields at least [DONE] before ending"),
-                    Err(e) => {
-                        relay.abandon(&e);
-                        error_reply(
-                            e,
-                            &request_id,
-                            Some(&provider_name),
-                            attempts,
-                            started.elapsed(),
-                        )
-                    }
+                match tokio::time::timeout(provider.timeouts.first_byte, relay.next()).await {
+                    Ok(Ok(Some(first))) => Ok(Started::Stream(relay, first)),
+                    Ok(Ok(None)) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
+                        "{}: empty stream",
+                        provider.display_name
+                    )))),
+                    Ok(Err(e)) => Err(Failure::from_reply(e)),
+                    Err(_) => Err(Failure::from_reply(ApiError::gateway_timeout(format!(
+                        "{}: no first token within {:?}",
+                        provider.display_name, provider.timeouts.first_byte
+                    )))),
                 }
             }
             Reply::Passthrough => {
                 let mut relay = PassthroughBody::new(
                     upstream,
-                    self.timeouts.idle,
-                    recording,
-                    route.model.clone(),
+                    provider.timeouts.idle,
+                    candidate.model.clone(),
                     prompt_bytes,
                 );
-                let first = relay.next().await;
-                let first_wait = Instant::now();
-                let first = match first {
+                match relay.next().await {
                     Ok(Some(first))
                         if first.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') =>
                     {
-                        first
+                        Ok(Started::Passthrough(relay, first))
                     }
-                    Ok(_) => {
-                        let e = ApiError::bad_gateway(format!(
-                            "{}: the upstream reply is not JSON",
-                            route.provider.display_name
-                        ));
-                        relay.abandon(&e);
-                        return error_reply(
-                            e,
-                            &request_id,
-                            Some(&provider_name),
-                            attempts,
-                            started.elapsed(),
-                        );
-                    }
-                    Err(e) => {
-                        relay.abandon(&e);
-                        return error_reply(
-                            e,
-                            &request_id,
-                            Some(&provider_name),
-                            attempts,
-                            started.elapsed(),
-                        );
-                    }
-                };
-                let mut response = Response::new(relay.into_body(first));
-                let h = response.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                reply_headers(
-                    h,
-                    &request_id,
-                    Some(&provider_name),
-                    attempts,
-                    overhead(first_wait).min(started.elapsed()),
-                );
-                response
+                    Ok(_) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
+                        "{}: the upstream reply is not JSON",
+                        provider.display_name
+                    )))),
+                    Err(e) => Err(Failure::from_reply(e)),
+                }
             }
             Reply::Translate(ctx) => {
-                let raw = read_all(upstream, MAX_TRANSLATED_REPLY, self.timeouts.idle).await;
-                let upstream_wait = Instant::now();
-                let translated = raw.and_then(|raw| match route.provider.wire {
+                let raw = read_all(upstream, MAX_TRANSLATED_REPLY, provider.timeouts.idle)
+                    .await
+                    .map_err(Failure::from_reply)?;
+                let translated = match provider.wire {
                     Wire::Gemini => gemini::chat_response(&raw, &ctx),
                     Wire::Anthropic => anthropic::chat_response(&raw, &ctx),
                     Wire::OpenAi(_) => unreachable!("OpenAI-dialect replies pass through"),
-                });
-                match translated {
-                    Ok((json, usage)) => {
-                        recording.succeed(Some(usage), || (0, 0), &route.model);
-                        let mut response = Response::new(Body::from(json));
-                        let h = response.headers_mut();
-                        h.insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        );
-                        reply_headers(
-                            h,
-                            &request_id,
-                            Some(&provider_name),
-                            attempts,
-                            overhead(upstream_wait).min(started.elapsed()),
-                        );
-                        response
-                    }
-                    Err(e) => fail(recording, e, attempts),
-                }
+                };
+                let (json, usage) = translated.map_err(Failure::from_reply)?;
+                Ok(Started::Complete(json, usage))
             }
         }
     }
@@ -297,20 +295,22 @@ enum Reply {
     Translate(ReplyContext),
 }
 
-/// The upstream request for the route's wire format, and how its reply will be handled.
+/// The upstream request for the candidate's wire format, and how its reply will be handled.
 fn encode(
-    route: &Route,
+    candidate: &Candidate,
     body: Bytes,
     stream: bool,
     include_usage: bool,
-    model_changed: bool,
+    client_model: &str,
     request_id: &str,
 ) -> Result<Encoded, ApiError> {
-    let provider = &route.provider;
+    let provider = &candidate.deployment.provider;
+    let base_url = &candidate.deployment.base_url;
+    let model = &candidate.model;
     match provider.wire {
         Wire::OpenAi(quirks) => {
             let edits = Edits {
-                model: model_changed.then_some(route.model.as_str()),
+                model: (model != client_model).then_some(model.as_str()),
                 add_include_usage: stream && !include_usage,
                 quirks,
             };
@@ -319,38 +319,44 @@ fn encode(
             } else {
                 Reply::Passthrough
             };
+            let body = openai_compatible::chat_body(body, &edits)?;
             Ok(Encoded {
-                url: openai_compatible::chat_url(&provider.base_url),
-                body: openai_compatible::chat_body(body, &edits)?,
+                url: openai_compatible::chat_url(base_url),
+                body,
                 reply,
             })
         }
         Wire::Gemini | Wire::Anthropic => {
             let mut request: ChatRequest = parse_json(&body)?;
-            request.model = route.model.clone();
+            request.model = model.clone();
             let ctx = ReplyContext {
                 id: format!("chatcmpl-{request_id}"),
                 created: crate::stats::now_ms() / 1000,
-                model: route.model.clone(),
+                model: model.clone(),
                 include_usage,
             };
-            let (url, body) = if matches!(provider.wire, Wire::Gemini) {
+            let (url, body, reply) = if matches!(provider.wire, Wire::Gemini) {
+                let reply = if stream {
+                    Reply::Stream(Translator::Gemini(gemini::ChatStream::new(ctx)))
+                } else {
+                    Reply::Translate(ctx)
+                };
                 (
-                    gemini::chat_url(&provider.base_url, &route.model, stream),
+                    gemini::chat_url(base_url, model, stream),
                     gemini::chat_request(&request)?,
+                    reply,
                 )
             } else {
+                let reply = if stream {
+                    Reply::Stream(Translator::Anthropic(anthropic::ChatStream::new(ctx)))
+                } else {
+                    Reply::Translate(ctx)
+                };
                 (
-                    anthropic::chat_url(&provider.base_url),
+                    anthropic::chat_url(base_url),
                     anthropic::chat_request(&request)?,
+                    reply,
                 )
-            };
-            let reply = match (stream, provider.wire) {
-                (true, Wire::Gemini) => {
-                    Reply::Stream(Translator::Gemini(gemini::ChatStream::new(ctx)))
-                }
-                (true, _) => Reply::Stream(Translator::Anthropic(anthropic::ChatStream::new(ctx))),
-                (false, _) => Reply::Translate(ctx),
             };
             Ok(Encoded {
                 url,
@@ -399,7 +405,7 @@ async fn read_all(
 pub fn error_reply(
     e: ApiError,
     request_id: &str,
-    provider: Option<&str>,
+    deployment: Option<&crate::routing::Deployment>,
     attempts: u32,
     overhead: Duration,
 ) -> Response {
@@ -407,7 +413,7 @@ pub fn error_reply(
     reply_headers(
         response.headers_mut(),
         request_id,
-        provider,
+        deployment,
         attempts,
         overhead,
     );

@@ -1,6 +1,6 @@
 //! `POST /v1/embeddings`: OpenAI-dialect providers pass through; Gemini is translated.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -10,14 +10,16 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::chat::{error_reply, parse_json};
+use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
-use super::upstream::read_capped;
+use super::upstream::{Failure, read_capped};
 use super::{Gateway, reply_headers};
 use crate::api::error::ApiError;
 use crate::providers::gemini;
 use crate::providers::openai_compatible::{self, usage_from_tail};
 use crate::providers::openai_types::{EmbeddingRequest, Usage};
 use crate::providers::spec::Wire;
+use crate::routing::Candidate;
 
 const MAX_EMBEDDINGS_REPLY: usize = 256 * 1024 * 1024;
 
@@ -26,6 +28,13 @@ struct EmbeddingPeek {
     model: String,
     #[allow(dead_code)]
     input: IgnoredAny,
+}
+
+/// A translated embeddings reply and its prompt tokens (estimated when the provider reports none).
+struct Embedded {
+    json: Vec<u8>,
+    prompt_tokens: Option<u64>,
+    estimated: bool,
 }
 
 impl Gateway {
@@ -43,50 +52,110 @@ impl Gateway {
             false,
         );
         recording.record.model = peek.model.clone();
-        let route = match self.resolve(&peek.model) {
-            Ok(r) => r,
+        let plan = match self.plan(&peek.model) {
+            Ok(plan) => plan,
             Err(e) => {
                 recording.fail(&e);
                 return error_reply(e, &request_id, None, 0, started.elapsed());
             }
         };
-        let provider = route.provider.clone();
-        recording.record.provider = provider.name.clone();
-        recording.record.deployment = provider.name.clone();
         let prompt_bytes = body.len();
-        let fail = |recording: Recording, e: ApiError, attempts: u32| {
-            recording.fail(&e);
-            error_reply(
-                e,
-                &request_id,
-                Some(&provider.name),
-                attempts,
-                started.elapsed(),
-            )
-        };
+        let mut upstream_time = Duration::ZERO;
+        let mut failover =
+            Failover::new(&plan, &self.routing.config, estimate_tokens(prompt_bytes));
+        let mut outcome = None;
+        while let Some((candidate, _slot)) = failover.next().await {
+            let waiting = Instant::now();
+            let result = self.embed_once(candidate, &peek.model, body.clone()).await;
+            upstream_time += waiting.elapsed();
+            match result {
+                Ok(embedded) => {
+                    failover.succeeded(candidate);
+                    outcome = Some((embedded, candidate));
+                    break;
+                }
+                Err(failure) => failover.failed(candidate, failure),
+            }
+        }
+        let attempts = failover.attempts;
+        let outcome = outcome.ok_or_else(|| failover.exhausted());
+        match outcome {
+            Ok((embedded, candidate)) => {
+                let deployment = &candidate.deployment;
+                recording.record.provider = deployment.provider.name.clone();
+                recording.record.deployment = deployment.id.clone();
+                recording.record.attempts = attempts;
+                let model = candidate.model.clone();
+                let Embedded {
+                    json,
+                    prompt_tokens,
+                    estimated,
+                } = embedded;
+                let usage = prompt_tokens
+                    .filter(|_| !estimated)
+                    .map(|p| Usage::new(p, 0, 0, 0));
+                let estimate = prompt_tokens
+                    .filter(|_| estimated)
+                    .unwrap_or_else(|| estimate_tokens(prompt_bytes));
+                recording.succeed(usage, || (estimate, 0), &model);
+                let mut response = Response::new(Body::from(json));
+                let h = response.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                let overhead = started.elapsed().saturating_sub(upstream_time);
+                reply_headers(h, &request_id, Some(deployment), attempts, overhead);
+                response
+            }
+            Err(exhausted) => {
+                if let Some(d) = &exhausted.deployment {
+                    recording.record.provider = d.provider.name.clone();
+                    recording.record.deployment = d.id.clone();
+                }
+                recording.record.attempts = exhausted.attempts;
+                recording.fail(&exhausted.error);
+                let overhead = started.elapsed().saturating_sub(upstream_time);
+                error_reply(
+                    exhausted.error,
+                    &request_id,
+                    exhausted.deployment.as_deref(),
+                    exhausted.attempts,
+                    overhead,
+                )
+            }
+        }
+    }
+
+    async fn embed_once(
+        &self,
+        candidate: &Candidate,
+        client_model: &str,
+        body: Bytes,
+    ) -> Result<Embedded, Failure> {
+        let deployment = &candidate.deployment;
+        let provider = &deployment.provider;
+        let model = &candidate.model;
         let mut gemini_request = None;
         let (url, upstream_body) = match provider.wire {
             Wire::OpenAi(_) => {
-                let renamed = (peek.model != route.model).then_some(route.model.as_str());
-                match openai_compatible::embeddings_body(body, renamed) {
-                    Ok(b) => (openai_compatible::embeddings_url(&provider.base_url), b),
-                    Err(e) => return fail(recording, e, 0),
-                }
+                let renamed = (model != client_model).then_some(model.as_str());
+                let body =
+                    openai_compatible::embeddings_body(body, renamed).map_err(Failure::fatal)?;
+                (
+                    openai_compatible::embeddings_url(&deployment.base_url),
+                    body,
+                )
             }
             Wire::Gemini => {
-                let request: EmbeddingRequest = match parse_json(&body) {
-                    Ok(r) => r,
-                    Err(e) => return fail(recording, e, 0),
-                };
-                let encoded = gemini::embeddings_request(&request, &route.model);
+                let request: EmbeddingRequest = parse_json(&body).map_err(Failure::fatal)?;
+                let encoded =
+                    gemini::embeddings_request(&request, model).map_err(Failure::fatal)?;
                 gemini_request = Some(request);
-                match encoded {
-                    Ok(b) => (
-                        gemini::embeddings_url(&provider.base_url, &route.model),
-                        Bytes::from(b),
-                    ),
-                    Err(e) => return fail(recording, e, 0),
-                }
+                (
+                    gemini::embeddings_url(&deployment.base_url, model),
+                    Bytes::from(encoded),
+                )
             }
             Wire::Anthropic => {
                 let e = ApiError::invalid_request(format!(
@@ -94,61 +163,49 @@ impl Gateway {
                     provider.display_name
                 ))
                 .with_param("model");
-                return fail(recording, e, 0);
+                return Err(Failure::fatal(e));
             }
         };
-        let before_send = started.elapsed();
-        let sent = match self.send(&provider, &url, upstream_body).await {
-            Ok(s) => s,
-            Err((e, attempts)) => return fail(recording, e, attempts),
-        };
-        let attempts = sent.attempts;
-        recording.record.attempts = attempts;
-        let raw = read_capped(sent.response, MAX_EMBEDDINGS_REPLY, self.timeouts.idle).await;
-        let got_reply = Instant::now();
-        let (json, usage, estimated): (Vec<u8>, Option<u64>, bool) = match provider.wire {
-            Wire::Gemini => match gemini::embeddings_response(&raw, &route.model) {
-                // Gemini reports no token count: the reply carries the gateway's estimate.
-                Ok((json, _, true)) => {
-                    let tokens = gemini_request
-                        .as_ref()
-                        .map_or(0, gemini::estimate_embedding_tokens);
-                    (with_estimated_usage(json, tokens), Some(tokens), true)
+        let sent = self.send_once(deployment, &url, upstream_body).await?;
+        let raw = read_capped(sent.response, MAX_EMBEDDINGS_REPLY, provider.timeouts.idle).await;
+        match provider.wire {
+            Wire::Gemini => {
+                match gemini::embeddings_response(&raw, model).map_err(Failure::from_reply)? {
+                    // Gemini reports no token count: the reply carries the gateway's estimate.
+                    (json, _, true) => {
+                        let tokens = gemini_request
+                            .as_ref()
+                            .map_or(0, gemini::estimate_embedding_tokens);
+                        Ok(Embedded {
+                            json: with_estimated_usage(json, tokens),
+                            prompt_tokens: Some(tokens),
+                            estimated: true,
+                        })
+                    }
+                    (json, usage, false) => Ok(Embedded {
+                        json,
+                        prompt_tokens: Some(usage.prompt_tokens),
+                        estimated: false,
+                    }),
                 }
-                Ok((json, usage, false)) => (json, Some(usage.prompt_tokens), false),
-                Err(e) => return fail(recording, e, attempts),
-            },
+            }
             _ => {
                 if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
                     let e = ApiError::bad_gateway(format!(
                         "{}: the upstream reply is not JSON",
                         provider.display_name
                     ));
-                    return fail(recording, e, attempts);
+                    return Err(Failure::from_reply(e));
                 }
-                let usage = usage_from_tail(&raw[raw.len().saturating_sub(4096)..])
+                let prompt_tokens = usage_from_tail(&raw[raw.len().saturating_sub(4096)..])
                     .map(|u| u.prompt_tokens);
-                (raw, usage, false)
+                Ok(Embedded {
+                    json: raw,
+                    prompt_tokens,
+                    estimated: false,
+                })
             }
-        };
-        let usage_estimate = usage.filter(|_| estimated);
-        let usage = usage.filter(|_| !estimated).map(|p| Usage::new(p, 0, 0, 0));
-        let estimate = usage_estimate.unwrap_or_else(|| estimate_tokens(prompt_bytes));
-        recording.succeed(usage, || (estimate, 0), &route.model);
-        let mut response = Response::new(Body::from(json));
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        reply_headers(
-            h,
-            &request_id,
-            Some(&provider.name),
-            attempts,
-            before_send + got_reply.elapsed(),
-        );
-        response
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod embeddings;
+pub mod failover;
 pub mod record;
 pub mod relay;
 pub mod route;
@@ -20,24 +21,20 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use crate::config::Config;
 use crate::providers::Providers;
 use crate::providers::catalogue::Catalogue;
+use crate::routing::{Deployment, Routing};
 use crate::stats::Stats;
 
 pub const HEADER_PROVIDER: HeaderName = HeaderName::from_static("x-llm-bridge-provider");
+pub const HEADER_DEPLOYMENT: HeaderName = HeaderName::from_static("x-llm-bridge-deployment");
 pub const HEADER_ATTEMPTS: HeaderName = HeaderName::from_static("x-llm-bridge-attempts");
 pub const HEADER_OVERHEAD: HeaderName = HeaderName::from_static("x-llm-bridge-overhead-ms");
 pub const HEADER_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub first_byte: Duration,
-    pub idle: Duration,
-}
-
 pub struct Gateway {
     pub providers: Providers,
+    pub routing: Routing,
     pub catalogue: Arc<Catalogue>,
     pub aliases: BTreeMap<String, String>,
-    pub timeouts: Timeouts,
     pub stats: Arc<Stats>,
     http: reqwest::Client,
     request_ids: RequestIds,
@@ -53,14 +50,12 @@ impl Gateway {
             .user_agent(concat!("llm-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let providers = Providers::from_config(config);
         Ok(Gateway {
-            providers: Providers::from_config(config),
+            routing: Routing::new(config, &providers),
+            providers,
             catalogue: Arc::new(Catalogue::builtin()),
             aliases: config.models.aliases.clone(),
-            timeouts: Timeouts {
-                first_byte: config.server.first_byte_timeout,
-                idle: config.server.idle_timeout,
-            },
             stats,
             http,
             request_ids: RequestIds::new(),
@@ -112,15 +107,20 @@ impl RequestIds {
 pub fn reply_headers(
     headers: &mut HeaderMap,
     request_id: &str,
-    provider: Option<&str>,
+    deployment: Option<&Deployment>,
     attempts: u32,
     overhead: Duration,
 ) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(HEADER_REQUEST_ID, v);
     }
-    if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
-        headers.insert(HEADER_PROVIDER, p);
+    if let Some(d) = deployment {
+        if let Ok(p) = HeaderValue::from_str(&d.provider.name) {
+            headers.insert(HEADER_PROVIDER, p);
+        }
+        if let Ok(id) = HeaderValue::from_str(&d.id) {
+            headers.insert(HEADER_DEPLOYMENT, id);
+        }
     }
     if attempts > 0 {
         headers.insert(HEADER_ATTEMPTS, HeaderValue::from(attempts));

@@ -15,6 +15,7 @@ use crate::providers::openai_compatible::{PassthroughStream, usage_from_tail};
 use crate::providers::openai_types::Usage;
 use crate::providers::sse::{self, SseDecoder};
 use crate::providers::{anthropic, gemini};
+use crate::routing::limits::Slot;
 
 pub type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -58,6 +59,7 @@ pub struct SseRelay {
     translator: Translator,
     idle: Duration,
     recording: Option<Recording>,
+    slot: Option<Slot>,
     upstream_model: String,
     prompt_bytes: usize,
     events: u64,
@@ -71,7 +73,6 @@ impl SseRelay {
         upstream: Upstream,
         translator: Translator,
         idle: Duration,
-        recording: Recording,
         upstream_model: String,
         prompt_bytes: usize,
     ) -> SseRelay {
@@ -80,13 +81,20 @@ impl SseRelay {
             decoder: SseDecoder::default(),
             translator,
             idle,
-            recording: Some(recording),
+            recording: None,
+            slot: None,
             upstream_model,
             prompt_bytes,
             events: 0,
             done: false,
             lookahead: None,
         }
+    }
+
+    /// Hands over the request's record and the deployment's slot once the reply has started.
+    pub fn attach(&mut self, recording: Recording, slot: Slot) {
+        self.recording = Some(recording);
+        self.slot = Some(slot);
     }
 
     /// The next piece for the client; `Ok(None)` once `[DONE]` has been sent.
@@ -187,14 +195,6 @@ impl SseRelay {
         Bytes::from(out)
     }
 
-    /// Gives up before anything was sent to the client: the error becomes the HTTP reply.
-    pub fn abandon(mut self, error: &ApiError) {
-        self.done = true;
-        if let Some(r) = self.recording.take() {
-            r.fail(error);
-        }
-    }
-
     pub fn into_body(self, first: Bytes) -> Body {
         let rest = futures_util::stream::unfold(self, |mut relay| async move {
             match relay.next().await {
@@ -218,6 +218,7 @@ pub struct PassthroughBody {
     tail: Vec<u8>,
     total: usize,
     recording: Option<Recording>,
+    slot: Option<Slot>,
     upstream_model: String,
     prompt_bytes: usize,
 }
@@ -228,7 +229,6 @@ impl PassthroughBody {
     pub fn new(
         upstream: Upstream,
         idle: Duration,
-        recording: Recording,
         upstream_model: String,
         prompt_bytes: usize,
     ) -> Self {
@@ -237,10 +237,16 @@ impl PassthroughBody {
             idle,
             tail: Vec::new(),
             total: 0,
-            recording: Some(recording),
+            recording: None,
+            slot: None,
             upstream_model,
             prompt_bytes,
         }
+    }
+
+    pub fn attach(&mut self, recording: Recording, slot: Slot) {
+        self.recording = Some(recording);
+        self.slot = Some(slot);
     }
 
     pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
@@ -258,6 +264,7 @@ impl PassthroughBody {
                 root_cause(&e)
             ))),
             Ok(None) => {
+                self.slot = None;
                 if let Some(r) = self.recording.take() {
                     let (prompt_bytes, total) = (self.prompt_bytes, self.total);
                     r.succeed(
@@ -272,12 +279,6 @@ impl PassthroughBody {
                 "the upstream sent nothing for {:?}",
                 self.idle
             ))),
-        }
-    }
-
-    pub fn abandon(mut self, error: &ApiError) {
-        if let Some(r) = self.recording.take() {
-            r.fail(error);
         }
     }
 

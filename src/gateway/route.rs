@@ -1,9 +1,11 @@
 //! Resolving the model a client names to the provider that serves it and the upstream's model name.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::api::error::ApiError;
 use crate::providers::Provider;
+use crate::routing::Candidate;
 
 use super::Gateway;
 
@@ -63,5 +65,45 @@ impl Gateway {
                 .with_code("provider_not_configured"))
             }
         }
+    }
+}
+
+impl Gateway {
+    /// The deployments to try for a model, in order: its own (by strategy and health), then those
+    /// of its fallback models.
+    pub fn plan(&self, requested: &str) -> Result<Vec<Candidate>, ApiError> {
+        let now = Instant::now();
+        let mut plan = self.candidates(requested, now)?;
+        let target = self
+            .aliases
+            .get(requested)
+            .map_or(requested, String::as_str);
+        let fallbacks = match self.routing.fallbacks(requested) {
+            [] => self.routing.fallbacks(target),
+            f => f,
+        };
+        for fallback in fallbacks {
+            match self.candidates(fallback, now) {
+                Ok(more) => plan.extend(more),
+                Err(e) => {
+                    tracing::debug!(model = requested, fallback = %fallback, error = %e, "fallback unusable")
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn candidates(&self, requested: &str, now: Instant) -> Result<Vec<Candidate>, ApiError> {
+        let name = self
+            .aliases
+            .get(requested)
+            .map_or(requested, String::as_str);
+        if let Some(candidates) = self.routing.group_candidates(name, now) {
+            return Ok(candidates);
+        }
+        let route = self.resolve(name)?;
+        Ok(self
+            .routing
+            .provider_candidates(&route.provider.name, &route.model, now))
     }
 }

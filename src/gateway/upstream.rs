@@ -1,7 +1,7 @@
-//! Sending a request upstream: authentication per wire format, the first-byte timeout, one retry
-//! on a 5xx or a failed connection, and turning an upstream refusal into the client's error.
+//! Sending one attempt upstream: authentication per wire format, the first-byte timeout, and
+//! turning an upstream refusal into the client's error and a verdict for the router.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -9,83 +9,115 @@ use futures_util::StreamExt;
 
 use crate::api::error::ApiError;
 use crate::providers::spec::Wire;
-use crate::providers::{Provider, anthropic, gemini, openai_compatible};
+use crate::providers::{anthropic, gemini, openai_compatible};
+use crate::routing::Deployment;
 
 use super::Gateway;
 
-const MAX_ATTEMPTS: u32 = 2;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub struct Sent {
     pub response: reqwest::Response,
-    pub attempts: u32,
-    /// Time spent waiting for the upstream (all attempts), to tell the gateway's own time apart.
-    pub upstream_wait: Duration,
+}
+
+/// A failed attempt: the client's error if nothing else works, and what the router should know.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ApiError,
+    /// Connect errors, timeouts, 429, 5xx, broken or unusable replies: another attempt may work.
+    pub retryable: bool,
+    /// The upstream's `Retry-After`: the deployment is skipped for that long.
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    pub fn fatal(error: ApiError) -> Failure {
+        Failure {
+            error,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// Errors raised while reading or translating a reply: transport trouble (502, 504) is worth
+    /// another attempt, a refusal is not.
+    pub fn from_reply(error: ApiError) -> Failure {
+        let retryable = matches!(error.status.as_u16(), 429 | 500..=599);
+        Failure {
+            error,
+            retryable,
+            retry_after: None,
+        }
+    }
 }
 
 impl Gateway {
-    pub async fn send(
+    /// One attempt against one deployment, up to the upstream's response headers.
+    pub async fn send_once(
         &self,
-        provider: &Provider,
+        deployment: &Deployment,
         url: &str,
         body: Bytes,
-    ) -> Result<Sent, (ApiError, u32)> {
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let request = self
-                .authorised(provider, self.http.post(url))
-                .header("content-type", "application/json")
-                .body(body.clone());
-            let outcome = tokio::time::timeout(self.timeouts.first_byte, request.send()).await;
-            let retry = attempt < MAX_ATTEMPTS;
-            match outcome {
-                Err(_) => {
-                    let msg = format!(
-                        "{}: no response within {:?}",
-                        provider.display_name, self.timeouts.first_byte
-                    );
-                    return Err((ApiError::gateway_timeout(msg), attempt));
-                }
-                Ok(Err(e)) if retry && (e.is_connect() || e.is_request()) => continue,
-                Ok(Err(e)) => {
-                    let msg = scrub(
-                        &format!("{}: {}", provider.display_name, describe(&e)),
-                        provider,
-                    );
-                    let err = if e.is_timeout() {
-                        ApiError::gateway_timeout(msg)
-                    } else {
-                        ApiError::bad_gateway(msg)
-                    };
-                    return Err((err, attempt));
-                }
-                Ok(Ok(response)) if response.status().is_success() => {
-                    return Ok(Sent {
-                        response,
-                        attempts: attempt,
-                        upstream_wait: started.elapsed(),
-                    });
-                }
-                Ok(Ok(response)) if retry && response.status().is_server_error() => {
-                    tracing::debug!(provider = %provider.name, status = %response.status(), "upstream 5xx, retrying once");
-                    continue;
-                }
-                Ok(Ok(response)) => return Err((self.refusal(provider, response).await, attempt)),
+    ) -> Result<Sent, Failure> {
+        let provider = &deployment.provider;
+        let timeouts = provider.timeouts;
+        let request = self
+            .authorised(deployment, self.http.post(url))
+            .header("content-type", "application/json")
+            .timeout(timeouts.total)
+            .body(body);
+        match tokio::time::timeout(timeouts.first_byte, request.send()).await {
+            Err(_) => {
+                let msg = format!(
+                    "{}: no response within {:?}",
+                    provider.display_name, timeouts.first_byte
+                );
+                Err(Failure {
+                    error: ApiError::gateway_timeout(msg),
+                    retryable: true,
+                    retry_after: None,
+                })
+            }
+            Ok(Err(e)) => {
+                let msg = scrub(
+                    &format!("{}: {}", provider.display_name, describe(&e)),
+                    deployment,
+                );
+                let error = if e.is_timeout() {
+                    ApiError::gateway_timeout(msg)
+                } else {
+                    ApiError::bad_gateway(msg)
+                };
+                Err(Failure {
+                    error,
+                    retryable: true,
+                    retry_after: None,
+                })
+            }
+            Ok(Ok(response)) if response.status().is_success() => Ok(Sent { response }),
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                let retry_after = retry_after(response.headers());
+                let error = self.refusal(deployment, response).await;
+                let retryable = status == 429 || status == 408 || status >= 500;
+                Err(Failure {
+                    error,
+                    retryable,
+                    retry_after: retry_after.filter(|_| retryable),
+                })
             }
         }
     }
 
     fn authorised(
         &self,
-        provider: &Provider,
+        deployment: &Deployment,
         request: reqwest::RequestBuilder,
     ) -> reqwest::RequestBuilder {
-        let Some(key) = provider.api_key() else {
+        let Some(key) = deployment.api_key() else {
             return request;
         };
-        match provider.wire {
+        match deployment.provider.wire {
             Wire::OpenAi(_) => request.bearer_auth(key.expose()),
             Wire::Gemini => request.header("x-goog-api-key", key.expose()),
             Wire::Anthropic => request
@@ -95,10 +127,11 @@ impl Gateway {
     }
 
     /// An upstream non-2xx answer as the client's error: 4xx keeps its status, 5xx becomes 502.
-    async fn refusal(&self, provider: &Provider, response: reqwest::Response) -> ApiError {
+    async fn refusal(&self, deployment: &Deployment, response: reqwest::Response) -> ApiError {
+        let provider = &deployment.provider;
         let status =
             StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let body = read_capped(response, MAX_ERROR_BODY, self.timeouts.idle).await;
+        let body = read_capped(response, MAX_ERROR_BODY, provider.timeouts.idle).await;
         let message = match provider.wire {
             Wire::OpenAi(_) => openai_compatible::error_message(&body),
             Wire::Gemini => gemini::error_message(&body),
@@ -113,7 +146,7 @@ impl Gateway {
                 text.chars().take(500).collect()
             }
         });
-        let message = scrub(&message, provider);
+        let message = scrub(&message, deployment);
         if status.is_client_error() {
             ApiError::upstream_rejected(&provider.display_name, status, &message)
         } else {
@@ -162,10 +195,29 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// Removes every API key of the provider from a message the client or the logs will see.
-pub fn scrub(message: &str, provider: &Provider) -> String {
+/// `Retry-After` in seconds (or `retry-after-ms`), as OpenAI, Anthropic and others send it.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    get("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1e3))
+        .or_else(|| get("retry-after").map(Duration::from_secs_f64))
+        .filter(|d| *d <= Duration::from_secs(3600))
+}
+
+/// Removes every API key of the deployment and its provider from a message the client or the logs will see.
+pub fn scrub(message: &str, deployment: &Deployment) -> String {
     let mut out = message.to_string();
-    for key in provider.keys() {
+    for key in deployment
+        .provider
+        .keys()
+        .iter()
+        .chain(deployment.api_key())
+    {
         if key.expose().len() >= 4 {
             out = out.replace(key.expose(), crate::config::MASK);
         }

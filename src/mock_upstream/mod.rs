@@ -3,8 +3,11 @@
 //!
 //! Behaviour is chosen by words in the requested model name, the same for every wire format:
 //! - `fail500once`: the first request for that model gets a 500, the next ones succeed;
+//! - `fail500x<N>`: the first N requests for that model get a 500;
 //! - `fail500`: always 500; `fail400`: a 400 with the provider's error body; `fail429`: 429 with `Retry-After: 1`;
 //! - `hang`: never answers; `slow`: waits 300 ms before answering;
+//! - OpenAI dialect only: `slowfirst` (a stream whose first event comes after 500 ms), `stall`
+//!   (a stream that stops sending after three events but stays open);
 //! - `tools`: two parallel tool calls (`get_weather` for Paris and Tokyo);
 //! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
@@ -123,16 +126,33 @@ pub enum Behaviour {
     Blocked,
     Malformed,
     Safety,
+    SlowFirst,
+    Stall,
 }
 
 impl MockState {
     /// Decides the behaviour for a request and applies the delays (`slow`, `hang`).
     async fn behaviour(&self, model: &str) -> Behaviour {
-        if model.contains("slow") {
+        if model.contains("slow") && !model.contains("slowfirst") {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        let failing_first = model
+            .split("fail500x")
+            .nth(1)
+            .map(|rest| {
+                rest.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|n| n.parse::<u32>().ok());
         let b = if model.contains("fail500once") {
             if self.hit(model) == 1 {
+                Behaviour::Fail500
+            } else {
+                Behaviour::Text
+            }
+        } else if let Some(n) = failing_first {
+            if self.hit(model) <= n {
                 Behaviour::Fail500
             } else {
                 Behaviour::Text
@@ -143,6 +163,10 @@ impl MockState {
             Behaviour::Fail400
         } else if model.contains("fail429") {
             Behaviour::Fail429
+        } else if model.contains("slowfirst") {
+            Behaviour::SlowFirst
+        } else if model.contains("stall") {
+            Behaviour::Stall
         } else if model.contains("hang") {
             Behaviour::Hang
         } else if model.contains("tools") {

@@ -174,6 +174,12 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
         Behaviour::Length => "length",
         _ => "stop",
     };
+    if behaviour == Behaviour::Stall {
+        events.truncate(3);
+        let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
+            .chain(futures_util::stream::pending());
+        return sse_response(Body::from_stream(body));
+    }
     if behaviour == Behaviour::Cut {
         events.truncate(3);
         let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
@@ -193,6 +199,17 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
         events.push(Bytes::from(format!("data: {c}\n\n")));
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    if behaviour == Behaviour::SlowFirst {
+        let body = futures_util::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            Ok::<_, std::io::Error>(Bytes::new())
+        })
+        .chain(futures_util::stream::iter(
+            events.into_iter().map(Ok::<_, std::io::Error>),
+        ));
+        return sse_response(Body::from_stream(body));
+    }
+
     sse_response(Body::from_stream(futures_util::stream::iter(
         events.into_iter().map(Ok::<_, std::io::Error>),
     )))

@@ -43,6 +43,7 @@ pub struct Provider {
     pub wire: Wire,
     /// Models served besides the catalogue's.
     pub extra_models: Vec<String>,
+    pub timeouts: Timeouts,
     keys: Vec<Secret>,
     next_key: AtomicUsize,
 }
@@ -65,6 +66,30 @@ impl Provider {
     }
 }
 
+/// How long an upstream may take: to its response headers (and a stream's first event), between
+/// two chunks, and in all.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub first_byte: std::time::Duration,
+    pub idle: std::time::Duration,
+    pub total: std::time::Duration,
+}
+
+impl Timeouts {
+    fn resolve(
+        config: &Config,
+        first_byte: Option<std::time::Duration>,
+        idle: Option<std::time::Duration>,
+        total: Option<std::time::Duration>,
+    ) -> Timeouts {
+        Timeouts {
+            first_byte: first_byte.unwrap_or(config.server.first_byte_timeout),
+            idle: idle.unwrap_or(config.server.idle_timeout),
+            total: total.unwrap_or(config.server.total_timeout),
+        }
+    }
+}
+
 /// The status of a provider for `/health` and the console: enabled or the variable that would enable it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProviderStatus {
@@ -74,15 +99,17 @@ pub struct ProviderStatus {
     pub enable_with: String,
 }
 
-/// The enabled providers.
+/// The enabled providers (and the definitions of the others, for deployments with keys of their own).
 pub struct Providers {
     enabled: Vec<Arc<Provider>>,
+    disabled: Vec<Arc<Provider>>,
     statuses: Vec<ProviderStatus>,
 }
 
 impl Providers {
     pub fn from_config(config: &Config) -> Providers {
         let mut enabled = Vec::new();
+        let mut disabled = Vec::new();
         let mut statuses = Vec::new();
         for spec in BUILTIN {
             let settings = config.providers.get(spec.id);
@@ -96,23 +123,32 @@ impl Providers {
                 enabled: !keys.is_empty(),
                 enable_with: spec.key_env[0].to_string(),
             });
-            if keys.is_empty() {
-                continue;
-            }
-            let settings = settings.expect("a provider with keys has settings");
             let base_url = settings
-                .base_url
-                .clone()
-                .unwrap_or_else(|| spec.base_url_for(settings.region.as_deref()).to_string());
-            enabled.push(Arc::new(Provider {
+                .and_then(|s| s.base_url.clone())
+                .unwrap_or_else(|| {
+                    spec.base_url_for(settings.and_then(|s| s.region.as_deref()))
+                        .to_string()
+                });
+            let provider = Arc::new(Provider {
                 name: spec.id.to_string(),
                 display_name: spec.display_name.to_string(),
                 base_url: base_url.trim_end_matches('/').to_string(),
                 wire: spec.wire,
-                extra_models: settings.models.clone(),
+                extra_models: settings.map(|s| s.models.clone()).unwrap_or_default(),
+                timeouts: Timeouts::resolve(
+                    config,
+                    settings.and_then(|s| s.first_byte_timeout),
+                    settings.and_then(|s| s.idle_timeout),
+                    settings.and_then(|s| s.total_timeout),
+                ),
                 keys,
                 next_key: AtomicUsize::new(0),
-            }));
+            });
+            if provider.keys.is_empty() {
+                disabled.push(provider);
+            } else {
+                enabled.push(provider);
+            }
         }
         for custom in &config.providers.custom {
             statuses.push(ProviderStatus {
@@ -127,11 +163,27 @@ impl Providers {
                 base_url: custom.base_url.trim_end_matches('/').to_string(),
                 wire: Wire::OpenAi(Quirks::PASSTHROUGH),
                 extra_models: custom.models.clone(),
+                timeouts: Timeouts::resolve(
+                    config,
+                    custom.first_byte_timeout,
+                    custom.idle_timeout,
+                    custom.total_timeout,
+                ),
                 keys: custom.api_key.as_ref().map(split_keys).unwrap_or_default(),
                 next_key: AtomicUsize::new(0),
             }));
         }
-        Providers { enabled, statuses }
+        Providers {
+            enabled,
+            disabled,
+            statuses,
+        }
+    }
+
+    /// A provider's definition whether it is enabled or not.
+    pub fn definition(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.get(name)
+            .or_else(|| self.disabled.iter().find(|p| p.name == name))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
@@ -149,6 +201,22 @@ impl Providers {
     /// Whether `name` is a provider at all (enabled or not).
     pub fn status(&self, name: &str) -> Option<&ProviderStatus> {
         self.statuses.iter().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+impl Provider {
+    pub fn test(name: &str) -> Provider {
+        Provider {
+            name: name.into(),
+            display_name: name.into(),
+            base_url: String::new(),
+            wire: Wire::OpenAi(Quirks::PASSTHROUGH),
+            extra_models: vec![],
+            timeouts: Timeouts::resolve(&Config::default(), None, None, None),
+            keys: vec![],
+            next_key: AtomicUsize::new(0),
+        }
     }
 }
 

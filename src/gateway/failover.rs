@@ -1,0 +1,188 @@
+//! The attempt loop's bookkeeping: hands out the plan's deployments in order, skipping open circuits
+//! and deployments at their limits, backs off (exponentially, with jitter) before trying them again,
+//! and stops at the attempt limit or the deadline. Callers drive it:
+//!
+//! ```text
+//! while let Some((candidate, slot)) = failover.next().await {
+//!     match attempt(candidate).await { Ok(v) => { failover.succeeded(candidate); … } Err(f) => failover.failed(candidate, f)? }
+//! }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use backon::BackoffBuilder;
+
+use super::upstream::Failure;
+use crate::api::error::ApiError;
+use crate::config::RoutingConfig;
+use crate::routing::limits::Slot;
+use crate::routing::{Candidate, Deployment};
+
+/// Every attempt failed, or none could be made.
+pub struct Exhausted {
+    pub error: ApiError,
+    pub attempts: u32,
+    pub deployment: Option<Arc<Deployment>>,
+}
+
+pub struct Failover<'a> {
+    plan: &'a [Candidate],
+    config: &'a RoutingConfig,
+    tokens: u64,
+    started: Instant,
+    deadline: Instant,
+    pub attempts: u32,
+    next_index: usize,
+    progressed: bool,
+    limited: bool,
+    attempt_started: Instant,
+    last: Option<(ApiError, Arc<Deployment>)>,
+    fatal: bool,
+    backoff: Option<backon::ExponentialBackoff>,
+}
+
+impl<'a> Failover<'a> {
+    pub fn new(plan: &'a [Candidate], config: &'a RoutingConfig, tokens: u64) -> Failover<'a> {
+        let started = Instant::now();
+        Failover {
+            plan,
+            config,
+            tokens,
+            started,
+            deadline: started + config.total_timeout,
+            attempts: 0,
+            next_index: 0,
+            progressed: false,
+            limited: false,
+            attempt_started: started,
+            last: None,
+            fatal: false,
+            backoff: None,
+        }
+    }
+
+    /// The next deployment to try, with its concurrency slot; `None` when it is time to give up.
+    pub async fn next(&mut self) -> Option<(&'a Candidate, Slot)> {
+        loop {
+            let now = Instant::now();
+            if self.fatal || self.attempts >= self.config.max_attempts || now >= self.deadline {
+                return None;
+            }
+            if let Some(candidate) = self.plan.get(self.next_index) {
+                self.next_index += 1;
+                let deployment = &candidate.deployment;
+                if !deployment.circuit.try_acquire(now) {
+                    continue;
+                }
+                let Some(slot) = deployment.limits.try_acquire(now, self.tokens) else {
+                    deployment.circuit.release_trial();
+                    self.limited = true;
+                    continue;
+                };
+                self.attempts += 1;
+                self.progressed = true;
+                self.attempt_started = now;
+                return Some((candidate, slot));
+            }
+            // The end of a round through the plan.
+            self.next_index = 0;
+            if !self.progressed {
+                if self.limited && self.started.elapsed() < self.config.limit_wait {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                return None;
+            }
+            self.progressed = false;
+            let config = self.config;
+            let delay = self
+                .backoff
+                .get_or_insert_with(|| {
+                    backon::ExponentialBuilder::default()
+                        .with_min_delay(config.retry_base_delay)
+                        .with_max_delay(config.retry_max_delay)
+                        .with_jitter()
+                        .without_max_times()
+                        .build()
+                })
+                .next()
+                .unwrap_or(config.retry_max_delay);
+            tokio::time::sleep(delay.min(self.deadline.saturating_duration_since(now))).await;
+        }
+    }
+
+    pub fn succeeded(&mut self, candidate: &Candidate) {
+        candidate.deployment.circuit.on_success();
+        candidate
+            .deployment
+            .observe_latency(self.attempt_started.elapsed());
+    }
+
+    /// Records a failed attempt; a failure that must not be retried ends the loop.
+    pub fn failed(&mut self, candidate: &Candidate, failure: Failure) {
+        let deployment = &candidate.deployment;
+        tracing::debug!(deployment = %deployment.id, error = %failure.error, retryable = failure.retryable, "attempt failed");
+        if failure.retryable {
+            deployment.circuit.on_failure(
+                Instant::now(),
+                &failure.error.message,
+                failure.retry_after,
+            );
+        } else {
+            deployment.circuit.release_trial();
+            self.fatal = true;
+        }
+        self.last = Some((failure.error, deployment.clone()));
+    }
+
+    /// Why the request could not be served.
+    pub fn exhausted(self) -> Exhausted {
+        match self.last {
+            Some((error, deployment)) => Exhausted {
+                error,
+                attempts: self.attempts,
+                deployment: Some(deployment),
+            },
+            None if self.limited => Exhausted {
+                error: ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "Every deployment of this model is at its configured limit; try again shortly.",
+                )
+                .with_code("deployment_limits"),
+                attempts: self.attempts,
+                deployment: None,
+            },
+            None => Exhausted {
+                error: unavailable(self.plan),
+                attempts: self.attempts,
+                deployment: None,
+            },
+        }
+    }
+}
+
+/// 503 naming why each deployment is out of rotation.
+fn unavailable(plan: &[Candidate]) -> ApiError {
+    let now = Instant::now();
+    let reasons: Vec<String> = plan
+        .iter()
+        .map(|c| {
+            let r = c.deployment.circuit.report(now);
+            let retry = r
+                .retry_in_seconds
+                .map(|s| format!(", retry in {s:.0} s"))
+                .unwrap_or_default();
+            let why = r.reason.map(|w| format!(": {w}")).unwrap_or_default();
+            format!("{} (circuit {:?}{retry}{why})", c.deployment.id, r.state)
+        })
+        .collect();
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream_error",
+        format!("No deployment is available: {}", reasons.join("; ")),
+    )
+    .with_code("no_deployment_available")
+}
