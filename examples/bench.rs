@@ -183,10 +183,23 @@ async fn run() {
 
     let gw_port = free_port();
     let data_dir = std::env::temp_dir().join(format!("llm-bridge-bench-{gw_port}"));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    // Three deployments of `pool`, one of them failing, for the routing scenario.
+    let config = data_dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        [("a", "gpt-4o-mini"), ("b", "gpt-4o-mini-b"), ("broken", "m-fail500")]
+            .map(|(name, upstream)| {
+                format!("[[deployments]]\nname = \"{name}\"\nmodel = \"pool\"\nprovider = \"openai\"\nupstream_model = \"{upstream}\"\n")
+            })
+            .concat(),
+    )
+    .unwrap();
     let gateway = Proc(
         pinned("0", &format!("{RELEASE}/llm-bridge"))
             .env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{gw_port}"))
             .env("LLM_BRIDGE_DATA_DIR", &data_dir)
+            .env("LLM_BRIDGE_CONFIG", &config)
             .env("OPENAI_API_KEY", "sk-bench")
             .env("OPENAI_BASE_URL", format!("{mock}/v1"))
             .env("RUST_LOG", "warn")
@@ -257,6 +270,26 @@ async fn run() {
             via.p99_ms,
         );
     }
+
+    println!("\n(v) three deployments of one model, one failing (its circuit opens after 5 failures)");
+    let pool = serde_json::to_vec(&json!({"model": "pool", "messages": [{"role": "user", "content": "Hello"}]})).unwrap();
+    sequential(&client, &gateway_url, &pool, 50).await;
+    let direct = sequential(&client, &direct_url, &plain, sequential_n).await;
+    let via = sequential(&client, &gateway_url, &pool, sequential_n).await;
+    println!(
+        "    non-stream           added p50 {:.3} ms p99 {:.3} ms at concurrency 1",
+        percentile(&via, 0.5) - percentile(&direct, 0.5),
+        percentile(&via, 0.99) - percentile(&direct, 0.99)
+    );
+    let (cpu_before, _) = cpu_and_rss(pid);
+    let load = concurrent(&client, &gateway_url, &pool, 64, seconds).await;
+    let (cpu_after, _) = cpu_and_rss(pid);
+    println!(
+        "    non-stream           via gateway {:>8.0} req/s p99 {:.2} ms | gateway CPU {:.1} µs/request",
+        load.requests as f64 / load.seconds,
+        load.p99_ms,
+        (cpu_after - cpu_before) * 1e6 / load.requests as f64
+    );
 
     let (_, rss_loaded) = cpu_and_rss(pid);
     println!("\n(iv) gateway RSS: idle {rss_idle:.1} MiB, after load {rss_loaded:.1} MiB");
