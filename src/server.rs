@@ -57,6 +57,7 @@ fn init_logging(format: LogFormat) {
 
 /// Builds the shared state: the store, the stats aggregator and the gateway.
 pub async fn build_state(config: Config) -> Result<AppState, String> {
+    crate::stats::metrics::handle();
     let store = Store::open(&config).await?;
     let stats = Stats::start(store, config.store.flush_interval);
     let gateway = Arc::new(Gateway::new(&config, stats.clone())?);

@@ -610,3 +610,39 @@ async fn openapi_document_is_generated() {
     }
     assert!(schemas["ChatRequest"]["properties"].get("extra").is_none());
 }
+
+#[tokio::test]
+async fn prometheus_metrics_describe_requests_and_deployments() {
+    let gw = TestGateway::start().await;
+    for model in ["gpt-4o-mini", "claude-sonnet-4-5", "no-such-model"] {
+        gw.chat(hello(model)).await.bytes().await.unwrap();
+    }
+    let resp = gw.get("/metrics").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert_no_secret(&text);
+    for needle in [
+        "llm_bridge_requests_total{",
+        "provider=\"anthropic\"",
+        "model=\"claude-sonnet-4-5\"",
+        "llm_bridge_tokens_total{",
+        "kind=\"cached\"",
+        "llm_bridge_request_duration_seconds_bucket{",
+        "llm_bridge_gateway_overhead_seconds_bucket",
+        "llm_bridge_circuit_state{",
+        "llm_bridge_upstream_attempts_total{",
+        "llm_bridge_cost_usd_total{",
+        "llm_bridge_store_up{backend=\"embedded\"} 1",
+        "llm_bridge_stats_dropped_records",
+        "model=\"unresolved\"",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from /metrics:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("no-such-model"),
+        "client-chosen names stay out of the labels"
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod error;
 mod health;
+mod metrics;
 pub mod models;
 pub mod openapi;
 mod stats;
@@ -27,4 +28,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/requests", get(stats::requests))
         .route("/api/pricing", get(stats::pricing))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(metrics::metrics))
 }

@@ -171,6 +171,7 @@ impl Gateway {
                 r.attempts = attempts;
                 let upstream_model = candidate.model.clone();
                 let overhead = started.elapsed().saturating_sub(upstream_time);
+                crate::stats::metrics::observe_overhead(overhead.as_secs_f64());
                 let (mut response, content_type) = match started_reply {
                     Started::Stream(mut relay, first) => {
                         recording.first_token();

@@ -106,6 +106,7 @@ impl Recording {
         }
         self.finished = true;
         self.record.latency_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        crate::stats::metrics::observe(&self.record);
         self.stats.record(std::mem::take(&mut self.record));
     }
 }

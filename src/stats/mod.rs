@@ -5,6 +5,7 @@
 
 pub mod counters;
 mod embedded;
+pub mod metrics;
 mod redis;
 
 use std::collections::HashMap;

@@ -1,0 +1,37 @@
+//! `GET /metrics`: Prometheus text format.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use metrics::gauge;
+
+use crate::routing::circuit::CircuitState;
+use crate::state::AppState;
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let handle = crate::stats::metrics::handle();
+    let now = Instant::now();
+    for d in state.gateway.routing.reports(now) {
+        let value = match d.circuit.state {
+            CircuitState::Closed => 0.0,
+            CircuitState::HalfOpen => 1.0,
+            CircuitState::Open => 2.0,
+        };
+        gauge!("llm_bridge_circuit_state", "deployment" => d.id.clone(), "provider" => d.provider.clone()).set(value);
+        gauge!("llm_bridge_in_flight_requests", "deployment" => d.id, "provider" => d.provider)
+            .set(d.in_flight as f64);
+    }
+    gauge!("llm_bridge_stats_dropped_records").set(state.stats.dropped() as f64);
+    let store = state.stats.store().health().await;
+    gauge!("llm_bridge_store_up", "backend" => store.backend).set(if store.reachable {
+        1.0
+    } else {
+        0.0
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+}
