@@ -67,8 +67,10 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         .site_pkg_dir("pkg")
         .site_addr(config.server.listen)
         .build();
+    let auth = Arc::new(crate::api::auth::Auth::new(&config.auth));
     Ok(AppState {
         config: Arc::new(config),
+        auth,
         gateway,
         stats,
         started: Instant::now(),
@@ -89,6 +91,10 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::auth::require,
+        ))
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .with_state(state)
 }
@@ -107,8 +113,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         // Without it a reply written in two pieces waits for the client's delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
     });
-    if !local.ip().is_loopback() {
-        tracing::warn!(address = %local, "listening on a non-loopback address without authentication: anyone who can reach it can use the configured provider keys");
+    if !local.ip().is_loopback() && state.auth.is_open() {
+        tracing::warn!(address = %local, "listening on a non-loopback address without authentication: anyone who can reach it can use the configured provider keys; set LLM_BRIDGE_MASTER_KEY");
     }
     let enabled: Vec<&str> = state
         .gateway

@@ -14,6 +14,7 @@ use crate::stats::Stats;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub auth: Arc<crate::api::auth::Auth>,
     pub gateway: Arc<Gateway>,
     pub stats: Arc<Stats>,
     pub started: Instant,

@@ -1,5 +1,6 @@
 //! The HTTP surface: the OpenAI-compatible `/v1` routes, health, and the stats API.
 
+pub mod auth;
 pub mod error;
 mod health;
 mod metrics;
@@ -29,4 +30,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/pricing", get(stats::pricing))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics::metrics))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
 }

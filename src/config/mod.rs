@@ -2,6 +2,7 @@
 //!
 //! Each file section has its own module and type; reading the type tells you the file format.
 
+mod auth;
 mod deployments;
 pub mod env;
 mod log;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::auth::AuthConfig;
 pub use self::deployments::DeploymentConfig;
 pub use self::env::EnvSource;
 pub use self::log::{LogConfig, LogFormat};
@@ -30,6 +32,7 @@ pub use self::store::StoreConfig;
 pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_CONFIG",
     "LLM_BRIDGE_LISTEN",
+    "LLM_BRIDGE_MASTER_KEY",
     "LLM_BRIDGE_DATA_DIR",
     "LLM_BRIDGE_SITE_ROOT",
     "LEPTOS_SITE_ROOT",
@@ -62,6 +65,7 @@ pub fn known_env_vars() -> Vec<&'static str> {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
+    pub auth: AuthConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
     pub providers: ProvidersConfig,
@@ -136,6 +140,7 @@ impl Config {
 
     fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
         self.server.apply_env(env)?;
+        self.auth.apply_env(env)?;
         self.store.apply_env(env)?;
         self.log.apply_env(env)?;
         self.providers.apply_env(env)?;
@@ -160,6 +165,7 @@ impl Config {
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        self.auth.validate(origin)?;
         self.store.validate(origin)?;
         self.providers.validate(origin)?;
         self.models.validate(origin)?;

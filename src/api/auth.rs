@@ -1,0 +1,220 @@
+//! Authentication: the master key for the API, a login and a signed session cookie for the console.
+//! With no master key configured everything is open (and the gateway says so loudly).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Form, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::config::AuthConfig;
+use crate::state::AppState;
+
+const COOKIE: &str = "llmb_session";
+const SESSION_SECONDS: u64 = 12 * 3600;
+
+/// What the gateway needs to check credentials without keeping the key around in the clear.
+pub struct Auth {
+    master: Option<blake3::Hash>,
+    session_key: [u8; 32],
+}
+
+impl Auth {
+    pub fn new(config: &AuthConfig) -> Auth {
+        let key = config
+            .master_key
+            .as_ref()
+            .map(|k| k.expose().as_bytes().to_vec());
+        Auth {
+            master: key.as_deref().map(blake3::hash),
+            session_key: key.as_deref().map_or([0; 32], |k| {
+                blake3::derive_key("llm-bridge console session v1", k)
+            }),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.master.is_none()
+    }
+
+    /// Constant-time: compares fixed-size hashes (`blake3::Hash` equality is constant-time).
+    fn is_master_key(&self, candidate: &str) -> bool {
+        self.master
+            .is_some_and(|m| m == blake3::hash(candidate.as_bytes()))
+    }
+
+    fn new_session(&self) -> String {
+        let expires = now() + SESSION_SECONDS;
+        let payload = format!("{expires}.{:032x}", fastrand::u128(..));
+        let mac = blake3::keyed_hash(&self.session_key, payload.as_bytes());
+        format!("{payload}.{}", mac.to_hex())
+    }
+
+    fn is_valid_session(&self, token: &str) -> bool {
+        let Some((payload, mac)) = token.rsplit_once('.') else {
+            return false;
+        };
+        let Ok(mac) = blake3::Hash::from_hex(mac) else {
+            return false;
+        };
+        let expires: u64 = payload
+            .split('.')
+            .next()
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        expires > now() && blake3::keyed_hash(&self.session_key, payload.as_bytes()) == mac
+    }
+
+    fn has_key(&self, headers: &HeaderMap) -> bool {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        bearer
+            .or(api_key)
+            .is_some_and(|k| self.is_master_key(k.trim()))
+    }
+
+    fn has_session(&self, headers: &HeaderMap) -> bool {
+        cookie(headers, COOKIE).is_some_and(|t| self.is_valid_session(t))
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A request from another site (checked on the console's state-changing requests).
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin.split("://").nth(1) != Some(host),
+        _ => false,
+    }
+}
+
+enum Area {
+    Open,
+    Api,
+    Console,
+}
+
+fn area(path: &str) -> Area {
+    if path.starts_with("/v1/") || path.starts_with("/api/") || path == "/metrics" {
+        Area::Api
+    } else if path.starts_with("/health")
+        || path.starts_with("/pkg/")
+        || path == "/favicon.svg"
+        || path == "/login"
+        || path == "/logout"
+    {
+        Area::Open
+    } else {
+        Area::Console
+    }
+}
+
+pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let auth = &state.auth;
+    if auth.is_open() {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let path = request.uri().path();
+    match area(path) {
+        Area::Open => next.run(request).await,
+        Area::Api if auth.has_key(headers) || auth.has_session(headers) => next.run(request).await,
+        Area::Api => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Missing or incorrect API key: send the gateway's key as `Authorization: Bearer <key>` or `x-api-key`.",
+        )
+        .with_code("invalid_api_key")
+        .into_response(),
+        Area::Console if auth.has_session(headers) => {
+            if request.method() != axum::http::Method::GET && is_cross_site(headers) {
+                return ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", "Cross-site request refused.")
+                    .into_response();
+            }
+            next.run(request).await
+        }
+        Area::Console if path.starts_with("/console/fn") => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "Log in to the console first.").into_response()
+        }
+        Area::Console => Redirect::to("/login").into_response(),
+    }
+}
+
+const LOGIN_PAGE: &str = r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Log in · LLM Bridge</title><link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/llm-bridge.css"></head><body><main class="content login"><h1>LLM Bridge</h1><form method="post" action="/login"><label for="key">Master key</label> <input id="key" name="key" type="password" autocomplete="current-password" required autofocus> <button type="submit">Log in</button></form>{error}</main></body></html>"#;
+
+pub async fn login_page() -> Html<String> {
+    Html(LOGIN_PAGE.replace("{error}", ""))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    key: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if is_cross_site(&headers) {
+        return (StatusCode::FORBIDDEN, "Cross-site login refused.").into_response();
+    }
+    if !state.auth.is_master_key(&form.key) {
+        let page = LOGIN_PAGE.replace(
+            "{error}",
+            r#"<p class="error" role="alert">That is not the master key.</p>"#,
+        );
+        return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+    }
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v == "https");
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{}",
+        state.auth.new_session(),
+        if https { "; Secure" } else { "" }
+    );
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub async fn logout() -> Response {
+    let mut response = Redirect::to("/login").into_response();
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("ascii"),
+    );
+    response
+}
