@@ -7,6 +7,7 @@ mod deployments;
 pub mod env;
 mod log;
 mod models;
+mod pricing;
 mod providers;
 mod routing;
 mod secret;
@@ -22,6 +23,7 @@ pub use self::deployments::DeploymentConfig;
 pub use self::env::EnvSource;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::models::ModelsConfig;
+pub use self::pricing::PriceConfig;
 pub use self::providers::{CustomProviderConfig, ProviderConfig, ProvidersConfig};
 pub use self::routing::{CircuitConfig, ModelRouting, RoutingConfig, Strategy};
 pub use self::secret::{MASK, Secret};
@@ -70,6 +72,7 @@ pub struct Config {
     pub log: LogConfig,
     pub providers: ProvidersConfig,
     pub models: ModelsConfig,
+    pub pricing: std::collections::BTreeMap<String, PriceConfig>,
     pub routing: RoutingConfig,
     pub deployments: Vec<DeploymentConfig>,
 }
@@ -170,6 +173,7 @@ impl Config {
         self.providers.validate(origin)?;
         self.models.validate(origin)?;
         self.routing.validate(origin)?;
+        pricing::validate(&self.pricing, &self.providers, origin)?;
         deployments::validate(&self.deployments, &self.providers, origin)?;
         Ok(())
     }

@@ -54,7 +54,7 @@ impl Gateway {
         Ok(Gateway {
             routing: Routing::new(config, &providers),
             providers,
-            catalogue: Arc::new(Catalogue::builtin()),
+            catalogue: Arc::new(Catalogue::with_overrides(&config.pricing)),
             aliases: config.models.aliases.clone(),
             stats,
             http,

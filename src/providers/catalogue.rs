@@ -43,6 +43,44 @@ impl Catalogue {
         }
     }
 
+    /// The built-in catalogue with the configuration's `[pricing]` applied.
+    pub fn with_overrides(
+        pricing: &std::collections::BTreeMap<String, crate::config::PriceConfig>,
+    ) -> Catalogue {
+        let mut catalogue = Catalogue::builtin();
+        for (id, price) in pricing {
+            let cached = price.cached_input.unwrap_or(price.input);
+            match catalogue.by_id.get(id) {
+                Some(&i) => {
+                    let m = &mut catalogue.models[i];
+                    (m.input, m.cached_input, m.output) = (price.input, cached, price.output);
+                    if let Some(p) = &price.provider {
+                        m.provider = p.clone();
+                    }
+                    if let Some(w) = price.context_window {
+                        m.context_window = w;
+                    }
+                }
+                None => {
+                    let Some(provider) = price.provider.clone() else {
+                        tracing::warn!(model = %id, "[pricing] entry for an unknown model without `provider`: ignored");
+                        continue;
+                    };
+                    catalogue.by_id.insert(id.clone(), catalogue.models.len());
+                    catalogue.models.push(CatalogueModel {
+                        id: id.clone(),
+                        provider,
+                        context_window: price.context_window.unwrap_or(0),
+                        input: price.input,
+                        cached_input: cached,
+                        output: price.output,
+                    });
+                }
+            }
+        }
+        catalogue
+    }
+
     pub fn get(&self, id: &str) -> Option<&CatalogueModel> {
         self.by_id.get(id).map(|&i| &self.models[i])
     }
@@ -84,6 +122,17 @@ mod tests {
                 m.id
             );
         }
+    }
+
+    #[test]
+    fn config_overrides_and_adds_prices() {
+        let toml = "[pricing.gpt-4o-mini]\ninput = 1.0\noutput = 2.0\n[pricing.\"llama3.2\"]\nprovider = \"ollama\"\ninput = 0.0\noutput = 0.0\n";
+        let config = crate::config::Config::from_toml(toml).unwrap();
+        let c = Catalogue::with_overrides(&config.pricing);
+        let m = c.get("gpt-4o-mini").unwrap();
+        assert_eq!((m.input, m.cached_input, m.output), (1.0, 1.0, 2.0));
+        assert_eq!(c.get("llama3.2").unwrap().provider, "ollama");
+        assert_eq!(c.cost("gpt-4o-mini", 1_000_000, 0, 1_000_000), Some(3.0));
     }
 
     #[test]
