@@ -271,8 +271,13 @@ async fn run() {
         );
     }
 
-    println!("\n(v) three deployments of one model, one failing (its circuit opens after 5 failures)");
-    let pool = serde_json::to_vec(&json!({"model": "pool", "messages": [{"role": "user", "content": "Hello"}]})).unwrap();
+    println!(
+        "\n(v) three deployments of one model, one failing (its circuit opens after 5 failures)"
+    );
+    let pool = serde_json::to_vec(
+        &json!({"model": "pool", "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .unwrap();
     sequential(&client, &gateway_url, &pool, 50).await;
     let direct = sequential(&client, &direct_url, &plain, sequential_n).await;
     let via = sequential(&client, &gateway_url, &pool, sequential_n).await;
