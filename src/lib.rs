@@ -29,6 +29,8 @@ pub mod server;
 pub mod state;
 #[cfg(feature = "ssr")]
 pub mod stats;
+#[cfg(feature = "ssr")]
+pub mod telemetry;
 
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::app::{App, shell};
 use crate::cli::Cli;
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::state::AppState;
 use crate::stats::{Stats, Store};
@@ -28,12 +28,14 @@ pub fn run(cli: &Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(serve(config)) {
+    let telemetry = runtime.block_on(async { crate::telemetry::init(config.log.format) });
+    let result = runtime.block_on(serve(config));
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -41,18 +43,6 @@ pub fn run(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }
 
 /// Builds the shared state: the store, the stats aggregator and the gateway.

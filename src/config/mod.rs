@@ -49,6 +49,7 @@ pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_RECENT_REQUESTS",
     "LLM_BRIDGE_LOG_FORMAT",
     "RUST_LOG",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
 /// All environment variables the gateway reads, providers' included.

@@ -80,8 +80,8 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError>
 
 /// A reply that has started: the first bytes are in hand, the rest follows.
 enum Started {
-    Stream(SseRelay, Bytes),
-    Passthrough(PassthroughBody, Bytes),
+    Stream(Box<SseRelay>, Bytes),
+    Passthrough(Box<PassthroughBody>, Bytes),
     Complete(Vec<u8>, Usage),
 }
 
@@ -100,6 +100,7 @@ impl Gateway {
             &request_id,
             stream,
         );
+        recording.span = crate::telemetry::request_span("chat", &peek.model, headers);
         recording.record.model = peek.model.to_string();
         if peek.messages.is_empty() {
             let e = ApiError::invalid_request("`messages` must hold at least one message")
@@ -129,6 +130,14 @@ impl Gateway {
         let mut outcome = None;
         while let Some((candidate, slot)) = failover.next().await {
             let waiting = Instant::now();
+            let deployment = &candidate.deployment;
+            let span = crate::telemetry::attempt_span(
+                &recording.span,
+                "chat",
+                &candidate.model,
+                &deployment.provider.name,
+                &deployment.id,
+            );
             let result = match encode(
                 candidate,
                 body.clone(),
@@ -138,7 +147,7 @@ impl Gateway {
                 &request_id,
             ) {
                 Ok(encoded) => match self
-                    .send_once(&candidate.deployment, &encoded.url, encoded.body)
+                    .send_once(deployment, &encoded.url, encoded.body, &span)
                     .await
                 {
                     Ok(sent) => {
@@ -236,7 +245,7 @@ impl Gateway {
                     prompt_bytes,
                 );
                 match tokio::time::timeout(provider.timeouts.first_byte, relay.next()).await {
-                    Ok(Ok(Some(first))) => Ok(Started::Stream(relay, first)),
+                    Ok(Ok(Some(first))) => Ok(Started::Stream(Box::new(relay), first)),
                     Ok(Ok(None)) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
                         "{}: empty stream",
                         provider.display_name
@@ -259,7 +268,7 @@ impl Gateway {
                     Ok(Some(first))
                         if first.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') =>
                     {
-                        Ok(Started::Passthrough(relay, first))
+                        Ok(Started::Passthrough(Box::new(relay), first))
                     }
                     Ok(_) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
                         "{}: the upstream reply is not JSON",

@@ -51,6 +51,7 @@ impl Gateway {
             &request_id,
             false,
         );
+        recording.span = crate::telemetry::request_span("embeddings", &peek.model, headers);
         recording.record.model = peek.model.clone();
         let plan = match self.plan(&peek.model) {
             Ok(plan) => plan,
@@ -66,7 +67,17 @@ impl Gateway {
         let mut outcome = None;
         while let Some((candidate, _slot)) = failover.next().await {
             let waiting = Instant::now();
-            let result = self.embed_once(candidate, &peek.model, body.clone()).await;
+            let deployment = &candidate.deployment;
+            let span = crate::telemetry::attempt_span(
+                &recording.span,
+                "embeddings",
+                &candidate.model,
+                &deployment.provider.name,
+                &deployment.id,
+            );
+            let result = self
+                .embed_once(candidate, &peek.model, body.clone(), &span)
+                .await;
             upstream_time += waiting.elapsed();
             match result {
                 Ok(embedded) => {
@@ -132,6 +143,7 @@ impl Gateway {
         candidate: &Candidate,
         client_model: &str,
         body: Bytes,
+        span: &tracing::Span,
     ) -> Result<Embedded, Failure> {
         let deployment = &candidate.deployment;
         let provider = &deployment.provider;
@@ -166,7 +178,9 @@ impl Gateway {
                 return Err(Failure::fatal(e));
             }
         };
-        let sent = self.send_once(deployment, &url, upstream_body).await?;
+        let sent = self
+            .send_once(deployment, &url, upstream_body, span)
+            .await?;
         let raw = read_capped(sent.response, MAX_EMBEDDINGS_REPLY, provider.timeouts.idle).await;
         match provider.wire {
             Wire::Gemini => {

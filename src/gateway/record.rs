@@ -18,6 +18,8 @@ pub struct Recording {
     catalogue: Arc<Catalogue>,
     started: Instant,
     pub record: RequestRecord,
+    /// The request's trace span (disabled unless traces are exported).
+    pub span: tracing::Span,
     finished: bool,
 }
 
@@ -40,6 +42,7 @@ impl Recording {
                 attempts: 1,
                 ..Default::default()
             },
+            span: tracing::Span::none(),
             finished: false,
         }
     }
@@ -107,6 +110,16 @@ impl Recording {
         self.finished = true;
         self.record.latency_ms = self.started.elapsed().as_secs_f64() * 1e3;
         crate::stats::metrics::observe(&self.record);
+        let r = &self.record;
+        self.span.record("gen_ai.system", r.provider.as_str());
+        self.span
+            .record("llm_bridge.deployment", r.deployment.as_str());
+        self.span.record("llm_bridge.attempts", r.attempts);
+        self.span.record("http.response.status_code", r.status);
+        self.span
+            .record("gen_ai.usage.input_tokens", r.prompt_tokens);
+        self.span
+            .record("gen_ai.usage.output_tokens", r.completion_tokens);
         self.stats.record(std::mem::take(&mut self.record));
     }
 }

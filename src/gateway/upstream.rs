@@ -58,12 +58,16 @@ impl Gateway {
         deployment: &Deployment,
         url: &str,
         body: Bytes,
+        span: &tracing::Span,
     ) -> Result<Sent, Failure> {
         let provider = &deployment.provider;
         let timeouts = provider.timeouts;
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        crate::telemetry::inject(span, &mut trace_headers);
         let request = self
             .authorised(deployment, self.http.post(url))
             .header("content-type", "application/json")
+            .headers(trace_headers)
             .timeout(timeouts.total)
             .body(body);
         match tokio::time::timeout(timeouts.first_byte, request.send()).await {
@@ -94,9 +98,13 @@ impl Gateway {
                     retry_after: None,
                 })
             }
-            Ok(Ok(response)) if response.status().is_success() => Ok(Sent { response }),
+            Ok(Ok(response)) if response.status().is_success() => {
+                span.record("http.response.status_code", response.status().as_u16());
+                Ok(Sent { response })
+            }
             Ok(Ok(response)) => {
                 let status = response.status().as_u16();
+                span.record("http.response.status_code", status);
                 let retry_after = retry_after(response.headers());
                 let error = self.refusal(deployment, response).await;
                 let retryable = status == 429 || status == 408 || status >= 500;
