@@ -5,8 +5,8 @@ pub mod circuit;
 pub mod limits;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -193,53 +193,29 @@ fn order(
     }
 }
 
-/// Every deployment, grouped by the model names clients use (explicit `[[deployments]]`) and by
-/// provider (one deployment per API key, for models resolved through the catalogue or a prefix).
+/// Most per-model deployment groups kept for models resolved through the catalogue or a prefix;
+/// past it (clients naming endless `provider/…` models) groups are built per request and not kept.
+const MAX_RESOLVED_GROUPS: usize = 10_000;
+
+/// Every deployment: the explicit `[[deployments]]` grouped by the model name clients use, and for
+/// models resolved through the catalogue or a `provider/` prefix, one deployment per provider key
+/// and model — so that one failing model does not take its provider's other models out of rotation.
 pub struct Routing {
     pub config: RoutingConfig,
     explicit: HashMap<String, Group>,
-    by_provider: HashMap<String, Group>,
+    providers: HashMap<String, Arc<Provider>>,
+    resolved: Mutex<HashMap<(String, String), Arc<Group>>>,
 }
 
 impl Routing {
     pub fn new(config: &Config, providers: &Providers) -> Routing {
         let routing = config.routing.clone();
         let circuit = || Circuit::new(routing.circuit.clone());
-        let mut by_provider = HashMap::new();
-        for provider in providers.enabled() {
-            let keys: Vec<Option<Secret>> = if provider.keys().is_empty() {
-                vec![None]
-            } else {
-                provider.keys().iter().cloned().map(Some).collect()
-            };
-            let many = keys.len() > 1;
-            let deployments = keys
-                .into_iter()
-                .enumerate()
-                .map(|(i, key)| {
-                    Arc::new(Deployment {
-                        id: if many {
-                            format!("{}#{}", provider.name, i + 1)
-                        } else {
-                            provider.name.clone()
-                        },
-                        provider: provider.clone(),
-                        base_url: provider.base_url.clone(),
-                        key,
-                        upstream_model: None,
-                        weight: 1,
-                        priority: 0,
-                        circuit: circuit(),
-                        limits: Limits::new(None, None, None),
-                        latency_us: AtomicU64::new(0),
-                    })
-                })
-                .collect();
-            by_provider.insert(
-                provider.name.clone(),
-                Group::new(deployments, routing.strategy),
-            );
-        }
+        let provider_map = providers
+            .enabled()
+            .iter()
+            .map(|p| (p.name.clone(), p.clone()))
+            .collect();
         let mut explicit: HashMap<String, Vec<Arc<Deployment>>> = HashMap::new();
         for (i, d) in config.deployments.iter().enumerate() {
             // A deployment of a provider without a key of its own needs the provider enabled.
@@ -291,8 +267,53 @@ impl Routing {
         Routing {
             config: routing,
             explicit,
-            by_provider,
+            providers: provider_map,
+            resolved: Mutex::default(),
         }
+    }
+
+    /// One deployment per key of the provider, for one model.
+    fn resolved_group(&self, provider: &Arc<Provider>, model: &str) -> Arc<Group> {
+        let key = (provider.name.clone(), model.to_string());
+        if let Some(group) = self.resolved.lock().unwrap().get(&key) {
+            return group.clone();
+        }
+        let keys: Vec<Option<Secret>> = if provider.keys().is_empty() {
+            vec![None]
+        } else {
+            provider.keys().iter().cloned().map(Some).collect()
+        };
+        let many = keys.len() > 1;
+        let deployments = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let name = if many {
+                    format!("{}#{}", provider.name, i + 1)
+                } else {
+                    provider.name.clone()
+                };
+                Arc::new(Deployment {
+                    id: format!("{name}/{model}"),
+                    provider: provider.clone(),
+                    base_url: provider.base_url.clone(),
+                    key,
+                    upstream_model: None,
+                    weight: 1,
+                    priority: 0,
+                    circuit: Circuit::new(self.config.circuit.clone()),
+                    limits: Limits::new(None, None, None),
+                    latency_us: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        let group = Arc::new(Group::new(deployments, self.config.strategy));
+        let mut resolved = self.resolved.lock().unwrap();
+        if resolved.len() < MAX_RESOLVED_GROUPS {
+            // Another request may have built it meanwhile: keep the first one.
+            return resolved.entry(key).or_insert(group).clone();
+        }
+        group
     }
 
     /// Whether clients' `model` names an explicit deployment group.
@@ -318,18 +339,18 @@ impl Routing {
 
     /// The deployments of a provider (one per key), for a model resolved to it.
     pub fn provider_candidates(&self, provider: &str, model: &str, now: Instant) -> Vec<Candidate> {
-        self.by_provider
-            .get(provider)
-            .map(|g| {
-                g.ordered(now)
-                    .into_iter()
-                    .map(|d| Candidate {
-                        deployment: d,
-                        model: model.to_string(),
-                    })
-                    .collect()
+        let Some(provider) = self.providers.get(provider) else {
+            return Vec::new();
+        };
+        let group = self.resolved_group(provider, model);
+        group
+            .ordered(now)
+            .into_iter()
+            .map(|d| Candidate {
+                deployment: d,
+                model: model.to_string(),
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     pub fn fallbacks(&self, model: &str) -> &[String] {
@@ -340,9 +361,10 @@ impl Routing {
     }
 
     pub fn reports(&self, now: Instant) -> Vec<DeploymentReport> {
-        let mut out: Vec<DeploymentReport> = self
-            .by_provider
-            .values()
+        let resolved: Vec<Arc<Group>> = self.resolved.lock().unwrap().values().cloned().collect();
+        let mut out: Vec<DeploymentReport> = resolved
+            .iter()
+            .map(|g| &**g)
             .chain(self.explicit.values())
             .flat_map(|g| g.deployments.iter().map(|d| d.report(now)))
             .collect();
