@@ -111,3 +111,130 @@ pub struct StoreHealth {
     pub reachable: bool,
     pub detail: String,
 }
+
+/// A catalogued model and its list prices in USD per 1M tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelPrice {
+    pub id: String,
+    pub provider: String,
+    pub context_window: u64,
+    pub input: f64,
+    pub cached_input: f64,
+    pub output: f64,
+}
+
+impl ModelPrice {
+    /// Cost in USD; cached prompt tokens are billed at the cached price.
+    pub fn cost(&self, prompt: u64, cached: u64, completion: u64) -> f64 {
+        let uncached = prompt.saturating_sub(cached) as f64;
+        (uncached * self.input
+            + cached.min(prompt) as f64 * self.cached_input
+            + completion as f64 * self.output)
+            / 1_000_000.0
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<&crate::providers::catalogue::CatalogueModel> for ModelPrice {
+    fn from(m: &crate::providers::catalogue::CatalogueModel) -> Self {
+        ModelPrice {
+            id: m.id.clone(),
+            provider: m.provider.clone(),
+            context_window: m.context_window,
+            input: m.input,
+            cached_input: m.cached_input,
+            output: m.output,
+        }
+    }
+}
+
+/// The console's dashboard: totals, series and the busiest models and providers of a window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DashboardData {
+    pub overview: Overview,
+    pub series: Vec<SeriesPoint>,
+    pub top_models: Vec<UsageRow>,
+    pub top_providers: Vec<UsageRow>,
+}
+
+/// One provider card: its configuration state and its usage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderSummary {
+    pub name: String,
+    pub display_name: String,
+    pub enabled: bool,
+    /// The environment variable (or config section) that enables it.
+    pub enable_with: String,
+    /// Usage over the chosen window (`name` is the provider).
+    pub usage: UsageRow,
+    /// Requests over the last hour, whatever the window.
+    pub requests_last_hour: u64,
+    /// Models it serves (catalogued plus configured).
+    pub model_count: usize,
+}
+
+/// A provider's details: its models with prices and its recent errors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderDetails {
+    pub name: String,
+    pub display_name: String,
+    pub enabled: bool,
+    pub enable_with: String,
+    pub base_url: Option<String>,
+    pub models: Vec<ModelPrice>,
+    /// Models from the configuration, without a catalogue price.
+    pub extra_models: Vec<String>,
+    pub errors: Vec<RequestRecord>,
+}
+
+/// The system page: health, process figures and the masked configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    pub health: HealthReport,
+    pub listen: String,
+    /// Resident memory (VmRSS), when the platform reports it.
+    pub memory_rss_bytes: Option<u64>,
+    /// User plus system CPU time of the process.
+    pub cpu_seconds: Option<f64>,
+    /// Records the stats channel had to drop.
+    pub dropped_records: u64,
+    pub config_toml: String,
+}
+
+/// A model the API tester offers, with its price when catalogued.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TesterModel {
+    pub id: String,
+    pub provider: String,
+    pub price: Option<ModelPrice>,
+}
+
+/// What the API tester needs: the live model list and every catalogue price.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TesterSetup {
+    pub models: Vec<TesterModel>,
+    pub prices: Vec<ModelPrice>,
+    /// `http://host:port` as the browser reached the console, for the code snippets.
+    pub origin: String,
+}
+
+/// The request log page: matching records and the values its filters offer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestLog {
+    pub records: Vec<RequestRecord>,
+    pub models: Vec<String>,
+    pub providers: Vec<String>,
+}
+
+/// The cost analysis: prices, spend per dimension and the window's token volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostAnalysis {
+    pub window: String,
+    pub prices: Vec<ModelPrice>,
+    pub by_provider: Vec<UsageRow>,
+    pub by_model: Vec<UsageRow>,
+    pub by_key: Vec<UsageRow>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}

@@ -1,5 +1,10 @@
-//! The console: a shell with navigation and a theme switch, and one module per page.
+//! The console: a shell with navigation, theme and language switches, and one module per page.
 
+#[cfg(feature = "ssr")]
+mod backend;
+mod components;
+mod format;
+mod i18n;
 mod pages;
 mod theme;
 
@@ -8,9 +13,14 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
+use components::cost_modal::{CostModal, CostModalOpen};
+use components::icons::{Icon, Svg};
 use pages::dashboard::Dashboard;
 use pages::not_found::NotFound;
+use pages::providers::Providers;
+use pages::requests::Requests;
 use pages::system::System;
+use pages::tester::Tester;
 
 /// The HTML document around the app (server-side only).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -33,9 +43,19 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+const NAV: [(&str, &str, Icon); 5] = [
+    ("/", "Dashboard", Icon::Dashboard),
+    ("/providers", "Providers", Icon::Providers),
+    ("/tester", "API tester", Icon::Tester),
+    ("/requests", "Requests", Icon::Requests),
+    ("/system", "System", Icon::System),
+];
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let i18n = i18n::provide_i18n();
+    provide_context(CostModalOpen(RwSignal::new(false)));
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     view! {
@@ -43,23 +63,40 @@ pub fn App() -> impl IntoView {
         <Title text="LLM Bridge"/>
         <Router>
             <div class="layout" data-hydrated=move || hydrated.get().to_string()>
+                <a class="skip-link" href="#main">"Skip to content"</a>
                 <header class="topbar">
                     <a class="brand" href="/">
                         <span class="brand-mark" aria-hidden="true">"⇄"</span>
                         " LLM Bridge"
                     </a>
-                    <nav class="nav" aria-label="Main">
-                        <A href="/" exact=true>"Dashboard"</A>
-                        <A href="/system">"System"</A>
+                    <nav class="nav" aria-label=move || i18n.t("Main")>
+                        {NAV
+                            .into_iter()
+                            .map(|(href, label, icon)| {
+                                view! {
+                                    <A href=href exact=true>
+                                        <Svg icon/>
+                                        <span>{move || i18n.t(label)}</span>
+                                    </A>
+                                }
+                            })
+                            .collect_view()}
                     </nav>
-                    <theme::ThemeToggle/>
+                    <div class="topbar-tools">
+                        <i18n::LangSwitch/>
+                        <theme::ThemeToggle/>
+                    </div>
                 </header>
-                <main class="content">
+                <main class="content" id="main" tabindex="-1">
                     <Routes fallback=NotFound>
                         <Route path=path!("/") view=Dashboard/>
+                        <Route path=path!("/providers") view=Providers/>
+                        <Route path=path!("/tester") view=Tester/>
+                        <Route path=path!("/requests") view=Requests/>
                         <Route path=path!("/system") view=System/>
                     </Routes>
                 </main>
+                <CostModal/>
             </div>
         </Router>
     }

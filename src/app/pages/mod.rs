@@ -1,3 +1,6 @@
 pub mod dashboard;
 pub mod not_found;
+pub mod providers;
+pub mod requests;
 pub mod system;
+pub mod tester;

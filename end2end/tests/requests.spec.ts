@@ -1,0 +1,45 @@
+import { expect, test, type Page } from "@playwright/test";
+
+async function hydrated(page: Page) {
+  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
+}
+
+test("the request log filters by status and shows one record", async ({ page, request }) => {
+  const ok = await request.post("/v1/chat/completions", {
+    data: { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] },
+  });
+  expect(ok.status()).toBe(200);
+  const failed = await request.post("/v1/chat/completions", {
+    data: { model: "openai/gpt-fail400", messages: [{ role: "user", content: "hi" }] },
+  });
+  expect(failed.status()).toBe(400);
+
+  // The filters live in the URL, so a filtered log is server-rendered too.
+  await expect
+    .poll(async () => (await (await request.get("/requests?status=error")).text()).includes("openai/gpt-fail400"))
+    .toBe(true);
+
+  await page.goto("/requests");
+  await hydrated(page);
+  await expect(page.locator("table.log")).toContainText("gpt-4o-mini");
+  await page.getByLabel("Status").selectOption("error");
+  await expect(page).toHaveURL(/status=error/);
+  const rows = page.locator("table.log tbody tr");
+  await expect(rows.first()).toContainText("openai/gpt-fail400");
+  expect(await rows.evaluateAll((els) => els.every((e) => e.classList.contains("row-error")))).toBe(true);
+
+  await rows.first().getByRole("button").click();
+  const dialog = page.getByRole("dialog", { name: /^Request / });
+  await expect(dialog).toBeVisible();
+  await expect(dialog.locator('[data-field="status"]')).toHaveText("400");
+  await expect(dialog.locator('[data-field="provider"]')).toHaveText("openai");
+  await page.keyboard.press("Escape");
+  await expect(dialog).toBeHidden();
+
+  await page.getByLabel("Model").selectOption("gpt-4o-mini");
+  await expect(page).toHaveURL(/model=gpt-4o-mini/);
+  await expect(page.locator("table.log tbody tr, .empty").first()).toBeVisible();
+  await page.getByRole("button", { name: "Clear filters" }).click();
+  await expect(page).toHaveURL(/\/requests$/);
+  await expect(page.locator("table.log")).toContainText("gpt-4o-mini");
+});

@@ -1,0 +1,31 @@
+//! What the console's server functions share (server only).
+
+use leptos::prelude::*;
+
+use crate::shared::ModelPrice;
+use crate::state::AppState;
+use crate::stats::Window;
+
+pub fn state() -> AppState {
+    expect_context::<AppState>()
+}
+
+pub fn window(raw: &str) -> Result<Window, ServerFnError> {
+    Window::parse(raw)
+        .ok_or_else(|| ServerFnError::new(format!("`{raw}` is not one of 1h, 24h, 7d")))
+}
+
+/// A stats read failed: say which part is down.
+pub fn store_error(e: String) -> ServerFnError {
+    ServerFnError::new(format!("the stats store is unavailable: {e}"))
+}
+
+pub fn prices(state: &AppState) -> Vec<ModelPrice> {
+    state
+        .gateway
+        .catalogue
+        .all()
+        .iter()
+        .map(ModelPrice::from)
+        .collect()
+}

@@ -1,0 +1,244 @@
+//! One run of the tester: the reply as it arrives, timings, usage and errors. Pure logic shared by
+//! the browser code and its tests.
+
+use serde_json::Value;
+
+/// How many stream chunks the raw view keeps.
+const RAW_CHUNKS: usize = 400;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cached: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunState {
+    pub running: bool,
+    pub started_ms: f64,
+    pub status: Option<u16>,
+    pub reply: String,
+    pub reasoning: String,
+    pub ttft_ms: Option<f64>,
+    pub total_ms: Option<f64>,
+    pub usage: Option<Usage>,
+    pub chunks: u32,
+    pub raw: Vec<String>,
+    pub error: Option<String>,
+    pub finish_reason: Option<String>,
+    /// The model the reply names (the upstream's), for pricing aliases.
+    pub response_model: Option<String>,
+}
+
+/// `{"error": {"message", "type", "code"}}` → "type (code): message".
+pub fn error_message(v: &Value) -> Option<String> {
+    let e = v.get("error")?;
+    let message = e
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| e.to_string());
+    let kind = e.get("type").and_then(Value::as_str);
+    let code = e.get("code").and_then(Value::as_str);
+    Some(match (kind, code) {
+        (Some(k), Some(c)) => format!("{k} ({c}): {message}"),
+        (Some(k), None) => format!("{k}: {message}"),
+        (None, Some(c)) => format!("{c}: {message}"),
+        (None, None) => message,
+    })
+}
+
+fn usage_of(v: &Value) -> Option<Usage> {
+    let u = v.get("usage").filter(|u| u.is_object())?;
+    let n = |x: &Value| x.as_u64().unwrap_or(0);
+    Some(Usage {
+        prompt: n(&u["prompt_tokens"]),
+        completion: n(&u["completion_tokens"]),
+        cached: n(&u["prompt_tokens_details"]["cached_tokens"]),
+    })
+}
+
+impl RunState {
+    pub fn start(now_ms: f64) -> RunState {
+        RunState {
+            running: true,
+            started_ms: now_ms,
+            ..RunState::default()
+        }
+    }
+
+    fn elapsed(&self, now_ms: f64) -> f64 {
+        (now_ms - self.started_ms).max(0.0)
+    }
+
+    pub fn finish(&mut self, now_ms: f64) {
+        self.running = false;
+        self.total_ms.get_or_insert(self.elapsed(now_ms));
+    }
+
+    pub fn fail(&mut self, message: String, now_ms: f64) {
+        self.error = Some(message);
+        self.finish(now_ms);
+    }
+
+    /// A whole (non-streamed or error) reply body.
+    pub fn on_body(&mut self, status: u16, body: &str, now_ms: f64) {
+        self.status = Some(status);
+        let parsed: Option<Value> = serde_json::from_str(body).ok();
+        self.raw = vec![match &parsed {
+            Some(v) => serde_json::to_string_pretty(v).unwrap_or_else(|_| body.to_string()),
+            None => body.to_string(),
+        }];
+        self.ttft_ms = Some(self.elapsed(now_ms));
+        match parsed {
+            Some(v) if (200..300).contains(&status) && v.get("error").is_none() => {
+                let message = &v["choices"][0]["message"];
+                self.reply = message["content"].as_str().unwrap_or_default().to_string();
+                self.reasoning = message["reasoning_content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                self.finish_reason = v["choices"][0]["finish_reason"]
+                    .as_str()
+                    .map(str::to_string);
+                self.response_model = v["model"].as_str().map(str::to_string);
+                self.usage = usage_of(&v);
+                self.finish(now_ms);
+            }
+            Some(v) => {
+                let message = error_message(&v).unwrap_or_else(|| body.to_string());
+                self.fail(format!("HTTP {status} — {message}"), now_ms);
+            }
+            None if (200..300).contains(&status) => {
+                self.fail(format!("HTTP {status} — the reply is not JSON"), now_ms)
+            }
+            None => self.fail(format!("HTTP {status} — {}", body.trim()), now_ms),
+        }
+    }
+
+    /// One `data:` payload of a stream.
+    pub fn on_event(&mut self, data: &str, now_ms: f64) {
+        if data == "[DONE]" {
+            self.finish(now_ms);
+            return;
+        }
+        self.chunks += 1;
+        if self.raw.len() < RAW_CHUNKS {
+            self.raw.push(data.to_string());
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        if let Some(message) = error_message(&v) {
+            self.error = Some(format!("stream error — {message}"));
+            return;
+        }
+        if let Some(model) = v["model"].as_str() {
+            self.response_model.get_or_insert_with(|| model.to_string());
+        }
+        let choice = &v["choices"][0];
+        let delta = &choice["delta"];
+        let text = delta["content"].as_str().unwrap_or_default();
+        let thinking = delta["reasoning_content"].as_str().unwrap_or_default();
+        if (!text.is_empty() || !thinking.is_empty()) && self.ttft_ms.is_none() {
+            self.ttft_ms = Some(self.elapsed(now_ms));
+        }
+        self.reply.push_str(text);
+        self.reasoning.push_str(thinking);
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            self.finish_reason = Some(reason.to_string());
+        }
+        if let Some(u) = usage_of(&v) {
+            self.usage = Some(u);
+        }
+    }
+
+    pub fn raw_text(&self) -> String {
+        self.raw.join("\n")
+    }
+}
+
+/// Splits a server-sent-event byte stream into `data:` payloads as lines complete.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    pending: Vec<u8>,
+}
+
+impl SseDecoder {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if let Some(data) = line.strip_prefix("data:") {
+                out.push(data.trim_start().to_string());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_joins_split_lines() {
+        let mut d = SseDecoder::default();
+        assert!(d.push(b"data: {\"a\":").is_empty());
+        assert_eq!(
+            d.push(b"1}\r\n\r\ndata: [DONE]\n\n"),
+            vec!["{\"a\":1}", "[DONE]"]
+        );
+        assert!(d.push(b": comment\nevent: x\n").is_empty());
+    }
+
+    #[test]
+    fn stream_events_build_the_reply() {
+        let mut r = RunState::start(1000.0);
+        r.on_event(
+            r#"{"model":"m","choices":[{"delta":{"role":"assistant"}}]}"#,
+            1005.0,
+        );
+        assert_eq!(r.ttft_ms, None);
+        r.on_event(r#"{"choices":[{"delta":{"content":"Hello"}}]}"#, 1010.0);
+        r.on_event(
+            r#"{"choices":[{"delta":{"content":" there"},"finish_reason":"stop"}]}"#,
+            1020.0,
+        );
+        r.on_event(r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}}"#, 1021.0);
+        r.on_event("[DONE]", 1030.0);
+        assert_eq!(r.reply, "Hello there");
+        assert_eq!(r.ttft_ms, Some(10.0));
+        assert_eq!(r.total_ms, Some(30.0));
+        assert_eq!(
+            r.usage,
+            Some(Usage {
+                prompt: 12,
+                completion: 2,
+                cached: 4
+            })
+        );
+        assert_eq!(r.chunks, 4);
+        assert_eq!(r.response_model.as_deref(), Some("m"));
+        assert!(!r.running);
+    }
+
+    #[test]
+    fn errors_say_what_went_wrong() {
+        let mut r = RunState::start(0.0);
+        r.on_body(404, r#"{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#, 5.0);
+        assert_eq!(
+            r.error.as_deref(),
+            Some(
+                "HTTP 404 — invalid_request_error (model_not_found): The model `x` does not exist"
+            )
+        );
+        let mut s = RunState::start(0.0);
+        s.on_event(r#"{"error":{"message":"upstream broke"}}"#, 1.0);
+        assert_eq!(s.error.as_deref(), Some("stream error — upstream broke"));
+    }
+}
