@@ -360,3 +360,52 @@ async fn embedded_store_keeps_totals_across_a_restart() {
         "{overview}"
     );
 }
+
+#[tokio::test]
+async fn embedded_store_survives_a_crash() {
+    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+    ];
+    let http = reqwest::Client::new();
+    let mut gw = Running::start(dir.path(), &env).await;
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        r.bytes().await.unwrap();
+    }
+    // The file is written within a few seconds without any shutdown; then the process is killed.
+    let file = dir.path().join("stats.json");
+    wait_until_secs("the stats file", 10, || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.contains("gpt-4o-mini"))
+    })
+    .await;
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    let gw = Running::start(dir.path(), &env).await;
+    let overview: Value = http
+        .get(format!("{}/api/stats/overview?window=1h", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(overview["requests"], 2, "{overview}");
+}
+
+async fn wait_until_secs(what: &str, secs: u64, f: impl Fn() -> bool) {
+    for _ in 0..secs * 20 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

@@ -377,6 +377,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// How often the embedded store writes its file, at most.
+const PERSIST_EVERY: Duration = Duration::from_secs(5);
+
 /// How many unwritten batches are kept while the store is unreachable (one per flush interval).
 const MAX_UNSENT_BATCHES: usize = 100_000;
 
@@ -388,6 +391,7 @@ async fn aggregate(
 ) {
     let mut pending = Delta::default();
     let mut unsent = Unsent::new(dropped);
+    let mut last_persist = std::time::Instant::now();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -414,6 +418,11 @@ async fn aggregate(
             _ = tick.tick() => {
                 unsent.push(std::mem::take(&mut pending));
                 unsent.write(&store).await;
+                // The embedded store's file is rewritten at most every few seconds (when changed).
+                if last_persist.elapsed() >= PERSIST_EVERY {
+                    store.persist().await;
+                    last_persist = std::time::Instant::now();
+                }
             }
         }
     }
