@@ -48,6 +48,7 @@ pub fn run(cli: &Cli) -> ExitCode {
 /// Builds the shared state: the store, the stats aggregator and the gateway.
 pub async fn build_state(config: Config) -> Result<AppState, String> {
     crate::stats::metrics::handle();
+    crate::stats::metrics::spawn_upkeep();
     let store = Store::open(&config).await?;
     let stats = Stats::start(store, config.store.flush_interval);
     let gateway = Arc::new(Gateway::new(&config, stats.clone())?);
@@ -64,7 +65,7 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         gateway,
         stats,
         started: Instant::now(),
-        leptos_options,
+        leptos_options: Arc::new(leptos_options),
     })
 }
 
@@ -72,7 +73,7 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
-    let options = state.leptos_options.clone();
+    let options = (*state.leptos_options).clone();
     crate::api::routes()
         .leptos_routes_with_context(
             &state,

@@ -18,12 +18,13 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub stats: Arc<Stats>,
     pub started: Instant,
-    pub leptos_options: LeptosOptions,
+    /// Behind an `Arc`: the state is cloned for every request.
+    pub leptos_options: Arc<LeptosOptions>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
+        (*state.leptos_options).clone()
     }
 }
 

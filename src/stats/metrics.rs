@@ -29,6 +29,17 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Histograms keep raw samples until they are folded into buckets: fold them regularly, scraped or not.
+pub fn spawn_upkeep() {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle().run_upkeep();
+        }
+    });
+}
+
 /// Called once per finished request.
 pub fn observe(r: &RequestRecord) {
     let provider = if r.provider.is_empty() {
