@@ -16,6 +16,8 @@ test("the dashboard is rendered on the server with its data", async ({ request }
   const html = await (await request.get("/")).text();
   expect(html).toContain("Dashboard");
   expect(html).toContain('data-metric="requests"');
+  // No master key in this run: the console says so on every page.
+  expect(html).toContain('data-open-gateway="true"');
 });
 
 test("the shell hydrates and the theme switch reacts", async ({ page }) => {

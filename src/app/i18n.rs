@@ -111,6 +111,10 @@ pub fn LangSwitch() -> impl IntoView {
 fn zh(en: &str) -> Option<&'static str> {
     Some(match en {
         // Shell
+        "This gateway is open: anyone who can reach it can use its provider keys. Set LLM_BRIDGE_MASTER_KEY to require a key." => {
+            "此网关未设访问密钥：任何能访问它的人都可以使用其服务商密钥。设置 LLM_BRIDGE_MASTER_KEY 以要求密钥。"
+        }
+        "Log out" => "退出登录",
         "Dashboard" => "仪表盘",
         "Providers" => "服务商",
         "API tester" => "API 测试",

@@ -51,6 +51,49 @@ const NAV: [(&str, &str, Icon); 5] = [
     ("/system", "System", Icon::System),
 ];
 
+/// Whether the gateway runs without a master key.
+#[server(prefix = "/console/fn")]
+pub async fn gateway_is_open() -> Result<bool, ServerFnError> {
+    Ok(expect_context::<crate::state::AppState>().auth.is_open())
+}
+
+/// A lasting banner while the gateway has no master key; a log-out button once it has one.
+#[component]
+fn OpenGatewayWarning() -> impl IntoView {
+    let i18n = expect_context::<i18n::I18n>();
+    let open = Resource::new(|| (), |_| gateway_is_open());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                open.get()
+                    .map(|open| match open {
+                        Ok(true) => {
+                            view! {
+                                <div class="banner banner-warning" role="status" data-open-gateway="true">
+                                    {move || {
+                                        i18n.t(
+                                            "This gateway is open: anyone who can reach it can use its provider keys. Set LLM_BRIDGE_MASTER_KEY to require a key.",
+                                        )
+                                    }}
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Ok(false) => {
+                            view! {
+                                <form class="banner banner-session" method="post" action="/logout">
+                                    <button type="submit">{move || i18n.t("Log out")}</button>
+                                </form>
+                            }
+                                .into_any()
+                        }
+                        Err(_) => ().into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -87,6 +130,7 @@ pub fn App() -> impl IntoView {
                         <theme::ThemeToggle/>
                     </div>
                 </header>
+                <OpenGatewayWarning/>
                 <main class="content" id="main" tabindex="-1">
                     <Routes fallback=NotFound>
                         <Route path=path!("/") view=Dashboard/>
