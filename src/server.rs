@@ -51,6 +51,7 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
     crate::stats::metrics::spawn_upkeep();
     let store = Store::open(&config).await?;
     let stats = Stats::start(store, config.store.flush_interval);
+    stats.set_recording(config.store.stats);
     let gateway = Arc::new(Gateway::new(&config, stats.clone())?);
     let leptos_options = LeptosOptions::builder()
         .output_name("llm-bridge")

@@ -12,7 +12,9 @@ use llm_bridge::stats::{RecentFilter, RedisStore, Stats, Store, Window, now_ms};
 use support::*;
 
 async fn stats_on(url: &str) -> Arc<Stats> {
-    let store = RedisStore::connect(url, 1000).await.expect("redis store");
+    let store = RedisStore::connect(url, 1000, Default::default())
+        .await
+        .expect("redis store");
     Stats::start(Store::Redis(store), Duration::from_millis(50))
 }
 
@@ -170,7 +172,9 @@ async fn the_test_commands_redis_is_usable() {
         eprintln!("SKIPPED: LLM_BRIDGE_TEST_REDIS_URL is not set (run through `make test`)");
         return;
     };
-    let store = RedisStore::connect(&url, 10).await.unwrap();
+    let store = RedisStore::connect(&url, 10, Default::default())
+        .await
+        .unwrap();
     let health = store.health().await;
     assert!(health.0, "{url}: {}", health.1);
 }

@@ -54,7 +54,10 @@ const NAV: [(&str, &str, Icon); 5] = [
 /// Whether the gateway runs without a master key.
 #[server(prefix = "/console/fn")]
 pub async fn gateway_is_open() -> Result<bool, ServerFnError> {
-    Ok(expect_context::<crate::state::AppState>().auth.is_open())
+    // The app is also rendered once without state, to list its routes: no panic there.
+    let state = use_context::<crate::state::AppState>()
+        .ok_or_else(|| ServerFnError::new("no gateway state"))?;
+    Ok(state.auth.is_open())
 }
 
 /// A lasting banner while the gateway has no master key; a log-out button once it has one.

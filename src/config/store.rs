@@ -15,6 +15,14 @@ pub struct StoreConfig {
     pub flush_interval: Duration,
     /// `LLM_BRIDGE_RECENT_REQUESTS`: how many recent requests the request log keeps.
     pub recent_requests: usize,
+    /// How long the per-minute series is kept (at least 1 h).
+    #[serde(with = "humantime_serde")]
+    pub minute_retention: Duration,
+    /// How long the per-hour series is kept (at least 1 day).
+    #[serde(with = "humantime_serde")]
+    pub hour_retention: Duration,
+    /// `LLM_BRIDGE_STATS`: `on` or `off`. Off, requests are not recorded (metrics still are).
+    pub stats: bool,
 }
 
 impl Default for StoreConfig {
@@ -23,6 +31,9 @@ impl Default for StoreConfig {
             redis_url: None,
             flush_interval: Duration::from_secs(1),
             recent_requests: 1000,
+            minute_retention: Duration::from_secs(25 * 3600),
+            hour_retention: Duration::from_secs(30 * 24 * 3600),
+            stats: true,
         }
     }
 }
@@ -37,6 +48,18 @@ impl StoreConfig {
         }
         if let Some(v) = super::env::parse_env(env, "LLM_BRIDGE_RECENT_REQUESTS")? {
             self.recent_requests = v;
+        }
+        if let Some(v) = env.var("LLM_BRIDGE_STATS") {
+            self.stats = match v.as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                other => {
+                    return Err(ConfigError::Env {
+                        var: "LLM_BRIDGE_STATS".into(),
+                        reason: format!("`{other}`: expected `on` or `off`"),
+                    });
+                }
+            };
         }
         Ok(())
     }
@@ -60,6 +83,20 @@ impl StoreConfig {
                     reason: "expected a URL starting with redis://, rediss://, redis-cluster:// or redis-sentinel://".into(),
                 });
             }
+        }
+        if self.minute_retention < Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                key: "store.minute_retention".into(),
+                reason: "must be at least 1h".into(),
+            });
+        }
+        if self.hour_retention < Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                key: "store.hour_retention".into(),
+                reason: "must be at least 1d".into(),
+            });
         }
         if self.flush_interval.is_zero() {
             return Err(ConfigError::Invalid {

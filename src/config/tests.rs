@@ -185,3 +185,35 @@ fn masked_output_hides_every_secret() {
     // The masked rendering is itself a loadable configuration file.
     Config::from_toml(&masked).unwrap();
 }
+
+#[test]
+fn retention_and_stats_switch() {
+    let (config, _) = Config::load(
+        &CliOverrides::default(),
+        &env(&[("LLM_BRIDGE_STATS", "off")]),
+    )
+    .unwrap();
+    assert!(!config.store.stats);
+    let file = write("[store]\nminute_retention = \"48h\"\nhour_retention = \"90days\"\n");
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
+    let (config, _) = Config::load(&cli, &env(&[])).unwrap();
+    let r = crate::stats::Retention::from_config(&config.store);
+    assert_eq!((r.minutes, r.hours), (48 * 60, 90 * 24));
+    let file = write("[store]\nminute_retention = \"10m\"\n");
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
+    let err = Config::load(&cli, &env(&[])).unwrap_err().to_string();
+    assert!(err.contains("store.minute_retention"), "{err}");
+    let err = Config::load(
+        &CliOverrides::default(),
+        &env(&[("LLM_BRIDGE_STATS", "maybe")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("LLM_BRIDGE_STATS"), "{err}");
+}

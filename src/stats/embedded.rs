@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Counters, Delta, Granularity, HOUR_RETENTION, MINUTE_RETENTION};
+use super::{Counters, Delta, Granularity, Retention};
 use crate::shared::RequestRecord;
 
 const FILE_NAME: &str = "stats.json";
@@ -24,13 +24,18 @@ struct Data {
 pub struct EmbeddedStore {
     path: PathBuf,
     recent_cap: usize,
+    retention: Retention,
     data: Mutex<Data>,
     dirty: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
 impl EmbeddedStore {
-    pub fn open(dir: &Path, recent_cap: usize) -> Result<EmbeddedStore, String> {
+    pub fn open(
+        dir: &Path,
+        recent_cap: usize,
+        retention: Retention,
+    ) -> Result<EmbeddedStore, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         let path = dir.join(FILE_NAME);
@@ -55,6 +60,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             path,
             recent_cap,
+            retention,
             data: Mutex::new(data),
             dirty: AtomicBool::new(false),
             last_error: Mutex::new(None),
@@ -81,9 +87,9 @@ impl EmbeddedStore {
             }
             data.recent.truncate(self.recent_cap);
             let now_minute = super::now_ms() / 60_000;
-            let keep_minutes = now_minute.saturating_sub(MINUTE_RETENTION);
+            let keep_minutes = now_minute.saturating_sub(self.retention.minutes);
             data.minutes = data.minutes.split_off(&keep_minutes);
-            let keep_hours = (now_minute / 60).saturating_sub(HOUR_RETENTION);
+            let keep_hours = (now_minute / 60).saturating_sub(self.retention.hours);
             data.hours = data.hours.split_off(&keep_hours);
         }
         self.dirty.store(true, Ordering::Release);

@@ -22,8 +22,30 @@ use crate::config::Config;
 use crate::shared::{Overview, RequestRecord, SeriesPoint, StoreHealth, UsageRow};
 
 const CHANNEL_CAPACITY: usize = 65_536;
-pub const MINUTE_RETENTION: u64 = 24 * 60 + 60;
-pub const HOUR_RETENTION: u64 = 30 * 24;
+/// How many per-minute and per-hour buckets are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub minutes: u64,
+    pub hours: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            minutes: 25 * 60,
+            hours: 30 * 24,
+        }
+    }
+}
+
+impl Retention {
+    pub fn from_config(config: &crate::config::StoreConfig) -> Retention {
+        Retention {
+            minutes: config.minute_retention.as_secs() / 60,
+            hours: config.hour_retention.as_secs() / 3600,
+        }
+    }
+}
 
 /// The window a read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,11 +146,17 @@ impl Store {
     pub async fn open(config: &Config) -> Result<Store, String> {
         match &config.store.redis_url {
             Some(url) => Ok(Store::Redis(
-                RedisStore::connect(url.expose(), config.store.recent_requests).await?,
+                RedisStore::connect(
+                    url.expose(),
+                    config.store.recent_requests,
+                    Retention::from_config(&config.store),
+                )
+                .await?,
             )),
             None => Ok(Store::Embedded(EmbeddedStore::open(
                 &config.server.data_dir,
                 config.store.recent_requests,
+                Retention::from_config(&config.store),
             )?)),
         }
     }
@@ -216,6 +244,7 @@ pub struct Stats {
     tx: mpsc::Sender<Msg>,
     dropped: Arc<AtomicU64>,
     store: Arc<Store>,
+    recording: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
@@ -230,14 +259,27 @@ impl Stats {
             flush_interval,
             dropped.clone(),
         ));
-        Arc::new(Stats { tx, dropped, store })
+        Arc::new(Stats {
+            tx,
+            dropped,
+            store,
+            recording: std::sync::atomic::AtomicBool::new(true),
+        })
     }
 
     /// Hands a record to the aggregator without waiting; a full channel drops it and counts the drop.
     pub fn record(&self, record: RequestRecord) {
+        if !self.recording.load(Ordering::Relaxed) {
+            return;
+        }
         if self.tx.try_send(Msg::Record(Box::new(record))).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// `store.stats = false`: requests are not recorded (metrics still are).
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, Ordering::Relaxed);
     }
 
     pub fn dropped(&self) -> u64 {

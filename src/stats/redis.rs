@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fred::prelude::*;
 
-use super::{Counters, Delta, Granularity, HOUR_RETENTION, MINUTE_RETENTION};
+use super::{Counters, Delta, Granularity, Retention};
 use crate::shared::RequestRecord;
 
 const RECENT_KEY: &str = "llmb:{llmb}:recent";
@@ -50,21 +50,26 @@ fn bucket_key(g: Granularity, bucket: u64) -> String {
     }
 }
 
-fn retention(g: Granularity) -> i64 {
+fn retention(g: Granularity, r: Retention) -> i64 {
     match g {
-        Granularity::Minute => (MINUTE_RETENTION * 60) as i64,
-        Granularity::Hour => (HOUR_RETENTION * 3600) as i64,
+        Granularity::Minute => (r.minutes * 60) as i64,
+        Granularity::Hour => (r.hours * 3600) as i64,
     }
 }
 
 pub struct RedisStore {
     client: Client,
     recent_cap: usize,
+    retention: Retention,
 }
 
 impl RedisStore {
     /// Connects, but does not insist: the gateway serves without Redis and catches up when it returns.
-    pub async fn connect(url: &str, recent_cap: usize) -> Result<RedisStore, String> {
+    pub async fn connect(
+        url: &str,
+        recent_cap: usize,
+        retention: Retention,
+    ) -> Result<RedisStore, String> {
         let config = Config::from_url(url).map_err(|e| format!("REDIS_URL: {}", e.details()))?;
         let client = Builder::from_config(config)
             .with_config(|c| c.fail_fast = true)
@@ -88,7 +93,11 @@ impl RedisStore {
         {
             tracing::warn!("Redis is not reachable yet; stats are buffered until it is");
         }
-        Ok(RedisStore { client, recent_cap })
+        Ok(RedisStore {
+            client,
+            recent_cap,
+            retention,
+        })
     }
 
     /// Applies a batch atomically and at most once (see [`APPLY_SCRIPT`]).
@@ -97,7 +106,7 @@ impl RedisStore {
         for ((g, bucket, dim), counters) in &delta.counters {
             let entry = by_key
                 .entry(bucket_key(*g, *bucket))
-                .or_insert_with(|| (retention(*g), Vec::new()));
+                .or_insert_with(|| (retention(*g, self.retention), Vec::new()));
             entry.1.extend(
                 counters
                     .to_fields()
