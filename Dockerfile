@@ -34,5 +34,5 @@ USER llmbridge
 EXPOSE 3000
 VOLUME ["/app/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:3000/health/live || exit 1
+  CMD ["curl", "-fsS", "http://127.0.0.1:3000/health/live"]
 ENTRYPOINT ["/usr/local/bin/llm-bridge"]
