@@ -18,6 +18,8 @@ pub mod config;
 #[cfg(feature = "ssr")]
 pub mod gateway;
 #[cfg(feature = "ssr")]
+pub mod governance;
+#[cfg(feature = "ssr")]
 pub mod mock_upstream;
 #[cfg(feature = "ssr")]
 pub mod providers;

@@ -60,9 +60,16 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         .site_addr(config.server.listen)
         .build();
     let auth = Arc::new(crate::api::auth::Auth::new(&config.auth));
+    let governance = crate::governance::Governance::open(
+        &config.server.data_dir,
+        stats.store().redis().cloned(),
+        config.limits.clone(),
+    )
+    .await?;
     Ok(AppState {
         config: Arc::new(config),
         auth,
+        governance,
         gateway,
         stats,
         started: Instant::now(),
@@ -75,7 +82,7 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
     let options = (*state.leptos_options).clone();
-    crate::api::routes()
+    crate::api::routes(&state)
         .leptos_routes_with_context(
             &state,
             routes,
@@ -124,6 +131,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let _ = stop_tx.send(true);
     });
     let mut graceful_rx = stop_rx.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = graceful_rx.wait_for(|stop| *stop).await;
     });
@@ -136,6 +144,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         } => tracing::warn!("drain timeout reached; closing the remaining connections"),
     }
     stats.flush().await;
+    state.governance.keys.refresh().await;
     tracing::info!("stopped");
     Ok(())
 }

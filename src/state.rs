@@ -15,6 +15,7 @@ use crate::stats::Stats;
 pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Arc<crate::api::auth::Auth>,
+    pub governance: Arc<crate::governance::Governance>,
     pub gateway: Arc<Gateway>,
     pub stats: Arc<Stats>,
     pub started: Instant,

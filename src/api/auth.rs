@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::config::AuthConfig;
+use crate::governance::Caller;
+use crate::governance::keys::{KeyRing, SECRET_PREFIX};
 use crate::state::AppState;
 
 const COOKIE: &str = "llmb_session";
@@ -68,7 +70,8 @@ impl Auth {
         expires > now() && blake3::keyed_hash(&self.session_key, payload.as_bytes()) == mac
     }
 
-    fn has_key(&self, headers: &HeaderMap) -> bool {
+    /// Who the request's credentials name (`Authorization: Bearer` or `x-api-key`).
+    fn identify(&self, headers: &HeaderMap, keys: &KeyRing) -> Identity {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -77,9 +80,28 @@ impl Auth {
                     .or_else(|| v.strip_prefix("bearer "))
             });
         let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        bearer
-            .or(api_key)
-            .is_some_and(|k| self.is_master_key(k.trim()))
+        let Some(sent) = bearer.or(api_key).map(str::trim) else {
+            return if self.has_session(headers) {
+                Identity::Known(Caller::Session)
+            } else {
+                Identity::Nobody
+            };
+        };
+        if self.is_master_key(sent) {
+            return Identity::Known(Caller::Master);
+        }
+        if let Some(key) = keys.find(sent) {
+            return Identity::Known(Caller::Key(key));
+        }
+        if self.has_session(headers) {
+            return Identity::Known(Caller::Session);
+        }
+        if sent.starts_with(SECRET_PREFIX) || !self.is_open() {
+            Identity::Wrong
+        } else {
+            // An open gateway ignores whatever placeholder key an SDK sends.
+            Identity::Nobody
+        }
     }
 
     fn has_session(&self, headers: &HeaderMap) -> bool {
@@ -116,6 +138,14 @@ fn is_cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
+enum Identity {
+    Known(Caller),
+    /// No credentials.
+    Nobody,
+    /// Credentials that match nothing (or a revoked virtual key).
+    Wrong,
+}
+
 enum Area {
     Open,
     Api,
@@ -137,35 +167,68 @@ fn area(path: &str) -> Area {
     }
 }
 
-pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let auth = &state.auth;
-    if auth.is_open() {
+    let path = request.uri().path();
+    let area = area(path);
+    if matches!(area, Area::Open) {
         return next.run(request).await;
     }
     let headers = request.headers();
-    let path = request.uri().path();
-    match area(path) {
-        Area::Open => next.run(request).await,
-        Area::Api if auth.has_key(headers) || auth.has_session(headers) => next.run(request).await,
-        Area::Api => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "Missing or incorrect API key: send the gateway's key as `Authorization: Bearer <key>` or `x-api-key`.",
-        )
-        .with_code("invalid_api_key")
-        .into_response(),
-        Area::Console if auth.has_session(headers) => {
-            if request.method() != axum::http::Method::GET && is_cross_site(headers) {
-                return ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", "Cross-site request refused.")
-                    .into_response();
-            }
-            next.run(request).await
+    let identity = auth.identify(headers, &state.governance.keys);
+    let is_v1 = path.starts_with("/v1/");
+    let caller = match (area, identity) {
+        (Area::Api, Identity::Known(Caller::Key(_))) if !is_v1 => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "Virtual keys may call the /v1 API only; this needs the master key.",
+            )
+            .with_code("insufficient_permissions")
+            .into_response();
         }
-        Area::Console if path.starts_with("/console/fn") => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "Log in to the console first.").into_response()
+        (Area::Api, Identity::Known(caller)) => caller,
+        (Area::Api, Identity::Nobody) if auth.is_open() => Caller::Anonymous,
+        // A CORS preflight carries no credentials; the CORS layer answers it.
+        (Area::Api, Identity::Nobody)
+            if is_v1 && request.method() == axum::http::Method::OPTIONS =>
+        {
+            Caller::Anonymous
         }
-        Area::Console => Redirect::to("/login").into_response(),
-    }
+        (Area::Api, _) => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "Missing or incorrect API key: send the gateway's key or a virtual key as `Authorization: Bearer <key>` or `x-api-key`.",
+            )
+            .with_code("invalid_api_key")
+            .into_response();
+        }
+        (Area::Console, _)
+            if request.method() != axum::http::Method::GET && is_cross_site(headers) =>
+        {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "Cross-site request refused.",
+            )
+            .into_response();
+        }
+        (Area::Console, _) if auth.is_open() => Caller::Anonymous,
+        (Area::Console, _) if auth.has_session(headers) => Caller::Session,
+        (Area::Console, _) if path.starts_with("/console/fn") => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "Log in to the console first.",
+            )
+            .into_response();
+        }
+        (Area::Console, _) => return Redirect::to("/login").into_response(),
+        (Area::Open, _) => unreachable!("handled above"),
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 const LOGIN_PAGE: &str = r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Log in · LLM Bridge</title><link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/llm-bridge.css"></head><body><main class="content login"><h1>LLM Bridge</h1><form method="post" action="/login"><label for="key">Master key</label> <input id="key" name="key" type="password" autocomplete="current-password" required autofocus> <button type="submit">Log in</button></form>{error}</main></body></html>"#;

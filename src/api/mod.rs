@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 mod health;
+mod keys;
 mod metrics;
 pub mod models;
 pub mod openapi;
@@ -14,10 +15,17 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let admission = axum::middleware::from_fn_with_state(state.clone(), v1::admit);
     Router::new()
-        .route("/v1/chat/completions", post(v1::chat_completions))
-        .route("/v1/embeddings", post(v1::embeddings))
+        .route(
+            "/v1/chat/completions",
+            post(v1::chat_completions).route_layer(admission.clone()),
+        )
+        .route(
+            "/v1/embeddings",
+            post(v1::embeddings).route_layer(admission),
+        )
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get_one))
         .route("/health", get(health::health))
@@ -28,6 +36,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/stats/providers", get(stats::providers))
         .route("/api/requests", get(stats::requests))
         .route("/api/pricing", get(stats::pricing))
+        .route("/api/keys", get(keys::list).post(keys::create))
+        .route("/api/keys/{id}", get(keys::get_one).delete(keys::revoke))
+        .route("/api/keys/{id}/rotate", post(keys::rotate))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics::metrics))
         .route("/login", get(auth::login_page).post(auth::login))

@@ -23,6 +23,11 @@ use utoipa::OpenApi;
         super::stats::providers,
         super::stats::requests,
         super::stats::pricing,
+        super::keys::create,
+        super::keys::list,
+        super::keys::get_one,
+        super::keys::rotate,
+        super::keys::revoke,
     ),
     components(schemas(crate::providers::openai_types::ChatChunk))
 )]

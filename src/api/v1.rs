@@ -1,11 +1,43 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::error::{ApiError, ErrorResponse};
+use crate::governance::{Admission, Caller};
 use crate::state::AppState;
+
+/// Admits a `/v1` request (key expiry and budget, rate limits) and adds the `x-ratelimit-*` headers.
+pub async fn admit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous);
+    let governance = &state.governance;
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+    let ip = governance.client_ip(peer, request.headers());
+    match governance.admit(&caller, ip).await {
+        Ok(admission) => {
+            let admission = Arc::new(admission);
+            request.extensions_mut().insert(admission.clone());
+            let mut response = next.run(request).await;
+            admission.write_headers(response.headers_mut());
+            response
+        }
+        Err(rejection) => rejection.into_response(),
+    }
+}
 
 /// The body, or the reason it could not be read (413 when over the size limit) in OpenAI's shape.
 fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
@@ -44,11 +76,17 @@ fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<By
 )]
 pub async fn chat_completions(
     State(state): State<AppState>,
+    admission: Option<Extension<Arc<Admission>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body_or_error(body, state.config.server.max_body_bytes) {
-        Ok(body) => state.gateway.chat(&headers, body).await,
+        Ok(body) => {
+            state
+                .gateway
+                .chat(&headers, body, admission.map(|a| a.0))
+                .await
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -66,11 +104,17 @@ pub async fn chat_completions(
 )]
 pub async fn embeddings(
     State(state): State<AppState>,
+    admission: Option<Extension<Arc<Admission>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body_or_error(body, state.config.server.max_body_bytes) {
-        Ok(body) => state.gateway.embeddings(&headers, body).await,
+        Ok(body) => {
+            state
+                .gateway
+                .embeddings(&headers, body, admission.map(|a| a.0))
+                .await
+        }
         Err(e) => e.into_response(),
     }
 }

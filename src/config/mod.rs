@@ -5,6 +5,7 @@
 mod auth;
 mod deployments;
 pub mod env;
+mod limits;
 mod log;
 mod models;
 mod pricing;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use self::auth::AuthConfig;
 pub use self::deployments::DeploymentConfig;
 pub use self::env::EnvSource;
+pub use self::limits::LimitsConfig;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::models::ModelsConfig;
 pub use self::pricing::PriceConfig;
@@ -39,6 +41,11 @@ pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_SITE_ROOT",
     "LEPTOS_SITE_ROOT",
     "LLM_BRIDGE_MAX_BODY_BYTES",
+    "LLM_BRIDGE_MAX_HEADER_BYTES",
+    "LLM_BRIDGE_CORS_ORIGINS",
+    "LLM_BRIDGE_IP_RPM",
+    "LLM_BRIDGE_IP_TPM",
+    "LLM_BRIDGE_TRUSTED_PROXIES",
     "LLM_BRIDGE_DRAIN_TIMEOUT",
     "LLM_BRIDGE_CONNECT_TIMEOUT",
     "LLM_BRIDGE_FIRST_BYTE_TIMEOUT",
@@ -70,6 +77,7 @@ pub fn known_env_vars() -> Vec<&'static str> {
 pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
     pub providers: ProvidersConfig,
@@ -146,6 +154,7 @@ impl Config {
     fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
         self.server.apply_env(env)?;
         self.auth.apply_env(env)?;
+        self.limits.apply_env(env)?;
         self.store.apply_env(env)?;
         self.log.apply_env(env)?;
         self.providers.apply_env(env)?;
@@ -171,6 +180,8 @@ impl Config {
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         self.auth.validate(origin)?;
+        self.limits.validate(origin)?;
+        self.server.validate(origin)?;
         self.store.validate(origin)?;
         self.providers.validate(origin)?;
         self.models.validate(origin)?;

@@ -19,6 +19,11 @@ pub struct ServerConfig {
     pub site_root: PathBuf,
     /// `LLM_BRIDGE_MAX_BODY_BYTES`: larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// `LLM_BRIDGE_MAX_HEADER_BYTES`: requests whose headers add up to more get 431.
+    pub max_header_bytes: usize,
+    /// `LLM_BRIDGE_CORS_ORIGINS`: comma-separated origins allowed to call `/v1` from a browser
+    /// (`*` for any). Empty: no cross-origin access; the console is always same-origin only.
+    pub cors_origins: Vec<String>,
     /// `LLM_BRIDGE_DRAIN_TIMEOUT`: how long in-flight requests may run after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
@@ -43,6 +48,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             site_root: PathBuf::from("target/site"),
             max_body_bytes: 10 * 1024 * 1024,
+            max_header_bytes: 32 * 1024,
+            cors_origins: Vec::new(),
             drain_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(120),
@@ -69,6 +76,16 @@ impl ServerConfig {
         if let Some(v) = parse_env(env, "LLM_BRIDGE_MAX_BODY_BYTES")? {
             self.max_body_bytes = v;
         }
+        if let Some(v) = parse_env(env, "LLM_BRIDGE_MAX_HEADER_BYTES")? {
+            self.max_header_bytes = v;
+        }
+        if let Some(v) = env.var("LLM_BRIDGE_CORS_ORIGINS") {
+            self.cors_origins = v
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
         if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_DRAIN_TIMEOUT")? {
             self.drain_timeout = v;
         }
@@ -83,6 +100,31 @@ impl ServerConfig {
         }
         if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_TOTAL_TIMEOUT")? {
             self.total_timeout = v;
+        }
+        Ok(())
+    }
+
+    pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        for o in &self.cors_origins {
+            let ok = o == "*"
+                || ((o.starts_with("http://") || o.starts_with("https://"))
+                    && axum::http::HeaderValue::from_str(o).is_ok());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    key: "server.cors_origins".into(),
+                    reason: format!(
+                        "`{o}` is not an origin like `https://app.example.com` (or `*`)"
+                    ),
+                });
+            }
+        }
+        if self.max_header_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                key: "server.max_header_bytes".into(),
+                reason: "must be at least 1024".into(),
+            });
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`: the whole journey of one chat request.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -16,6 +17,7 @@ use super::relay::{PassthroughBody, SseRelay, Translator, Upstream};
 use super::upstream::{Failure, Sent};
 use super::{Gateway, reply_headers};
 use crate::api::error::ApiError;
+use crate::governance::Admission;
 use crate::providers::openai_compatible::{self, Edits, PassthroughStream};
 use crate::providers::openai_types::{ChatRequest, StreamOptions, Usage};
 use crate::providers::spec::Wire;
@@ -86,7 +88,12 @@ enum Started {
 }
 
 impl Gateway {
-    pub async fn chat(&self, headers: &HeaderMap, body: Bytes) -> Response {
+    pub async fn chat(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        admission: Option<Arc<Admission>>,
+    ) -> Response {
         let request_id = self.request_id(headers);
         let started = Instant::now();
         let peek: ChatPeek = match parse_json(&body) {
@@ -102,6 +109,10 @@ impl Gateway {
         );
         recording.span = crate::telemetry::request_span("chat", &peek.model, headers);
         recording.record.model = peek.model.to_string();
+        if let Err(e) = recording.admit(admission) {
+            recording.fail(&e);
+            return error_reply(e, &request_id, None, 0, started.elapsed());
+        }
         if peek.messages.is_empty() {
             let e = ApiError::invalid_request("`messages` must hold at least one message")
                 .with_param("messages");

@@ -1,5 +1,6 @@
 //! `POST /v1/embeddings`: OpenAI-dialect providers pass through; Gemini is translated.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -15,6 +16,7 @@ use super::record::{Recording, estimate_tokens};
 use super::upstream::{Failure, read_capped};
 use super::{Gateway, reply_headers};
 use crate::api::error::ApiError;
+use crate::governance::Admission;
 use crate::providers::gemini;
 use crate::providers::openai_compatible::{self, usage_from_tail};
 use crate::providers::openai_types::{EmbeddingRequest, Usage};
@@ -38,7 +40,12 @@ struct Embedded {
 }
 
 impl Gateway {
-    pub async fn embeddings(&self, headers: &HeaderMap, body: Bytes) -> Response {
+    pub async fn embeddings(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        admission: Option<Arc<Admission>>,
+    ) -> Response {
         let request_id = self.request_id(headers);
         let started = Instant::now();
         let peek: EmbeddingPeek = match parse_json(&body) {
@@ -53,6 +60,10 @@ impl Gateway {
         );
         recording.span = crate::telemetry::request_span("embeddings", &peek.model, headers);
         recording.record.model = peek.model.clone();
+        if let Err(e) = recording.admit(admission) {
+            recording.fail(&e);
+            return error_reply(e, &request_id, None, 0, started.elapsed());
+        }
         let plan = match self.plan(&peek.model) {
             Ok(plan) => plan,
             Err(e) => {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::api::error::ApiError;
+use crate::governance::Admission;
 use crate::providers::catalogue::Catalogue;
 use crate::providers::openai_types::Usage;
 use crate::shared::RequestRecord;
@@ -20,6 +21,8 @@ pub struct Recording {
     pub record: RequestRecord,
     /// The request's trace span (disabled unless traces are exported).
     pub span: tracing::Span,
+    /// The caller's key and limits, settled with what the request used.
+    admission: Option<Arc<Admission>>,
     finished: bool,
 }
 
@@ -43,8 +46,20 @@ impl Recording {
                 ..Default::default()
             },
             span: tracing::Span::none(),
+            admission: None,
             finished: false,
         }
+    }
+
+    /// Ties the request to the caller's virtual key (if any), refusing models the key may not use.
+    pub fn admit(&mut self, admission: Option<Arc<Admission>>) -> Result<(), ApiError> {
+        let Some(admission) = admission else {
+            return Ok(());
+        };
+        self.record.client_key = admission.key_id().map(str::to_string);
+        let allowed = admission.check_model(&self.record.model);
+        self.admission = Some(admission);
+        allowed
     }
 
     pub fn started(&self) -> Instant {
@@ -120,6 +135,9 @@ impl Recording {
             .record("gen_ai.usage.input_tokens", r.prompt_tokens);
         self.span
             .record("gen_ai.usage.output_tokens", r.completion_tokens);
+        if let Some(admission) = self.admission.take() {
+            admission.settle(&self.record);
+        }
         self.stats.record(std::mem::take(&mut self.record));
     }
 }

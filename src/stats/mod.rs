@@ -4,7 +4,7 @@
 //! dropped and counted.
 
 pub mod counters;
-mod embedded;
+pub(crate) mod embedded;
 pub mod metrics;
 mod redis;
 
@@ -158,6 +158,14 @@ impl Store {
                 config.store.recent_requests,
                 Retention::from_config(&config.store),
             )?)),
+        }
+    }
+
+    /// The Redis connection when stats live in Redis.
+    pub fn redis(&self) -> Option<&fred::prelude::Client> {
+        match self {
+            Store::Redis(s) => Some(s.client()),
+            Store::Embedded(_) => None,
         }
     }
 

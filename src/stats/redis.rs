@@ -100,6 +100,11 @@ impl RedisStore {
         })
     }
 
+    /// The connection, shared with the key ring and the rate limiter.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Applies a batch atomically and at most once (see [`APPLY_SCRIPT`]).
     pub async fn apply(&self, batch_id: &str, delta: &Delta) -> Result<(), String> {
         let mut by_key: HashMap<String, (i64, Vec<(String, u64)>)> = HashMap::new();

@@ -1,0 +1,388 @@
+//! Who may send a `/v1` request, and how much: virtual keys (models, expiry, budgets) and rate
+//! limits per key and per client address.
+//!
+//! Admission happens before the gateway sees the request; the cost and tokens a request used are
+//! settled when its record is finished, so budgets and token limits count what really happened.
+
+pub mod keys;
+pub mod limiter;
+pub mod period;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+use self::keys::{KeyRing, VirtualKey};
+use self::limiter::{Limiter, Rule, Verdict, Window};
+use crate::api::error::ApiError;
+use crate::config::LimitsConfig;
+use crate::shared::{BudgetPeriod, RequestRecord};
+
+/// Who sent a request, as the authentication layer found out.
+#[derive(Clone)]
+pub enum Caller {
+    /// No master key configured and no virtual key sent.
+    Anonymous,
+    Master,
+    /// Logged in to the console.
+    Session,
+    Key(Arc<VirtualKey>),
+}
+
+pub struct Governance {
+    pub keys: Arc<KeyRing>,
+    limiter: Limiter,
+    limits: ArcSwap<LimitsConfig>,
+}
+
+/// A request let in: what to settle when it finishes, and the rate-limit headers for the reply.
+pub struct Admission {
+    governance: Arc<Governance>,
+    pub key: Option<Arc<VirtualKey>>,
+    rules: Vec<Rule>,
+    requests: Option<Window>,
+    tokens: Option<Window>,
+}
+
+impl Governance {
+    pub async fn open(
+        data_dir: &std::path::Path,
+        redis: Option<fred::prelude::Client>,
+        limits: LimitsConfig,
+    ) -> Result<Arc<Governance>, String> {
+        let keys = Arc::new(KeyRing::open(data_dir, redis.clone()).await?);
+        keys.spawn_refresh();
+        let governance = Arc::new(Governance {
+            keys,
+            limiter: Limiter::new(redis),
+            limits: ArcSwap::from_pointee(limits),
+        });
+        let weak = Arc::downgrade(&governance);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(g) = weak.upgrade() else { return };
+                g.limiter.sweep();
+            }
+        });
+        Ok(governance)
+    }
+
+    /// New limits from a reloaded configuration.
+    pub fn set_limits(&self, limits: LimitsConfig) {
+        self.limits.store(Arc::new(limits));
+    }
+
+    pub fn limits(&self) -> arc_swap::Guard<Arc<LimitsConfig>> {
+        self.limits.load()
+    }
+
+    /// The client's address: the peer's, or from `X-Forwarded-For` when the peer is a trusted proxy
+    /// (the right-most address that is not itself a trusted proxy).
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let limits = self.limits.load();
+        if !limits.is_trusted_proxy(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for value in headers.get_all("x-forwarded-for").iter().rev() {
+            let Ok(value) = value.to_str() else { break };
+            for hop in value.rsplit(',') {
+                match hop.trim().parse::<IpAddr>() {
+                    Ok(ip) => {
+                        client = ip;
+                        if !limits.is_trusted_proxy(ip) {
+                            return ip;
+                        }
+                    }
+                    Err(_) => return client,
+                }
+            }
+        }
+        client
+    }
+
+    /// Lets a `/v1` request in, or says why not.
+    pub async fn admit(
+        self: &Arc<Self>,
+        caller: &Caller,
+        ip: IpAddr,
+    ) -> Result<Admission, Rejection> {
+        let key = match caller {
+            Caller::Key(k) => Some(k.clone()),
+            _ => None,
+        };
+        let now_s = crate::stats::now_ms() / 1000;
+        if let Some(k) = &key {
+            if k.is_expired(now_s) {
+                return Err(Rejection::error(
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_request_error",
+                        format!(
+                            "The API key `{}` ({}) has expired.",
+                            k.prefix, k.settings.name
+                        ),
+                    )
+                    .with_code("key_expired"),
+                ));
+            }
+            if let Some(budget) = k.settings.budget_usd {
+                let (today, month) = self.keys.spend(&k.id);
+                let (spent, month_period, label) = match k.settings.budget_period {
+                    BudgetPeriod::Day => (today, false, "daily"),
+                    BudgetPeriod::Month => (month, true, "monthly"),
+                };
+                if spent >= budget {
+                    let reset = period::period_end(now_s, month_period);
+                    let at = humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(reset),
+                    );
+                    let mut r = Rejection::error(
+                        ApiError::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "insufficient_quota",
+                            format!(
+                                "The API key `{}` ({}) has spent ${spent:.4} of its {label} budget of ${budget:.2}; it resets at {at}.",
+                                k.prefix, k.settings.name
+                            ),
+                        )
+                        .with_code("budget_exceeded"),
+                    );
+                    r.retry_after_s = Some(reset.saturating_sub(now_s).max(1));
+                    return Err(r);
+                }
+            }
+        }
+        let limits = self.limits.load();
+        let mut rules = Vec::with_capacity(2);
+        if let Some(k) = &key
+            && (k.settings.rpm.is_some() || k.settings.tpm.is_some())
+        {
+            rules.push(Rule {
+                scope: format!("key:{}", k.id),
+                rpm: k.settings.rpm,
+                tpm: k.settings.tpm,
+            });
+        }
+        if limits.ip_rpm.is_some() || limits.ip_tpm.is_some() {
+            rules.push(Rule {
+                scope: format!("ip:{ip}"),
+                rpm: limits.ip_rpm,
+                tpm: limits.ip_tpm,
+            });
+        }
+        let mut admission = Admission {
+            governance: self.clone(),
+            key,
+            rules: Vec::new(),
+            requests: None,
+            tokens: None,
+        };
+        let verdicts: Vec<Verdict> = match rules.len() {
+            0 => Vec::new(),
+            1 => vec![self.limiter.check(&rules[0]).await],
+            _ => {
+                let (a, b) =
+                    tokio::join!(self.limiter.check(&rules[0]), self.limiter.check(&rules[1]));
+                vec![a, b]
+            }
+        };
+        let mut refused: Option<(usize, u64)> = None;
+        for (i, v) in verdicts.iter().enumerate() {
+            admission.requests = tighter(admission.requests, v.requests);
+            admission.tokens = tighter(admission.tokens, v.tokens);
+            if let Some(wait) = v.retry_after_ms
+                && refused.is_none_or(|(_, w)| wait > w)
+            {
+                refused = Some((i, wait));
+            }
+        }
+        if let Some((i, wait_ms)) = refused {
+            let rule = &rules[i];
+            let who = if rule.scope.starts_with("key:") {
+                "this API key"
+            } else {
+                "your address"
+            };
+            let what = match (verdicts[i].requests, verdicts[i].tokens) {
+                (Some(r), _) if r.remaining == 0 => format!("{} requests per minute", r.limit),
+                (_, Some(t)) => format!("{} tokens per minute", t.limit),
+                (Some(r), None) => format!("{} requests per minute", r.limit),
+                (None, None) => "its limit".to_string(),
+            };
+            let mut r = Rejection::error(
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "requests",
+                    format!(
+                        "Rate limit reached for {who}: {what}. Try again in {:.1}s.",
+                        wait_ms as f64 / 1e3
+                    ),
+                )
+                .with_code("rate_limit_exceeded"),
+            );
+            r.retry_after_s = Some(wait_ms.div_ceil(1000).max(1));
+            r.requests = admission.requests;
+            r.tokens = admission.tokens;
+            return Err(r);
+        }
+        admission.rules = rules;
+        Ok(admission)
+    }
+}
+
+/// The bucket with fewer left wins: that is the one the client runs into first.
+fn tighter(a: Option<Window>, b: Option<Window>) -> Option<Window> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Admission {
+    pub fn key_id(&self) -> Option<&str> {
+        self.key.as_ref().map(|k| k.id.as_str())
+    }
+
+    /// Whether the key may use the model (as the client named it).
+    pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
+        match &self.key {
+            Some(k) if !k.allows_model(model) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                format!(
+                    "The API key `{}` ({}) may not use the model `{model}`; it may use: {}.",
+                    k.prefix,
+                    k.settings.name,
+                    k.settings.models.join(", ")
+                ),
+            )
+            .with_param("model")
+            .with_code("model_not_allowed")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts what the finished request used against the key's budget and the token limits.
+    pub fn settle(&self, record: &RequestRecord) {
+        let tokens = record.prompt_tokens + record.completion_tokens;
+        for rule in &self.rules {
+            if let Some(tpm) = rule.tpm {
+                self.governance.limiter.debit(&rule.scope, tpm, tokens);
+            }
+        }
+        if let Some(k) = &self.key {
+            self.governance.keys.charge(&k.id, record.cost_usd);
+        }
+    }
+
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        write_rate_headers(headers, self.requests, self.tokens);
+    }
+}
+
+/// A request turned away, with the headers that tell the client when to come back.
+pub struct Rejection {
+    pub error: ApiError,
+    pub retry_after_s: Option<u64>,
+    requests: Option<Window>,
+    tokens: Option<Window>,
+}
+
+impl Rejection {
+    fn error(error: ApiError) -> Rejection {
+        Rejection {
+            error,
+            retry_after_s: None,
+            requests: None,
+            tokens: None,
+        }
+    }
+
+    pub fn into_response(self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let mut response = self.error.into_response();
+        let headers = response.headers_mut();
+        if let Some(s) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        write_rate_headers(headers, self.requests, self.tokens);
+        response
+    }
+}
+
+const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+
+/// OpenAI's `x-ratelimit-*` headers.
+fn write_rate_headers(headers: &mut HeaderMap, requests: Option<Window>, tokens: Option<Window>) {
+    for (window, names) in [
+        (
+            requests,
+            [LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS],
+        ),
+        (tokens, [LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS]),
+    ] {
+        let Some(w) = window else { continue };
+        let [limit, remaining, reset] = names;
+        headers.insert(limit, HeaderValue::from(w.limit));
+        headers.insert(remaining, HeaderValue::from(w.remaining));
+        if let Ok(v) = HeaderValue::from_str(&reset_text(w.reset_ms)) {
+            headers.insert(reset, v);
+        }
+    }
+}
+
+/// OpenAI's duration style: `20ms`, `1.5s`, `6m0s`.
+fn reset_text(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let s = format!("{:.3}", ms as f64 / 1e3);
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_durations_read_like_openai() {
+        assert_eq!(reset_text(20), "20ms");
+        assert_eq!(reset_text(1_500), "1.5s");
+        assert_eq!(reset_text(6_000), "6s");
+        assert_eq!(reset_text(360_000), "6m0s");
+    }
+
+    #[tokio::test]
+    async fn forwarded_for_only_from_trusted_proxies() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = LimitsConfig {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        };
+        let g = Governance::open(dir.path(), None, limits).await.unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.7, 10.1.1.1".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.9".parse().unwrap();
+        assert_eq!(
+            g.client_ip(proxy, &headers),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(g.client_ip(stranger, &headers), stranger);
+        headers.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
+        assert_eq!(g.client_ip(proxy, &headers), proxy);
+    }
+}
