@@ -4,98 +4,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_llm-bridge");
-
-fn bare_command() -> Command {
-    let mut cmd = Command::new(BIN);
-    // Nothing from the developer's environment leaks into these runs.
-    for var in llm_bridge::config::known_env_vars() {
-        cmd.env_remove(var);
-    }
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
-
-struct Running {
-    child: Child,
-    url: String,
-}
-
-impl Running {
-    async fn start(data_dir: &std::path::Path, extra_env: &[(&str, String)]) -> Running {
-        let port = free_port();
-        let mut cmd = bare_command();
-        cmd.env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("LLM_BRIDGE_DATA_DIR", data_dir)
-            .env("LLM_BRIDGE_STATS_FLUSH_INTERVAL", "50ms")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start llm-bridge");
-        let url = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client
-                .get(format!("{url}/health/live"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return Running { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let _ = child_kill(child);
-        panic!("llm-bridge did not start");
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    async fn wait_exit(mut self) -> (std::process::ExitStatus, String) {
-        for _ in 0..400 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut log = String::new();
-                use std::io::Read;
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut log)
-                    .unwrap();
-                return (status, log);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let _ = self.child.kill();
-        panic!("llm-bridge did not exit after SIGTERM");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn child_kill(mut child: Child) -> std::io::Result<std::process::ExitStatus> {
-    child.kill()?;
-    child.wait()
-}
 
 #[test]
 fn help_and_version() {

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llm-bridge");
 use std::time::Duration;
 
 use llm_bridge::config::{CliOverrides, Config};
@@ -272,4 +274,103 @@ pub async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// The `llm-bridge` binary, started with a clean environment; its log goes to a file.
+pub fn bare_command() -> Command {
+    let mut cmd = Command::new(BIN);
+    // Nothing from the developer's environment leaks into these runs.
+    for var in llm_bridge::config::known_env_vars() {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+pub struct Running {
+    pub child: Child,
+    pub url: String,
+    log_file: tempfile::NamedTempFile,
+}
+
+impl Running {
+    pub async fn start(data_dir: &std::path::Path, extra_env: &[(&str, String)]) -> Running {
+        let port = free_port();
+        let log_file = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = bare_command();
+        cmd.env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LLM_BRIDGE_DATA_DIR", data_dir)
+            .env("LLM_BRIDGE_STATS_FLUSH_INTERVAL", "50ms")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file.reopen().unwrap()));
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start llm-bridge");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("{url}/health/live"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Running {
+                    child,
+                    url,
+                    log_file,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = child_kill(child);
+        panic!("llm-bridge did not start");
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn wait_exit(mut self) -> (std::process::ExitStatus, String) {
+        for _ in 0..400 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = self.child.kill();
+        panic!("llm-bridge did not exit after SIGTERM");
+    }
+}
+
+impl Running {
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file.path()).unwrap_or_default()
+    }
+
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn child_kill(mut child: Child) -> std::io::Result<std::process::ExitStatus> {
+    child.kill()?;
+    child.wait()
 }
