@@ -1,0 +1,223 @@
+//! Keys and limits shared through Redis: three gateway processes hold one global rate limit, see
+//! each other's keys, revocations and spend, and keep serving while Redis is away.
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use llm_bridge::mock_upstream::MockUpstream;
+use serde_json::{Value, json};
+use support::*;
+
+const MASTER: &str = "mk-test-master-key-0123456789";
+
+fn hello() -> Value {
+    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+async fn replicas(
+    redis: &RedisServer,
+    mock: &MockUpstream,
+    n: usize,
+) -> Vec<(Running, tempfile::TempDir)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("REDIS_URL", redis.url()),
+            ("LLM_BRIDGE_MASTER_KEY", MASTER.to_string()),
+            ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+            ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+        ];
+        let gw = Running::start(dir.path(), &env).await;
+        out.push((gw, dir));
+    }
+    out
+}
+
+async fn create_key(http: &reqwest::Client, url: &str, settings: Value) -> (String, String) {
+    let resp = http
+        .post(format!("{url}/api/keys"))
+        .bearer_auth(MASTER)
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().into(),
+        v["key"].as_str().unwrap().into(),
+    )
+}
+
+async fn chat(http: &reqwest::Client, url: &str, key: &str) -> u16 {
+    http.post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&hello())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits until every replica answers `key` with `status` on `GET /v1/models`.
+async fn until_all(http: &reqwest::Client, urls: &[String], key: &str, status: u16) {
+    for url in urls {
+        let mut last = 0;
+        for _ in 0..100 {
+            last = http
+                .get(format!("{url}/v1/models"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            if last == status {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(last, status, "{url} did not pick up the key change");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_hold_one_global_limit_within_one_percent() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start().await;
+    let gws = replicas(&redis, &mock, 3).await;
+    let urls: Vec<String> = gws.iter().map(|(g, _)| g.url.clone()).collect();
+    let http = reqwest::Client::new();
+    const LIMIT: u64 = 600;
+    let (_, secret) = create_key(&http, &urls[0], json!({"name": "shared", "rpm": LIMIT})).await;
+    until_all(&http, &urls, &secret, 200).await;
+
+    // Twice the limit, spread evenly over the three replicas, 16 at a time on each.
+    let ok = Arc::new(AtomicU64::new(0));
+    let limited = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for url in &urls {
+        for _ in 0..16 {
+            let (http, url, secret) = (http.clone(), url.clone(), secret.clone());
+            let (ok, limited) = (ok.clone(), limited.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..(2 * LIMIT / 48) {
+                    match chat(&http, &url, &secret).await {
+                        200 => ok.fetch_add(1, Ordering::Relaxed),
+                        429 => limited.fetch_add(1, Ordering::Relaxed),
+                        other => panic!("unexpected status {other}"),
+                    };
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = ok.load(Ordering::Relaxed);
+    let limited = limited.load(Ordering::Relaxed);
+    // The bucket holds LIMIT and refills LIMIT per minute while the test runs.
+    let allowed = LIMIT as f64 * (1.0 + elapsed / 60.0);
+    eprintln!("{ok} admitted, {limited} refused in {elapsed:.2} s; the limit allowed {allowed:.1}");
+    assert_eq!(ok + limited, 2 * LIMIT / 48 * 48);
+    assert!(
+        ok as f64 >= LIMIT as f64 * 0.99,
+        "{ok} admitted: the limit was not used up"
+    );
+    assert!(
+        ok as f64 <= allowed * 1.01,
+        "{ok} admitted, more than 1 % over the {allowed:.1} the limit allowed"
+    );
+    drop(gws);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_revocations_and_spend_reach_every_replica() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start().await;
+    let gws = replicas(&redis, &mock, 2).await;
+    let urls: Vec<String> = gws.iter().map(|(g, _)| g.url.clone()).collect();
+    let http = reqwest::Client::new();
+
+    // Created on one, usable on the other; revoked on the other, refused on the first.
+    let (id, secret) = create_key(&http, &urls[0], json!({"name": "roaming"})).await;
+    until_all(&http, &urls, &secret, 200).await;
+    assert_eq!(chat(&http, &urls[1], &secret).await, 200);
+    let revoked = http
+        .delete(format!("{}/api/keys/{id}", urls[1]))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    until_all(&http, &urls, &secret, 401).await;
+
+    // Spend on one replica counts against the budget on the other.
+    let (id, secret) = create_key(
+        &http,
+        &urls[0],
+        json!({"name": "budgeted", "budget_usd": 0.000001, "budget_period": "month"}),
+    )
+    .await;
+    until_all(&http, &urls, &secret, 200).await;
+    assert_eq!(chat(&http, &urls[0], &secret).await, 200);
+    let mut status = 0;
+    for _ in 0..60 {
+        status = chat(&http, &urls[1], &secret).await;
+        if status == 429 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 429, "the other replica saw the spend");
+    let info: Value = http
+        .get(format!("{}/api/keys/{id}", urls[1]))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info["spend_month_usd"].as_f64().unwrap() > 0.0, "{info}");
+}
+
+#[tokio::test]
+async fn limits_let_requests_through_while_redis_is_away() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let gw = TestGateway::start_with("", |env| {
+        env.insert("REDIS_URL".into(), url);
+        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
+    })
+    .await;
+    let resp = gw
+        .post("/api/keys")
+        .bearer_auth(MASTER)
+        .json(&json!({"name": "resilient", "rpm": 1000}))
+        .send()
+        .await
+        .unwrap();
+    let secret = resp.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(chat(&gw.http, &gw.url, &secret).await, 200);
+    redis.stop();
+    // The key is known locally and the limit cannot be checked: served, not refused.
+    assert_eq!(chat(&gw.http, &gw.url, &secret).await, 200);
+}
