@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -66,15 +65,14 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         config.limits.clone(),
     )
     .await?;
-    Ok(AppState {
-        config: Arc::new(config),
+    Ok(AppState::new(
+        config,
+        gateway,
         auth,
         governance,
-        gateway,
         stats,
-        started: Instant::now(),
-        leptos_options: Arc::new(leptos_options),
-    })
+        leptos_options,
+    ))
 }
 
 /// The whole HTTP surface: `/v1`, health and stats, then the console and its assets.
@@ -94,7 +92,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::api::auth::require,
         ))
-        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.config().server.max_body_bytes))
         .with_state(state)
 }
 
@@ -115,8 +113,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     if !local.ip().is_loopback() && state.auth.is_open() {
         tracing::warn!(address = %local, "listening on a non-loopback address without authentication: anyone who can reach it can use the configured provider keys; set LLM_BRIDGE_MASTER_KEY");
     }
-    let enabled: Vec<&str> = state
-        .gateway
+    let gateway = state.gateway();
+    let enabled: Vec<&str> = gateway
         .providers
         .enabled()
         .iter()

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
@@ -13,10 +14,11 @@ use crate::stats::Stats;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The configuration and the gateway built from it, swapped as one on a reload. A request
+    /// takes its own `Arc` when it starts and finishes on it.
+    current: Arc<ArcSwap<Current>>,
     pub auth: Arc<crate::api::auth::Auth>,
     pub governance: Arc<crate::governance::Governance>,
-    pub gateway: Arc<Gateway>,
     pub stats: Arc<Stats>,
     pub started: Instant,
     /// Behind an `Arc`: the state is cloned for every request.
@@ -29,7 +31,49 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+pub struct Current {
+    pub config: Arc<Config>,
+    pub gateway: Arc<Gateway>,
+}
+
 impl AppState {
+    pub fn new(
+        config: Config,
+        gateway: Arc<Gateway>,
+        auth: Arc<crate::api::auth::Auth>,
+        governance: Arc<crate::governance::Governance>,
+        stats: Arc<Stats>,
+        leptos_options: LeptosOptions,
+    ) -> AppState {
+        AppState {
+            current: Arc::new(ArcSwap::from_pointee(Current {
+                config: Arc::new(config),
+                gateway,
+            })),
+            auth,
+            governance,
+            stats,
+            started: Instant::now(),
+            leptos_options: Arc::new(leptos_options),
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.current.load().config.clone()
+    }
+
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.current.load().gateway.clone()
+    }
+
+    /// Serves a new configuration from now on; requests already running keep the old one.
+    pub fn replace(&self, config: Config, gateway: Arc<Gateway>) {
+        self.current.store(Arc::new(Current {
+            config: Arc::new(config),
+            gateway,
+        }));
+    }
+
     pub async fn health(&self) -> HealthReport {
         let store = self.stats.store().health().await;
         HealthReport {
@@ -37,7 +81,7 @@ impl AppState {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
             providers: self
-                .gateway
+                .gateway()
                 .providers
                 .statuses()
                 .iter()

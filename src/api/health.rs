@@ -10,7 +10,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = crate::shared::HealthReport)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let mut report = serde_json::to_value(state.health().await).unwrap_or_default();
-    let deployments = state.gateway.routing.reports(std::time::Instant::now());
+    let deployments = state.gateway().routing.reports(std::time::Instant::now());
     report["deployments"] = serde_json::to_value(deployments).unwrap_or_default();
     Json(report)
 }

@@ -13,7 +13,7 @@ use crate::state::AppState;
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let handle = crate::stats::metrics::handle();
     let now = Instant::now();
-    for d in state.gateway.routing.reports(now) {
+    for d in state.gateway().routing.reports(now) {
         let value = match d.circuit.state {
             CircuitState::Closed => 0.0,
             CircuitState::HalfOpen => 1.0,

@@ -57,16 +57,16 @@ pub fn available(gateway: &Gateway) -> Vec<Model> {
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     Json(ModelList {
         object: "list",
-        data: available(&state.gateway),
+        data: available(&state.gateway()),
     })
 }
 
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model name")), responses((status = 200, body = Model), (status = 404, body = super::error::ErrorResponse)))]
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    if let Some(m) = available(&state.gateway).into_iter().find(|m| m.id == id) {
+    if let Some(m) = available(&state.gateway()).into_iter().find(|m| m.id == id) {
         return Json(m).into_response();
     }
-    match state.gateway.resolve(&id) {
+    match state.gateway().resolve(&id) {
         Ok(route) => Json(Model {
             id,
             object: "model",

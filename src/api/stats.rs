@@ -95,5 +95,5 @@ pub async fn requests(State(state): State<AppState>, Query(q): Query<RequestsQue
 
 #[utoipa::path(get, path = "/api/pricing", tag = "stats", responses((status = 200, body = Vec<crate::providers::catalogue::CatalogueModel>)))]
 pub async fn pricing(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.gateway.catalogue.all().to_vec())
+    Json(state.gateway().catalogue.all().to_vec())
 }

@@ -80,10 +80,10 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match body_or_error(body, state.config.server.max_body_bytes) {
+    match body_or_error(body, state.config().server.max_body_bytes) {
         Ok(body) => {
             state
-                .gateway
+                .gateway()
                 .chat(&headers, body, admission.map(|a| a.0))
                 .await
         }
@@ -108,10 +108,10 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match body_or_error(body, state.config.server.max_body_bytes) {
+    match body_or_error(body, state.config().server.max_body_bytes) {
         Ok(body) => {
             state
-                .gateway
+                .gateway()
                 .embeddings(&headers, body, admission.map(|a| a.0))
                 .await
         }

@@ -22,7 +22,7 @@ pub fn store_error(e: String) -> ServerFnError {
 
 pub fn prices(state: &AppState) -> Vec<ModelPrice> {
     state
-        .gateway
+        .gateway()
         .catalogue
         .all()
         .iter()

@@ -26,9 +26,10 @@ pub async fn get_providers(window: String) -> Result<Vec<ProviderSummary>, Serve
         state.stats.breakdown(Window::Hour, "provider"),
     )
     .map_err(backend::store_error)?;
-    let catalogue = state.gateway.catalogue.all();
+    let gateway = state.gateway();
+    let catalogue = gateway.catalogue.all();
     let mut cards: Vec<ProviderSummary> = state
-        .gateway
+        .gateway()
         .providers
         .statuses()
         .iter()
@@ -42,7 +43,7 @@ pub async fn get_providers(window: String) -> Result<Vec<ProviderSummary>, Serve
                     ..UsageRow::default()
                 });
             let extra = state
-                .gateway
+                .gateway()
                 .providers
                 .get(&s.name)
                 .map_or(0, |p| p.extra_models.len());
@@ -82,7 +83,8 @@ pub async fn get_provider_details(name: String) -> Result<ProviderDetails, Serve
     use crate::app::backend;
     use crate::stats::RecentFilter;
     let state = backend::state();
-    let providers = &state.gateway.providers;
+    let gateway = state.gateway();
+    let providers = &gateway.providers;
     let status = providers
         .status(&name)
         .ok_or_else(|| ServerFnError::new(format!("there is no provider `{name}`")))?;

@@ -39,7 +39,7 @@ pub async fn get_requests(
     .map_err(backend::store_error)?;
     let mut models: Vec<String> = all.iter().map(|r| r.model.clone()).collect();
     let mut providers: Vec<String> = state
-        .gateway
+        .gateway()
         .providers
         .statuses()
         .iter()

@@ -15,11 +15,11 @@ pub async fn get_system() -> Result<SystemInfo, ServerFnError> {
     let (memory_rss_bytes, cpu_seconds) = process::usage().await;
     Ok(SystemInfo {
         health: state.health().await,
-        listen: state.config.server.listen.to_string(),
+        listen: state.config().server.listen.to_string(),
         memory_rss_bytes,
         cpu_seconds,
         dropped_records: state.stats.dropped(),
-        config_toml: state.config.to_masked_toml(),
+        config_toml: state.config().to_masked_toml(),
     })
 }
 

@@ -22,7 +22,7 @@ pub async fn get_tester_setup() -> Result<TesterSetup, ServerFnError> {
     use crate::shared::TesterModel;
     let state = backend::state();
     let prices = backend::prices(&state);
-    let models = crate::api::models::available(&state.gateway)
+    let models = crate::api::models::available(&state.gateway())
         .into_iter()
         .map(|m| TesterModel {
             price: prices.iter().find(|p| p.id == m.id).cloned(),
@@ -35,7 +35,7 @@ pub async fn get_tester_setup() -> Result<TesterSetup, ServerFnError> {
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
-        .unwrap_or_else(|| state.config.server.listen.to_string());
+        .unwrap_or_else(|| state.config().server.listen.to_string());
     Ok(TesterSetup {
         models,
         prices,
