@@ -93,6 +93,10 @@ pub fn router(state: AppState) -> Router {
             crate::api::auth::require,
         ))
         .layer(DefaultBodyLimit::max(state.config().server.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config().server.max_header_bytes,
+            crate::api::hardening::limit_headers,
+        ))
         .with_state(state)
 }
 

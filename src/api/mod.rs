@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod hardening;
 mod health;
 mod keys;
 mod metrics;
@@ -17,7 +18,7 @@ use crate::state::AppState;
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let admission = axum::middleware::from_fn_with_state(state.clone(), v1::admit);
-    Router::new()
+    let mut v1 = Router::new()
         .route(
             "/v1/chat/completions",
             post(v1::chat_completions).route_layer(admission.clone()),
@@ -27,8 +28,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             post(v1::embeddings).route_layer(admission),
         )
         .route("/v1/models", get(models::list))
-        .route("/v1/models/{*id}", get(models::get_one))
-        .route("/health", get(health::health))
+        .route("/v1/models/{*id}", get(models::get_one));
+    if let Some(cors) = hardening::cors(&state.config().server) {
+        v1 = v1.layer(cors);
+    }
+    v1.route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/api/stats/overview", get(stats::overview))
