@@ -24,6 +24,8 @@ pub mod mock_upstream;
 #[cfg(feature = "ssr")]
 pub mod providers;
 #[cfg(feature = "ssr")]
+pub mod reload;
+#[cfg(feature = "ssr")]
 pub mod routing;
 #[cfg(feature = "ssr")]
 pub mod server;

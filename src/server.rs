@@ -20,8 +20,8 @@ use crate::state::AppState;
 use crate::stats::{Stats, Store};
 
 pub fn run(cli: &Cli) -> ExitCode {
-    let config = match cli.load_config() {
-        Ok((config, _)) => config,
+    let (config, file) = match cli.load_config() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -32,7 +32,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         .build()
         .expect("tokio runtime");
     let telemetry = runtime.block_on(async { crate::telemetry::init(config.log.format) });
-    let result = runtime.block_on(serve(config));
+    let result = runtime.block_on(serve(config, Some((cli.overrides(), file))));
     telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,11 +100,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-pub async fn serve(config: Config) -> Result<(), String> {
+/// Serves until SIGTERM/SIGINT; with `reload` (the CLI's overrides and the config file), SIGHUP and
+/// changes to the file reload the configuration.
+pub async fn serve(
+    config: Config,
+    reload: Option<(crate::config::CliOverrides, Option<std::path::PathBuf>)>,
+) -> Result<(), String> {
     let listen = config.server.listen;
     let drain = config.server.drain_timeout;
     let state = build_state(config).await?;
     let stats = state.stats.clone();
+    if let Some((cli, file)) = reload {
+        crate::reload::spawn(state.clone(), cli, file);
+    }
     let app = router(state.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await

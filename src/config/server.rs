@@ -24,6 +24,8 @@ pub struct ServerConfig {
     /// `LLM_BRIDGE_CORS_ORIGINS`: comma-separated origins allowed to call `/v1` from a browser
     /// (`*` for any). Empty: no cross-origin access; the console is always same-origin only.
     pub cors_origins: Vec<String>,
+    /// Reload the configuration when its file changes (SIGHUP always reloads).
+    pub watch_config: bool,
     /// `LLM_BRIDGE_DRAIN_TIMEOUT`: how long in-flight requests may run after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             max_body_bytes: 10 * 1024 * 1024,
             max_header_bytes: 32 * 1024,
             cors_origins: Vec::new(),
+            watch_config: true,
             drain_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(120),

@@ -1,0 +1,151 @@
+//! Configuration hot reload: the file changes or SIGHUP arrives, the new configuration is validated
+//! and swapped in; a bad one is refused and the old one keeps serving; running requests finish.
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::time::Duration;
+
+use llm_bridge::mock_upstream::MockUpstream;
+use serde_json::json;
+use support::*;
+
+struct Setup {
+    gw: Running,
+    file: tempfile::NamedTempFile,
+    _dir: tempfile::TempDir,
+    _mock: MockUpstream,
+    http: reqwest::Client,
+}
+
+async fn start(config: &str) -> Setup {
+    let mock = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), config).unwrap();
+    let env = [
+        (
+            "LLM_BRIDGE_CONFIG",
+            file.path().to_string_lossy().to_string(),
+        ),
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+        ("RUST_LOG", "info".to_string()),
+    ];
+    let gw = Running::start(dir.path(), &env).await;
+    Setup {
+        gw,
+        file,
+        _dir: dir,
+        _mock: mock,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Setup {
+    async fn status(&self, model: &str) -> u16 {
+        self.http
+            .post(format!("{}/v1/chat/completions", self.gw.url))
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    fn write(&self, config: &str) {
+        std::fs::write(self.file.path(), config).unwrap();
+    }
+
+    async fn until_log(&self, needle: &str, times: usize) {
+        for _ in 0..200 {
+            if self.gw.log().matches(needle).count() >= times {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "log never said `{needle}` {times} time(s):\n{}",
+            self.gw.log()
+        );
+    }
+}
+
+const FAST: &str = "[models.aliases]\nfast = \"gpt-4o-mini\"\n";
+const QUICK: &str = "[models.aliases]\nquick = \"gpt-4o-mini\"\n";
+
+#[tokio::test]
+async fn a_changed_file_is_picked_up_and_a_bad_one_refused() {
+    let s = start(FAST).await;
+    assert_eq!(s.status("fast").await, 200);
+    assert_eq!(s.status("quick").await, 404);
+
+    s.write(QUICK);
+    s.until_log("configuration reloaded", 1).await;
+    assert_eq!(s.status("quick").await, 200);
+    assert_eq!(s.status("fast").await, 404);
+
+    // Not TOML, then valid TOML with an invalid value: both refused, with the reason.
+    s.write("[models.aliases\nbroken");
+    s.until_log("configuration reload refused", 1).await;
+    s.write(&format!("{FAST}[limits]\nip_rpm = 0\n"));
+    s.until_log("configuration reload refused", 2).await;
+    let log = s.gw.log();
+    assert!(
+        log.contains("limits.ip_rpm"),
+        "the reason is logged:\n{log}"
+    );
+    assert_eq!(
+        s.status("quick").await,
+        200,
+        "the previous configuration keeps serving"
+    );
+
+    // Settings read once at start are kept, and the log says so.
+    s.write(&format!("{QUICK}[server]\nmax_body_bytes = 5\n"));
+    s.until_log("change only on a restart", 1).await;
+    assert_eq!(s.status("quick").await, 200);
+}
+
+#[tokio::test]
+async fn sighup_reloads_when_watching_is_off() {
+    let s = start(&format!("[server]\nwatch_config = false\n{FAST}")).await;
+    s.write(&format!("[server]\nwatch_config = false\n{QUICK}"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(s.status("fast").await, 200, "no reload without the signal");
+    s.gw.hangup();
+    s.until_log("configuration reloaded", 1).await;
+    assert!(s.gw.log().contains("SIGHUP"));
+    assert_eq!(s.status("quick").await, 200);
+    assert_eq!(s.status("fast").await, 404);
+}
+
+#[tokio::test]
+async fn a_request_running_across_a_reload_finishes_on_its_configuration() {
+    // `slow` models answer after 300 ms.
+    let s = start("[models.aliases]\nfast = \"openai/gpt-slow\"\n").await;
+    let http = s.http.clone();
+    let url = s.gw.url.clone();
+    let running = tokio::spawn(async move {
+        let resp = http
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&json!({"model": "fast", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write(QUICK);
+    s.gw.hangup();
+    s.until_log("configuration reloaded", 1).await;
+    assert_eq!(
+        s.status("fast").await,
+        404,
+        "new requests see the new configuration"
+    );
+    let (status, body) = running.await.unwrap();
+    assert_eq!(status, 200);
+    sse_chunks(&body);
+}
