@@ -29,6 +29,8 @@ pub fn run(cli: &Cli) -> ExitCode {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Rendering the console's deeper pages needs more than the default 2 MiB in debug builds.
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
         .expect("tokio runtime");
     let telemetry = runtime.block_on(async { crate::telemetry::init(config.log.format) });

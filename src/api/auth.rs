@@ -153,7 +153,11 @@ enum Area {
 }
 
 fn area(path: &str) -> Area {
-    if path.starts_with("/v1/") || path.starts_with("/api/") || path == "/metrics" {
+    if path.starts_with("/v1/")
+        || path.starts_with("/api/")
+        || path == "/metrics"
+        || path == "/openapi.json"
+    {
         Area::Api
     } else if path.starts_with("/health")
         || path.starts_with("/pkg/")
