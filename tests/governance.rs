@@ -355,6 +355,19 @@ async fn requests_per_minute_per_key() {
         upstream_before,
         "refused before the upstream"
     );
+    let metrics = gw
+        .get("/metrics")
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("llm_bridge_refused_total{reason=\"rate_limit_key\"}"),
+        "{metrics}"
+    );
     // Another key has its own allowance.
     let (_, other) = create_key(&gw, json!({"name": "other", "rpm": 3})).await;
     assert_eq!(chat_as(&gw, &other, "gpt-4o-mini").await.status(), 200);

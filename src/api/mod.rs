@@ -38,6 +38,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/stats/overview", get(stats::overview))
         .route("/api/stats/timeseries", get(stats::timeseries))
         .route("/api/stats/providers", get(stats::providers))
+        .route("/api/stats/keys", get(stats::keys))
         .route("/api/requests", get(stats::requests))
         .route("/api/pricing", get(stats::pricing))
         .route("/api/keys", get(keys::list).post(keys::create))

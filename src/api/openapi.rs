@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         super::stats::overview,
         super::stats::timeseries,
         super::stats::providers,
+        super::stats::keys,
         super::stats::requests,
         super::stats::pricing,
         super::keys::create,

@@ -68,6 +68,20 @@ pub async fn providers(State(state): State<AppState>, Query(q): Query<WindowQuer
     )
 }
 
+#[utoipa::path(get, path = "/api/stats/keys", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per virtual key id", body = Vec<crate::shared::UsageRow>)))]
+pub async fn keys(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
+    reply(
+        async {
+            state
+                .stats
+                .breakdown(window(&q)?, "key")
+                .await
+                .map_err(store_error)
+        }
+        .await,
+    )
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct RequestsQuery {
     limit: Option<usize>,

@@ -118,6 +118,7 @@ impl Governance {
         let now_s = crate::stats::now_ms() / 1000;
         if let Some(k) = &key {
             if k.is_expired(now_s) {
+                crate::stats::metrics::observe_refusal("expired");
                 return Err(Rejection::error(
                     ApiError::new(
                         StatusCode::UNAUTHORIZED,
@@ -137,6 +138,7 @@ impl Governance {
                     BudgetPeriod::Month => (month, true, "monthly"),
                 };
                 if spent >= budget {
+                    crate::stats::metrics::observe_refusal("budget");
                     let reset = period::period_end(now_s, month_period);
                     let at = humantime::format_rfc3339_seconds(
                         std::time::UNIX_EPOCH + std::time::Duration::from_secs(reset),
@@ -203,11 +205,12 @@ impl Governance {
         }
         if let Some((i, wait_ms)) = refused {
             let rule = &rules[i];
-            let who = if rule.scope.starts_with("key:") {
-                "this API key"
+            let (who, reason) = if rule.scope.starts_with("key:") {
+                ("this API key", "rate_limit_key")
             } else {
-                "your address"
+                ("your address", "rate_limit_ip")
             };
+            crate::stats::metrics::observe_refusal(reason);
             let what = match (verdicts[i].requests, verdicts[i].tokens) {
                 (Some(r), _) if r.remaining == 0 => format!("{} requests per minute", r.limit),
                 (_, Some(t)) => format!("{} tokens per minute", t.limit),

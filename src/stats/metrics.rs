@@ -83,3 +83,8 @@ pub fn observe(r: &RequestRecord) {
 pub fn observe_overhead(seconds: f64) {
     histogram!("llm_bridge_gateway_overhead_seconds").record(seconds);
 }
+
+/// A `/v1` request turned away before routing (`rate_limit_key`, `rate_limit_ip`, `budget`, `expired`).
+pub fn observe_refusal(reason: &'static str) {
+    counter!("llm_bridge_refused_total", "reason" => reason).increment(1);
+}
