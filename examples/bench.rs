@@ -297,6 +297,132 @@ async fn run() {
     );
 
     let (_, rss_loaded) = cpu_and_rss(pid);
+
+    println!("\n(vi) a virtual key with rpm and tpm limits (none reached), embedded buckets");
+    let keyed = keyed_client(&gw).await;
+    let g = Limited {
+        client: &keyed,
+        gateway_url: &gateway_url,
+        pid,
+    };
+    g.report(&client, &direct_url, &plain, sequential_n, seconds)
+        .await;
+
+    match start_redis() {
+        Some((redis, redis_url)) => {
+            println!(
+                "\n(vii) the same with Redis: keys and limits shared, one EVALSHA per request"
+            );
+            let port = free_port();
+            let redis_gateway = Proc(
+                pinned("0", &format!("{RELEASE}/llm-bridge"))
+                    .env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+                    .env("LLM_BRIDGE_DATA_DIR", &data_dir)
+                    .env("REDIS_URL", &redis_url)
+                    .env("OPENAI_API_KEY", "sk-bench")
+                    .env("OPENAI_BASE_URL", format!("{mock}/v1"))
+                    .env("RUST_LOG", "warn")
+                    .spawn()
+                    .expect("llm-bridge"),
+            );
+            let url = format!("http://127.0.0.1:{port}");
+            wait_ready(&format!("{url}/health/live")).await;
+            let keyed = keyed_client(&url).await;
+            let chat_url = format!("{url}/v1/chat/completions");
+            sequential(&keyed, &chat_url, &plain, 200).await;
+            let g = Limited {
+                client: &keyed,
+                gateway_url: &chat_url,
+                pid: redis_gateway.0.id(),
+            };
+            g.report(&client, &direct_url, &plain, sequential_n, seconds)
+                .await;
+            drop(redis_gateway);
+            drop(redis);
+        }
+        None => println!("\n(vii) skipped: redis-server is not installed"),
+    }
+
     println!("\n(iv) gateway RSS: idle {rss_idle:.1} MiB, after load {rss_loaded:.1} MiB");
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// A client that sends a new virtual key with limits far above the load.
+async fn keyed_client(gw: &str) -> reqwest::Client {
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{gw}/api/keys"))
+        .json(&json!({"name": "bench", "rpm": 1_000_000_000u64, "tpm": 1_000_000_000_000u64}))
+        .send()
+        .await
+        .expect("create a key")
+        .json()
+        .await
+        .expect("key JSON");
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", created["key"].as_str().expect("key"));
+    headers.insert("authorization", bearer.parse().unwrap());
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+struct Limited<'a> {
+    client: &'a reqwest::Client,
+    gateway_url: &'a str,
+    pid: u32,
+}
+
+impl Limited<'_> {
+    async fn report(
+        &self,
+        plain_client: &reqwest::Client,
+        direct_url: &str,
+        body: &[u8],
+        n: usize,
+        seconds: f64,
+    ) {
+        let direct = sequential(plain_client, direct_url, body, n).await;
+        let via = sequential(self.client, self.gateway_url, body, n).await;
+        println!(
+            "    non-stream           added p50 {:.3} ms p99 {:.3} ms at concurrency 1",
+            percentile(&via, 0.5) - percentile(&direct, 0.5),
+            percentile(&via, 0.99) - percentile(&direct, 0.99)
+        );
+        let (cpu_before, _) = cpu_and_rss(self.pid);
+        let load = concurrent(self.client, self.gateway_url, body, 64, seconds).await;
+        let (cpu_after, _) = cpu_and_rss(self.pid);
+        println!(
+            "    non-stream           via gateway {:>8.0} req/s p99 {:.2} ms | gateway CPU {:.1} µs/request",
+            load.requests as f64 / load.seconds,
+            load.p99_ms,
+            (cpu_after - cpu_before) * 1e6 / load.requests as f64
+        );
+    }
+}
+
+/// A private redis-server on a free port (pinned to core 1 with the mock and the client).
+fn start_redis() -> Option<(Proc, String)> {
+    let port = free_port();
+    let child = pinned("1", "redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((Proc(child), format!("redis://127.0.0.1:{port}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
