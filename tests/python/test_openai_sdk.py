@@ -101,6 +101,40 @@ def embeddings():
     assert len(r.data) == 1
 
 
+def virtual_keys():
+    """A key from /api/keys: its limits surface as the SDK's own error classes and headers."""
+    import json
+    import urllib.request
+
+    # Every request under the key counts, the refused one too: three fit in the minute.
+    settings = {"name": "sdk", "models": ["gpt-4o-mini"], "rpm": 3}
+    req = urllib.request.Request(
+        BASE[: -len("/v1")] + "/api/keys",
+        data=json.dumps(settings).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req) as resp:
+        secret = json.load(resp)["key"]
+    keyed = OpenAI(base_url=BASE, api_key=secret, max_retries=0)
+    raw = keyed.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["x-ratelimit-remaining-requests"] == "2", raw.headers
+    try:
+        keyed.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        raise AssertionError("a model outside the key's list was allowed")
+    except openai.PermissionDeniedError as e:
+        assert e.code == "model_not_allowed", e
+    keyed.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    try:
+        keyed.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        raise AssertionError("the fourth request within a minute was allowed")
+    except openai.RateLimitError as e:
+        assert e.code == "rate_limit_exceeded", e
+        assert int(e.response.headers["retry-after"]) >= 1
+
+
 for name, fn in [
     ("non-stream", non_stream),
     ("stream", stream),
@@ -108,6 +142,7 @@ for name, fn in [
     ("errors", errors),
     ("models", models),
     ("embeddings", embeddings),
+    ("virtual keys", virtual_keys),
 ]:
     check(name, fn)
 
