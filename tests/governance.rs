@@ -316,7 +316,7 @@ async fn over_budget_keys_get_429_saying_why() {
 #[tokio::test]
 async fn requests_per_minute_per_key() {
     let gw = locked("").await;
-    let (_, secret) = create_key(&gw, json!({"name": "limited", "rpm": 3})).await;
+    let (id, secret) = create_key(&gw, json!({"name": "limited", "rpm": 3})).await;
     for left in [2, 1, 0] {
         let resp = chat_as(&gw, &secret, "gpt-4o-mini").await;
         assert_eq!(resp.status(), 200);
@@ -368,6 +368,27 @@ async fn requests_per_minute_per_key() {
         metrics.contains("llm_bridge_refused_total{reason=\"rate_limit_key\"}"),
         "{metrics}"
     );
+    // The refusal is in the request log, under the key.
+    let mut logged = false;
+    for _ in 0..100 {
+        let log: Value = gw
+            .get("/api/requests?status=429")
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if log.as_array().is_some_and(|l| !l.is_empty()) {
+            assert_eq!(log[0]["client_key"], id.as_str());
+            assert_eq!(log[0]["error_class"], "rate_limited");
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logged, "the 429 is in the request log");
     // Another key has its own allowance.
     let (_, other) = create_key(&gw, json!({"name": "other", "rpm": 3})).await;
     assert_eq!(chat_as(&gw, &other, "gpt-4o-mini").await.status(), 200);

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::error::{ApiError, ErrorResponse};
+use crate::gateway::HEADER_REQUEST_ID;
 use crate::governance::{Admission, Caller};
+use crate::shared::RequestRecord;
 use crate::state::AppState;
 
 /// Admits a `/v1` request (key expiry and budget, rate limits) and adds the `x-ratelimit-*` headers.
@@ -35,7 +37,23 @@ pub async fn admit(State(state): State<AppState>, mut request: Request, next: Ne
             admission.write_headers(response.headers_mut());
             response
         }
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => {
+            // Refused requests show in the stats and the request log like any other.
+            let request_id = state.gateway().request_id(request.headers());
+            state.stats.record(RequestRecord {
+                time_ms: crate::stats::now_ms(),
+                request_id: request_id.clone(),
+                client_key: rejection.key_id.clone(),
+                status: rejection.error.status.as_u16(),
+                error_class: Some(rejection.error.class().to_string()),
+                ..Default::default()
+            });
+            let mut response = rejection.into_response();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(HEADER_REQUEST_ID, v);
+            }
+            response
+        }
     }
 }
 

@@ -111,6 +111,15 @@ impl Governance {
         caller: &Caller,
         ip: IpAddr,
     ) -> Result<Admission, Rejection> {
+        self.check(caller, ip).await.map_err(|mut r| {
+            if let Caller::Key(k) = caller {
+                r.key_id = Some(k.id.clone());
+            }
+            r
+        })
+    }
+
+    async fn check(self: &Arc<Self>, caller: &Caller, ip: IpAddr) -> Result<Admission, Rejection> {
         let key = match caller {
             Caller::Key(k) => Some(k.clone()),
             _ => None,
@@ -291,6 +300,8 @@ impl Admission {
 /// A request turned away, with the headers that tell the client when to come back.
 pub struct Rejection {
     pub error: ApiError,
+    /// The key it was refused for, if any.
+    pub key_id: Option<String>,
     pub retry_after_s: Option<u64>,
     requests: Option<Window>,
     tokens: Option<Window>,
@@ -300,6 +311,7 @@ impl Rejection {
     fn error(error: ApiError) -> Rejection {
         Rejection {
             error,
+            key_id: None,
             retry_after_s: None,
             requests: None,
             tokens: None,
