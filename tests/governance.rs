@@ -143,6 +143,31 @@ async fn keys_are_created_listed_used_rotated_and_revoked() {
         .unwrap();
     assert_eq!(metrics.status(), 403);
 
+    // The key sees only its models.
+    let models: Value = gw
+        .get("/v1/models")
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpt-4o-mini"]);
+    let hidden = gw
+        .get("/v1/models/gpt-4o")
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 404);
+
     // Models outside the list are refused before anything is sent upstream.
     let upstream_before = gw.mock.state.received().len();
     let denied = chat_as(&gw, &secret, "gpt-4o").await;

@@ -1,9 +1,10 @@
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
 
 use crate::gateway::Gateway;
+use crate::governance::Caller;
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -54,15 +55,38 @@ pub fn available(gateway: &Gateway) -> Vec<Model> {
 }
 
 #[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, description = "The enabled providers' models", body = ModelList)))]
-pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+) -> impl IntoResponse {
+    let mut data = available(&state.gateway());
+    // A virtual key limited to some models sees only those.
+    if let Some(Extension(Caller::Key(key))) = caller {
+        data.retain(|m| key.allows_model(&m.id));
+    }
     Json(ModelList {
         object: "list",
-        data: available(&state.gateway()),
+        data,
     })
 }
 
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model name")), responses((status = 200, body = Model), (status = 404, body = super::error::ErrorResponse)))]
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(Extension(Caller::Key(key))) = &caller
+        && !key.allows_model(&id)
+    {
+        return super::error::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("The model `{id}` does not exist or this key may not use it."),
+        )
+        .with_code("model_not_found")
+        .into_response();
+    }
     if let Some(m) = available(&state.gateway()).into_iter().find(|m| m.id == id) {
         return Json(m).into_response();
     }
