@@ -74,10 +74,14 @@ test("every page is server-rendered with its data", async ({ page, request }) =>
   const requests = await (await request.get("/requests")).text();
   has(requests, /data-count="[1-9]\d*"/);
   has(requests, "gpt-4o-mini");
+
+  const keys = await (await request.get("/keys")).text();
+  has(keys, 'data-testid="create-key"');
+  has(keys, "Requests/min");
 });
 
 test("the page routes answer and unknown ones are 404", async ({ request }) => {
-  for (const path of ["/", "/providers", "/tester", "/requests", "/system"]) {
+  for (const path of ["/", "/providers", "/tester", "/requests", "/keys", "/system"]) {
     expect((await request.get(path)).status(), path).toBe(200);
   }
   expect((await request.get("/no-such-page")).status()).toBe(404);
@@ -88,6 +92,7 @@ const PAGES: [string, string, string][] = [
   ["/providers", "providers", ".provider-card"],
   ["/tester", "tester", 'select[name="model"]'],
   ["/requests", "requests", "[data-count]"],
+  ["/keys", "keys", '[data-testid="create-key"]'],
   ["/system", "system", 'pre.config'],
 ];
 

@@ -255,6 +255,64 @@ fn zh(en: &str) -> Option<&'static str> {
         "Cannot load the cost analysis: {}" => "无法加载成本分析：{}",
         "embeddings" => "嵌入模型",
         "Reasoning" => "推理过程",
+        // Keys
+        "Keys" => "密钥",
+        "Give each client its own key, with the models it may use, rate limits, a budget and an expiry. A secret is shown once, when its key is created or rotated." => {
+            "为每个客户端分配独立的密钥，可限定模型、速率、预算和有效期。密钥只在创建或轮换时显示一次。"
+        }
+        "Existing keys" => "已有密钥",
+        "Cannot load the keys: {}" => "无法加载密钥：{}",
+        "Cannot create the key: {}" => "无法创建密钥：{}",
+        "Cannot rotate the key: {}" => "无法轮换密钥：{}",
+        "Cannot revoke the key: {}" => "无法吊销密钥：{}",
+        "The secret of “{}”" => "“{}” 的密钥",
+        "Copy it now: it will not be shown again." => "请立即复制：它不会再次显示。",
+        "I have stored it" => "我已妥善保存",
+        "Create a key" => "创建密钥",
+        "Name" => "名称",
+        "Models" => "模型",
+        "all" => "全部",
+        "Comma-separated; empty allows every model." => "用逗号分隔；留空表示允许所有模型。",
+        "Requests/min" => "每分钟请求数",
+        "Tokens/min" => "每分钟 tokens",
+        "Budget (USD)" => "预算（美元）",
+        "Budget period" => "预算周期",
+        "Per day (UTC)" => "每天 (UTC)",
+        "Per month (UTC)" => "每月 (UTC)",
+        "Expires on (UTC)" => "到期日 (UTC)",
+        "Create key" => "创建密钥",
+        "Creating…" => "创建中…",
+        "Empty limits mean no limit." => "限额留空表示不限。",
+        "Requests/min must be a whole number of at least 1." => {
+            "每分钟请求数必须是不小于 1 的整数。"
+        }
+        "Tokens/min must be a whole number of at least 1." => {
+            "每分钟 tokens 必须是不小于 1 的整数。"
+        }
+        "The budget must be an amount in USD, 0 or more." => "预算必须是不小于 0 的美元金额。",
+        "The expiry must be a date (YYYY-MM-DD)." => "到期日必须是日期 (YYYY-MM-DD)。",
+        "No virtual keys yet: create one above." => "还没有虚拟密钥：请在上方创建。",
+        "Prefix" => "前缀",
+        "RPM" => "RPM",
+        "TPM" => "TPM",
+        "Budget" => "预算",
+        "Spend today / month" => "今日 / 本月花费",
+        "Requests (24h)" => "请求数 (24h)",
+        "Tokens (24h)" => "Tokens (24h)",
+        "Cost (24h)" => "费用 (24h)",
+        "Expires (UTC)" => "到期 (UTC)",
+        "Created (UTC)" => "创建于 (UTC)",
+        "Actions" => "操作",
+        "expired" => "已过期",
+        "{} / day" => "{} / 天",
+        "{} / month" => "{} / 月",
+        "Rotate" => "轮换",
+        "Revoke" => "吊销",
+        "Revoke “{}”?" => "吊销 “{}”？",
+        "Clients using this key are refused from now on. This cannot be undone." => {
+            "使用此密钥的客户端将立即被拒绝。此操作无法撤销。"
+        }
+        "Cancel" => "取消",
         _ => return None,
     })
 }

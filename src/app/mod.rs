@@ -16,6 +16,7 @@ use leptos_router::path;
 use components::cost_modal::{CostModal, CostModalOpen};
 use components::icons::{Icon, Svg};
 use pages::dashboard::Dashboard;
+use pages::keys::Keys;
 use pages::not_found::NotFound;
 use pages::providers::Providers;
 use pages::requests::Requests;
@@ -43,11 +44,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-const NAV: [(&str, &str, Icon); 5] = [
+const NAV: [(&str, &str, Icon); 6] = [
     ("/", "Dashboard", Icon::Dashboard),
     ("/providers", "Providers", Icon::Providers),
     ("/tester", "API tester", Icon::Tester),
     ("/requests", "Requests", Icon::Requests),
+    ("/keys", "Keys", Icon::Keys),
     ("/system", "System", Icon::System),
 ];
 
@@ -140,6 +142,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/providers") view=Providers/>
                         <Route path=path!("/tester") view=Tester/>
                         <Route path=path!("/requests") view=Requests/>
+                        <Route path=path!("/keys") view=Keys/>
                         <Route path=path!("/system") view=System/>
                     </Routes>
                 </main>

@@ -8,6 +8,7 @@ pub enum Icon {
     Providers,
     Tester,
     Requests,
+    Keys,
     System,
     Cost,
     Close,
@@ -25,6 +26,9 @@ impl Icon {
             Icon::Providers => "M4 6h16M4 12h16M4 18h16M7 6v.01M7 12v.01M7 18v.01",
             Icon::Tester => "M8 9l-4 3 4 3M16 9l4 3-4 3M13.5 6l-3 12",
             Icon::Requests => "M4 5h16M4 10h16M4 15h10M4 20h7",
+            Icon::Keys => {
+                "M8 20a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM10.9 13.1L20 4M16.5 7.5l2.5 2.5M14 10l2 2"
+            }
             Icon::System => {
                 "M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM19 12l2-1-1-3-2.2.2-1.3-1.3L16.7 5l-3-1-1 2h-1.4l-1-2-3 1 .2 2.2L6.2 8.5 4 8.3 3 11.3l2 1v1.4l-2 1 1 3 2.2-.2 1.3 1.3-.2 2.2 3 1 1-2h1.4l1 2 3-1-.2-2.2 1.3-1.3 2.2.2 1-3-2-1z"
             }

@@ -1,4 +1,5 @@
 pub mod dashboard;
+pub mod keys;
 pub mod not_found;
 pub mod providers;
 pub mod requests;
