@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 pub mod app;
+pub mod calendar;
 pub mod shared;
 
 #[cfg(feature = "ssr")]

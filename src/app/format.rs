@@ -85,19 +85,6 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day), after Howard Hinnant's `civil_from_days`.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Unix seconds → `HH:MM` (UTC).
 pub fn clock(t: u64) -> String {
     format!("{:02}:{:02}", t / 3600 % 24, t / 60 % 60)
@@ -105,14 +92,14 @@ pub fn clock(t: u64) -> String {
 
 /// Unix seconds → `MM-DD HH:MM` (UTC).
 pub fn day_clock(t: u64) -> String {
-    let (_, m, d) = civil((t / 86_400) as i64);
+    let (_, m, d) = crate::calendar::civil_from_days((t / 86_400) as i64);
     format!("{m:02}-{d:02} {}", clock(t))
 }
 
 /// Unix milliseconds → `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn timestamp(ms: u64) -> String {
     let t = ms / 1000;
-    let (y, m, d) = civil((t / 86_400) as i64);
+    let (y, m, d) = crate::calendar::civil_from_days((t / 86_400) as i64);
     format!("{y}-{m:02}-{d:02} {}:{:02}", clock(t), t % 60)
 }
 

@@ -1,5 +1,7 @@
 //! Budget periods in UTC: days since 1970 and calendar months (`year * 12 + month - 1`).
 
+use crate::calendar::{civil_from_days, days_from_civil};
+
 pub fn day_id(unix_s: u64) -> u64 {
     unix_s / 86_400
 }
@@ -17,30 +19,6 @@ pub fn period_end(unix_s: u64, month: bool) -> u64 {
     let next = month_id(unix_s) + 1;
     let (y, m) = ((next / 12) as i64, (next % 12) as u32 + 1);
     days_from_civil(y, m, 1) as u64 * 86_400
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month 1–12, day 1–31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

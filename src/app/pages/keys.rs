@@ -396,19 +396,8 @@ fn expiry(raw: &str) -> Option<Option<u64>> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    let seconds = days_from_civil(y, m, d) * 86_400;
+    let seconds = crate::calendar::days_from_civil(y, m, d) * 86_400;
     u64::try_from(seconds).ok().map(Some)
-}
-
-/// (year, month, day) → days since 1970-01-01, after Howard Hinnant's `days_from_civil`.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[component]
