@@ -1,8 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
-
-async function hydrated(page: Page) {
-  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
-}
+import { expect, test } from "@playwright/test";
+import { hydrated } from "./support";
 
 test("the cost analysis opens from the dashboard and estimates a token volume", async ({ page }) => {
   await page.goto("/");

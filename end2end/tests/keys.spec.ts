@@ -1,18 +1,8 @@
 import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
+import { hydrated, watchConsole } from "./support";
 
 // Virtual keys from the console: the secret is shown once, the key is enforced on /v1, and
 // rotating or revoking it stops the old secret at once.
-
-async function hydrated(page: Page) {
-  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
-}
-
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-  page.on("pageerror", (e) => errors.push(e.message));
-  return errors;
-}
 
 async function chat(request: APIRequestContext, secret: string) {
   const r = await request.post("/v1/chat/completions", {

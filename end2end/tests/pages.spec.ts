@@ -1,18 +1,8 @@
 import { expect, test, type Page } from "@playwright/test";
+import { hydrated, watchConsole } from "./support";
 
 // Every console page: its data is in the server-rendered HTML, it hydrates without console errors,
 // nothing overflows horizontally on a phone or a desktop, and the language switch works.
-
-async function hydrated(page: Page) {
-  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
-}
-
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-  page.on("pageerror", (e) => errors.push(e.message));
-  return errors;
-}
 
 // Page HTML is long: report only the missing piece when a check fails.
 function has(html: string, needle: string | RegExp) {

@@ -1,8 +1,5 @@
-import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
-
-async function hydrated(page: Page) {
-  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
-}
+import { expect, test, type APIRequestContext } from "@playwright/test";
+import { hydrated } from "./support";
 
 async function lastHour(request: APIRequestContext): Promise<Record<string, number>> {
   const rows: { name: string; requests: number }[] = await (

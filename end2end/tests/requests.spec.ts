@@ -1,8 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
-
-async function hydrated(page: Page) {
-  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
-}
+import { expect, test } from "@playwright/test";
+import { hydrated } from "./support";
 
 test("the request log filters by status and shows one record", async ({ page, request }) => {
   const ok = await request.post("/v1/chat/completions", {

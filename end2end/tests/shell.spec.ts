@@ -1,16 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
-
-// Effects run only in the browser: the root's marker flips once the WASM has hydrated the page.
-async function hydrated(page: Page) {
-  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
-}
-
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-  page.on("pageerror", (e) => errors.push(e.message));
-  return errors;
-}
+import { expect, test } from "@playwright/test";
+import { hydrated, watchConsole } from "./support";
 
 test("the dashboard is rendered on the server with its data", async ({ request }) => {
   const html = await (await request.get("/")).text();

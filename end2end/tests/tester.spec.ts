@@ -1,11 +1,8 @@
-import { expect, test, type Page } from "@playwright/test";
+import { expect, test } from "@playwright/test";
+import { hydrated } from "./support";
 
 const MOCK_REPLY =
   "Hello from the mock upstream, a reply of exactly twenty tokens for tests and the gateway benchmark.";
-
-async function hydrated(page: Page) {
-  await expect(page.locator(".layout")).toHaveAttribute("data-hydrated", "true");
-}
 
 test("the tester streams a reply through the gateway with timings, tokens and cost", async ({ page }) => {
   await page.goto("/tester");
