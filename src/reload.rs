@@ -87,6 +87,10 @@ fn watch(path: &Path, tx: mpsc::Sender<&'static str>) -> Option<notify::Recommen
 /// Loads, validates and swaps in the configuration; on any problem keeps the running one.
 pub fn reload(state: &AppState, cli: &CliOverrides, trigger: &str) {
     let mut config = match Config::load(cli, &ProcessEnv) {
+        Ok((_, Some(file))) if is_blank(&file) => {
+            tracing::error!(trigger, file = %file.display(), "configuration reload refused: the file is empty (half-written?); the previous configuration keeps serving");
+            return;
+        }
         Ok((config, _)) => config,
         Err(e) => {
             tracing::error!(trigger, error = %e, "configuration reload refused; the previous configuration keeps serving");
@@ -105,9 +109,25 @@ pub fn reload(state: &AppState, cli: &CliOverrides, trigger: &str) {
             return;
         }
     };
+    let serving = state.gateway().providers.enabled().len();
+    if serving > 0 && gateway.providers.enabled().is_empty() {
+        tracing::error!(
+            trigger,
+            "configuration reload refused: it would disable every provider that is serving now; the previous configuration keeps serving"
+        );
+        return;
+    }
     state.governance.set_limits(config.limits.clone());
     state.replace(config, gateway);
     tracing::info!(trigger, "configuration reloaded");
+}
+
+/// Whether the file holds nothing but whitespace and comments.
+fn is_blank(file: &Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|text| {
+        text.lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    })
 }
 
 /// Puts back the settings that are read once at start, naming those that differed.

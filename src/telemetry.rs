@@ -45,6 +45,8 @@ pub fn init(format: LogFormat) -> Telemetry {
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .fmt_fields(escaped_fields())
             .with_writer(std::io::stderr)
             .boxed(),
     };
@@ -75,6 +77,40 @@ pub fn init(format: LogFormat) -> Telemetry {
         .with(otel)
         .try_init();
     Telemetry { provider }
+}
+
+/// Text-log fields with control characters escaped, so that a value (a key's name, a model, an
+/// upstream's message) cannot start a forged log line or move the terminal's cursor.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let raw = format!("{value:?}");
+        let text = escape_controls(&raw);
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// `\n`, `\r`, `\u{1b}`… instead of the characters themselves.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);

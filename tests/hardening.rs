@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
@@ -170,4 +172,640 @@ async fn a_request_cannot_choose_the_upstream() {
         1,
         "the configured upstream got it"
     );
+}
+
+// ---- What an adversarial pass found ----
+
+async fn metrics_text(gw: &TestGateway) -> String {
+    gw.get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn client_chosen_model_names_never_grow_stats_metrics_or_routes() {
+    let gw = TestGateway::start().await;
+    // Long names are refused before anything is recorded under them.
+    for i in 0..50 {
+        let model = format!("openai/{i}-{}", "x".repeat(20_000));
+        let resp = gw
+            .chat(json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]}))
+            .await;
+        assert_eq!(resp.status(), 400);
+        let e: Value = resp.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "invalid_model");
+        assert!(e["error"]["message"].as_str().unwrap().len() < 300);
+    }
+    // Short, distinct names the upstream answers: only the first ones get series of their own.
+    let names = 400;
+    for i in 0..names {
+        let resp = gw
+            .chat(json!({"model": format!("openai/bounded-{i:04}"), "messages": [{"role": "user", "content": "Hi"}]}))
+            .await;
+        assert_eq!(resp.status(), 200);
+        let deployment = resp.headers()["x-llm-bridge-deployment"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(deployment, format!("openai/bounded-{i:04}"));
+    }
+    // Unknown names that get 404 are all counted under one bucket.
+    for i in 0..100 {
+        let resp = gw
+            .chat(json!({"model": format!("no-such-model-{i}"), "messages": [{"role": "user", "content": "Hi"}]}))
+            .await;
+        assert_eq!(resp.status(), 404);
+    }
+    gw.state.stats.flush().await;
+    let models = gw
+        .state
+        .stats
+        .breakdown(llm_bridge::stats::Window::Day, "model")
+        .await
+        .unwrap();
+    let other = models
+        .iter()
+        .find(|r| r.name == "(other)")
+        .expect("(other) bucket");
+    assert_eq!(other.requests, 50 + (names - 256) + 100, "{models:?}");
+    assert_eq!(models.len(), 256 + 1, "{models:?}");
+    let deployments = gw
+        .state
+        .stats
+        .breakdown(llm_bridge::stats::Window::Day, "deployment")
+        .await
+        .unwrap();
+    assert!(deployments.len() <= 256 + 2, "{}", deployments.len());
+    // Metrics are process-wide (other tests add theirs): count this test's names.
+    let metrics = metrics_text(&gw).await;
+    let named: std::collections::HashSet<&str> = metrics
+        .lines()
+        .flat_map(|l| l.split('"'))
+        .filter(|v| v.contains("bounded-"))
+        .collect();
+    assert!(named.len() <= 256, "{} names in metrics", named.len());
+    assert!(!metrics.contains("no-such-model"));
+    assert!(!metrics.contains("bounded-0399"));
+    // The request log holds bounded names too.
+    let log = gw
+        .state
+        .stats
+        .recent(1000, &Default::default())
+        .await
+        .unwrap();
+    assert!(log.iter().all(|r| r.model.len() <= 256));
+}
+
+#[tokio::test]
+async fn model_names_cannot_change_the_upstream_url() {
+    let gw = TestGateway::start().await;
+    for model in [
+        "gemini/../../x:foo?alt=1",
+        "gemini/a/../b",
+        "gemini/a b",
+        "gemini/x#frag",
+        "gemini/%2e%2e",
+        "",
+    ] {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]});
+        let resp = gw.chat(body).await;
+        assert_eq!(resp.status(), 400, "{model}");
+        let resp = gw
+            .post("/v1/embeddings")
+            .json(&json!({"model": model, "input": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{model}");
+    }
+    assert!(
+        gw.mock.state.received().is_empty(),
+        "nothing reached the upstream"
+    );
+    // A 100,000-character name neither reaches the upstream nor opens a circuit.
+    let huge = format!("gemini-2.5-flash{}", "a".repeat(100_000));
+    for _ in 0..5 {
+        let resp = gw
+            .chat(json!({"model": huge, "messages": [{"role": "user", "content": "Hi"}]}))
+            .await;
+        assert_eq!(resp.status(), 400);
+    }
+    let health: Value = gw
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        health["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["circuit"]["state"] == "closed"),
+        "{health}"
+    );
+    // A valid name with `/` stays one path segment (percent-encoded) for Gemini.
+    let resp = gw.chat(hello_model("gemini/tunedModels/t-1")).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        gw.mock.state.last().path,
+        "/v1beta/models/tunedModels/t-1:generateContent"
+    );
+    let resp = gw.chat(hello_model("gemini-2.5-flash")).await;
+    assert_eq!(resp.status(), 200);
+}
+
+fn hello_model(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+async fn raw_connect(gw: &TestGateway) -> tokio::net::TcpStream {
+    let addr = gw.url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+/// Reads until the server closes the connection; the bytes read and when it closed.
+async fn until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (String, Option<Duration>) {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return (
+                    String::from_utf8_lossy(&got).into(),
+                    Some(started.elapsed()),
+                );
+            }
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into(), None),
+        }
+    }
+}
+
+const SLOW_CLIENTS: &str = "[server]\nclient_header_timeout = \"400ms\"\nclient_body_timeout = \"400ms\"\nclient_idle_timeout = \"600ms\"\n";
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let gw = TestGateway::start_with(SLOW_CLIENTS, |_| {}).await;
+    // Many connections sending their headers a byte at a time.
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        slow.push(raw_connect(&gw).await);
+    }
+    let started = Instant::now();
+    let head =
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let writer = tokio::spawn(async move {
+        for byte in head {
+            for s in slow.iter_mut() {
+                if s.write_all(&[*byte]).await.is_err() {
+                    return slow;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slow
+    });
+    let mut slow = writer.await.unwrap();
+    let mut closed = Vec::new();
+    for s in slow.iter_mut() {
+        let (_, at) = until_closed(s, Duration::from_secs(5)).await;
+        closed.push(at.expect("the server closed the slow connection"));
+    }
+    let last = started.elapsed();
+    eprintln!("50 slow-header connections closed within {last:?} of their first byte");
+    assert!(last < Duration::from_secs(3), "{last:?}");
+    // A connection that sends nothing at all is closed too.
+    let mut silent = raw_connect(&gw).await;
+    let (_, at) = until_closed(&mut silent, Duration::from_secs(3)).await;
+    assert!(
+        at.is_some_and(|t| t >= Duration::from_millis(350)),
+        "{at:?}"
+    );
+    // Normal requests are unaffected.
+    let resp = gw.chat(hello()).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let gw = TestGateway::start_with(SLOW_CLIENTS, |_| {}).await;
+    let mut s = raw_connect(&gw).await;
+    s.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (reply, at) = until_closed(&mut s, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let at = at.expect("closed when idle");
+    eprintln!("idle keep-alive connection closed after {at:?}");
+    assert!(
+        at >= Duration::from_millis(550) && started.elapsed() < Duration::from_secs(2),
+        "{at:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_body_gets_408() {
+    use tokio::io::AsyncWriteExt;
+    let gw = TestGateway::start_with(SLOW_CLIENTS, |_| {}).await;
+    let mut s = raw_connect(&gw).await;
+    s.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"model\":",
+    )
+    .await
+    .unwrap();
+    let (reply, at) = until_closed(&mut s, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("\"code\":\"request_timeout\""), "{reply}");
+    assert!(at.is_some(), "closed after the 408");
+    assert!(gw.mock.state.received().is_empty());
+}
+
+#[tokio::test]
+async fn connections_are_capped() {
+    let gw = TestGateway::start_with(
+        "[server]\nmax_connections = 4\nclient_header_timeout = \"5s\"\n",
+        |_| {},
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(raw_connect(&gw).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = reqwest::Client::new();
+    let waiting = client
+        .get(format!("{}/health/live", gw.url))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        waiting.is_err(),
+        "a fifth connection waits while four are open"
+    );
+    held.pop();
+    let resp = client
+        .get(format!("{}/health/live", gw.url))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+async fn login(gw: &TestGateway, key: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", gw.url))
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_session_cookie_does_not_work_cross_site() {
+    let gw = TestGateway::start_with("", |env| {
+        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
+    })
+    .await;
+    let resp = login(&gw, MASTER).await;
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let forged = |path: &str| {
+        gw.post(path)
+            .header("cookie", &cookie)
+            .header("origin", "http://evil.example")
+            .header("sec-fetch-site", "cross-site")
+            .header("content-type", "text/plain")
+            .body(r#"{"name":"stolen"}"#)
+    };
+    for path in [
+        "/api/keys",
+        "/api/keys/key_x/rotate",
+        "/v1/chat/completions",
+    ] {
+        let resp = forged(path).send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{path}");
+        let e: Value = resp.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "cross_site_request");
+    }
+    let resp = gw
+        .http
+        .delete(format!("{}/api/keys/key_x", gw.url))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(gw.state.governance.keys.is_empty());
+    // The console's own page may use it.
+    let resp = gw
+        .post("/api/keys")
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"name": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    // Reading stays possible (GET is not state-changing).
+    let resp = gw
+        .get("/api/keys")
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn login_attempts_are_rate_limited() {
+    let gw = TestGateway::start_with("", |env| {
+        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(login(&gw, &format!("wrong-{i}")).await.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        20,
+        "{statuses:?}"
+    );
+    let locked = login(&gw, MASTER).await;
+    assert_eq!(
+        locked.status(),
+        429,
+        "no more guesses until the window ends"
+    );
+    assert!(locked.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn health_details_need_the_key() {
+    let gw = TestGateway::start_with("", |env| {
+        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
+    })
+    .await;
+    let resp = gw.chat(hello()).await;
+    assert_eq!(resp.status(), 401);
+    let open: Value = gw
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open["status"], "ok");
+    assert!(open["version"].is_string());
+    assert_eq!(open.as_object().unwrap().len(), 2, "{open}");
+    let full: Value = gw
+        .get("/health")
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        full["deployments"].is_array() && full["providers"].is_array(),
+        "{full}"
+    );
+    for path in ["/health/live", "/health/ready"] {
+        assert_eq!(gw.get(path).send().await.unwrap().status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn one_failing_request_does_not_take_a_model_down() {
+    let toml = "[routing]\nmax_attempts = 2\nretry_base_delay = \"1ms\"\n[routing.circuit]\nconsecutive_failures = 3\ncooldown = \"30s\"\n\
+        [[deployments]]\nname = \"only\"\nmodel = \"solo\"\nprovider = \"openai\"\nupstream_model = \"m-fail500x6\"\n\
+        [[deployments]]\nname = \"limited\"\nmodel = \"busy\"\nprovider = \"openai\"\nupstream_model = \"m-fail429\"\n";
+    let gw = TestGateway::start_with(toml, |_| {}).await;
+    let state = |gw: &TestGateway, id: &str| {
+        let now = std::time::Instant::now();
+        gw.state
+            .gateway()
+            .routing
+            .reports(now)
+            .into_iter()
+            .find(|d| d.id == id)
+            .unwrap()
+            .circuit
+    };
+    // Two requests, each retried once: two failures, not four; the circuit stays closed.
+    for _ in 0..2 {
+        let resp = gw.chat(hello_model("solo")).await;
+        assert_eq!(resp.status(), 502);
+        assert_eq!(resp.headers()["x-llm-bridge-attempts"], "2");
+    }
+    assert_eq!(gw.mock.state.received().len(), 4);
+    assert_eq!(state(&gw, "only").consecutive_failures, 2);
+    assert_eq!(format!("{:?}", state(&gw, "only").state), "Closed");
+    // The third opens it; the next request is still tried (the only deployment), not refused.
+    assert_eq!(gw.chat(hello_model("solo")).await.status(), 502);
+    assert_eq!(format!("{:?}", state(&gw, "only").state), "Open");
+    let before = gw.mock.state.received().len();
+    let resp = gw.chat(hello_model("solo")).await;
+    assert_ne!(resp.status(), 503);
+    assert_eq!(gw.mock.state.received().len(), before + 1, "tried anyway");
+    // The upstream recovers (it fails six times): the next request succeeds and closes the circuit.
+    let resp = gw.chat(hello_model("solo")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(format!("{:?}", state(&gw, "only").state), "Closed");
+
+    // A 429 with Retry-After: the client is told 429 with Retry-After, not 503.
+    let resp = gw.chat(hello_model("busy")).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let hits = gw.mock.state.received().len();
+    let resp = gw.chat(hello_model("busy")).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "upstream_rate_limited");
+    assert_eq!(
+        gw.mock.state.received().len(),
+        hits,
+        "not sent while rate-limited"
+    );
+}
+
+#[tokio::test]
+async fn reply_headers_are_bounded_ascii() {
+    let toml = "[[deployments]]\nname = \"東京-primary\\u0001\"\nmodel = \"tokyo\"\nprovider = \"openai\"\nupstream_model = \"gpt-4o-mini\"\n";
+    let gw = TestGateway::start_with(toml, |_| {}).await;
+    let resp = gw.chat(hello_model("tokyo")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-llm-bridge-deployment"], "__-primary_");
+    let long = format!("openai/{}", "m".repeat(240));
+    let resp = gw.chat(hello_model(&long)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["x-llm-bridge-deployment"].len() <= 256);
+}
+
+#[tokio::test]
+async fn every_api_error_is_openai_json() {
+    let gw = TestGateway::start_with("[server]\nmax_body_bytes = 2048\n", |_| {}).await;
+    let check = |status: u16, resp: reqwest::Response| async move {
+        assert_eq!(resp.status().as_u16(), status, "{:?}", resp.url().path());
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("application/json"), "{ct}");
+        let e: Value = resp.json().await.unwrap();
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{e}"
+        );
+        assert!(e["error"]["type"].is_string(), "{e}");
+        e
+    };
+    let e = check(405, gw.get("/v1/chat/completions").send().await.unwrap()).await;
+    assert_eq!(e["error"]["code"], "method_not_allowed");
+    let mut many = reqwest::header::HeaderMap::new();
+    for i in 0..101 {
+        many.insert(
+            reqwest::header::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+            "1".parse().unwrap(),
+        );
+    }
+    let e = check(
+        431,
+        gw.post("/v1/chat/completions")
+            .headers(many)
+            .json(&hello())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e["error"]["code"], "headers_too_large");
+    let big = json!({"name": "x".repeat(4000)});
+    check(413, gw.post("/api/keys").json(&big).send().await.unwrap()).await;
+    check(400, gw.get("/api/requests?limit=-1").send().await.unwrap()).await;
+    for path in ["/v1/completions", "/v1/x/y/z", "/api/nothing"] {
+        let e = check(404, gw.post(path).json(&hello()).send().await.unwrap()).await;
+        assert_eq!(e["error"]["code"], "unknown_route");
+    }
+}
+
+#[tokio::test]
+async fn keys_in_upstream_errors_are_masked_in_any_form() {
+    let gw = TestGateway::start().await;
+    let resp = gw.chat(hello_model("openai/m-leakkey")).await;
+    assert_eq!(resp.status(), 401);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("Incorrect API key provided"), "{text}");
+    assert_no_secret(&text);
+    let encoded: String = OPENAI_KEY.bytes().map(|b| format!("%{b:02X}")).collect();
+    assert!(!text.contains(&encoded), "{text}");
+    assert!(
+        !text.contains(&OPENAI_KEY[..OPENAI_KEY.len() - 1]),
+        "{text}"
+    );
+    assert!(text.contains("********"), "{text}");
+}
+
+#[test]
+fn limits_that_would_refuse_everything_are_configuration_errors() {
+    for (text, key) in [
+        ("[server]\nmax_body_bytes = 0\n", "server.max_body_bytes"),
+        ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        (
+            "[server]\nclient_header_timeout = \"0s\"\n",
+            "server.client_header_timeout",
+        ),
+    ] {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let cli = llm_bridge::config::CliOverrides {
+            config_file: Some(file.path().into()),
+            ..Default::default()
+        };
+        let err = llm_bridge::config::Config::load(&cli, &std::collections::HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_site_root_is_reported() {
+    let data = tempfile::tempdir().unwrap();
+    let gw = Running::start(
+        data.path(),
+        &[(
+            "LLM_BRIDGE_SITE_ROOT",
+            data.path().join("nowhere").display().to_string(),
+        )],
+    )
+    .await;
+    wait_until("the warning", || {
+        gw.log().contains("console's assets are missing")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pages_and_static_files_answer_get_and_head_only() {
+    use tokio::io::AsyncWriteExt;
+    let gw = TestGateway::start().await;
+    for method in ["TRACE", "PATCH", "DELETE", "PUT", "POST"] {
+        let resp = gw
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/favicon.svg", gw.url),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method}");
+        assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    }
+    let mut s = raw_connect(&gw).await;
+    s.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await
+        .unwrap();
+    let (reply, _) = until_closed(&mut s, Duration::from_secs(2)).await;
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
 }

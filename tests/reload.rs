@@ -103,7 +103,7 @@ async fn a_changed_file_is_picked_up_and_a_bad_one_refused() {
     );
 
     // Settings read once at start are kept, and the log says so.
-    s.write(&format!("{QUICK}[server]\nmax_body_bytes = 5\n"));
+    s.write(&format!("{QUICK}[server]\nmax_body_bytes = 5000\n"));
     s.until_log("change only on a restart", 1).await;
     assert_eq!(s.status("quick").await, 200);
 }
@@ -148,4 +148,36 @@ async fn a_request_running_across_a_reload_finishes_on_its_configuration() {
     let (status, body) = running.await.unwrap();
     assert_eq!(status, 200);
     sse_chunks(&body);
+}
+
+#[tokio::test]
+async fn an_empty_file_is_refused() {
+    let s = start(FAST).await;
+    assert_eq!(s.status("fast").await, 200);
+    // A half-written file: empty.
+    s.write("");
+    s.until_log("configuration reload refused", 1).await;
+    assert!(s.gw.log().contains("the file is empty"), "{}", s.gw.log());
+    assert_eq!(s.status("fast").await, 200, "still serving");
+    s.write("# only a comment\n");
+    s.until_log("configuration reload refused", 2).await;
+    assert_eq!(s.status("fast").await, 200, "still serving");
+}
+
+#[tokio::test]
+async fn logged_values_cannot_forge_log_lines() {
+    let s = start(FAST).await;
+    let resp = s
+        .http
+        .post(format!("{}/api/keys", s.gw.url))
+        .json(&json!({"name": "team\nINFO forged: admin logged in\u{1b}[2J"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    s.until_log("virtual key created", 1).await;
+    let log = s.gw.log();
+    assert!(log.contains("team\\nINFO forged"), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with("INFO forged")), "{log}");
+    assert!(!log.contains("\u{1b}[2J"), "no raw escape sequences: {log}");
 }

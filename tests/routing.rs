@@ -140,18 +140,14 @@ async fn circuit_opens_half_opens_and_closes() {
         assert_eq!(gw.chat(hello("pool")).await.status(), 502);
     }
     assert_eq!(health_of(&gw, "flaky").await["circuit"]["state"], "open");
-    let resp = gw.chat(hello("pool")).await;
-    assert_eq!(resp.status(), 503, "open circuit: nothing is sent");
-    let e: Value = resp.json().await.unwrap();
-    assert_eq!(e["error"]["code"], "no_deployment_available");
-    assert_eq!(gw.mock.state.received().len(), 2);
+    // Every deployment's circuit is open: the one that reopens first is tried anyway rather than
+    // refusing the client (here it fails a third time and stays open).
+    assert_eq!(gw.chat(hello("pool")).await.status(), 502);
+    assert_eq!(gw.mock.state.received().len(), 3);
+    assert_eq!(health_of(&gw, "flaky").await["circuit"]["state"], "open");
 
     tokio::time::sleep(Duration::from_millis(350)).await;
-    // Half-open: one trial, which fails (third failure) and reopens.
-    assert_eq!(gw.chat(hello("pool")).await.status(), 502);
-    assert_eq!(health_of(&gw, "flaky").await["circuit"]["state"], "open");
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    // The next trial succeeds and closes the circuit.
+    // Half-open: one trial, which succeeds and closes the circuit.
     let resp = gw.chat(hello("pool")).await;
     let status = resp.status();
     assert_eq!(status, 200, "{}", resp.text().await.unwrap());

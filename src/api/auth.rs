@@ -1,9 +1,12 @@
 //! Authentication: the master key for the API, a login and a signed session cookie for the console.
 //! With no master key configured everything is open (and the gateway says so loudly).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Form, Request, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -22,7 +25,61 @@ const SESSION_SECONDS: u64 = 12 * 3600;
 pub struct Auth {
     master: Option<blake3::Hash>,
     session_key: [u8; 32],
+    logins: LoginThrottle,
 }
+
+/// Wrong master keys allowed per client address and window on the login form.
+const LOGIN_FAILURES: u32 = 10;
+const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Addresses tracked at most; past it (after dropping expired windows) they share one window.
+const LOGIN_ADDRESSES: usize = 4096;
+
+/// Slows down guessing the master key: after [`LOGIN_FAILURES`] wrong keys from one address, its
+/// further attempts are refused until its window ends.
+#[derive(Default)]
+struct LoginThrottle {
+    failures: std::sync::Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl LoginThrottle {
+    /// `Err(wait)` while the address is locked out.
+    fn check(&self, ip: IpAddr, now: Instant) -> Result<(), std::time::Duration> {
+        let failures = self.failures.lock().unwrap();
+        let entry = failures
+            .get(&ip)
+            .or_else(|| failures.get(&SHARED_LOGIN_SLOT));
+        match entry {
+            Some((count, since)) if *count >= LOGIN_FAILURES && now < *since + LOGIN_WINDOW => {
+                Err(*since + LOGIN_WINDOW - now)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, ip: IpAddr, now: Instant) {
+        let mut failures = self.failures.lock().unwrap();
+        if !failures.contains_key(&ip) && failures.len() >= LOGIN_ADDRESSES {
+            failures.retain(|_, (_, since)| now < *since + LOGIN_WINDOW);
+        }
+        let ip = if failures.contains_key(&ip) || failures.len() < LOGIN_ADDRESSES {
+            ip
+        } else {
+            SHARED_LOGIN_SLOT
+        };
+        let entry = failures.entry(ip).or_insert((0, now));
+        if now >= entry.1 + LOGIN_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, ip: IpAddr) {
+        self.failures.lock().unwrap().remove(&ip);
+    }
+}
+
+/// The window addresses share when too many are tracked.
+const SHARED_LOGIN_SLOT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
 
 impl Auth {
     pub fn new(config: &AuthConfig) -> Auth {
@@ -35,6 +92,7 @@ impl Auth {
             session_key: key.as_deref().map_or([0; 32], |k| {
                 blake3::derive_key("llm-bridge console session v1", k)
             }),
+            logins: LoginThrottle::default(),
         }
     }
 
@@ -104,6 +162,22 @@ impl Auth {
         }
     }
 
+    /// Whether the request carries the master key or a console session (always, when open).
+    pub fn is_admin(&self, headers: &HeaderMap) -> bool {
+        if self.is_open() || self.has_session(headers) {
+            return true;
+        }
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        sent.is_some_and(|k| self.is_master_key(k.trim()))
+    }
+
     fn has_session(&self, headers: &HeaderMap) -> bool {
         cookie(headers, COOKIE).is_some_and(|t| self.is_valid_session(t))
     }
@@ -136,6 +210,21 @@ fn is_cross_site(headers: &HeaderMap) -> bool {
         (Some(origin), Some(host)) => origin.split("://").nth(1) != Some(host),
         _ => false,
     }
+}
+
+fn is_safe_method(method: &axum::http::Method) -> bool {
+    use axum::http::Method;
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn cross_site_refused() -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "invalid_request_error",
+        "Cross-site request refused.",
+    )
+    .with_code("cross_site_request")
+    .into_response()
 }
 
 enum Identity {
@@ -191,6 +280,12 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
             .with_code("insufficient_permissions")
             .into_response();
         }
+        // The session cookie travels with any request the browser makes, other sites' included.
+        (Area::Api, Identity::Known(Caller::Session))
+            if !is_safe_method(request.method()) && is_cross_site(headers) =>
+        {
+            return cross_site_refused();
+        }
         (Area::Api, Identity::Known(caller)) => caller,
         (Area::Api, Identity::Nobody) if auth.is_open() => Caller::Anonymous,
         // A CORS preflight carries no credentials; the CORS layer answers it.
@@ -208,15 +303,8 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
             .with_code("invalid_api_key")
             .into_response();
         }
-        (Area::Console, _)
-            if request.method() != axum::http::Method::GET && is_cross_site(headers) =>
-        {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "invalid_request_error",
-                "Cross-site request refused.",
-            )
-            .into_response();
+        (Area::Console, _) if !is_safe_method(request.method()) && is_cross_site(headers) => {
+            return cross_site_refused();
         }
         (Area::Console, _) if auth.is_open() => Caller::Anonymous,
         (Area::Console, _) if auth.has_session(headers) => Caller::Session,
@@ -248,19 +336,37 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     if is_cross_site(&headers) {
         return (StatusCode::FORBIDDEN, "Cross-site login refused.").into_response();
     }
+    let peer = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.0.ip());
+    let ip = state.governance.client_ip(peer, &headers);
+    let now = Instant::now();
+    if let Err(wait) = state.auth.logins.check(ip, now) {
+        let page = LOGIN_PAGE.replace(
+            "{error}",
+            r#"<p class="error" role="alert">Too many wrong keys from this address; try again in a minute.</p>"#,
+        );
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, Html(page)).into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return response;
+    }
     if !state.auth.is_master_key(&form.key) {
+        state.auth.logins.failed(ip, now);
         let page = LOGIN_PAGE.replace(
             "{error}",
             r#"<p class="error" role="alert">That is not the master key.</p>"#,
         );
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
+    state.auth.logins.succeeded(ip);
     let https = headers
         .get("x-forwarded-proto")
         .is_some_and(|v| v == "https");

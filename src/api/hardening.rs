@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -11,8 +11,21 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use super::error::ApiError;
 use crate::config::ServerConfig;
 
-/// 431 in OpenAI's error shape when the headers add up to more than the limit.
+/// Most headers a request may carry (431 past it).
+pub const MAX_HEADERS: usize = 100;
+
+/// 431 in OpenAI's error shape when the headers are too many or add up to more than the limit.
 pub async fn limit_headers(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let count = request.headers().len();
+    if count > MAX_HEADERS {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "invalid_request_error",
+            format!("The request has {count} headers, over the limit of {MAX_HEADERS}."),
+        )
+        .with_code("headers_too_large")
+        .into_response();
+    }
     let size: usize = request
         .headers()
         .iter()
@@ -28,6 +41,89 @@ pub async fn limit_headers(State(limit): State<usize>, request: Request, next: N
         .into_response();
     }
     next.run(request).await
+}
+
+/// Paths answered by handlers rather than by the console's pages and static files.
+fn is_dynamic(path: &str) -> bool {
+    path.starts_with("/v1/")
+        || path.starts_with("/api/")
+        || path.starts_with("/console/fn/")
+        || path.starts_with("/health")
+        || matches!(path, "/login" | "/logout" | "/metrics" | "/openapi.json")
+}
+
+/// The console's pages and static files answer GET and HEAD only (405 otherwise).
+pub async fn page_methods(request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) || is_dynamic(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("{} is not allowed here; use GET or HEAD.", request.method()),
+    )
+    .with_code("method_not_allowed")
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// Error replies of the API routes in OpenAI's shape, whoever produced them (axum's extractors
+/// and method routing answer in plain text or with an empty body).
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        format!("{}.", status.canonical_reason().unwrap_or("Error"))
+    } else {
+        text
+    };
+    let (kind, code) = match status.as_u16() {
+        404 => ("invalid_request_error", "not_found"),
+        405 => ("invalid_request_error", "method_not_allowed"),
+        408 => ("invalid_request_error", "request_timeout"),
+        413 => ("invalid_request_error", "request_too_large"),
+        415 => ("invalid_request_error", "unsupported_media_type"),
+        400..=499 => ("invalid_request_error", "invalid_request"),
+        _ => ("server_error", "internal_error"),
+    };
+    let mut out = ApiError::new(status, kind, message)
+        .with_code(code)
+        .into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Any `/v1/…` or `/api/…` path the gateway does not serve.
+pub async fn unknown_route(request: Request) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!(
+            "Unknown route: {} {}. See /openapi.json for the routes this gateway serves.",
+            request.method(),
+            request.uri().path().escape_default()
+        ),
+    )
+    .with_code("unknown_route")
+    .into_response()
 }
 
 /// CORS for `/v1` from the configured origins; `None` when there are none (same-origin only).

@@ -1,14 +1,19 @@
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::json;
 
 use crate::state::AppState;
 
-/// Status, version, uptime, providers, and the store's health.
+/// Status, version, uptime, providers, the store's health and every deployment's circuit; with a
+/// master key set, callers without it (or a console session) get only the status and version.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = crate::shared::HealthReport)))]
-pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    if !state.auth.is_admin(&headers) {
+        let report = state.health().await;
+        return Json(json!({ "status": report.status, "version": report.version }));
+    }
     let mut report = serde_json::to_value(state.health().await).unwrap_or_default();
     let deployments = state.gateway().routing.reports(std::time::Instant::now());
     report["deployments"] = serde_json::to_value(deployments).unwrap_or_default();

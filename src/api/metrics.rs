@@ -13,7 +13,15 @@ use crate::state::AppState;
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let handle = crate::stats::metrics::handle();
     let now = Instant::now();
-    for d in state.gateway().routing.reports(now) {
+    let gateway = state.gateway();
+    // Deployments created for model names the gateway does not know get no series of their own.
+    let listed = |d: &crate::routing::DeploymentReport| {
+        d.resolved_model.as_ref().is_none_or(|model| {
+            gateway.is_listed(model, false)
+                || gateway.is_listed(&format!("{}/{model}", d.provider), false)
+        })
+    };
+    for d in gateway.routing.reports(now).into_iter().filter(listed) {
         let value = match d.circuit.state {
             CircuitState::Closed => 0.0,
             CircuitState::HalfOpen => 1.0,

@@ -12,7 +12,7 @@ mod stats;
 mod v1;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::state::AppState;
 
@@ -32,10 +32,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     if let Some(cors) = hardening::cors(&state.config().server) {
         v1 = v1.layer(cors);
     }
-    v1.route("/health", get(health::health))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/api/stats/overview", get(stats::overview))
+    v1.route("/api/stats/overview", get(stats::overview))
         .route("/api/stats/timeseries", get(stats::timeseries))
         .route("/api/stats/providers", get(stats::providers))
         .route("/api/stats/keys", get(stats::keys))
@@ -46,6 +43,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/keys/{id}/rotate", post(keys::rotate))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics::metrics))
+        .route("/v1/{*rest}", any(hardening::unknown_route))
+        .route("/api/{*rest}", any(hardening::unknown_route))
+        .layer(axum::middleware::map_response(hardening::json_errors))
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
 }

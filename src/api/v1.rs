@@ -61,7 +61,14 @@ pub async fn admit(State(state): State<AppState>, mut request: Request, next: Ne
 fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if timed_out(&rejection) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "The request body did not arrive in time.",
+            )
+            .with_code("request_timeout")
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 status,
                 "invalid_request_error",
@@ -76,6 +83,18 @@ fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<By
             )
         }
     })
+}
+
+/// Whether reading the body stopped at the body timeout (`server.client_body_timeout`).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 #[utoipa::path(

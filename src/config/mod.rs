@@ -11,7 +11,7 @@ mod models;
 mod pricing;
 mod providers;
 mod routing;
-mod secret;
+pub mod secret;
 mod server;
 mod store;
 
@@ -51,6 +51,10 @@ pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_FIRST_BYTE_TIMEOUT",
     "LLM_BRIDGE_IDLE_TIMEOUT",
     "LLM_BRIDGE_TOTAL_TIMEOUT",
+    "LLM_BRIDGE_CLIENT_HEADER_TIMEOUT",
+    "LLM_BRIDGE_CLIENT_BODY_TIMEOUT",
+    "LLM_BRIDGE_CLIENT_IDLE_TIMEOUT",
+    "LLM_BRIDGE_MAX_CONNECTIONS",
     "REDIS_URL",
     "LLM_BRIDGE_STATS_FLUSH_INTERVAL",
     "LLM_BRIDGE_RECENT_REQUESTS",

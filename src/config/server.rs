@@ -41,6 +41,21 @@ pub struct ServerConfig {
     /// `LLM_BRIDGE_TOTAL_TIMEOUT`: longest an upstream request may take, streams included.
     #[serde(with = "humantime_serde")]
     pub total_timeout: Duration,
+    /// `LLM_BRIDGE_CLIENT_HEADER_TIMEOUT`: a client must send a request's headers within this
+    /// time of its first byte, or the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub client_header_timeout: Duration,
+    /// `LLM_BRIDGE_CLIENT_BODY_TIMEOUT`: longest silence between two pieces of a request body
+    /// (408 past it).
+    #[serde(with = "humantime_serde")]
+    pub client_body_timeout: Duration,
+    /// `LLM_BRIDGE_CLIENT_IDLE_TIMEOUT`: a connection with no request in flight and nothing
+    /// received for this long is closed (keep-alive and freshly opened connections alike).
+    #[serde(with = "humantime_serde")]
+    pub client_idle_timeout: Duration,
+    /// `LLM_BRIDGE_MAX_CONNECTIONS`: open client connections at most; past it new connections
+    /// wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +73,10 @@ impl Default for ServerConfig {
             first_byte_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(120),
             total_timeout: Duration::from_secs(600),
+            client_header_timeout: Duration::from_secs(10),
+            client_body_timeout: Duration::from_secs(30),
+            client_idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 }
@@ -104,6 +123,18 @@ impl ServerConfig {
         if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_TOTAL_TIMEOUT")? {
             self.total_timeout = v;
         }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_CLIENT_HEADER_TIMEOUT")? {
+            self.client_header_timeout = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_CLIENT_BODY_TIMEOUT")? {
+            self.client_body_timeout = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_CLIENT_IDLE_TIMEOUT")? {
+            self.client_idle_timeout = v;
+        }
+        if let Some(v) = parse_env(env, "LLM_BRIDGE_MAX_CONNECTIONS")? {
+            self.max_connections = v;
+        }
         Ok(())
     }
 
@@ -122,12 +153,37 @@ impl ServerConfig {
                 });
             }
         }
-        if self.max_header_bytes < 1024 {
-            return Err(ConfigError::Invalid {
+        let invalid = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
                 origin: origin.to_string(),
-                key: "server.max_header_bytes".into(),
-                reason: "must be at least 1024".into(),
-            });
+                key: format!("server.{key}"),
+                reason: reason.to_string(),
+            })
+        };
+        if self.max_header_bytes < 1024 {
+            return invalid("max_header_bytes", "must be at least 1024");
+        }
+        if self.max_body_bytes < 1024 {
+            return invalid(
+                "max_body_bytes",
+                "must be at least 1024 (every request with a body would get 413)",
+            );
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        for (key, value) in [
+            ("client_header_timeout", self.client_header_timeout),
+            ("client_body_timeout", self.client_body_timeout),
+            ("client_idle_timeout", self.client_idle_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("first_byte_timeout", self.first_byte_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("total_timeout", self.total_timeout),
+        ] {
+            if value.is_zero() {
+                return invalid(key, "must be longer than 0");
+            }
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use serde::de::IgnoredAny;
 use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
 use super::relay::{PassthroughBody, SseRelay, Translator, Upstream};
+use super::route::check_model_name;
 use super::upstream::{Failure, Sent};
 use super::{Gateway, reply_headers};
 use crate::api::error::ApiError;
@@ -107,8 +108,13 @@ impl Gateway {
             &request_id,
             stream,
         );
-        recording.span = crate::telemetry::request_span("chat", &peek.model, headers);
         recording.record.model = peek.model.to_string();
+        recording.unlisted = !self.is_listed(&peek.model, false);
+        if let Err(e) = check_model_name(&peek.model) {
+            recording.fail(&e);
+            return error_reply(e, &request_id, None, 0, started.elapsed());
+        }
+        recording.span = crate::telemetry::request_span("chat", &peek.model, headers);
         if let Err(e) = recording.admit(admission) {
             recording.fail(&e);
             return error_reply(e, &request_id, None, 0, started.elapsed());
@@ -185,6 +191,7 @@ impl Gateway {
         match outcome {
             Ok((started_reply, candidate, slot)) => {
                 let deployment = &candidate.deployment;
+                recording.unlisted = !self.is_listed(&client_model, true);
                 let r = &mut recording.record;
                 r.provider = deployment.provider.name.clone();
                 r.deployment = deployment.id.clone();

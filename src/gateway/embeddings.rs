@@ -13,6 +13,7 @@ use serde::de::IgnoredAny;
 use super::chat::{error_reply, parse_json};
 use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
+use super::route::check_model_name;
 use super::upstream::{Failure, read_capped};
 use super::{Gateway, reply_headers};
 use crate::api::error::ApiError;
@@ -58,8 +59,13 @@ impl Gateway {
             &request_id,
             false,
         );
-        recording.span = crate::telemetry::request_span("embeddings", &peek.model, headers);
         recording.record.model = peek.model.clone();
+        recording.unlisted = !self.is_listed(&peek.model, false);
+        if let Err(e) = check_model_name(&peek.model) {
+            recording.fail(&e);
+            return error_reply(e, &request_id, None, 0, started.elapsed());
+        }
+        recording.span = crate::telemetry::request_span("embeddings", &peek.model, headers);
         if let Err(e) = recording.admit(admission) {
             recording.fail(&e);
             return error_reply(e, &request_id, None, 0, started.elapsed());
@@ -104,6 +110,7 @@ impl Gateway {
         match outcome {
             Ok((embedded, candidate)) => {
                 let deployment = &candidate.deployment;
+                recording.unlisted = !self.is_listed(&peek.model, true);
                 recording.record.provider = deployment.provider.name.clone();
                 recording.record.deployment = deployment.id.clone();
                 recording.record.attempts = attempts;

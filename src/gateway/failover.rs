@@ -1,6 +1,11 @@
 //! The attempt loop's bookkeeping: hands out the plan's deployments in order, skipping open circuits
 //! and deployments at their limits, backs off (exponentially, with jitter) before trying them again,
-//! and stops at the attempt limit or the deadline. Callers drive it:
+//! and stops at the attempt limit or the deadline.
+//!
+//! When every deployment's circuit is open, the request is not refused out of hand (Envoy's panic
+//! threshold): if upstream rate limits opened them all, the client gets 429 with `Retry-After`;
+//! otherwise the deployment whose cooldown ends first is tried anyway. A request counts as at most
+//! one failure per deployment, however often it retried there. Callers drive it:
 //!
 //! ```text
 //! while let Some((candidate, slot)) = failover.next().await {
@@ -41,6 +46,12 @@ pub struct Failover<'a> {
     last: Option<(ApiError, Arc<Deployment>)>,
     fatal: bool,
     backoff: Option<backon::ExponentialBackoff>,
+    /// Deployments (by address) this request has already counted a failure against.
+    counted: Vec<usize>,
+    /// A deployment was tried although its circuit was open.
+    panicked: bool,
+    /// Every circuit was open because of upstream rate limits: how long until the first reopens.
+    rate_limited_for: Option<Duration>,
 }
 
 impl<'a> Failover<'a> {
@@ -60,6 +71,9 @@ impl<'a> Failover<'a> {
             last: None,
             fatal: false,
             backoff: None,
+            counted: Vec::new(),
+            panicked: false,
+            rate_limited_for: None,
         }
     }
 
@@ -93,6 +107,9 @@ impl<'a> Failover<'a> {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
+                if self.attempts == 0 && !self.panicked && !self.limited {
+                    return self.panic_attempt(now);
+                }
                 return None;
             }
             self.progressed = false;
@@ -113,6 +130,29 @@ impl<'a> Failover<'a> {
         }
     }
 
+    /// Every circuit is open and nothing was tried: 429 when upstream rate limits opened them all,
+    /// otherwise the deployment whose circuit reopens first, tried anyway.
+    fn panic_attempt(&mut self, now: Instant) -> Option<(&'a Candidate, Slot)> {
+        self.panicked = true;
+        let reopening = |c: &Candidate| c.deployment.circuit.reopens_at().unwrap_or(now);
+        if !self.plan.is_empty()
+            && self
+                .plan
+                .iter()
+                .all(|c| c.deployment.circuit.is_rate_limited())
+        {
+            let first = self.plan.iter().map(reopening).min().unwrap_or(now);
+            self.rate_limited_for = Some(first.saturating_duration_since(now));
+            return None;
+        }
+        let candidate = self.plan.iter().min_by_key(|c| reopening(c))?;
+        let slot = candidate.deployment.limits.try_acquire(now, self.tokens)?;
+        tracing::debug!(deployment = %candidate.deployment.id, "every circuit is open; trying the one that reopens first");
+        self.attempts += 1;
+        self.attempt_started = now;
+        Some((candidate, slot))
+    }
+
     pub fn succeeded(&mut self, candidate: &Candidate) {
         candidate.deployment.circuit.on_success();
         candidate
@@ -124,17 +164,25 @@ impl<'a> Failover<'a> {
     pub fn failed(&mut self, candidate: &Candidate, failure: Failure) {
         let deployment = &candidate.deployment;
         tracing::debug!(deployment = %deployment.id, error = %failure.error, retryable = failure.retryable, "attempt failed");
-        if failure.retryable {
+        let rate_limited = failure.error.status == StatusCode::TOO_MANY_REQUESTS;
+        let address = Arc::as_ptr(deployment) as usize;
+        if failure.retryable && !self.counted.contains(&address) {
+            self.counted.push(address);
             deployment.circuit.on_failure(
                 Instant::now(),
                 &failure.error.message,
                 failure.retry_after,
+                rate_limited,
             );
         } else {
             deployment.circuit.release_trial();
-            self.fatal = true;
+            self.fatal |= !failure.retryable;
         }
-        self.last = Some((failure.error, deployment.clone()));
+        let mut error = failure.error;
+        if let (true, Some(wait)) = (rate_limited, failure.retry_after) {
+            error = error.with_retry_after(wait);
+        }
+        self.last = Some((error, deployment.clone()));
     }
 
     /// Why the request could not be served.
@@ -145,6 +193,23 @@ impl<'a> Failover<'a> {
                 attempts: self.attempts,
                 deployment: Some(deployment),
             },
+            None if self.rate_limited_for.is_some() => {
+                let wait = self.rate_limited_for.unwrap_or_default();
+                Exhausted {
+                    error: ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        format!(
+                            "Every deployment of this model is rate-limited by its upstream; retry in {} s.",
+                            wait.as_secs() + 1
+                        ),
+                    )
+                    .with_code("upstream_rate_limited")
+                    .with_retry_after(wait),
+                    attempts: self.attempts,
+                    deployment: None,
+                }
+            }
             None if self.limited => Exhausted {
                 error: ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -38,6 +38,7 @@ pub struct Gateway {
     pub stats: Arc<Stats>,
     http: reqwest::Client,
     request_ids: RequestIds,
+    answered_models: route::AnsweredModels,
 }
 
 impl Gateway {
@@ -59,6 +60,7 @@ impl Gateway {
             stats,
             http,
             request_ids: RequestIds::new(),
+            answered_models: Default::default(),
         })
     }
 
@@ -103,6 +105,26 @@ impl RequestIds {
     }
 }
 
+/// Longest value the gateway writes into a reply header of its own.
+const MAX_HEADER_TEXT: usize = 256;
+
+/// `text` as a header value: visible ASCII only (anything else becomes `_`), at most
+/// [`MAX_HEADER_TEXT`] bytes.
+pub fn header_text(text: &str) -> HeaderValue {
+    let clean: String = text
+        .chars()
+        .take(MAX_HEADER_TEXT)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    HeaderValue::from_str(clean.trim()).expect("visible ASCII is a valid header value")
+}
+
 /// Sets the headers every reply carries.
 pub fn reply_headers(
     headers: &mut HeaderMap,
@@ -115,12 +137,8 @@ pub fn reply_headers(
         headers.insert(HEADER_REQUEST_ID, v);
     }
     if let Some(d) = deployment {
-        if let Ok(p) = HeaderValue::from_str(&d.provider.name) {
-            headers.insert(HEADER_PROVIDER, p);
-        }
-        if let Ok(id) = HeaderValue::from_str(&d.id) {
-            headers.insert(HEADER_DEPLOYMENT, id);
-        }
+        headers.insert(HEADER_PROVIDER, header_text(&d.provider.name));
+        headers.insert(HEADER_DEPLOYMENT, header_text(&d.id));
     }
     if attempts > 0 {
         headers.insert(HEADER_ATTEMPTS, HeaderValue::from(attempts));

@@ -9,6 +9,82 @@ use crate::routing::Candidate;
 
 use super::Gateway;
 
+/// Longest model name the gateway accepts (400 past it).
+pub const MAX_MODEL_NAME: usize = 256;
+
+/// The characters a model name may use besides ASCII letters and digits: enough for every
+/// provider's names (`gpt-4o-mini`, `llama3.1:8b`, `Qwen/Qwen2.5-7B-Instruct`,
+/// `claude-3-5-sonnet@20240620`, `openai/gpt-4o`) and nothing that changes a URL's meaning.
+pub const MODEL_NAME_PUNCTUATION: &str = "-._:/@+";
+
+/// The model counted in stats and metrics for requests whose model name is not one the gateway
+/// knows (configured, catalogued, or answered by an upstream): client-chosen names never become
+/// series of their own.
+pub const OTHER_MODEL: &str = "(other)";
+
+/// How many model names outside the configuration and the catalogue get their own stats series,
+/// once an upstream has answered them (`provider/model` names of local or custom servers).
+const MAX_ANSWERED_MODELS: usize = 256;
+
+/// Refuses model names that are too long, use other characters, or hold `.`/`..` path segments.
+pub fn check_model_name(name: &str) -> Result<(), ApiError> {
+    let refuse = |why: &str| {
+        let shown: String = name.chars().take(64).collect();
+        let ellipsis = if name.chars().count() > 64 { "…" } else { "" };
+        Err(ApiError::invalid_request(format!(
+            "Invalid model name `{}{ellipsis}`: {why}",
+            shown.escape_default()
+        ))
+        .with_param("model")
+        .with_code("invalid_model"))
+    };
+    if name.is_empty() {
+        return refuse("it is empty.");
+    }
+    if name.len() > MAX_MODEL_NAME {
+        return refuse(&format!(
+            "it is {} bytes long; the limit is {MAX_MODEL_NAME}.",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !MODEL_NAME_PUNCTUATION.contains(*c))
+    {
+        return refuse(&format!(
+            "`{}` is not allowed; model names use ASCII letters, digits and `{MODEL_NAME_PUNCTUATION}`.",
+            c.escape_default()
+        ));
+    }
+    if name
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return refuse("`.` and `..` are not allowed as path segments.");
+    }
+    Ok(())
+}
+
+/// Names outside the configuration and the catalogue that an upstream has answered.
+#[derive(Default)]
+pub struct AnsweredModels(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl AnsweredModels {
+    /// Whether `name` has its own series: it has been answered before, or is answered now and
+    /// there is room for one more.
+    fn admit(&self, name: &str, answered: bool) -> bool {
+        let mut names = self.0.lock().unwrap();
+        if names.contains(name) {
+            return true;
+        }
+        if answered && names.len() < MAX_ANSWERED_MODELS {
+            names.insert(name.to_string());
+            return true;
+        }
+        false
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Route {
     pub provider: Arc<Provider>,
@@ -69,6 +145,35 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Whether a requested model name gets its own series in stats and metrics (see
+    /// [`OTHER_MODEL`]): configured names, catalogued ones (with or without a provider prefix),
+    /// and a bounded number of others once an upstream has `answered` them.
+    pub fn is_listed(&self, requested: &str, answered: bool) -> bool {
+        if check_model_name(requested).is_err() {
+            return false;
+        }
+        let name = self
+            .aliases
+            .get(requested)
+            .map_or(requested, String::as_str);
+        let known = |model: &str| {
+            self.catalogue.get(model).is_some()
+                || self
+                    .providers
+                    .enabled()
+                    .iter()
+                    .any(|p| p.extra_models.iter().any(|m| m == model))
+        };
+        let configured = self.aliases.contains_key(requested)
+            || self.routing.has_group(name)
+            || self.routing.config.models.contains_key(requested)
+            || known(name)
+            || name.split_once('/').is_some_and(|(prefix, model)| {
+                self.providers.status(prefix).is_some() && known(model)
+            });
+        configured || self.answered_models.admit(name, answered)
+    }
+
     /// The deployments to try for a model, in order: its own (by strategy and health), then those
     /// of its fallback models.
     pub fn plan(&self, requested: &str) -> Result<Vec<Candidate>, ApiError> {

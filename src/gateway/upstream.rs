@@ -217,18 +217,16 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .filter(|d| *d <= Duration::from_secs(3600))
 }
 
-/// Removes every API key of the deployment and its provider from a message the client or the logs will see.
+/// Removes every API key of the deployment and its provider (whole, in part, or percent-encoded)
+/// from a message the client or the logs will see.
 pub fn scrub(message: &str, deployment: &Deployment) -> String {
-    let mut out = message.to_string();
-    for key in deployment
-        .provider
-        .keys()
-        .iter()
-        .chain(deployment.api_key())
-    {
-        if key.expose().len() >= 4 {
-            out = out.replace(key.expose(), crate::config::MASK);
-        }
-    }
-    out
+    crate::config::secret::mask_secrets(
+        message,
+        deployment
+            .provider
+            .keys()
+            .iter()
+            .chain(deployment.api_key())
+            .map(|k| k.expose()),
+    )
 }

@@ -11,6 +11,7 @@
 //! - `tools`: two parallel tool calls (`get_weather` for Paris and Tokyo);
 //! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
+//! - OpenAI dialect only: `leakkey` (a 401 quoting the caller's key percent-encoded and cut short);
 //! - `length`: the answer is cut by the token limit; `nousage`: the reply reports no usage;
 //! - Gemini only: `blocked` (prompt blocked), `malformed` (`MALFORMED_FUNCTION_CALL`), `safety` (`SAFETY`).
 //!

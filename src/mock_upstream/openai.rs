@@ -28,6 +28,23 @@ fn error(status: StatusCode, message: &str, kind: &str) -> Response {
     r
 }
 
+/// A 401 quoting the caller's key the careless ways an upstream might: percent-encoded byte by
+/// byte, and cut short by one character.
+fn leaked_key(headers: &HeaderMap) -> Response {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+    let cut = &key[..key.len().saturating_sub(1)];
+    error(
+        StatusCode::UNAUTHORIZED,
+        &format!("Incorrect API key provided: {cut}. Request: /v1/x?key={encoded}"),
+        "invalid_request_error",
+    )
+}
+
 fn usage(behaviour: Behaviour) -> Value {
     let reasoning = if behaviour == Behaviour::Reasoning {
         REASONING_TOKENS
@@ -70,6 +87,9 @@ pub async fn chat(
     let include_usage = request["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
+    if model.contains("leakkey") {
+        return leaked_key(&headers);
+    }
     let behaviour = mock.behaviour(&model).await;
     match behaviour {
         Behaviour::Fail500 => {

@@ -32,12 +32,22 @@ pub const SPEC: ProviderSpec = ProviderSpec {
 /// `{base}/models/{model}:generateContent` or `{base}/models/{model}:streamGenerateContent?alt=sse` (base without trailing slash).
 pub fn chat_url(base_url: &str, model: &str, stream: bool) -> String {
     let base = base_url.trim_end_matches('/');
-    let model = bare_model(model);
+    let model = model_segment(model);
     if stream {
         format!("{base}/models/{model}:streamGenerateContent?alt=sse")
     } else {
         format!("{base}/models/{model}:generateContent")
     }
+}
+
+/// The model as one URL path segment: `/`, `?`, `#`, `%` and `:` cannot change the URL's meaning.
+fn model_segment(model: &str) -> percent_encoding::PercentEncode<'_> {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(bare_model(model), SEGMENT)
 }
 
 /// `models/gemini-x` and `gemini-x` name the same model.
@@ -1189,7 +1199,7 @@ pub fn embeddings_url(base_url: &str, model: &str) -> String {
     format!(
         "{}/models/{}:batchEmbedContents",
         base_url.trim_end_matches('/'),
-        bare_model(model)
+        model_segment(model)
     )
 }
 
@@ -1383,6 +1393,15 @@ mod tests {
         assert_eq!(
             embeddings_url("http://h/v1beta/", "gemini-embedding-001"),
             "http://h/v1beta/models/gemini-embedding-001:batchEmbedContents"
+        );
+        // Whatever a model name holds stays inside its path segment.
+        assert_eq!(
+            chat_url("http://h/v1beta", "../../x:foo?alt=1#f%2F", false),
+            "http://h/v1beta/models/..%2F..%2Fx%3Afoo%3Falt%3D1%23f%252F:generateContent"
+        );
+        assert_eq!(
+            embeddings_url("http://h/v1beta", "a/b:c"),
+            "http://h/v1beta/models/a%2Fb%3Ac:batchEmbedContents"
         );
     }
 

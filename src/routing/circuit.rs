@@ -28,7 +28,12 @@ struct Inner {
     open_until: Option<Instant>,
     trial_in_flight: bool,
     reason: Option<String>,
+    /// Opened by an upstream rate limit (a 429 with `Retry-After`) rather than by errors.
+    rate_limited: bool,
 }
+
+/// Longest failure reason kept (it may quote an upstream's message).
+const MAX_REASON: usize = 200;
 
 #[derive(Debug)]
 pub struct Circuit {
@@ -58,6 +63,7 @@ impl Circuit {
                 open_until: None,
                 trial_in_flight: false,
                 reason: None,
+                rate_limited: false,
             }),
         }
     }
@@ -104,12 +110,20 @@ impl Circuit {
             s.trial_in_flight = false;
             s.open_until = None;
             s.reason = None;
+            s.rate_limited = false;
             s.outcomes.clear();
         }
     }
 
-    /// A failed attempt. `retry_after` (from a 429 or 503) opens the circuit for at least that long.
-    pub fn on_failure(&self, now: Instant, reason: &str, retry_after: Option<Duration>) {
+    /// A failed attempt. `retry_after` (from a 429 or 503) opens the circuit for at least that
+    /// long; `rate_limited` says the upstream refused for its rate limit (429).
+    pub fn on_failure(
+        &self,
+        now: Instant,
+        reason: &str,
+        retry_after: Option<Duration>,
+        rate_limited: bool,
+    ) {
         let mut s = self.inner.lock().unwrap();
         s.consecutive_failures += 1;
         push(&mut s.outcomes, false);
@@ -126,8 +140,21 @@ impl Circuit {
             s.state = CircuitState::Open;
             s.open_until = Some(now + wait);
             s.trial_in_flight = false;
-            s.reason = Some(reason.to_string());
+            s.reason = Some(reason.chars().take(MAX_REASON).collect());
+            s.rate_limited = rate_limited && retry_after.is_some();
         }
+    }
+
+    /// When an open circuit lets a trial through again (`None` unless open).
+    pub fn reopens_at(&self) -> Option<Instant> {
+        let s = self.inner.lock().unwrap();
+        s.open_until.filter(|_| s.state == CircuitState::Open)
+    }
+
+    /// Whether the circuit is open because the upstream rate-limited it.
+    pub fn is_rate_limited(&self) -> bool {
+        let s = self.inner.lock().unwrap();
+        s.state == CircuitState::Open && s.rate_limited
     }
 
     /// A trial that ended without a verdict (the client went away): let another one through.
@@ -184,10 +211,10 @@ mod tests {
         let c = circuit();
         let t0 = Instant::now();
         for _ in 0..2 {
-            c.on_failure(t0, "500", None);
+            c.on_failure(t0, "500", None, false);
         }
         assert_eq!(c.state(), CircuitState::Closed);
-        c.on_failure(t0, "500", None);
+        c.on_failure(t0, "500", None, false);
         assert_eq!(c.state(), CircuitState::Open);
         assert!(!c.try_acquire(t0 + Duration::from_secs(4)));
         // After the cooldown one trial goes through, and only one.
@@ -204,11 +231,11 @@ mod tests {
         let c = circuit();
         let t0 = Instant::now();
         for _ in 0..3 {
-            c.on_failure(t0, "500", None);
+            c.on_failure(t0, "500", None, false);
         }
         let t1 = t0 + Duration::from_secs(6);
         assert!(c.try_acquire(t1));
-        c.on_failure(t1, "500", None);
+        c.on_failure(t1, "500", None, false);
         assert_eq!(c.state(), CircuitState::Open);
         assert!(!c.try_acquire(t1 + Duration::from_secs(1)));
         assert!(c.try_acquire(t1 + Duration::from_secs(5)));
@@ -218,7 +245,7 @@ mod tests {
     fn retry_after_opens_for_that_long() {
         let c = circuit();
         let t0 = Instant::now();
-        c.on_failure(t0, "429", Some(Duration::from_secs(20)));
+        c.on_failure(t0, "429", Some(Duration::from_secs(20)), true);
         assert!(!c.try_acquire(t0 + Duration::from_secs(19)));
         assert!(c.try_acquire(t0 + Duration::from_secs(20)));
         let report = c.report(t0);
@@ -232,7 +259,7 @@ mod tests {
         // Failures alternate with successes, so the consecutive count never reaches 3.
         for i in 0..11 {
             if i % 2 == 0 {
-                c.on_failure(t0, "502", None);
+                c.on_failure(t0, "502", None, false);
             } else {
                 c.on_success();
             }

@@ -25,6 +25,8 @@ pub struct Deployment {
     key: Option<Secret>,
     /// The upstream's model name when the deployment fixes it (explicit deployments).
     pub upstream_model: Option<String>,
+    /// The model a resolved deployment was created for (`None` for explicit deployments).
+    pub resolved_model: Option<String>,
     pub weight: u32,
     pub priority: u32,
     pub circuit: Circuit,
@@ -66,6 +68,7 @@ impl Deployment {
             circuit: self.circuit.report(now),
             latency_ms: self.latency().map(|l| l.as_secs_f64() * 1e3),
             in_flight: self.limits.in_flight(),
+            resolved_model: self.resolved_model.clone(),
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct DeploymentReport {
     pub circuit: CircuitReport,
     pub latency_ms: Option<f64>,
     pub in_flight: u32,
+    #[serde(skip)]
+    pub resolved_model: Option<String>,
 }
 
 /// A deployment to try, with the model name to send it.
@@ -194,8 +199,44 @@ fn order(
 }
 
 /// Most per-model deployment groups kept for models resolved through the catalogue or a prefix;
-/// past it (clients naming endless `provider/…` models) groups are built per request and not kept.
-const MAX_RESOLVED_GROUPS: usize = 10_000;
+/// past it the least recently used group is dropped (clients may name endless `provider/…` models).
+pub const MAX_RESOLVED_GROUPS: usize = 1024;
+
+/// The resolved groups, least recently used evicted first.
+#[derive(Default)]
+struct ResolvedGroups {
+    groups: HashMap<(String, String), (Arc<Group>, u64)>,
+    clock: u64,
+}
+
+impl ResolvedGroups {
+    fn get(&mut self, key: &(String, String)) -> Option<Arc<Group>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.groups.get_mut(key).map(|(group, used)| {
+            *used = clock;
+            group.clone()
+        })
+    }
+
+    /// Keeps `group` unless another request stored one for the key meanwhile (then returns that).
+    fn insert(&mut self, key: (String, String), group: Arc<Group>) -> Arc<Group> {
+        if let Some(existing) = self.get(&key) {
+            return existing;
+        }
+        if self.groups.len() >= MAX_RESOLVED_GROUPS
+            && let Some(oldest) = self
+                .groups
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            self.groups.remove(&oldest);
+        }
+        self.groups.insert(key, (group.clone(), self.clock));
+        group
+    }
+}
 
 /// Every deployment: the explicit `[[deployments]]` grouped by the model name clients use, and for
 /// models resolved through the catalogue or a `provider/` prefix, one deployment per provider key
@@ -204,7 +245,7 @@ pub struct Routing {
     pub config: RoutingConfig,
     explicit: HashMap<String, Group>,
     providers: HashMap<String, Arc<Provider>>,
-    resolved: Mutex<HashMap<(String, String), Arc<Group>>>,
+    resolved: Mutex<ResolvedGroups>,
 }
 
 impl Routing {
@@ -246,6 +287,7 @@ impl Routing {
                     .or_else(|| provider.keys().first().cloned()),
                 provider,
                 upstream_model: Some(upstream),
+                resolved_model: None,
                 weight: d.weight,
                 priority: d.priority,
                 circuit: circuit(),
@@ -276,7 +318,7 @@ impl Routing {
     fn resolved_group(&self, provider: &Arc<Provider>, model: &str) -> Arc<Group> {
         let key = (provider.name.clone(), model.to_string());
         if let Some(group) = self.resolved.lock().unwrap().get(&key) {
-            return group.clone();
+            return group;
         }
         let keys: Vec<Option<Secret>> = if provider.keys().is_empty() {
             vec![None]
@@ -299,6 +341,7 @@ impl Routing {
                     base_url: provider.base_url.clone(),
                     key,
                     upstream_model: None,
+                    resolved_model: Some(model.to_string()),
                     weight: 1,
                     priority: 0,
                     circuit: Circuit::new(self.config.circuit.clone()),
@@ -308,12 +351,7 @@ impl Routing {
             })
             .collect();
         let group = Arc::new(Group::new(deployments, self.config.strategy));
-        let mut resolved = self.resolved.lock().unwrap();
-        if resolved.len() < MAX_RESOLVED_GROUPS {
-            // Another request may have built it meanwhile: keep the first one.
-            return resolved.entry(key).or_insert(group).clone();
-        }
-        group
+        self.resolved.lock().unwrap().insert(key, group)
     }
 
     /// Whether clients' `model` names an explicit deployment group.
@@ -361,7 +399,14 @@ impl Routing {
     }
 
     pub fn reports(&self, now: Instant) -> Vec<DeploymentReport> {
-        let resolved: Vec<Arc<Group>> = self.resolved.lock().unwrap().values().cloned().collect();
+        let resolved: Vec<Arc<Group>> = self
+            .resolved
+            .lock()
+            .unwrap()
+            .groups
+            .values()
+            .map(|(g, _)| g.clone())
+            .collect();
         let mut out: Vec<DeploymentReport> = resolved
             .iter()
             .map(|g| &**g)
@@ -384,6 +429,7 @@ mod tests {
             base_url: String::new(),
             key: None,
             upstream_model: None,
+            resolved_model: None,
             weight,
             priority,
             circuit: Circuit::new(Default::default()),
@@ -441,9 +487,32 @@ mod tests {
         assert_eq!(group.ordered(now)[0].id, "primary");
         primary
             .circuit
-            .on_failure(now, "down", Some(Duration::from_secs(60)));
+            .on_failure(now, "down", Some(Duration::from_secs(60)), false);
         let order: Vec<String> = group.ordered(now).iter().map(|d| d.id.clone()).collect();
         assert_eq!(order, ["backup", "primary"]);
+    }
+
+    #[test]
+    fn resolved_groups_stay_bounded_and_keep_the_busy_ones() {
+        let mut groups = ResolvedGroups::default();
+        let key = |i: usize| ("openai".to_string(), format!("m-{i}"));
+        let group = || {
+            Arc::new(Group::new(
+                vec![deployment("d", 1, 0)],
+                Strategy::RoundRobin,
+            ))
+        };
+        let busy = groups.insert(key(0), group());
+        for i in 1..MAX_RESOLVED_GROUPS * 3 {
+            groups.insert(key(i), group());
+            // The busy model is used all along.
+            assert!(Arc::ptr_eq(&groups.get(&key(0)).expect("kept"), &busy));
+        }
+        assert_eq!(groups.groups.len(), MAX_RESOLVED_GROUPS);
+        assert!(
+            groups.get(&key(1)).is_none(),
+            "the oldest idle group was evicted"
+        );
     }
 
     #[test]

@@ -106,10 +106,15 @@ impl TestGateway {
         let app = llm_bridge::server::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app).await.unwrap();
-        });
+        let limits =
+            llm_bridge::server::connections::ConnectionLimits::from_config(&state.config().server);
+        let task = tokio::spawn(llm_bridge::server::connections::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+            Duration::ZERO,
+        ));
         TestGateway {
             url: format!("http://{addr}"),
             state,

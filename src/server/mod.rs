@@ -1,16 +1,16 @@
 //! Starting and stopping: configuration → store and stats → gateway → one axum router for the API
 //! and the console → serve until SIGTERM/SIGINT, drain, flush stats, exit.
 
+pub mod connections;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use tokio::sync::watch;
 
 use crate::app::{App, shell};
 use crate::cli::Cli;
@@ -95,9 +95,15 @@ pub fn router(state: AppState) -> Router {
             crate::api::auth::require,
         ))
         .layer(DefaultBodyLimit::max(state.config().server.max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config().server.client_body_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.config().server.max_header_bytes,
             crate::api::hardening::limit_headers,
+        ))
+        .layer(axum::middleware::from_fn(
+            crate::api::hardening::page_methods,
         ))
         .with_state(state)
 }
@@ -120,10 +126,6 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let listener = listener.tap_io(|tcp| {
-        // Without it a reply written in two pieces waits for the client's delayed ACK (~40 ms).
-        let _ = tcp.set_nodelay(true);
-    });
     if !local.ip().is_loopback() && state.auth.is_open() {
         tracing::warn!(address = %local, "listening on a non-loopback address without authentication: anyone who can reach it can use the configured provider keys; set LLM_BRIDGE_MASTER_KEY");
     }
@@ -136,25 +138,16 @@ pub async fn serve(
         .collect();
     tracing::info!(address = %local, store = state.stats.store().backend(), providers = ?enabled, "LLM Bridge is listening; console at http://{local}/");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
+    let site_root = &state.config().server.site_root;
+    if !site_root.join("pkg").is_dir() {
+        tracing::warn!(site_root = %site_root.display(), "the console's assets are missing (no pkg/ under the site root): the console will not load; build them with `make run` or point LLM_BRIDGE_SITE_ROOT at them");
+    }
+    let limits = connections::ConnectionLimits::from_config(&state.config().server);
+    let stopping = async {
         shutdown_signal().await;
         tracing::info!(drain_timeout = ?drain, "shutting down: no new connections, waiting for in-flight requests");
-        let _ = stop_tx.send(true);
-    });
-    let mut graceful_rx = stop_rx.clone();
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = graceful_rx.wait_for(|stop| *stop).await;
-    });
-    let mut drain_rx = stop_rx;
-    tokio::select! {
-        result = server => result.map_err(|e| format!("server error: {e}"))?,
-        _ = async move {
-            let _ = drain_rx.wait_for(|stop| *stop).await;
-            tokio::time::sleep(drain).await;
-        } => tracing::warn!("drain timeout reached; closing the remaining connections"),
-    }
+    };
+    connections::serve(listener, app, limits, stopping, drain).await;
     stats.flush().await;
     state.governance.keys.refresh().await;
     tracing::info!("stopped");

@@ -1,0 +1,343 @@
+//! Client connections: accepted up to a cap, served by hyper (HTTP/1.1 and HTTP/2), and closed when
+//! a client is too slow to send its request's headers or stays idle too long. Slow request bodies
+//! are cut by the router's body timeout (see [`super::router`]).
+//!
+//! Each connection carries a small [`Activity`] record: the socket wrapper notes when bytes
+//! arrive, the service wrapper notes when a request starts and when its reply has been sent, and a
+//! watchdog task per connection closes it when a deadline passes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower_service::Service;
+
+use crate::config::ServerConfig;
+
+/// Headers hyper parses per request at most (it answers 431 past it). The gateway's own limit,
+/// checked with a JSON error, is lower (see `api::hardening::MAX_HEADERS`).
+const PARSED_HEADERS: usize = 1024;
+
+/// How long a client may take, and how many may be connected at once.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    pub fn from_config(config: &ServerConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: config.client_header_timeout,
+            idle_timeout: config.client_idle_timeout,
+            max_connections: config.max_connections,
+        }
+    }
+
+    /// How often a connection's watchdog looks at it.
+    fn tick(&self) -> Duration {
+        (self.header_timeout.min(self.idle_timeout) / 4)
+            .clamp(Duration::from_millis(20), Duration::from_secs(1))
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish for up to
+/// `drain` before returning.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The watchdog enforces the header timeout (hyper's would also cut idle keep-alive).
+        .header_read_timeout(None)
+        .max_headers(PARSED_HEADERS);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut warned_full = false;
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let full = slots.available_permits() == 0;
+        if full && !warned_full {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                "connection limit reached; new connections wait until one closes"
+            );
+        }
+        warned_full = full;
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Without it a reply written in two pieces waits for the client's delayed ACK (~40 ms).
+        let _ = tcp.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(TrackedStream {
+            inner: tcp,
+            activity: activity.clone(),
+        });
+        let service = ConnectionService {
+            app: app.clone(),
+            peer,
+            activity: activity.clone(),
+        };
+        let builder = builder.clone();
+        let conn = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(
+                    io,
+                    hyper_util::service::TowerToHyperService::new(service),
+                )
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                result = conn => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                }
+                reason = activity.expired(limits) => {
+                    tracing::debug!(%peer, reason, "connection closed");
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing the remaining connections");
+    }
+}
+
+/// What a connection's watchdog needs to know, in milliseconds since the connection opened.
+struct Activity {
+    opened: Instant,
+    /// Requests whose reply has not been sent completely.
+    in_flight: AtomicU32,
+    /// When the first byte of a request not yet dispatched arrived (`u64::MAX`: none pending).
+    head_started: AtomicU64,
+    /// The last byte received or the last reply finished.
+    last_seen: AtomicU64,
+}
+
+const NONE_PENDING: u64 = u64::MAX;
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            opened: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            // A new connection owes its first request's headers.
+            head_started: AtomicU64::new(0),
+            last_seen: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    fn received(&self) {
+        let now = self.now();
+        self.last_seen.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let _ = self.head_started.compare_exchange(
+                NONE_PENDING,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn request_started(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_started.store(NONE_PENDING, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Resolves, naming the reason, when the connection should be closed.
+    async fn expired(&self, limits: ConnectionLimits) -> &'static str {
+        let header_ms = limits.header_timeout.as_millis() as u64;
+        let idle_ms = limits.idle_timeout.as_millis() as u64;
+        let mut tick = tokio::time::interval(limits.tick());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                continue;
+            }
+            let now = self.now();
+            let head = self.head_started.load(Ordering::Relaxed);
+            if head != NONE_PENDING {
+                if now.saturating_sub(head) >= header_ms {
+                    return "request headers not received in time";
+                }
+            } else if now.saturating_sub(self.last_seen.load(Ordering::Relaxed)) >= idle_ms {
+                return "idle";
+            }
+        }
+    }
+}
+
+/// A request being served; dropped when its reply has been sent (or abandoned).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.last_seen.store(a.now(), Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The socket, noting when bytes arrive.
+struct TrackedStream {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.received();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The router for one connection: adds the peer's address and tracks the request until its
+/// reply has been sent.
+#[derive(Clone)]
+struct ConnectionService {
+    app: Router,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+}
+
+impl Service<axum::http::Request<Incoming>> for ConnectionService {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<Incoming>) -> Self::Future {
+        let in_flight = self.activity.request_started();
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let reply = self.app.call(request);
+        Box::pin(async move {
+            let response = reply.await?;
+            Ok(response.map(|body| {
+                Body::new(TrackedBody {
+                    inner: body,
+                    _in_flight: in_flight,
+                })
+            }))
+        })
+    }
+}
+
+/// A reply body that keeps its request counted as in flight until it is dropped.
+struct TrackedBody {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
