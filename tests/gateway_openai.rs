@@ -532,6 +532,43 @@ async fn stream_cut_midway_ends_with_error_event_and_done() {
 }
 
 #[tokio::test]
+async fn malformed_stream_event_ends_with_error_event_and_done() {
+    let gw =
+        TestGateway::start_with("[providers.openai]\nmodels = [\"m-badjson\"]\n", |_| {}).await;
+    let mut body = hello("m-badjson");
+    body["stream"] = json!(true);
+    let resp = gw.chat(body).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(
+        !text.contains(llm_bridge::mock_upstream::GARBLED),
+        "the malformed event is not forwarded: {text}"
+    );
+    let chunks = sse_chunks(&text);
+    let (last, before) = chunks.split_last().unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreadable stream event"),
+        "{text}"
+    );
+    // The events before the malformed one were relayed; nothing after it was.
+    let content: String = before
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        content,
+        llm_bridge::mock_upstream::REPLY_WORDS[..2].concat()
+    );
+    assert!(before.iter().all(|c| c.get("error").is_none()), "{text}");
+    gw.state.stats.flush().await;
+    let rec = &gw.state.stats.recent(1, &Default::default()).await.unwrap()[0];
+    assert_eq!(rec.error_class.as_deref(), Some("upstream"));
+}
+
+#[tokio::test]
 async fn missing_usage_is_estimated_and_marked() {
     let gw =
         TestGateway::start_with("[providers.openai]\nmodels = [\"m-nousage\"]\n", |_| {}).await;

@@ -267,6 +267,43 @@ async fn gemini_images_become_inline_data() {
 }
 
 #[tokio::test]
+async fn gemini_json_schema_goes_whole_to_models_that_take_it() {
+    let gw = TestGateway::start_with(
+        "[providers.gemini]\nmodels = [\"gemini-2.0-flash\"]\n",
+        |_| {},
+    )
+    .await;
+    let schema = json!({"type": "object", "additionalProperties": false,
+        "properties": {"city": {"type": "string"}, "temp": {"type": ["number", "null"]}},
+        "required": ["city", "temp"]});
+    let ask_for = |model: &str| {
+        json!({"model": model, "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "response_format": {"type": "json_schema",
+                "json_schema": {"name": "weather", "strict": true, "schema": schema}}})
+    };
+
+    assert_eq!(gw.chat(ask_for("gemini-2.5-flash")).await.status(), 200);
+    let config = gw.mock.state.last().body["generationConfig"].clone();
+    assert_eq!(config["responseMimeType"], "application/json");
+    assert_eq!(config["responseJsonSchema"], schema, "sent whole: {config}");
+    assert!(config.get("responseSchema").is_none(), "{config}");
+
+    assert_eq!(gw.chat(ask_for("gemini-2.0-flash")).await.status(), 200);
+    let got = gw.mock.state.last();
+    assert_eq!(got.path, "/v1beta/models/gemini-2.0-flash:generateContent");
+    let config = &got.body["generationConfig"];
+    assert_eq!(config["responseMimeType"], "application/json");
+    assert!(config.get("responseJsonSchema").is_none(), "{config}");
+    assert_eq!(
+        config["responseSchema"],
+        json!({"type": "object",
+            "properties": {"city": {"type": "string"}, "temp": {"type": "number", "nullable": true}},
+            "required": ["city", "temp"]}),
+        "reduced to the OpenAPI subset for Gemini 2.0"
+    );
+}
+
+#[tokio::test]
 async fn gemini_embeddings() {
     let gw = TestGateway::start().await;
     let resp = gw

@@ -7,7 +7,9 @@
 //! - `fail500`: always 500; `fail400`: a 400 with the provider's error body; `fail429`: 429 with `Retry-After: 1`;
 //! - `hang`: never answers; `slow`: waits 300 ms before answering;
 //! - OpenAI dialect only: `slowfirst` (a stream whose first event comes after 500 ms), `stall`
-//!   (a stream that stops sending after three events but stays open);
+//!   (a stream that stops sending after three events but stays open), `badjson` (a stream whose
+//!   fourth event, 200 ms after the first three, is a truncated JSON object holding [`GARBLED`],
+//!   followed by the rest of the reply and `[DONE]`);
 //! - `tools`: two parallel tool calls (`get_weather` for Paris and Tokyo);
 //! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
@@ -57,6 +59,8 @@ pub const PROMPT_TOKENS: u64 = 12;
 pub const CACHED_TOKENS: u64 = 4;
 pub const REASONING_TOKENS: u64 = 7;
 pub const REASONING_TEXT: &str = "Let me think about this step by step.";
+/// The text inside the malformed event of the `badjson` stream.
+pub const GARBLED: &str = "garbled";
 
 /// One request the mock received.
 #[derive(Debug, Clone)]
@@ -129,6 +133,7 @@ pub enum Behaviour {
     Safety,
     SlowFirst,
     Stall,
+    BadJson,
 }
 
 impl MockState {
@@ -168,6 +173,8 @@ impl MockState {
             Behaviour::SlowFirst
         } else if model.contains("stall") {
             Behaviour::Stall
+        } else if model.contains("badjson") {
+            Behaviour::BadJson
         } else if model.contains("hang") {
             Behaviour::Hang
         } else if model.contains("tools") {

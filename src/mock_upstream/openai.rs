@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::{
-    Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
+    Behaviour, CACHED_TOKENS, GARBLED, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
     REPLY_WORDS,
 };
 
@@ -219,6 +219,22 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
         events.push(Bytes::from(format!("data: {c}\n\n")));
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    if behaviour == Behaviour::BadJson {
+        let rest = events.split_off(3);
+        let garbled = Bytes::from(format!(
+            "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{GARBLED}\n\n"
+        ));
+        let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
+            .chain(futures_util::stream::once(async move {
+                // The first events go out on their own, so the reply has started when this one comes.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                Ok(garbled)
+            }))
+            .chain(futures_util::stream::iter(
+                rest.into_iter().map(Ok::<_, std::io::Error>),
+            ));
+        return sse_response(Body::from_stream(body));
+    }
     if behaviour == Behaviour::SlowFirst {
         let body = futures_util::stream::once(async {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -3,7 +3,9 @@
 //!
 //! Requests: system/developer messages become `systemInstruction`, assistant turns `model` turns,
 //! tool results `functionResponse` parts (named after the assistant call with the same id), and
-//! tool schemas are reduced to the OpenAPI subset Gemini accepts.
+//! tool schemas are reduced to the OpenAPI subset Gemini accepts. A `json_schema` response format
+//! goes whole as `responseJsonSchema` to the models that take JSON Schema (Gemini 2.5 and later)
+//! and reduced as `responseSchema` to the older ones.
 //! Replies: text parts become `content`, thought parts `reasoning_content`, `functionCall` parts
 //! `tool_calls`; finish reasons, blocked prompts and usage are mapped to OpenAI's vocabulary.
 
@@ -48,6 +50,14 @@ fn model_segment(model: &str) -> percent_encoding::PercentEncode<'_> {
         .remove(b'_')
         .remove(b'~');
     percent_encoding::utf8_percent_encode(bare_model(model), SEGMENT)
+}
+
+/// Whether the model takes a whole JSON Schema as `responseJsonSchema` (Gemini 2.5 and later,
+/// and any model outside the older families); Gemini 1.x and 2.0 take only the OpenAPI subset
+/// as `responseSchema`.
+fn takes_json_schema(model: &str) -> bool {
+    let model = bare_model(model);
+    !(model.starts_with("gemini-1.") || model.starts_with("gemini-2.0"))
 }
 
 /// `models/gemini-x` and `gemini-x` name the same model.
@@ -192,6 +202,8 @@ struct GenerationConfig {
     response_mime_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_json_schema: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking_config: Option<ThinkingConfig>,
 }
@@ -482,11 +494,17 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         Some(ResponseFormat::JsonObject) => config.response_mime_type = Some("application/json"),
         Some(ResponseFormat::JsonSchema { json_schema }) => {
             config.response_mime_type = Some("application/json");
-            config.response_schema = json_schema
+            let schema = json_schema
                 .schema
                 .as_ref()
-                .map(|s| Value::Object(reduce_root(s)))
                 .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()));
+            if takes_json_schema(&req.model) {
+                config.response_json_schema = schema.cloned();
+            } else {
+                config.response_schema = schema
+                    .map(|s| Value::Object(reduce_root(s)))
+                    .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()));
+            }
         }
     }
     if let Some(effort) = &req.reasoning_effort {
@@ -1756,31 +1774,100 @@ mod tests {
 
     #[test]
     fn response_formats() {
-        let config = |format: Value| {
-            encode(json!({"messages": [user("q")], "response_format": format}))["generationConfig"]
+        let config = |model: &str, format: Value| {
+            encode(json!({"model": model, "messages": [user("q")], "response_format": format}))
+                ["generationConfig"]
                 .clone()
         };
+        let person = json!({"type": "json_schema", "json_schema": {"name": "person", "strict": true, "schema": {
+            "type": "object", "additionalProperties": false,
+            "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
+            "required": ["name", "age"]}}});
+        for model in ["gemini-2.5-flash", "gemini-2.0-flash"] {
+            assert_eq!(
+                config(model, json!({"type": "json_object"})),
+                json!({"responseMimeType": "application/json"})
+            );
+            assert_eq!(
+                config(
+                    model,
+                    json!({"type": "json_schema", "json_schema": {"name": "free"}})
+                ),
+                json!({"responseMimeType": "application/json"})
+            );
+            assert_eq!(
+                config(
+                    model,
+                    json!({"type": "json_schema", "json_schema": {"name": "free", "schema": {}}})
+                ),
+                json!({"responseMimeType": "application/json"})
+            );
+            assert_eq!(config(model, json!({"type": "text"})), Value::Null);
+        }
         assert_eq!(
-            config(json!({"type": "json_object"})),
-            json!({"responseMimeType": "application/json"})
-        );
-        assert_eq!(
-            config(
-                json!({"type": "json_schema", "json_schema": {"name": "person", "strict": true, "schema": {
-                "type": "object", "additionalProperties": false,
-                "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
-                "required": ["name", "age"]}}})
-            ),
+            config("gemini-2.0-flash", person.clone()),
             json!({"responseMimeType": "application/json", "responseSchema": {
                 "type": "object",
                 "properties": {"name": {"type": "string"}, "age": {"type": "integer", "nullable": true}},
                 "required": ["name", "age"]}})
         );
         assert_eq!(
-            config(json!({"type": "json_schema", "json_schema": {"name": "free"}})),
-            json!({"responseMimeType": "application/json"})
+            config("gemini-2.5-flash", person.clone()),
+            json!({"responseMimeType": "application/json",
+                "responseJsonSchema": person["json_schema"]["schema"]})
         );
-        assert_eq!(config(json!({"type": "text"})), Value::Null);
+    }
+
+    #[test]
+    fn full_json_schema_reaches_the_models_that_take_it() {
+        let schema = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object", "additionalProperties": false,
+            "$defs": {"city": {"type": "string", "minLength": 1}},
+            "properties": {
+                "cities": {"type": "array", "items": {"$ref": "#/$defs/city"}, "minItems": 1},
+                "unit": {"anyOf": [{"const": "C"}, {"const": "F"}]}
+            },
+            "required": ["cities", "unit"]
+        });
+        let format = json!({"type": "json_schema", "json_schema": {"name": "w", "strict": true, "schema": schema}});
+        for model in [
+            "gemini-2.5-pro",
+            "models/gemini-2.5-flash-lite",
+            "gemini-3-pro-preview",
+            "gemini-flash-latest",
+        ] {
+            let config =
+                encode(json!({"model": model, "messages": [user("q")], "response_format": format}))
+                    ["generationConfig"]
+                    .clone();
+            assert_eq!(config["responseJsonSchema"], schema, "{model}");
+            assert!(config.get("responseSchema").is_none(), "{model}: {config}");
+        }
+        for model in [
+            "gemini-2.0-flash",
+            "models/gemini-2.0-flash-lite",
+            "gemini-1.5-pro",
+        ] {
+            let config =
+                encode(json!({"model": model, "messages": [user("q")], "response_format": format}))
+                    ["generationConfig"]
+                    .clone();
+            assert!(
+                config.get("responseJsonSchema").is_none(),
+                "{model}: {config}"
+            );
+            let reduced = &config["responseSchema"];
+            assert!(
+                reduced.get("additionalProperties").is_none(),
+                "{model}: {reduced}"
+            );
+            assert_eq!(
+                reduced["properties"]["cities"]["items"]["type"], "string",
+                "{model}"
+            );
+            assert_eq!(config["responseMimeType"], "application/json");
+        }
     }
 
     #[test]

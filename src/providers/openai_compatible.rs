@@ -2,6 +2,7 @@
 //! gateway needs, replies are forwarded byte for byte except for the usage chunk the gateway asked for.
 
 use bytes::Bytes;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use super::openai_types::Usage;
@@ -115,22 +116,19 @@ impl PassthroughStream {
         }
     }
 
+    /// Forwards one event's payload. A payload that is not a JSON object (nor `[DONE]`) is an
+    /// error and is not forwarded: the relay then ends the stream with an error event.
     pub fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
-        if data == b"[DONE]" {
+        if data.trim_ascii() == b"[DONE]" {
             self.saw_done = true;
             return Ok(());
         }
         if !contains(data, b"\"usage\"") {
+            check_object(data)?;
             sse::write_raw(out, data);
             return Ok(());
         }
-        let mut chunk: Map<String, Value> = match serde_json::from_slice(data) {
-            Ok(chunk) => chunk,
-            Err(_) => {
-                sse::write_raw(out, data);
-                return Ok(());
-            }
-        };
+        let mut chunk: Map<String, Value> = serde_json::from_slice(data).map_err(unreadable)?;
         if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null())
             && let Ok(usage) = Usage::deserialize_value(usage)
         {
@@ -164,6 +162,22 @@ impl PassthroughStream {
     pub fn usage(&self) -> Option<Usage> {
         self.usage
     }
+}
+
+/// Checks that a payload is one JSON object: a syntax check that builds nothing.
+fn check_object(data: &[u8]) -> Result<(), ApiError> {
+    if data.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad_gateway(
+            "the upstream sent a stream event that is not a JSON object",
+        ));
+    }
+    serde_json::from_slice::<IgnoredAny>(data)
+        .map(|_| ())
+        .map_err(unreadable)
+}
+
+fn unreadable(e: serde_json::Error) -> ApiError {
+    ApiError::bad_gateway(format!("the upstream sent an unreadable stream event: {e}"))
 }
 
 impl Usage {
@@ -255,6 +269,47 @@ mod tests {
         let mut out = vec![];
         shown.event(usage_chunk, &mut out).unwrap();
         assert_eq!(out, [&b"data: "[..], usage_chunk, b"\n\n"].concat());
+    }
+
+    #[test]
+    fn malformed_events_are_errors_and_not_forwarded() {
+        let text_chunk =
+            br#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#;
+        for bad in [
+            &br#"{"id":"c","choices":[{"index":0,"delta":{"content":"cut"#[..],
+            br#"{"id":"c"} trailing"#,
+            br#"{"id":"c","usage":{"prompt_tokens":1,"#,
+            br#"["not", "an", "object"]"#,
+            b"\"text\"",
+            b"hello",
+            b"",
+        ] {
+            for wants_usage in [false, true] {
+                let mut s = PassthroughStream::new(wants_usage);
+                let mut out = vec![];
+                s.event(text_chunk, &mut out).unwrap();
+                let forwarded = out.clone();
+                let err = s.event(bad, &mut out).unwrap_err();
+                assert_eq!(err.status.as_u16(), 502, "{}", String::from_utf8_lossy(bad));
+                assert!(
+                    err.message.starts_with("the upstream sent "),
+                    "{}",
+                    err.message
+                );
+                assert_eq!(
+                    out,
+                    forwarded,
+                    "nothing of {:?} forwarded",
+                    String::from_utf8_lossy(bad)
+                );
+            }
+        }
+        let mut s = PassthroughStream::new(false);
+        let mut out = vec![];
+        s.event(b" {\"id\":\"c\",\"choices\":[]} ", &mut out)
+            .unwrap();
+        s.event(b"[DONE] ", &mut out).unwrap();
+        s.finish(&mut out).unwrap();
     }
 
     #[test]
