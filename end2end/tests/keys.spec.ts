@@ -60,7 +60,16 @@ test("a key is created with a rate limit, rotated and revoked", async ({ page, r
     await expect(row.locator('[data-col="requests"]')).not.toHaveText("0", { timeout: 1_000 });
   }).toPass({ timeout: 15_000 });
 
+  // Rotating asks first too; cancelling keeps the secret.
   await row.getByRole("button", { name: /^Rotate/ }).click();
+  const rotateDialog = page.getByRole("dialog", { name: `Rotate “${name}”?` });
+  await expect(rotateDialog).toBeVisible();
+  await rotateDialog.getByRole("button", { name: "Cancel" }).click();
+  await expect(rotateDialog).toBeHidden();
+  expect([200, 429]).toContain(await chat(request, secret));
+  await row.getByRole("button", { name: /^Rotate/ }).click();
+  await rotateDialog.getByRole("button", { name: "Rotate", exact: true }).click();
+  await expect(page.locator("[data-secret] [data-testid='secret']")).not.toHaveText(secret);
   const rotated = await shownSecret(page);
   expect(rotated).not.toBe(secret);
   expect(await chat(request, secret)).toBe(401);

@@ -312,6 +312,10 @@ fn zh(en: &str) -> Option<&'static str> {
         "Clients using this key are refused from now on. This cannot be undone." => {
             "使用此密钥的客户端将立即被拒绝。此操作无法撤销。"
         }
+        "Rotate “{}”?" => "轮换 “{}”？",
+        "The current secret stops working at once; clients need the new one, which is shown once." => {
+            "当前密钥立即失效；客户端需要使用新密钥（仅显示一次）。"
+        }
         "Cancel" => "取消",
         _ => return None,
     })

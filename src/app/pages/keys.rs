@@ -186,7 +186,7 @@ pub fn Keys() -> impl IntoView {
         }
     });
     let busy = Signal::derive(move || rotate.pending().get() || revoke.pending().get());
-    let revoking = RwSignal::new(None::<KeyInfo>);
+    let confirming = RwSignal::new(None::<(KeyAction, KeyInfo)>);
     view! {
         <section class="page">
             <div class="page-head">
@@ -212,10 +212,8 @@ pub fn Keys() -> impl IntoView {
                                 <KeyTable
                                     rows
                                     busy
-                                    on_rotate=move |id| {
-                                        rotate.dispatch(id);
-                                    }
-                                    on_revoke=move |key| revoking.set(Some(key))
+                                    on_rotate=move |key| confirming.set(Some((KeyAction::Rotate, key)))
+                                    on_revoke=move |key| confirming.set(Some((KeyAction::Revoke, key)))
                                 />
                             }
                                 .into_any(),
@@ -224,18 +222,22 @@ pub fn Keys() -> impl IntoView {
                 }}
             </Transition>
             {move || {
-                revoking
+                confirming
                     .get()
-                    .map(|key| {
+                    .map(|(action, key)| {
                         let id = key.id.clone();
                         view! {
-                            <RevokeDialog
+                            <ConfirmDialog
+                                action
                                 key
                                 on_confirm=move || {
-                                    revoke.dispatch(id.clone());
-                                    revoking.set(None);
+                                    match action {
+                                        KeyAction::Rotate => rotate.dispatch(id.clone()),
+                                        KeyAction::Revoke => revoke.dispatch(id.clone()),
+                                    };
+                                    confirming.set(None);
                                 }
-                                on_close=move || revoking.set(None)
+                                on_close=move || confirming.set(None)
                             />
                         }
                     })
@@ -515,7 +517,7 @@ fn PeriodSelect(period: RwSignal<BudgetPeriod>) -> impl IntoView {
 fn KeyTable(
     rows: Vec<KeyRow>,
     busy: Signal<bool>,
-    #[prop(into)] on_rotate: Callback<String>,
+    #[prop(into)] on_rotate: Callback<KeyInfo>,
     #[prop(into)] on_revoke: Callback<KeyInfo>,
 ) -> impl IntoView {
     let i18n = use_i18n();
@@ -590,7 +592,7 @@ fn limit(n: Option<u64>) -> String {
 fn KeyLine(
     row: KeyRow,
     busy: Signal<bool>,
-    on_rotate: Callback<String>,
+    on_rotate: Callback<KeyInfo>,
     on_revoke: Callback<KeyInfo>,
 ) -> impl IntoView {
     let i18n = use_i18n();
@@ -610,7 +612,7 @@ fn KeyLine(
     let tokens = format::compact((last_day.prompt_tokens + last_day.completion_tokens) as f64);
     let expires = s.expires_at.map(minute);
     let name = s.name.clone();
-    let (rotate_id, revoked) = (info.id.clone(), info.clone());
+    let (rotated, revoked) = (info.clone(), info.clone());
     view! {
         <tr data-key=info.id.clone() class:row-expired=expired>
             <th scope="row" class="key-name">{name.clone()}</th>
@@ -641,7 +643,7 @@ fn KeyLine(
             <td data-col="created">{minute(info.created_at)}</td>
             <td>
                 <div class="row-actions">
-                <button type="button" disabled=move || busy.get() on:click=move |_| on_rotate.run(rotate_id.clone())>
+                <button type="button" disabled=move || busy.get() on:click=move |_| on_rotate.run(rotated.clone())>
                     <Svg icon=Icon::Refresh/>
                     {move || i18n.t("Rotate")}
                     <span class="visually-hidden">{format!(" — {name}")}</span>
@@ -663,22 +665,50 @@ fn KeyLine(
     }
 }
 
+/// What a key's buttons ask to confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyAction {
+    Rotate,
+    Revoke,
+}
+
 #[component]
-fn RevokeDialog(
+fn ConfirmDialog(
+    action: KeyAction,
     key: KeyInfo,
     #[prop(into)] on_confirm: Callback<()>,
     #[prop(into)] on_close: Callback<()>,
 ) -> impl IntoView {
     let i18n = use_i18n();
     let name = key.settings.name.clone();
+    let (title, warning, label, class, icon) = match action {
+        KeyAction::Rotate => (
+            "Rotate “{}”?",
+            "The current secret stops working at once; clients need the new one, which is shown once.",
+            "Rotate",
+            "button-danger",
+            Icon::Refresh,
+        ),
+        KeyAction::Revoke => (
+            "Revoke “{}”?",
+            "Clients using this key are refused from now on. This cannot be undone.",
+            "Revoke",
+            "button-danger",
+            Icon::Trash,
+        ),
+    };
+    let id = match action {
+        KeyAction::Rotate => "rotate-key",
+        KeyAction::Revoke => "revoke-key",
+    };
     view! {
-        <Modal id="revoke-key" title=Signal::derive(move || i18n.f("Revoke “{}”?", &[&name])) on_close>
-            <p>{move || i18n.t("Clients using this key are refused from now on. This cannot be undone.")}</p>
+        <Modal id title=Signal::derive(move || i18n.f(title, &[&name])) on_close>
+            <p>{move || i18n.t(warning)}</p>
             <p class="muted small"><code>{key.prefix}</code></p>
             <div class="actions">
-                <button type="button" class="button-danger" on:click=move |_| on_confirm.run(())>
-                    <Svg icon=Icon::Trash/>
-                    {move || i18n.t("Revoke")}
+                <button type="button" class=class on:click=move |_| on_confirm.run(())>
+                    <Svg icon/>
+                    {move || i18n.t(label)}
                 </button>
                 <button type="button" on:click=move |_| on_close.run(())>{move || i18n.t("Cancel")}</button>
             </div>
