@@ -355,6 +355,51 @@ async fn a_flood_of_unknown_keys_shares_a_few_redis_reads() {
     );
 }
 
+/// How many clients listen for key changes, once it is `want` (or what it was after 8 s).
+async fn listeners(redis: &RedisServer, want: i64) -> i64 {
+    use fred::prelude::*;
+    let mut last = -1;
+    for _ in 0..80 {
+        let probe = Client::new(Config::from_url(&redis.url()).unwrap(), None, None, None);
+        if probe.init().await.is_ok() {
+            let counts: Vec<(String, i64)> = probe
+                .pubsub_numsub("llmb:{llmb}:keys:changed")
+                .await
+                .unwrap();
+            let _ = probe.quit().await;
+            last = counts.first().map_or(0, |(_, n)| *n);
+            if last == want {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_listen_for_key_changes_again_after_redis_comes_back() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start().await;
+    let gws = replicas(&redis, &mock, 2).await;
+    assert_eq!(listeners(&redis, 2).await, 2);
+    // A new redis-server process knows no subscriptions: each replica subscribes again.
+    redis.restart();
+    assert_eq!(listeners(&redis, 2).await, 2, "after a Redis restart");
+    // A replica started while Redis is down listens once it is up.
+    redis.stop();
+    let late = replicas(&redis, &mock, 1).await;
+    redis.restart();
+    assert_eq!(
+        listeners(&redis, 3).await,
+        3,
+        "with a replica started while Redis was down"
+    );
+    drop((gws, late));
+}
+
 #[tokio::test]
 async fn limits_let_requests_through_while_redis_is_away() {
     let Some(mut redis) = RedisServer::start() else {

@@ -527,16 +527,21 @@ async fn announce(client: &Client, version: i64) {
 /// Listens for announced changes on a connection of its own (`subscriber`, not yet connected) and
 /// asks the ring to read the keys for each. After every (re)connection it subscribes again and asks
 /// for a read, which picks up changes announced while it was away. Reconnections follow the
-/// client's reconnect policy (with its backoff); a failed subscription is retried once a second.
-/// Stops when the ring is dropped.
+/// client's reconnect policy (with its backoff); a failed subscription is retried once a second,
+/// and so is the connection when its task has ended (fred does not retry a first connection that
+/// fails). Stops when the ring is dropped.
 async fn listen(ring: Weak<KeyRing>, subscriber: Client) {
     let mut messages = subscriber.message_rx();
     let mut reconnects = subscriber.reconnect_rx();
-    let _connection = subscriber.connect();
+    let mut connection = subscriber.connect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut subscribed = false;
     loop {
+        if connection.is_finished() {
+            subscribed = false;
+            connection = subscriber.connect();
+        }
         if !subscribed {
             subscribed = matches!(
                 tokio::time::timeout(REDIS_WAIT, subscriber.subscribe(REDIS_CHANNEL)).await,
