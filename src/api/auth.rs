@@ -128,17 +128,10 @@ impl Auth {
         expires > now() && blake3::keyed_hash(&self.session_key, payload.as_bytes()) == mac
     }
 
-    /// Who the request's credentials name (`Authorization: Bearer` or `x-api-key`).
+    /// Who the request's credentials name (`Authorization: Bearer` or `x-api-key`), from what this
+    /// replica knows: a virtual key it has not seen yet is `Wrong` here (see [`Auth::recheck`]).
     fn identify(&self, headers: &HeaderMap, keys: &KeyRing) -> Identity {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
-        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        let Some(sent) = bearer.or(api_key).map(str::trim) else {
+        let Some(sent) = presented(headers) else {
             return if self.has_session(headers) {
                 Identity::Known(Caller::Session)
             } else {
@@ -167,20 +160,38 @@ impl Auth {
         if self.is_open() || self.has_session(headers) {
             return true;
         }
-        let sent = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-        sent.is_some_and(|k| self.is_master_key(k.trim()))
+        presented(headers).is_some_and(|k| self.is_master_key(k))
+    }
+
+    /// For a request [`Auth::identify`] found `Wrong`: a secret that looks like a virtual key may
+    /// have been created on another replica a moment ago, so the key ring looks it up again after
+    /// reading the keys from the store (bounded; see [`KeyRing::find_fresh`]).
+    async fn recheck(&self, identity: Identity, headers: &HeaderMap, keys: &KeyRing) -> Identity {
+        if let Identity::Wrong = identity
+            && let Some(sent) = presented(headers).filter(|s| s.starts_with(SECRET_PREFIX))
+            && let Some(key) = keys.find_fresh(sent).await
+        {
+            return Identity::Known(Caller::Key(key));
+        }
+        identity
     }
 
     fn has_session(&self, headers: &HeaderMap) -> bool {
         cookie(headers, COOKIE).is_some_and(|t| self.is_valid_session(t))
     }
+}
+
+/// The key a request sends: `Authorization: Bearer`, else `x-api-key`.
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    bearer.or(api_key).map(str::trim)
 }
 
 fn now() -> u64 {
@@ -268,7 +279,10 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
         return next.run(request).await;
     }
     let headers = request.headers();
-    let identity = auth.identify(headers, &state.governance.keys);
+    let keys = &state.governance.keys;
+    let identity = auth
+        .recheck(auth.identify(headers, keys), headers, keys)
+        .await;
     let is_v1 = path.starts_with("/v1/");
     let caller = match (area, identity) {
         (Area::Api, Identity::Known(Caller::Key(_))) if !is_v1 => {

@@ -1,20 +1,25 @@
 //! Virtual keys: secrets handed to clients instead of the master key, each with its own models,
 //! limits, budget and expiry. Only a hash of each secret is stored.
 //!
-//! Lookups read an in-memory map (no store round trip on the request path). Embedded: the keys and
-//! the spend live in `keys.json` under the data directory. Redis: in the hash `llmb:{llmb}:keys`
-//! plus per-period spend hashes; every replica re-reads them each second, so a key created or
-//! revoked on one replica works (or stops working) everywhere within about a second.
+//! Lookups read an in-memory map (no store round trip on the request path for a known key).
+//! Embedded: the keys and the spend live in `keys.json` under the data directory. Redis: in the
+//! hash `llmb:{llmb}:keys` plus per-period spend hashes. Every change is announced on the channel
+//! `llmb:{llmb}:keys:changed`; each replica listens on a connection of its own and re-reads the
+//! keys when a message arrives, and re-reads keys and spend every second in any case. A secret
+//! that looks like a virtual key but is not in the map waits for a re-read that started after it
+//! arrived (see [`KeyRing::find_fresh`]), so a key works on every replica as soon as its creation
+//! returns.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast, watch};
 
 use super::period::{day_id, month_id};
 use crate::shared::{CreatedKey, KeyInfo, KeySettings};
@@ -22,6 +27,21 @@ use crate::shared::{CreatedKey, KeyInfo, KeySettings};
 const FILE_NAME: &str = "keys.json";
 const REDIS_KEYS: &str = "llmb:{llmb}:keys";
 const REDIS_VERSION: &str = "llmb:{llmb}:keys:version";
+/// Carries the new version after every change to the keys.
+const REDIS_CHANNEL: &str = "llmb:{llmb}:keys:changed";
+/// How long a request with an unknown secret waits for a re-read before it is refused.
+const LOOKUP_WAIT: Duration = Duration::from_secs(1);
+/// The longest one re-read of the keys (or a subscription) may take.
+const REDIS_WAIT: Duration = Duration::from_secs(2);
+/// The shortest time between the end of one asked-for re-read and the start of the next.
+///
+/// It delays a re-read and never skips one: a request waits for a re-read that started after it
+/// arrived, so a key whose creation returned before the request is found whenever Redis answers
+/// within [`LOOKUP_WAIT`]; the gap only adds up to its length to such a request's wait. Skipping
+/// instead (answering from a re-read that finished a moment ago) would refuse a key created just
+/// after that re-read. What the gap bounds: however many unknown secrets arrive, each replica
+/// issues at most one such re-read at a time and at most 1 / `FORCED_READ_GAP` per second.
+const FORCED_READ_GAP: Duration = Duration::from_millis(100);
 /// Spend hashes live a little longer than the period they count.
 const SPEND_TTL_SECONDS: i64 = 40 * 24 * 3600;
 pub const SECRET_PREFIX: &str = "sk-llmb-";
@@ -59,7 +79,23 @@ struct FileData {
 
 enum Backend {
     File(PathBuf),
-    Redis(Client),
+    Redis(Shared),
+}
+
+/// The key ring's Redis state.
+struct Shared {
+    client: Client,
+    /// Held while the keys are read from Redis and while a local change updates the map, so that a
+    /// read that started earlier never replaces the map after a later one.
+    lock: tokio::sync::Mutex<()>,
+    /// How many reads of the keys have started; the count taken by a read is its number.
+    started: AtomicU64,
+    /// The number of the last read that finished, whether it succeeded or not.
+    finished: watch::Sender<u64>,
+    /// Asks the refresh task for a read; requests made while one is pending count as one.
+    wanted: Notify,
+    /// The Redis key version last loaded (-1: none yet).
+    version: AtomicI64,
 }
 
 pub struct KeyRing {
@@ -67,8 +103,6 @@ pub struct KeyRing {
     spend: Mutex<SpendBook>,
     backend: Backend,
     spend_dirty: AtomicBool,
-    /// The Redis key version last loaded (-1: none yet).
-    version: AtomicI64,
 }
 
 fn now_s() -> u64 {
@@ -95,7 +129,18 @@ impl KeyRing {
         redis: Option<Client>,
     ) -> Result<KeyRing, String> {
         let ring = match redis {
-            Some(client) => KeyRing::new(Backend::Redis(client), Vec::new(), SpendBook::new()),
+            Some(client) => KeyRing::new(
+                Backend::Redis(Shared {
+                    client,
+                    lock: tokio::sync::Mutex::new(()),
+                    started: AtomicU64::new(0),
+                    finished: watch::Sender::new(0),
+                    wanted: Notify::new(),
+                    version: AtomicI64::new(-1),
+                }),
+                Vec::new(),
+                SpendBook::new(),
+            ),
             None => {
                 let path = data_dir.join(FILE_NAME);
                 let data: FileData = match std::fs::read(&path) {
@@ -117,7 +162,6 @@ impl KeyRing {
             spend: Mutex::new(spend),
             backend,
             spend_dirty: AtomicBool::new(false),
-            version: AtomicI64::new(-1),
         };
         ring.replace(keys);
         ring
@@ -147,6 +191,26 @@ impl KeyRing {
             .cloned()
     }
 
+    /// Like [`KeyRing::find`]; with Redis, a secret that is not in the map waits (at most
+    /// [`LOOKUP_WAIT`]) for a read of the keys that started after this call, then is looked up
+    /// again. Callers arriving together share one read (see [`FORCED_READ_GAP`]).
+    pub async fn find_fresh(&self, secret: &str) -> Option<Arc<VirtualKey>> {
+        if let Some(key) = self.find(secret) {
+            return Some(key);
+        }
+        let Backend::Redis(shared) = &self.backend else {
+            return None;
+        };
+        if !looks_like_secret(secret) {
+            return None;
+        }
+        let wanted = shared.started.load(Ordering::SeqCst) + 1;
+        let mut finished = shared.finished.subscribe();
+        shared.wanted.notify_one();
+        let _ = tokio::time::timeout(LOOKUP_WAIT, finished.wait_for(|&n| n >= wanted)).await;
+        self.find(secret)
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<VirtualKey>> {
         self.by_hash.load().values().find(|k| k.id == id).cloned()
     }
@@ -168,6 +232,7 @@ impl KeyRing {
 
     /// A new secret for the same key; the old one stops working.
     pub async fn rotate(&self, id: &str) -> Result<Option<CreatedKey>, String> {
+        self.catch_up().await;
         let Some(old) = self.get(id) else {
             return Ok(None);
         };
@@ -180,46 +245,64 @@ impl KeyRing {
     }
 
     pub async fn revoke(&self, id: &str) -> Result<bool, String> {
-        let mut keys = self.all();
-        let before = keys.len();
-        keys.retain(|k| k.id != id);
-        if keys.len() == before {
+        self.catch_up().await;
+        if self.get(id).is_none() {
             return Ok(false);
         }
         match &self.backend {
             Backend::File(_) => {
-                self.replace(keys);
+                self.replace(self.all().into_iter().filter(|k| k.id != id).collect());
                 self.write_file().await?;
             }
-            Backend::Redis(client) => {
+            Backend::Redis(shared) => {
+                let client = &shared.client;
                 let _: i64 = client.hdel(REDIS_KEYS, id).await.map_err(redis_error)?;
-                let _: i64 = client.incr(REDIS_VERSION).await.map_err(redis_error)?;
-                self.replace(keys);
+                let version: i64 = client.incr(REDIS_VERSION).await.map_err(redis_error)?;
+                {
+                    let _map = shared.lock.lock().await;
+                    self.replace(self.all().into_iter().filter(|k| k.id != id).collect());
+                }
+                announce(client, version).await;
             }
         }
         Ok(true)
     }
 
     async fn save(&self, key: VirtualKey) -> Result<(), String> {
-        let mut keys = self.all();
-        keys.retain(|k| k.id != key.id);
+        let with_key = |key: VirtualKey| {
+            let mut keys = self.all();
+            keys.retain(|k| k.id != key.id);
+            keys.push(key);
+            keys
+        };
         match &self.backend {
             Backend::File(_) => {
-                keys.push(key);
-                self.replace(keys);
+                self.replace(with_key(key));
                 self.write_file().await
             }
-            Backend::Redis(client) => {
+            Backend::Redis(shared) => {
+                let client = &shared.client;
                 let json = serde_json::to_string(&key).expect("a key serialises");
                 let _: i64 = client
                     .hset(REDIS_KEYS, (key.id.as_str(), json))
                     .await
                     .map_err(redis_error)?;
-                let _: i64 = client.incr(REDIS_VERSION).await.map_err(redis_error)?;
-                keys.push(key);
-                self.replace(keys);
+                let version: i64 = client.incr(REDIS_VERSION).await.map_err(redis_error)?;
+                {
+                    let _map = shared.lock.lock().await;
+                    self.replace(with_key(key));
+                }
+                announce(client, version).await;
                 Ok(())
             }
+        }
+    }
+
+    /// With Redis: reads the keys now, so that a change made on another replica a moment ago is
+    /// seen (a failed read leaves the map as it was).
+    async fn catch_up(&self) {
+        if let Backend::Redis(shared) = &self.backend {
+            let _ = self.read_keys(shared).await;
         }
     }
 
@@ -273,8 +356,8 @@ impl KeyRing {
         }
         match &self.backend {
             Backend::File(_) => self.spend_dirty.store(true, Ordering::Release),
-            Backend::Redis(client) => {
-                let client = client.clone();
+            Backend::Redis(shared) => {
+                let client = shared.client.clone();
                 let id = id.to_string();
                 tokio::spawn(async move {
                     for p in periods {
@@ -302,27 +385,47 @@ impl KeyRing {
                     self.spend_dirty.store(true, Ordering::Release);
                 }
             }
-            Backend::Redis(client) => {
-                if let Err(e) = self.refresh_redis(client).await {
+            Backend::Redis(shared) => {
+                let read = match self.read_keys(shared).await {
+                    Ok(()) => self.read_spend(&shared.client).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = read {
                     tracing::warn!(error = %e, "cannot refresh virtual keys from Redis; using the last copy");
                 }
             }
         }
     }
 
-    async fn refresh_redis(&self, client: &Client) -> Result<(), String> {
-        let version: Option<i64> = client.get(REDIS_VERSION).await.map_err(redis_error)?;
-        let version = version.unwrap_or(0);
-        if version != self.version.load(Ordering::Acquire) {
-            let stored: HashMap<String, String> =
-                client.hgetall(REDIS_KEYS).await.map_err(redis_error)?;
-            let keys = stored
-                .values()
-                .filter_map(|json| serde_json::from_str::<VirtualKey>(json).ok())
-                .collect();
-            self.replace(keys);
-            self.version.store(version, Ordering::Release);
-        }
+    /// Reads the keys from Redis (only the version when it has not moved) and tells the requests
+    /// waiting in [`KeyRing::find_fresh`] that a read has finished.
+    async fn read_keys(&self, shared: &Shared) -> Result<(), String> {
+        let _map = shared.lock.lock().await;
+        let number = shared.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let read = async {
+            let client = &shared.client;
+            let version: Option<i64> = client.get(REDIS_VERSION).await.map_err(redis_error)?;
+            let version = version.unwrap_or(0);
+            if version != shared.version.load(Ordering::Acquire) {
+                let stored: HashMap<String, String> =
+                    client.hgetall(REDIS_KEYS).await.map_err(redis_error)?;
+                let keys = stored
+                    .values()
+                    .filter_map(|json| serde_json::from_str::<VirtualKey>(json).ok())
+                    .collect();
+                self.replace(keys);
+                shared.version.store(version, Ordering::Release);
+            }
+            Ok(())
+        };
+        let result = tokio::time::timeout(REDIS_WAIT, read)
+            .await
+            .unwrap_or_else(|_| Err("Redis: no answer in time".to_string()));
+        shared.finished.send_replace(number);
+        result
+    }
+
+    async fn read_spend(&self, client: &Client) -> Result<(), String> {
         let now = now_s();
         let mut fresh = SpendBook::new();
         for p in [day_key(now), month_key(now)] {
@@ -363,18 +466,118 @@ impl KeyRing {
     }
 
     /// Keeps the ring current: every second from Redis, or writes the spend file when embedded.
+    /// With Redis, also reads the keys when asked to (unknown secrets, change messages) and listens
+    /// for the changes other replicas announce.
     pub fn spawn_refresh(self: &Arc<Self>) {
-        let ring = Arc::downgrade(self);
+        let weak = Arc::downgrade(self);
+        if let Backend::Redis(shared) = &self.backend {
+            tokio::spawn(listen(weak.clone(), shared.client.clone_new()));
+        }
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                let Some(ring) = ring.upgrade() else { return };
-                ring.refresh().await;
+                let Some(ring) = weak.upgrade() else { return };
+                let asked = async {
+                    match &ring.backend {
+                        Backend::Redis(shared) => shared.wanted.notified().await,
+                        Backend::File(_) => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tick.tick() => ring.refresh().await,
+                    () = asked => {
+                        if let Backend::Redis(shared) = &ring.backend
+                            && let Err(e) = ring.read_keys(shared).await
+                        {
+                            tracing::debug!(error = %e, "cannot read virtual keys from Redis");
+                        }
+                        drop(ring);
+                        tokio::time::sleep(FORCED_READ_GAP).await;
+                    }
+                }
             }
         });
     }
+
+    /// Asks the refresh task to read the keys (Redis only).
+    fn ask_for_read(&self) {
+        if let Backend::Redis(shared) = &self.backend {
+            shared.wanted.notify_one();
+        }
+    }
+}
+
+/// Tells the other replicas that the keys changed. A failure is only logged: they re-read within
+/// a second anyway.
+async fn announce(client: &Client, version: i64) {
+    let sent: Result<Result<i64, fred::error::Error>, tokio::time::error::Elapsed> =
+        tokio::time::timeout(REDIS_WAIT, client.publish(REDIS_CHANNEL, version)).await;
+    match sent {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e.details(), "cannot announce a virtual key change in Redis")
+        }
+        Err(_) => {
+            tracing::warn!("cannot announce a virtual key change in Redis: no answer in time")
+        }
+    }
+}
+
+/// Listens for announced changes on a connection of its own (`subscriber`, not yet connected) and
+/// asks the ring to read the keys for each. After every (re)connection it subscribes again and asks
+/// for a read, which picks up changes announced while it was away. Reconnections follow the
+/// client's reconnect policy (with its backoff); a failed subscription is retried once a second,
+/// and so is the connection when its task has ended (fred does not retry a first connection that
+/// fails). Stops when the ring is dropped.
+async fn listen(ring: Weak<KeyRing>, subscriber: Client) {
+    let mut messages = subscriber.message_rx();
+    let mut reconnects = subscriber.reconnect_rx();
+    let mut connection = subscriber.connect();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut subscribed = false;
+    loop {
+        if connection.is_finished() {
+            subscribed = false;
+            connection = subscriber.connect();
+        }
+        if !subscribed {
+            subscribed = matches!(
+                tokio::time::timeout(REDIS_WAIT, subscriber.subscribe(REDIS_CHANNEL)).await,
+                Ok(Ok(()))
+            );
+            if subscribed && let Some(ring) = ring.upgrade() {
+                ring.ask_for_read();
+            }
+        }
+        tokio::select! {
+            message = messages.recv() => match message {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if let Some(ring) = ring.upgrade() {
+                        ring.ask_for_read();
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            reconnected = reconnects.recv() => match reconnected {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => subscribed = false,
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = tick.tick() => {}
+        }
+        if ring.strong_count() == 0 {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(REDIS_WAIT, subscriber.quit()).await;
+}
+
+/// Whether `secret` has the shape of the secrets [`new_secret`] makes.
+fn looks_like_secret(secret: &str) -> bool {
+    secret
+        .strip_prefix(SECRET_PREFIX)
+        .is_some_and(|rest| rest.len() == 48 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn new_secret(id: String, created_at: u64, settings: KeySettings) -> (String, VirtualKey) {
