@@ -28,11 +28,38 @@ pub struct RequestRecord {
     pub usage_estimated: bool,
     pub cost_usd: f64,
     pub stream: bool,
+    /// The model is not one the gateway knows (configured, catalogued, or answered by an
+    /// upstream): stats and metrics count it as [`OTHER_MODEL`], so that client-chosen names
+    /// never become series of their own. The request log keeps the name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unlisted_model: bool,
 }
+
+/// The model stats and metrics count requests for unknown models under.
+pub const OTHER_MODEL: &str = "(other)";
 
 impl RequestRecord {
     pub fn is_error(&self) -> bool {
         self.status >= 400 || self.error_class.is_some()
+    }
+
+    /// The model as stats and metrics count it.
+    pub fn model_label(&self) -> &str {
+        if self.unlisted_model {
+            OTHER_MODEL
+        } else {
+            &self.model
+        }
+    }
+
+    /// The deployment as stats and metrics count it (deployments created for an unknown model's
+    /// name are counted together per provider).
+    pub fn deployment_label(&self) -> std::borrow::Cow<'_, str> {
+        if self.unlisted_model && !self.deployment.is_empty() {
+            format!("{}/{OTHER_MODEL}", self.provider).into()
+        } else {
+            self.deployment.as_str().into()
+        }
     }
 }
 

@@ -59,12 +59,14 @@ impl Gateway {
             &request_id,
             false,
         );
-        recording.record.model = peek.model.clone();
         recording.unlisted = !self.is_listed(&peek.model, false);
         if let Err(e) = check_model_name(&peek.model) {
+            // Not even the request log keeps a name that breaks the rules (it may be megabytes).
+            recording.record.model = crate::shared::OTHER_MODEL.to_string();
             recording.fail(&e);
             return error_reply(e, &request_id, None, 0, started.elapsed());
         }
+        recording.record.model = peek.model.clone();
         recording.span = crate::telemetry::request_span("embeddings", &peek.model, headers);
         if let Err(e) = recording.admit(admission) {
             recording.fail(&e);

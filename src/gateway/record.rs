@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::route::OTHER_MODEL;
 use crate::api::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::catalogue::Catalogue;
@@ -24,7 +23,7 @@ pub struct Recording {
     pub span: tracing::Span,
     /// The caller's key and limits, settled with what the request used.
     admission: Option<Arc<Admission>>,
-    /// The model name is not one the gateway knows: it is recorded as [`OTHER_MODEL`].
+    /// The model name is not one the gateway knows (see [`RequestRecord::unlisted_model`]).
     pub unlisted: bool,
     finished: bool,
 }
@@ -127,12 +126,7 @@ impl Recording {
             return;
         }
         self.finished = true;
-        if self.unlisted {
-            self.record.model = OTHER_MODEL.to_string();
-            if !self.record.deployment.is_empty() {
-                self.record.deployment = format!("{}/{OTHER_MODEL}", self.record.provider);
-            }
-        }
+        self.record.unlisted_model = self.unlisted;
         self.record.latency_ms = self.started.elapsed().as_secs_f64() * 1e3;
         crate::stats::metrics::observe(&self.record);
         let r = &self.record;

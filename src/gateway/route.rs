@@ -17,10 +17,7 @@ pub const MAX_MODEL_NAME: usize = 256;
 /// `claude-3-5-sonnet@20240620`, `openai/gpt-4o`) and nothing that changes a URL's meaning.
 pub const MODEL_NAME_PUNCTUATION: &str = "-._:/@+";
 
-/// The model counted in stats and metrics for requests whose model name is not one the gateway
-/// knows (configured, catalogued, or answered by an upstream): client-chosen names never become
-/// series of their own.
-pub const OTHER_MODEL: &str = "(other)";
+pub use crate::shared::OTHER_MODEL;
 
 /// How many model names outside the configuration and the catalogue get their own stats series,
 /// once an upstream has answered them (`provider/model` names of local or custom servers).

@@ -51,10 +51,10 @@ pub fn observe(r: &RequestRecord) {
     let model = if r.provider.is_empty() {
         "unresolved".to_string()
     } else {
-        r.model.clone()
+        r.model_label().to_string()
     };
     let status = r.status.to_string();
-    counter!("llm_bridge_requests_total", "provider" => provider.clone(), "model" => model.clone(), "deployment" => r.deployment.clone(), "status" => status).increment(1);
+    counter!("llm_bridge_requests_total", "provider" => provider.clone(), "model" => model.clone(), "deployment" => r.deployment_label().into_owned(), "status" => status).increment(1);
     if let Some(class) = &r.error_class {
         counter!("llm_bridge_errors_total", "provider" => provider.clone(), "model" => model.clone(), "class" => class.clone()).increment(1);
     }
@@ -76,7 +76,7 @@ pub fn observe(r: &RequestRecord) {
         gauge!("llm_bridge_cost_usd_total", "provider" => provider.clone(), "model" => model)
             .increment(r.cost_usd);
     }
-    counter!("llm_bridge_upstream_attempts_total", "provider" => provider, "deployment" => r.deployment.clone()).increment(r.attempts as u64);
+    counter!("llm_bridge_upstream_attempts_total", "provider" => provider, "deployment" => r.deployment_label().into_owned()).increment(r.attempts as u64);
 }
 
 /// The gateway's own share of a request's time.

@@ -113,8 +113,8 @@ impl Delta {
         let dims = [
             "total".to_string(),
             format!("provider:{}", r.provider),
-            format!("model:{}", r.model),
-            format!("deployment:{}", r.deployment),
+            format!("model:{}", r.model_label()),
+            format!("deployment:{}", r.deployment_label()),
             format!("key:{}", r.client_key.as_deref().unwrap_or("-")),
         ];
         for dim in dims {
