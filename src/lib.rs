@@ -17,6 +17,8 @@ pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
+pub mod error;
+#[cfg(feature = "ssr")]
 pub mod gateway;
 #[cfg(feature = "ssr")]
 pub mod governance;

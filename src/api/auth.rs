@@ -12,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::error::ApiError;
 use crate::config::AuthConfig;
+use crate::error::ApiError;
 use crate::governance::Caller;
 use crate::governance::keys::{KeyRing, SECRET_PREFIX};
 use crate::state::AppState;

@@ -8,8 +8,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-use super::error::ApiError;
 use crate::config::ServerConfig;
+use crate::error::ApiError;
 
 /// Most headers a request may carry (431 past it).
 pub const MAX_HEADERS: usize = 100;

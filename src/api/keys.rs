@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use crate::gateway::chat::parse_json;
 use crate::shared::{CreatedKey, KeyInfo, KeySettings};
 use crate::state::AppState;
@@ -45,7 +45,7 @@ fn settings_from(body: &[u8]) -> Result<KeySettings, ApiError> {
     parse_json(&text)
 }
 
-#[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = KeySettings, responses((status = 201, description = "The key; `key` is its secret, shown only now", body = CreatedKey), (status = 400, body = super::error::ErrorResponse)))]
+#[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = KeySettings, responses((status = 201, description = "The key; `key` is its secret, shown only now", body = CreatedKey), (status = 400, body = crate::error::ErrorResponse)))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
     let settings = match settings_from(&body) {
         Ok(s) => s,
@@ -75,7 +75,7 @@ pub async fn list(State(state): State<AppState>) -> Json<KeyList> {
     })
 }
 
-#[utoipa::path(get, path = "/api/keys/{id}", tag = "keys", responses((status = 200, body = KeyInfo), (status = 404, body = super::error::ErrorResponse)))]
+#[utoipa::path(get, path = "/api/keys/{id}", tag = "keys", responses((status = 200, body = KeyInfo), (status = 404, body = crate::error::ErrorResponse)))]
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let keys = &state.governance.keys;
     match keys.get(&id) {
@@ -84,7 +84,7 @@ pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> R
     }
 }
 
-#[utoipa::path(post, path = "/api/keys/{id}/rotate", tag = "keys", responses((status = 200, description = "The same key with a new secret; the old one stops working", body = CreatedKey), (status = 404, body = super::error::ErrorResponse)))]
+#[utoipa::path(post, path = "/api/keys/{id}/rotate", tag = "keys", responses((status = 200, description = "The same key with a new secret; the old one stops working", body = CreatedKey), (status = 404, body = crate::error::ErrorResponse)))]
 pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match state.governance.keys.rotate(&id).await {
         Ok(Some(created)) => {
@@ -96,7 +96,7 @@ pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>) -> Re
     }
 }
 
-#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys", responses((status = 200, description = "Revoked"), (status = 404, body = super::error::ErrorResponse)))]
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys", responses((status = 200, description = "Revoked"), (status = 404, body = crate::error::ErrorResponse)))]
 pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match state.governance.keys.revoke(&id).await {
         Ok(true) => {

@@ -1,7 +1,6 @@
 //! The HTTP surface: the OpenAI-compatible `/v1` routes, health, and the stats API.
 
 pub mod auth;
-pub mod error;
 pub mod hardening;
 mod health;
 mod keys;

@@ -70,7 +70,7 @@ pub async fn list(
     })
 }
 
-#[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model name")), responses((status = 200, body = Model), (status = 404, body = super::error::ErrorResponse)))]
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model name")), responses((status = 200, body = Model), (status = 404, body = crate::error::ErrorResponse)))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -79,7 +79,7 @@ pub async fn get_one(
     if let Some(Extension(Caller::Key(key))) = &caller
         && !key.allows_model(&id)
     {
-        return super::error::ApiError::new(
+        return crate::error::ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!("The model `{id}` does not exist or this key may not use it."),

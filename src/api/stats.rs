@@ -3,7 +3,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::stats::{RecentFilter, Window};
 
@@ -35,7 +35,7 @@ fn reply<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/api/stats/overview", tag = "stats", params(WindowQuery), responses((status = 200, body = crate::shared::Overview), (status = 400, body = super::error::ErrorResponse)))]
+#[utoipa::path(get, path = "/api/stats/overview", tag = "stats", params(WindowQuery), responses((status = 200, body = crate::shared::Overview), (status = 400, body = crate::error::ErrorResponse)))]
 pub async fn overview(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     reply(async { state.stats.overview(window(&q)?).await.map_err(store_error) }.await)
 }

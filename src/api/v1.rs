@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::error::{ApiError, ErrorResponse};
+use crate::error::{ApiError, ErrorResponse};
 use crate::gateway::HEADER_REQUEST_ID;
 use crate::governance::{Admission, Caller};
 use crate::shared::RequestRecord;

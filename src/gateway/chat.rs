@@ -17,7 +17,7 @@ use super::relay::{PassthroughBody, SseRelay, Translator, Upstream};
 use super::route::check_model_name;
 use super::upstream::{Failure, Sent};
 use super::{Gateway, reply_headers};
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::openai_compatible::{self, Edits, PassthroughStream};
 use crate::providers::openai_types::{ChatRequest, StreamOptions, Usage};

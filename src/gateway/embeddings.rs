@@ -16,7 +16,7 @@ use super::record::{Recording, estimate_tokens};
 use super::route::check_model_name;
 use super::upstream::{Failure, read_capped};
 use super::{Gateway, reply_headers};
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::gemini;
 use crate::providers::openai_compatible::{self, usage_from_tail};

@@ -20,8 +20,8 @@ use axum::http::StatusCode;
 use backon::BackoffBuilder;
 
 use super::upstream::Failure;
-use crate::api::error::ApiError;
 use crate::config::RoutingConfig;
+use crate::error::ApiError;
 use crate::routing::limits::Slot;
 use crate::routing::{Candidate, Deployment};
 

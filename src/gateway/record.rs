@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::catalogue::Catalogue;
 use crate::providers::openai_types::Usage;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 
 use super::record::{Recording, estimate_tokens};
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::providers::openai_compatible::{PassthroughStream, usage_from_tail};
 use crate::providers::openai_types::Usage;
 use crate::providers::sse::{self, SseDecoder};

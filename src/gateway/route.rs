@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::providers::Provider;
 use crate::routing::Candidate;
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::providers::spec::Wire;
 use crate::providers::{anthropic, gemini, openai_compatible};
 use crate::routing::Deployment;

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use self::keys::{KeyRing, VirtualKey};
 use self::limiter::{Limiter, Rule, Verdict, Window};
-use crate::api::error::ApiError;
 use crate::config::LimitsConfig;
+use crate::error::ApiError;
 use crate::shared::{BudgetPeriod, RequestRecord};
 
 /// Who sent a request, as the authentication layer found out.

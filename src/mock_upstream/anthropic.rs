@@ -268,7 +268,7 @@ mod tests {
     }
 
     /// Runs the mock's stream events through the provider's translation.
-    fn translate(b: Behaviour) -> (String, Result<(), crate::api::error::ApiError>, ChatStream) {
+    fn translate(b: Behaviour) -> (String, Result<(), crate::error::ApiError>, ChatStream) {
         let mut decoder = SseDecoder::default();
         for e in stream_events("claude-mock", b) {
             decoder.push(&frame(&e));

@@ -419,7 +419,7 @@ mod tests {
     async fn complete(
         mock: &MockUpstream,
         model: &str,
-    ) -> Result<(Value, Usage), crate::api::error::ApiError> {
+    ) -> Result<(Value, Usage), crate::error::ApiError> {
         let response = post(mock, model, "generateContent", "", chat_body(), true).await;
         assert_eq!(response.status(), StatusCode::OK);
         let raw = response.bytes().await.unwrap();
@@ -431,10 +431,7 @@ mod tests {
     async fn stream(
         mock: &MockUpstream,
         model: &str,
-    ) -> (
-        Vec<Value>,
-        Result<Option<Usage>, crate::api::error::ApiError>,
-    ) {
+    ) -> (Vec<Value>, Result<Option<Usage>, crate::error::ApiError>) {
         let response = post(
             mock,
             model,

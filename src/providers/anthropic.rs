@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::providers::openai_types::*;
 use crate::providers::spec::{ProviderSpec, Wire};
 use crate::providers::sse;

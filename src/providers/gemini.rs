@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::providers::openai_types::*;
 use crate::providers::spec::{ProviderSpec, Wire};
 use crate::providers::sse;

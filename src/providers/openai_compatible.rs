@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::openai_types::Usage;
 use super::spec::Quirks;
 use super::sse;
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 
 pub fn chat_url(base_url: &str) -> String {
     format!("{base_url}/chat/completions")

@@ -1,4 +1,5 @@
-//! The one error type of the HTTP API, rendered in OpenAI's shape:
+//! The one error type of the gateway, below the HTTP layer (gateway, providers and governance use
+//! it without depending on `api`), rendered in OpenAI's shape:
 //! `{"error":{"message","type","param","code"}}`.
 
 use axum::http::StatusCode;
