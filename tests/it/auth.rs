@@ -1,10 +1,7 @@
 //! The master key: the API needs it, the console needs a login with it, and it never leaks.
-#![cfg(feature = "ssr")]
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const MASTER: &str = "mk-test-master-key-0123456789";
 

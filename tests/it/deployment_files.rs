@@ -1,5 +1,4 @@
 //! No Docker engine runs in CI, so the deployment files are checked against what the gateway reads.
-#![cfg(feature = "ssr")]
 
 use std::collections::BTreeSet;
 

@@ -1,11 +1,8 @@
 //! The OpenAI dialect through the gateway over real HTTP: OpenAI, DeepSeek, Qwen, Moonshot and
 //! custom servers, plus every error case of the API.
-#![cfg(feature = "ssr")]
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})

@@ -1,11 +1,8 @@
 //! Gemini and Anthropic through the gateway over real HTTP: requests translated to their native
 //! APIs, replies and streams translated back to OpenAI's shape.
-#![cfg(feature = "ssr")]
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
 const ANTHROPIC_MODELS: &str = "[providers.anthropic]\nmodels = [\"a-tools\", \"a-reasoning\", \"a-length\", \"a-cut\", \"a-fail400\", \"a-safety\"]\n";

@@ -1,13 +1,10 @@
 //! Virtual keys (create, list, rotate, revoke, models, expiry, budgets) and rate limits per key and
 //! per client address, on the embedded store.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const MASTER: &str = "mk-test-master-key-0123456789";
 

@@ -1,14 +1,11 @@
 //! CORS (none unless configured, `/v1` only), header size limits, and upstreams only from the
 //! configuration.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::*;
 
 const MASTER: &str = "mk-test-master-key-0123456789";
 

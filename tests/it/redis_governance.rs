@@ -1,16 +1,13 @@
 //! Keys and limits shared through Redis: three gateway processes hold one global rate limit, see
 //! each other's keys, revocations and spend, and keep serving while Redis is away.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use llm_bridge::mock_upstream::MockUpstream;
 use serde_json::{Value, json};
-use support::*;
 
 const MASTER: &str = "mk-test-master-key-0123456789";
 

@@ -1,15 +1,12 @@
 //! Stats in a real Redis: replicas aggregate into the same totals, and a Redis outage in the middle
 //! of the load loses nothing that reached the aggregator.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use llm_bridge::shared::RequestRecord;
 use llm_bridge::stats::{RecentFilter, RedisStore, Stats, Store, Window, now_ms};
-use support::*;
 
 async fn stats_on(url: &str) -> Arc<Stats> {
     let store = RedisStore::connect(url, 1000, Default::default())

@@ -1,14 +1,11 @@
 //! Configuration hot reload: the file changes or SIGHUP arrives, the new configuration is validated
 //! and swapped in; a bad one is refused and the old one keeps serving; running requests finish.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use llm_bridge::mock_upstream::MockUpstream;
 use serde_json::json;
-use support::*;
 
 struct Setup {
     gw: Running,

@@ -1,14 +1,11 @@
 //! Routing and resilience over real HTTP, with faults injected through the mock upstream:
 //! failing, hanging, rate-limited and slow deployments, circuits, fallbacks and limits.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 fn deployment(name: &str, model: &str, upstream: &str, extra: &str) -> String {
     format!(

@@ -1,13 +1,10 @@
 //! A whole gateway session — keys created, rotated and revoked, good and failing requests, streams,
 //! embeddings, every console page, the API, `/metrics` — and not one secret in any page, response,
 //! header, metric or log line (debug logging on).
-#![cfg(feature = "ssr")]
 
-mod support;
-
+use crate::support::*;
 use llm_bridge::mock_upstream::MockUpstream;
 use serde_json::{Value, json};
-use support::*;
 
 const MASTER: &str = "mk-session-master-key-5f3a9c1e7b";
 

@@ -1,13 +1,10 @@
 //! The `llm-bridge` binary itself: CLI, configuration check, health, console pages, graceful
 //! shutdown and the embedded store across a restart.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 #[test]
 fn help_and_version() {

@@ -1,18 +1,15 @@
 //! OpenTelemetry: spans with GenAI attributes reach an OTLP/HTTP receiver, and an incoming
 //! `traceparent` is continued and propagated upstream. Runs the binary: tracing is process-wide.
-#![cfg(feature = "ssr")]
-
-mod support;
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::*;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use serde_json::json;
-use support::*;
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 

@@ -1,0 +1,20 @@
+//! The integration tests, one binary: each module drives the gateway over real HTTP (against the
+//! mock upstream, private redis-server processes and the built `llm-bridge` binary).
+#![cfg(feature = "ssr")]
+
+mod support;
+
+mod auth;
+mod build_script;
+mod deployment_files;
+mod gateway_openai;
+mod gateway_translated;
+mod governance;
+mod hardening;
+mod redis_governance;
+mod redis_store;
+mod reload;
+mod routing;
+mod secrets;
+mod server;
+mod telemetry;
