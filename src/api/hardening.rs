@@ -14,8 +14,14 @@ use crate::error::ApiError;
 /// Most headers a request may carry (431 past it).
 pub const MAX_HEADERS: usize = 100;
 
-/// 431 in OpenAI's error shape when the headers are too many or add up to more than the limit.
-pub async fn limit_headers(State(limit): State<usize>, request: Request, next: Next) -> Response {
+/// Refuses, before anything else looks at a request: a method other than GET or HEAD on the
+/// console's pages and static files (405), and too many or too large headers (431 in OpenAI's
+/// error shape).
+pub async fn screen(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) && !is_dynamic(request.uri().path())
+    {
+        return method_not_allowed(request.method());
+    }
     let count = request.headers().len();
     if count > MAX_HEADERS {
         return ApiError::new(
@@ -52,15 +58,12 @@ fn is_dynamic(path: &str) -> bool {
         || matches!(path, "/login" | "/logout" | "/metrics" | "/openapi.json")
 }
 
-/// The console's pages and static files answer GET and HEAD only (405 otherwise).
-pub async fn page_methods(request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) || is_dynamic(request.uri().path()) {
-        return next.run(request).await;
-    }
+/// The console's pages and static files answer GET and HEAD only.
+fn method_not_allowed(method: &Method) -> Response {
     let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request_error",
-        format!("{} is not allowed here; use GET or HEAD.", request.method()),
+        format!("{method} is not allowed here; use GET or HEAD."),
     )
     .with_code("method_not_allowed")
     .into_response();

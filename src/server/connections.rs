@@ -30,9 +30,10 @@ use tower_service::Service;
 
 use crate::config::ServerConfig;
 
-/// Headers hyper parses per request at most (it answers 431 past it). The gateway's own limit,
-/// checked with a JSON error, is lower (see `api::hardening::MAX_HEADERS`).
-const PARSED_HEADERS: usize = 1024;
+/// Headers hyper parses per request at most (it answers 431 with an empty body past it). The
+/// gateway's own limit, answered with a JSON error, is lower (`api::hardening::MAX_HEADERS`). Kept
+/// small: hyper allocates room for this many headers for every request it parses.
+const PARSED_HEADERS: usize = 128;
 
 /// How long a client may take, and how many may be connected at once.
 #[derive(Debug, Clone, Copy)]

@@ -100,10 +100,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.config().server.max_header_bytes,
-            crate::api::hardening::limit_headers,
-        ))
-        .layer(axum::middleware::from_fn(
-            crate::api::hardening::page_methods,
+            crate::api::hardening::screen,
         ))
         .with_state(state)
 }
