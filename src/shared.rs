@@ -153,12 +153,23 @@ pub struct ModelPrice {
 impl ModelPrice {
     /// Cost in USD; cached prompt tokens are billed at the cached price.
     pub fn cost(&self, prompt: u64, cached: u64, completion: u64) -> f64 {
-        let uncached = prompt.saturating_sub(cached) as f64;
-        (uncached * self.input
-            + cached.min(prompt) as f64 * self.cached_input
-            + completion as f64 * self.output)
-            / 1_000_000.0
+        cost_usd(
+            [self.input, self.cached_input, self.output],
+            prompt,
+            cached,
+            completion,
+        )
     }
+}
+
+/// The one cost formula (the console's estimates and the recorded cost both use it): `prices` are
+/// USD per 1M input, cached-input and output tokens; cached tokens, never counted as more than the
+/// prompt, are billed at the cached price.
+pub fn cost_usd(prices: [f64; 3], prompt: u64, cached: u64, completion: u64) -> f64 {
+    let [input, cached_input, output] = prices;
+    let cached = cached.min(prompt);
+    ((prompt - cached) as f64 * input + cached as f64 * cached_input + completion as f64 * output)
+        / 1_000_000.0
 }
 
 #[cfg(feature = "ssr")]

@@ -92,17 +92,36 @@ impl Catalogue {
     /// Cost in USD of one request; cached prompt tokens are billed at the cached price.
     pub fn cost(&self, model: &str, prompt: u64, cached: u64, completion: u64) -> Option<f64> {
         let m = self.get(model)?;
-        let uncached = prompt.saturating_sub(cached) as f64;
-        Some(
-            (uncached * m.input + cached as f64 * m.cached_input + completion as f64 * m.output)
-                / 1_000_000.0,
-        )
+        Some(crate::shared::cost_usd(
+            [m.input, m.cached_input, m.output],
+            prompt,
+            cached,
+            completion,
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_cost_and_console_estimate_agree_and_clamp_cached_tokens() {
+        let catalogue = Catalogue::with_overrides(&Default::default());
+        let m = catalogue.get("gpt-4o-mini").expect("catalogued");
+        let price = crate::shared::ModelPrice::from(m);
+        for (prompt, cached, completion) in [(1000, 200, 50), (10, 40, 5), (0, 0, 0)] {
+            let recorded = catalogue
+                .cost("gpt-4o-mini", prompt, cached, completion)
+                .unwrap();
+            assert_eq!(recorded, price.cost(prompt, cached, completion));
+        }
+        // More cached tokens than the prompt: billed as a fully cached prompt.
+        assert_eq!(
+            catalogue.cost("gpt-4o-mini", 10, 40, 0),
+            catalogue.cost("gpt-4o-mini", 10, 10, 0)
+        );
+    }
 
     #[test]
     fn every_builtin_provider_has_models_and_ids_are_unique() {
