@@ -168,7 +168,7 @@ impl Auth {
     /// reading the keys from the store (bounded; see [`KeyRing::find_fresh`]).
     async fn recheck(&self, identity: Identity, headers: &HeaderMap, keys: &KeyRing) -> Identity {
         if let Identity::Wrong = identity
-            && let Some(sent) = presented(headers).filter(|s| s.starts_with(SECRET_PREFIX))
+            && let Some(sent) = presented(headers)
             && let Some(key) = keys.find_fresh(sent).await
         {
             return Identity::Known(Caller::Key(key));

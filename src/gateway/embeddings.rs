@@ -13,7 +13,6 @@ use serde::de::IgnoredAny;
 use super::chat::{error_reply, parse_json};
 use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
-use super::route::check_model_name;
 use super::upstream::{Failure, read_capped};
 use super::{Gateway, reply_headers};
 use crate::error::ApiError;
@@ -59,14 +58,10 @@ impl Gateway {
             &request_id,
             false,
         );
-        recording.unlisted = !self.is_listed(&peek.model, false);
-        if let Err(e) = check_model_name(&peek.model) {
-            // Not even the request log keeps a name that breaks the rules (it may be megabytes).
-            recording.record.model = crate::shared::OTHER_MODEL.to_string();
+        if let Err(e) = self.record_model(&mut recording, &peek.model) {
             recording.fail(&e);
             return error_reply(e, &request_id, None, 0, started.elapsed());
         }
-        recording.record.model = peek.model.clone();
         recording.span = crate::telemetry::request_span("embeddings", &peek.model, headers);
         if let Err(e) = recording.admit(admission) {
             recording.fail(&e);

@@ -187,44 +187,37 @@ impl<'a> Failover<'a> {
 
     /// Why the request could not be served.
     pub fn exhausted(self) -> Exhausted {
-        match self.last {
-            Some((error, deployment)) => Exhausted {
+        let attempts = self.attempts;
+        if let Some((error, deployment)) = self.last {
+            return Exhausted {
                 error,
-                attempts: self.attempts,
+                attempts,
                 deployment: Some(deployment),
-            },
-            None if self.rate_limited_for.is_some() => {
-                let wait = self.rate_limited_for.unwrap_or_default();
-                Exhausted {
-                    error: ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limit_error",
-                        format!(
-                            "Every deployment of this model is rate-limited by its upstream; retry in {} s.",
-                            wait.as_secs() + 1
-                        ),
-                    )
-                    .with_code("upstream_rate_limited")
-                    .with_retry_after(wait),
-                    attempts: self.attempts,
-                    deployment: None,
-                }
-            }
-            None if self.limited => Exhausted {
-                error: ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_error",
-                    "Every deployment of this model is at its configured limit; try again shortly.",
-                )
-                .with_code("deployment_limits"),
-                attempts: self.attempts,
-                deployment: None,
-            },
-            None => Exhausted {
-                error: unavailable(self.plan),
-                attempts: self.attempts,
-                deployment: None,
-            },
+            };
+        }
+        let error = match self.rate_limited_for {
+            Some(wait) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "Every deployment of this model is rate-limited by its upstream; retry in {} s.",
+                    wait.as_secs() + 1
+                ),
+            )
+            .with_code("upstream_rate_limited")
+            .with_retry_after(wait),
+            None if self.limited => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "Every deployment of this model is at its configured limit; try again shortly.",
+            )
+            .with_code("deployment_limits"),
+            None => unavailable(self.plan),
+        };
+        Exhausted {
+            error,
+            attempts,
+            deployment: None,
         }
     }
 }

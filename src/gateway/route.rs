@@ -8,6 +8,7 @@ use crate::providers::Provider;
 use crate::routing::Candidate;
 
 use super::Gateway;
+use super::record::Recording;
 
 /// Longest model name the gateway accepts (400 past it).
 pub const MAX_MODEL_NAME: usize = 256;
@@ -142,13 +143,25 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Puts the requested model on the request's record once its name passes
+    /// [`check_model_name`] (a name that does not is recorded as [`OTHER_MODEL`]: it may be
+    /// megabytes long).
+    pub fn record_model(&self, recording: &mut Recording, requested: &str) -> Result<(), ApiError> {
+        if let Err(e) = check_model_name(requested) {
+            recording.record.model = OTHER_MODEL.to_string();
+            recording.unlisted = true;
+            return Err(e);
+        }
+        recording.record.model = requested.to_string();
+        recording.unlisted = !self.is_listed(requested, false);
+        Ok(())
+    }
+
     /// Whether a requested model name gets its own series in stats and metrics (see
     /// [`OTHER_MODEL`]): configured names, catalogued ones (with or without a provider prefix),
-    /// and a bounded number of others once an upstream has `answered` them.
+    /// and a bounded number of others once an upstream has `answered` them. `requested` has passed
+    /// [`check_model_name`].
     pub fn is_listed(&self, requested: &str, answered: bool) -> bool {
-        if check_model_name(requested).is_err() {
-            return false;
-        }
         let name = self
             .aliases
             .get(requested)
