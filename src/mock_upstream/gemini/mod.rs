@@ -1,0 +1,377 @@
+//! The mock's Gemini dialect: `POST /v1beta/models/{model}:{action}` with `generateContent`,
+//! `streamGenerateContent` (`?alt=sse` for server-sent events, else one JSON array) and `batchEmbedContents`.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use serde_json::{Value, json};
+
+use super::{
+    Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
+    REPLY_WORDS,
+};
+
+/// Dimensions of the mock's embeddings when the request names none.
+const EMBEDDING_DIMS: usize = 8;
+/// Output tokens reported for every reply.
+const COMPLETION_TOKENS: u64 = REPLY_WORDS.len() as u64;
+
+pub async fn dispatch(
+    State(mock): State<Arc<MockState>>,
+    Path(model_action): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1beta/models/{model_action}");
+    mock.record(&path, query.clone(), &headers, &body);
+
+    let Some((model, action)) = model_action.rsplit_once(':') else {
+        return error(StatusCode::NOT_FOUND, &format!("Method not found: {path}"));
+    };
+    if !matches!(
+        action,
+        "generateContent" | "streamGenerateContent" | "batchEmbedContents"
+    ) {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("Method not found: {action}"),
+        );
+    }
+    if headers.get("x-goog-api-key").is_none_or(|v| v.is_empty()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+        );
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "Invalid JSON payload received.");
+    };
+
+    let behaviour = mock.behaviour(model).await;
+    match behaviour {
+        Behaviour::Fail500 => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error encountered.",
+            );
+        }
+        Behaviour::Fail400 => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Request contains an invalid argument. (mock fail400)",
+            );
+        }
+        Behaviour::Fail429 => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You exceeded your current quota, please check your plan and billing details. (mock fail429)",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+        _ => {}
+    }
+
+    match action {
+        "batchEmbedContents" => embed(&request),
+        _ => {
+            if request
+                .get("contents")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "* GenerateContentRequest.contents: contents is not specified",
+                );
+            }
+            if action == "generateContent" {
+                json_response(StatusCode::OK, &reply(model, behaviour))
+            } else {
+                let sse = query
+                    .as_deref()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+                stream_response(model, behaviour, sse)
+            }
+        }
+    }
+}
+
+/// Gemini's error shape: `{"error":{"code","message","status"}}`.
+fn error(status: StatusCode, message: &str) -> Response {
+    let name = match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        500 => "INTERNAL",
+        503 => "UNAVAILABLE",
+        _ => "UNKNOWN",
+    };
+    let body = json!({"error": {"code": status.as_u16(), "message": message, "status": name}});
+    json_response(status, &body)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn usage(behaviour: Behaviour) -> Option<Value> {
+    let thoughts = if behaviour == Behaviour::Reasoning {
+        REASONING_TOKENS
+    } else {
+        0
+    };
+    match behaviour {
+        Behaviour::NoUsage => None,
+        Behaviour::Blocked => {
+            Some(json!({"promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS}))
+        }
+        _ => {
+            let mut usage = json!({
+                "promptTokenCount": PROMPT_TOKENS,
+                "candidatesTokenCount": COMPLETION_TOKENS,
+                "cachedContentTokenCount": CACHED_TOKENS,
+                "totalTokenCount": PROMPT_TOKENS + COMPLETION_TOKENS + thoughts,
+            });
+            if thoughts > 0 {
+                usage["thoughtsTokenCount"] = json!(thoughts);
+            }
+            Some(usage)
+        }
+    }
+}
+
+fn finish_reason(behaviour: Behaviour) -> &'static str {
+    match behaviour {
+        Behaviour::Length => "MAX_TOKENS",
+        Behaviour::Malformed => "MALFORMED_FUNCTION_CALL",
+        Behaviour::Safety => "SAFETY",
+        _ => "STOP",
+    }
+}
+
+fn weather_call(city: &str) -> Value {
+    json!({"functionCall": {"name": "get_weather", "args": {"city": city}}})
+}
+
+/// A GenerateContentResponse with one candidate (`parts` None: no content).
+fn response(
+    model: &str,
+    parts: Option<Vec<Value>>,
+    finish: Option<&str>,
+    usage: Option<Value>,
+) -> Value {
+    let mut candidate = json!({"index": 0});
+    if let Some(parts) = parts {
+        candidate["content"] = json!({"role": "model", "parts": parts});
+    }
+    if let Some(finish) = finish {
+        candidate["finishReason"] = json!(finish);
+        if finish == "SAFETY" {
+            candidate["safetyRatings"] = json!([{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}]);
+        }
+    }
+    let mut reply = json!({"candidates": [candidate], "modelVersion": model, "responseId": "mock-gemini-response"});
+    if let Some(usage) = usage {
+        reply["usageMetadata"] = usage;
+    }
+    reply
+}
+
+fn blocked(model: &str, behaviour: Behaviour) -> Value {
+    let mut reply = json!({"promptFeedback": {"blockReason": "SAFETY"}, "modelVersion": model, "responseId": "mock-gemini-response"});
+    if let Some(usage) = usage(behaviour) {
+        reply["usageMetadata"] = usage;
+    }
+    reply
+}
+
+/// The whole reply of `generateContent`.
+fn reply(model: &str, behaviour: Behaviour) -> Value {
+    let finish = Some(finish_reason(behaviour));
+    let usage = usage(behaviour);
+    let text = json!({"text": REPLY_WORDS.concat()});
+    match behaviour {
+        Behaviour::Blocked => blocked(model, behaviour),
+        Behaviour::Malformed | Behaviour::Safety => response(model, None, finish, usage),
+        Behaviour::Tools => response(
+            model,
+            Some(vec![weather_call("Paris"), weather_call("Tokyo")]),
+            finish,
+            usage,
+        ),
+        Behaviour::Reasoning => {
+            let thought = json!({"text": REASONING_TEXT, "thought": true});
+            response(model, Some(vec![thought, text]), finish, usage)
+        }
+        _ => response(model, Some(vec![text]), finish, usage),
+    }
+}
+
+/// The events of `streamGenerateContent`: one word each, finish reason and usage on the last.
+fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
+    let usage = usage(behaviour);
+    let finish = finish_reason(behaviour);
+    let words = |n: usize| -> Vec<Value> {
+        REPLY_WORDS[..n]
+            .iter()
+            .map(|w| response(model, Some(vec![json!({"text": w})]), None, None))
+            .collect()
+    };
+    match behaviour {
+        Behaviour::Blocked => vec![blocked(model, behaviour)],
+        Behaviour::Malformed => vec![response(model, None, Some(finish), usage)],
+        Behaviour::Safety => {
+            let mut events = words(2);
+            events.push(response(model, None, Some(finish), usage));
+            events
+        }
+        Behaviour::Tools => vec![
+            response(model, Some(vec![weather_call("Paris")]), None, None),
+            response(
+                model,
+                Some(vec![weather_call("Tokyo")]),
+                Some(finish),
+                usage,
+            ),
+        ],
+        Behaviour::Cut => words(3),
+        _ => {
+            let mut events = Vec::with_capacity(REPLY_WORDS.len() + 1);
+            if behaviour == Behaviour::Reasoning {
+                events.push(response(
+                    model,
+                    Some(vec![json!({"text": REASONING_TEXT, "thought": true})]),
+                    None,
+                    None,
+                ));
+            }
+            events.extend(words(REPLY_WORDS.len() - 1));
+            let last = json!({"text": REPLY_WORDS[REPLY_WORDS.len() - 1]});
+            events.push(response(model, Some(vec![last]), Some(finish), usage));
+            events
+        }
+    }
+}
+
+/// SSE (`data: {json}\r\n\r\n` per event) or, without `alt=sse`, one JSON array streamed element by element.
+/// `cut` ends the body with an error after three events: the connection is aborted mid-reply.
+fn stream_response(model: &str, behaviour: Behaviour, sse: bool) -> Response {
+    let events = events(model, behaviour);
+    let count = events.len();
+    let mut frames: Vec<Bytes> = Vec::with_capacity(count + 2);
+    if !sse {
+        frames.push(Bytes::from_static(b"["));
+    }
+    for (i, event) in events.into_iter().enumerate() {
+        let frame = if sse {
+            format!("data: {event}\r\n\r\n")
+        } else if i + 1 < count {
+            format!("{event},\r\n")
+        } else {
+            event.to_string()
+        };
+        frames.push(Bytes::from(frame));
+    }
+    let cut = behaviour == Behaviour::Cut;
+    if !sse && !cut {
+        frames.push(Bytes::from_static(b"]"));
+    }
+    let body = stream::iter(frames.into_iter().map(Ok::<Bytes, std::io::Error>));
+    let body = if cut {
+        // One yield first: hyper flushes the head and the events already given before the error aborts
+        // the connection, so the client sees a reply that breaks off rather than a failed request.
+        let abort = stream::once(async {
+            tokio::task::yield_now().await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "mock upstream: cut mid-stream",
+            ))
+        });
+        Body::from_stream(futures_util::StreamExt::chain(body, abort))
+    } else {
+        Body::from_stream(body)
+    };
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/json; charset=UTF-8"
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .expect("a valid response")
+}
+
+/// `batchEmbedContents`: one deterministic vector per request (8 dimensions unless `outputDimensionality` says otherwise).
+fn embed(request: &Value) -> Response {
+    let Some(requests) = request
+        .get("requests")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "* BatchEmbedContentsRequest.requests: requests is not specified",
+        );
+    };
+    let mut embeddings = Vec::with_capacity(requests.len());
+    for (i, r) in requests.iter().enumerate() {
+        let Some(parts) = r.pointer("/content/parts").and_then(Value::as_array) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "* BatchEmbedContentsRequest.requests[{i}].content: content is not specified"
+                ),
+            );
+        };
+        let text: String = parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect();
+        let dims = r
+            .get("outputDimensionality")
+            .and_then(Value::as_u64)
+            .map_or(EMBEDDING_DIMS, |d| d.clamp(1, 3072) as usize);
+        embeddings.push(json!({"values": vector(&text, dims)}));
+    }
+    json_response(StatusCode::OK, &json!({"embeddings": embeddings}))
+}
+
+/// A deterministic vector in [-1, 1) from the text (FNV-1a seed, splitmix64 steps).
+fn vector(text: &str, dims: usize) -> Vec<f32> {
+    let mut seed: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        seed ^= u64::from(b);
+        seed = seed.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..dims)
+        .map(|_| {
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
