@@ -1,4 +1,3 @@
-
 use super::super::MockUpstream;
 use super::*;
 use crate::providers::gemini as translate;

@@ -1,0 +1,266 @@
+//! Messages API stream events → OpenAI chat completion chunks.
+
+use super::*;
+
+/// Translates the upstream SSE stream, one `data:` payload at a time (the payload JSON carries
+/// "type"), into OpenAI chunk frames written with sse::write_json.
+pub struct ChatStream {
+    pub(super) ctx: ReplyContext,
+    /// `message_start` was seen (the role chunk is out).
+    pub(super) started: bool,
+    pub(super) input_tokens: u64,
+    pub(super) cache_read: u64,
+    pub(super) cache_creation: u64,
+    pub(super) output_tokens: u64,
+    pub(super) stop_reason: Option<String>,
+    /// Content block index → tool call index, for the tool_use blocks seen so far.
+    pub(super) tool_blocks: Vec<(u32, u32)>,
+    /// The chunk with the non-null finish_reason is out.
+    pub(super) finish_sent: bool,
+    /// `message_stop` was seen.
+    pub(super) complete: bool,
+    /// `finish` ran.
+    pub(super) finished: bool,
+}
+
+impl ChatStream {
+    pub fn new(ctx: ReplyContext) -> Self {
+        ChatStream {
+            ctx,
+            started: false,
+            input_tokens: 0,
+            cache_read: 0,
+            cache_creation: 0,
+            output_tokens: 0,
+            stop_reason: None,
+            tool_blocks: Vec::new(),
+            finish_sent: false,
+            complete: false,
+            finished: false,
+        }
+    }
+
+    pub(super) fn chunk(&self, delta: Delta, finish_reason: Option<&str>) -> ChatChunk {
+        ChatChunk {
+            id: self.ctx.id.clone(),
+            object: "chat.completion.chunk".to_string(),
+            created: self.ctx.created,
+            model: self.ctx.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish_reason.map(str::to_string),
+            }],
+            usage: None,
+        }
+    }
+
+    pub(super) fn write(&self, out: &mut Vec<u8>, delta: Delta) {
+        sse::write_json(out, &self.chunk(delta, None));
+    }
+
+    /// The first chunk (`role: assistant`), written once, before anything else.
+    pub(super) fn start(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            let delta = Delta {
+                role: Some("assistant".to_string()),
+                content: Some(String::new()),
+                ..Default::default()
+            };
+            self.write(out, delta);
+        }
+    }
+
+    pub(super) fn write_finish(&mut self, out: &mut Vec<u8>) {
+        if !self.finish_sent {
+            self.finish_sent = true;
+            let reason = finish_reason(self.stop_reason.as_deref(), !self.tool_blocks.is_empty());
+            sse::write_json(out, &self.chunk(Delta::default(), Some(reason)));
+        }
+    }
+
+    pub(super) fn merge_usage(&mut self, u: &WireUsage) {
+        if let Some(n) = u.input_tokens {
+            self.input_tokens = n;
+        }
+        if let Some(n) = u.cache_read_input_tokens {
+            self.cache_read = n;
+        }
+        if let Some(n) = u.cache_creation_input_tokens {
+            self.cache_creation = n;
+        }
+        if let Some(n) = u.output_tokens {
+            self.output_tokens = n;
+        }
+    }
+
+    pub(super) fn tool_index(&self, block: u32) -> Option<u32> {
+        self.tool_blocks
+            .iter()
+            .find(|(b, _)| *b == block)
+            .map(|(_, t)| *t)
+    }
+
+    pub fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
+        if self.complete {
+            return Ok(());
+        }
+        let event: StreamEvent = serde_json::from_slice(data).map_err(|e| {
+            ApiError::bad_gateway(format!("Anthropic: unreadable stream event: {e}"))
+        })?;
+        match event {
+            StreamEvent::MessageStart { message } => {
+                self.merge_usage(&message.usage);
+                self.start(out);
+            }
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => {
+                self.start(out);
+                match content_block {
+                    ReplyBlock::ToolUse { id, name, .. } => {
+                        let n = self.tool_blocks.len() as u32;
+                        self.tool_blocks.push((index, n));
+                        let call = ToolCallDelta {
+                            index: n,
+                            id: Some(id),
+                            kind: Some("function".to_string()),
+                            function: FunctionCallDelta {
+                                name: Some(name),
+                                arguments: Some(String::new()),
+                            },
+                        };
+                        self.write(
+                            out,
+                            Delta {
+                                tool_calls: Some(vec![call]),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    ReplyBlock::Text { text } if !text.is_empty() => {
+                        self.write(
+                            out,
+                            Delta {
+                                content: Some(text),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    ReplyBlock::Thinking { thinking } if !thinking.is_empty() => {
+                        self.write(
+                            out,
+                            Delta {
+                                reasoning_content: Some(thinking),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            StreamEvent::ContentBlockDelta { index, delta } => {
+                self.start(out);
+                match delta {
+                    BlockDelta::TextDelta { text } if !text.is_empty() => {
+                        self.write(
+                            out,
+                            Delta {
+                                content: Some(text),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    BlockDelta::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                        self.write(
+                            out,
+                            Delta {
+                                reasoning_content: Some(thinking),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
+                        // Deltas of blocks that are not client tool calls (server tools) are not forwarded.
+                        let Some(n) = self.tool_index(index) else {
+                            return Ok(());
+                        };
+                        let call = ToolCallDelta {
+                            index: n,
+                            function: FunctionCallDelta {
+                                arguments: Some(partial_json),
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        };
+                        self.write(
+                            out,
+                            Delta {
+                                tool_calls: Some(vec![call]),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            StreamEvent::MessageDelta { delta, usage } => {
+                self.start(out);
+                self.merge_usage(&usage);
+                if delta.stop_reason.is_some() {
+                    self.stop_reason = delta.stop_reason;
+                }
+                self.write_finish(out);
+            }
+            StreamEvent::MessageStop {} => {
+                self.start(out);
+                self.write_finish(out);
+                self.complete = true;
+            }
+            StreamEvent::Error { error } => return Err(upstream_error(&error)),
+            StreamEvent::ContentBlockStop {} | StreamEvent::Ping {} | StreamEvent::Unknown => {}
+        }
+        Ok(())
+    }
+
+    /// Upstream ended: emit what is owed (the usage chunk with `choices: []` when
+    /// ctx.include_usage). Does not write `data: [DONE]` (the caller does). If the upstream
+    /// ended before message_stop, returns Err(ApiError::bad_gateway(..)).
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        if !self.complete {
+            return Err(ApiError::bad_gateway(
+                "Anthropic: the stream ended before message_stop",
+            ));
+        }
+        if self.ctx.include_usage {
+            let chunk = ChatChunk {
+                id: self.ctx.id.clone(),
+                object: "chat.completion.chunk".to_string(),
+                created: self.ctx.created,
+                model: self.ctx.model.clone(),
+                choices: vec![],
+                usage: self.usage(),
+            };
+            sse::write_json(out, &chunk);
+        }
+        Ok(())
+    }
+
+    /// The usage reported so far (none before `message_start`).
+    pub fn usage(&self) -> Option<Usage> {
+        self.started.then(|| {
+            usage_of(
+                self.input_tokens,
+                self.cache_read,
+                self.cache_creation,
+                self.output_tokens,
+            )
+        })
+    }
+}
