@@ -110,15 +110,7 @@ async fn configured_origins_may_call_v1_but_not_the_console() {
 #[test]
 fn bad_origins_are_configuration_errors() {
     let text = "[server]\ncors_origins = [\"app.example\"]\n";
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    let cli = llm_bridge::config::CliOverrides {
-        config_file: Some(file.path().into()),
-        ..Default::default()
-    };
-    let err = llm_bridge::config::Config::load(&cli, &std::collections::HashMap::new())
-        .unwrap_err()
-        .to_string();
+    let err = config_error(text);
     assert!(
         err.contains("server.cors_origins") && err.contains("app.example"),
         "{err}"
@@ -291,14 +283,7 @@ async fn model_names_cannot_change_the_upstream_url() {
             .await;
         assert_eq!(resp.status(), 400);
     }
-    let health: Value = gw
-        .get("/health")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = gw.get_json("/health").await;
     assert!(
         health["deployments"]
             .as_array()
@@ -582,14 +567,7 @@ async fn health_details_need_the_key() {
     .await;
     let resp = gw.chat(hello()).await;
     assert_eq!(resp.status(), 401);
-    let open: Value = gw
-        .get("/health")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let open: Value = gw.get_json("/health").await;
     assert_eq!(open["status"], "ok");
     assert!(open["version"].is_string());
     assert_eq!(open.as_object().unwrap().len(), 2, "{open}");
@@ -752,15 +730,7 @@ fn limits_that_would_refuse_everything_are_configuration_errors() {
             "server.client_header_timeout",
         ),
     ] {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), text).unwrap();
-        let cli = llm_bridge::config::CliOverrides {
-            config_file: Some(file.path().into()),
-            ..Default::default()
-        };
-        let err = llm_bridge::config::Config::load(&cli, &std::collections::HashMap::new())
-            .unwrap_err()
-            .to_string();
+        let err = config_error(text);
         assert!(err.contains(key), "{err}");
     }
 }

@@ -133,6 +133,11 @@ impl TestGateway {
         self.http.get(format!("{}{path}", self.url))
     }
 
+    /// A GET whose reply is JSON, as a value.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
         self.post("/v1/chat/completions")
             .json(&body)
@@ -140,6 +145,19 @@ impl TestGateway {
             .await
             .unwrap()
     }
+}
+
+/// The error `Config::load` gives for a configuration file with this text (no environment).
+pub fn config_error(text: &str) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let cli = CliOverrides {
+        config_file: Some(file.path().into()),
+        ..Default::default()
+    };
+    Config::load(&cli, &HashMap::new())
+        .expect_err("the configuration is refused")
+        .to_string()
 }
 
 /// The `data:` payloads of an SSE body, in order.
