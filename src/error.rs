@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -149,4 +149,44 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Parses JSON into `T`, naming the offending field in the error.
+pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let param = if inner.is_syntax() || inner.is_eof() {
+            None
+        } else if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
+            Some(if path == "." {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            })
+        } else if path != "." {
+            Some(path)
+        } else {
+            None
+        };
+        let text = match (&param, inner.is_syntax() || inner.is_eof()) {
+            (_, true) => format!("The request body is not valid JSON: {message}"),
+            (Some(p), false) => format!("Invalid request: `{p}`: {message}"),
+            (None, false) => format!("Invalid request: {message}"),
+        };
+        let err = ApiError::invalid_request(text);
+        match param {
+            Some(p) => err.with_param(p),
+            None => err,
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
 }

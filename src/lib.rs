@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod calendar;
+pub mod clock;
 pub mod shared;
 
 #[cfg(feature = "ssr")]

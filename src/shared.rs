@@ -173,19 +173,6 @@ pub fn cost_usd(prices: [f64; 3], prompt: u64, cached: u64, completion: u64) -> 
 }
 
 #[cfg(feature = "ssr")]
-impl From<&crate::providers::catalogue::CatalogueModel> for ModelPrice {
-    fn from(m: &crate::providers::catalogue::CatalogueModel) -> Self {
-        ModelPrice {
-            id: m.id.clone(),
-            provider: m.provider.clone(),
-            context_window: m.context_window,
-            input: m.input,
-            cached_input: m.cached_input,
-            output: m.output,
-        }
-    }
-}
-
 /// The console's dashboard: totals, series and the busiest models and providers of a window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DashboardData {

@@ -17,7 +17,7 @@ pub struct AppState {
     /// The configuration and the gateway built from it, swapped as one on a reload. A request
     /// takes its own `Arc` when it starts and finishes on it.
     current: Arc<ArcSwap<Current>>,
-    pub auth: Arc<crate::api::auth::Auth>,
+    pub auth: Arc<crate::governance::identity::Auth>,
     pub governance: Arc<crate::governance::Governance>,
     pub stats: Arc<Stats>,
     pub started: Instant,
@@ -40,7 +40,7 @@ impl AppState {
     pub fn new(
         config: Config,
         gateway: Arc<Gateway>,
-        auth: Arc<crate::api::auth::Auth>,
+        auth: Arc<crate::governance::identity::Auth>,
         governance: Arc<crate::governance::Governance>,
         stats: Arc<Stats>,
         leptos_options: LeptosOptions,

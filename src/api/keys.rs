@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::error::ApiError;
-use crate::gateway::chat::parse_json;
+use crate::error::parse_json;
 use crate::shared::{CreatedKey, KeyInfo, KeySettings};
 use crate::state::AppState;
 

@@ -3,8 +3,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 
-use crate::gateway::Gateway;
 use crate::governance::Caller;
+use crate::providers::openai_types::Model;
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -13,53 +13,12 @@ pub struct ModelList {
     data: Vec<Model>,
 }
 
-#[derive(Serialize, Clone, utoipa::ToSchema)]
-pub struct Model {
-    pub id: String,
-    object: &'static str,
-    created: u64,
-    pub owned_by: String,
-}
-
-/// Every model the enabled providers serve: the catalogue's, then each provider's configured ones.
-pub fn available(gateway: &Gateway) -> Vec<Model> {
-    let model = |id: String, owner: &str| Model {
-        id,
-        object: "model",
-        created: 0,
-        owned_by: owner.to_string(),
-    };
-    let mut out = Vec::new();
-    for provider in gateway.providers.enabled() {
-        out.extend(
-            gateway
-                .catalogue
-                .all()
-                .iter()
-                .filter(|m| m.provider == provider.name)
-                .map(|m| model(m.id.clone(), &provider.name)),
-        );
-        out.extend(
-            provider
-                .extra_models
-                .iter()
-                .map(|m| model(m.clone(), &provider.name)),
-        );
-    }
-    for (alias, target) in &gateway.aliases {
-        if let Ok(route) = gateway.resolve(target) {
-            out.push(model(alias.clone(), &route.provider.name));
-        }
-    }
-    out
-}
-
 #[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, description = "The enabled providers' models", body = ModelList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
 ) -> impl IntoResponse {
-    let mut data = available(&state.gateway());
+    let mut data = state.gateway().models();
     // A virtual key limited to some models sees only those.
     if let Some(Extension(Caller::Key(key))) = caller {
         data.retain(|m| key.allows_model(&m.id));
@@ -87,7 +46,7 @@ pub async fn get_one(
         .with_code("model_not_found")
         .into_response();
     }
-    if let Some(m) = available(&state.gateway()).into_iter().find(|m| m.id == id) {
+    if let Some(m) = state.gateway().models().into_iter().find(|m| m.id == id) {
         return Json(m).into_response();
     }
     match state.gateway().resolve(&id) {

@@ -41,7 +41,7 @@ pub async fn admit(State(state): State<AppState>, mut request: Request, next: Ne
             // Refused requests show in the stats and the request log like any other.
             let request_id = state.gateway().request_id(request.headers());
             state.stats.record(RequestRecord {
-                time_ms: crate::stats::now_ms(),
+                time_ms: crate::clock::now_ms(),
                 request_id: request_id.clone(),
                 client_key: rejection.key_id.clone(),
                 status: rejection.error.status.as_u16(),

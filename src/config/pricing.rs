@@ -1,21 +1,9 @@
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::ConfigError;
 
-/// `[pricing."<model>"]`: overrides a catalogued model's prices, or adds a model to the catalogue
-/// (then `provider` is needed, and the model routes to it). Prices in USD per 1M tokens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PriceConfig {
-    pub provider: Option<String>,
-    pub input: f64,
-    /// Defaults to `input`.
-    pub cached_input: Option<f64>,
-    pub output: f64,
-    pub context_window: Option<u64>,
-}
+/// `[pricing."<model>"]`: the catalogue's price override, read as it is.
+pub use crate::providers::catalogue::PriceOverride as PriceConfig;
 
 pub(super) fn validate(
     pricing: &BTreeMap<String, PriceConfig>,

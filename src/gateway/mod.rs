@@ -6,6 +6,7 @@
 pub mod chat;
 pub mod embeddings;
 pub mod failover;
+pub mod journey;
 pub mod record;
 pub mod relay;
 pub mod route;
@@ -19,8 +20,8 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::Config;
-use crate::providers::Providers;
 use crate::providers::catalogue::Catalogue;
+use crate::routing::Providers;
 use crate::routing::{Deployment, Routing};
 use crate::stats::Stats;
 
@@ -84,12 +85,7 @@ impl RequestIds {
     fn new() -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
+        h.write_u64(crate::clock::now_ms_f64().to_bits());
         RequestIds {
             prefix: h.finish(),
             counter: AtomicU64::new(0),

@@ -40,7 +40,7 @@ impl Recording {
             catalogue,
             started: Instant::now(),
             record: RequestRecord {
-                time_ms: crate::stats::now_ms(),
+                time_ms: crate::clock::now_ms(),
                 request_id: request_id.to_string(),
                 stream,
                 status: 200,

@@ -11,52 +11,18 @@ use futures_util::{FutureExt, Stream, StreamExt};
 
 use super::record::{Recording, estimate_tokens};
 use crate::error::ApiError;
-use crate::providers::openai_compatible::{PassthroughStream, usage_from_tail};
-use crate::providers::openai_types::Usage;
+use crate::providers::dialect::ChatTranslator;
+use crate::providers::openai_compatible::usage_from_tail;
 use crate::providers::sse::{self, SseDecoder};
-use crate::providers::{anthropic, gemini};
 use crate::routing::limits::Slot;
 
 pub type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// Turns upstream SSE payloads into OpenAI chunk frames.
-pub enum Translator {
-    OpenAi(PassthroughStream),
-    Gemini(gemini::ChatStream),
-    Anthropic(anthropic::ChatStream),
-}
-
-impl Translator {
-    fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
-        match self {
-            Translator::OpenAi(t) => t.event(data, out),
-            Translator::Gemini(t) => t.event(data, out),
-            Translator::Anthropic(t) => t.event(data, out),
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
-        match self {
-            Translator::OpenAi(t) => t.finish(out),
-            Translator::Gemini(t) => t.finish(out),
-            Translator::Anthropic(t) => t.finish(out),
-        }
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        match self {
-            Translator::OpenAi(t) => t.usage(),
-            Translator::Gemini(t) => t.usage(),
-            Translator::Anthropic(t) => t.usage(),
-        }
-    }
-}
 
 /// A streamed chat reply.
 pub struct SseRelay {
     upstream: Upstream,
     decoder: SseDecoder,
-    translator: Translator,
+    translator: ChatTranslator,
     idle: Duration,
     recording: Option<Recording>,
     slot: Option<Slot>,
@@ -71,7 +37,7 @@ pub struct SseRelay {
 impl SseRelay {
     pub fn new(
         upstream: Upstream,
-        translator: Translator,
+        translator: ChatTranslator,
         idle: Duration,
         upstream_model: String,
         prompt_bytes: usize,

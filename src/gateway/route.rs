@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::ApiError;
-use crate::providers::Provider;
+use crate::providers::openai_types::Model;
 use crate::routing::Candidate;
+use crate::routing::Provider;
 
 use super::Gateway;
 use super::record::Recording;
@@ -220,5 +221,39 @@ impl Gateway {
         Ok(self
             .routing
             .provider_candidates(&route.provider.name, &route.model, now))
+    }
+}
+
+impl Gateway {
+    /// Every model the enabled providers serve: the catalogue's, then each provider's configured ones.
+    pub fn models(&self) -> Vec<Model> {
+        let model = |id: String, owner: &str| Model {
+            id,
+            object: "model",
+            created: 0,
+            owned_by: owner.to_string(),
+        };
+        let mut out = Vec::new();
+        for provider in self.providers.enabled() {
+            out.extend(
+                self.catalogue
+                    .all()
+                    .iter()
+                    .filter(|m| m.provider == provider.name)
+                    .map(|m| model(m.id.clone(), &provider.name)),
+            );
+            out.extend(
+                provider
+                    .extra_models
+                    .iter()
+                    .map(|m| model(m.clone(), &provider.name)),
+            );
+        }
+        for (alias, target) in &self.aliases {
+            if let Ok(route) = self.resolve(target) {
+                out.push(model(alias.clone(), &route.provider.name));
+            }
+        }
+        out
     }
 }

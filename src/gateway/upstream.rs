@@ -8,8 +8,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::error::ApiError;
-use crate::providers::spec::Wire;
-use crate::providers::{anthropic, gemini, openai_compatible};
+use crate::providers::dialect;
 use crate::routing::Deployment;
 
 use super::Gateway;
@@ -125,13 +124,7 @@ impl Gateway {
         let Some(key) = deployment.api_key() else {
             return request;
         };
-        match deployment.provider.wire {
-            Wire::OpenAi(_) => request.bearer_auth(key.expose()),
-            Wire::Gemini => request.header("x-goog-api-key", key.expose()),
-            Wire::Anthropic => request
-                .header("x-api-key", key.expose())
-                .header("anthropic-version", anthropic::API_VERSION),
-        }
+        dialect::authorise(deployment.provider.wire, key.expose(), request)
     }
 
     /// An upstream non-2xx answer as the client's error: 4xx keeps its status, 5xx becomes 502.
@@ -140,12 +133,7 @@ impl Gateway {
         let status =
             StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let body = read_capped(response, MAX_ERROR_BODY, provider.timeouts.idle).await;
-        let message = match provider.wire {
-            Wire::OpenAi(_) => openai_compatible::error_message(&body),
-            Wire::Gemini => gemini::error_message(&body),
-            Wire::Anthropic => anthropic::error_message(&body),
-        }
-        .unwrap_or_else(|| {
+        let message = dialect::error_message(provider.wire, &body).unwrap_or_else(|| {
             let text = String::from_utf8_lossy(&body);
             let text = text.trim();
             if text.is_empty() {

@@ -121,12 +121,6 @@ pub enum Limiter {
     },
 }
 
-fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-}
-
 fn bucket_keys(scope: &str) -> [String; 2] {
     [
         format!("llmb:{{llmb:rl:{scope}}}:r"),
@@ -157,7 +151,7 @@ impl Limiter {
         }
         match self {
             Limiter::Memory(buckets) => {
-                let now = now_ms();
+                let now = crate::clock::now_ms_f64();
                 let mut buckets = buckets.lock().unwrap();
                 let [r_tat, t_tat] = buckets.entry(rule.scope.clone()).or_insert([now, now]);
                 let r_start = r_tat.max(now);
@@ -186,7 +180,7 @@ impl Limiter {
                 last_warning_ms,
                 ..
             } => {
-                let now = now_ms();
+                let now = crate::clock::now_ms_f64();
                 if let Some((until, verdict)) = blocked.lock().unwrap().get(&rule.scope)
                     && *until > now
                 {
@@ -235,7 +229,7 @@ impl Limiter {
         }
         match self {
             Limiter::Memory(buckets) => {
-                let now = now_ms();
+                let now = crate::clock::now_ms_f64();
                 let mut buckets = buckets.lock().unwrap();
                 let entry = buckets.entry(scope.to_string()).or_insert([now, now]);
                 entry[1] = entry[1].max(now) + PERIOD_MS / tpm as f64 * tokens as f64;
@@ -263,7 +257,7 @@ impl Limiter {
     /// Forgets full buckets (embedded), so that one-off clients do not pile up.
     pub fn sweep(&self) {
         if let Limiter::Memory(buckets) = self {
-            let now = now_ms();
+            let now = crate::clock::now_ms_f64();
             buckets
                 .lock()
                 .unwrap()

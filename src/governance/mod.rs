@@ -4,6 +4,7 @@
 //! Admission happens before the gateway sees the request; the cost and tokens a request used are
 //! settled when its record is finished, so budgets and token limits count what really happened.
 
+pub mod identity;
 pub mod keys;
 pub mod limiter;
 pub mod period;
@@ -124,7 +125,7 @@ impl Governance {
             Caller::Key(k) => Some(k.clone()),
             _ => None,
         };
-        let now_s = crate::stats::now_ms() / 1000;
+        let now_s = crate::clock::now_s();
         if let Some(k) = &key {
             if k.is_expired(now_s) {
                 crate::stats::metrics::observe_refusal("expired");

@@ -1,5 +1,6 @@
 //! The catalogue of well-known models (`catalogue.toml`): which provider serves each one, and its price.
 
+use crate::shared::ModelPrice;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,19 @@ pub struct Catalogue {
     by_id: HashMap<String, usize>,
 }
 
+/// `[pricing."<model>"]`: overrides a catalogued model's prices, or adds a model to the catalogue
+/// (then `provider` is needed, and the model routes to it). Prices in USD per 1M tokens.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceOverride {
+    pub provider: Option<String>,
+    pub input: f64,
+    /// Defaults to `input`.
+    pub cached_input: Option<f64>,
+    pub output: f64,
+    pub context_window: Option<u64>,
+}
+
 impl Catalogue {
     pub fn builtin() -> Catalogue {
         let file: File =
@@ -45,7 +59,7 @@ impl Catalogue {
 
     /// The built-in catalogue with the configuration's `[pricing]` applied.
     pub fn with_overrides(
-        pricing: &std::collections::BTreeMap<String, crate::config::PriceConfig>,
+        pricing: &std::collections::BTreeMap<String, PriceOverride>,
     ) -> Catalogue {
         let mut catalogue = Catalogue::builtin();
         for (id, price) in pricing {
@@ -101,6 +115,19 @@ impl Catalogue {
     }
 }
 
+impl From<&CatalogueModel> for ModelPrice {
+    fn from(m: &CatalogueModel) -> Self {
+        ModelPrice {
+            id: m.id.clone(),
+            provider: m.provider.clone(),
+            context_window: m.context_window,
+            input: m.input,
+            cached_input: m.cached_input,
+            output: m.output,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,8 +173,9 @@ mod tests {
     #[test]
     fn config_overrides_and_adds_prices() {
         let toml = "[pricing.gpt-4o-mini]\ninput = 1.0\noutput = 2.0\n[pricing.\"llama3.2\"]\nprovider = \"ollama\"\ninput = 0.0\noutput = 0.0\n";
-        let config = crate::config::Config::from_toml(toml).unwrap();
-        let c = Catalogue::with_overrides(&config.pricing);
+        let pricing: toml::Table = toml::from_str(toml).unwrap();
+        let pricing = pricing["pricing"].clone().try_into().unwrap();
+        let c = Catalogue::with_overrides(&pricing);
         let m = c.get("gpt-4o-mini").unwrap();
         assert_eq!((m.input, m.cached_input, m.output), (1.0, 1.0, 2.0));
         assert_eq!(c.get("llama3.2").unwrap().provider, "ollama");

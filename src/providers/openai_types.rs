@@ -396,3 +396,12 @@ pub struct EmbeddingUsage {
     pub prompt_tokens: u64,
     pub total_tokens: u64,
 }
+
+/// A model as `/v1/models` lists it.
+#[derive(serde::Serialize, Clone, utoipa::ToSchema)]
+pub struct Model {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: String,
+}

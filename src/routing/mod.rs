@@ -3,6 +3,7 @@
 
 pub mod circuit;
 pub mod limits;
+pub mod providers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,8 +14,8 @@ use serde::Serialize;
 
 use self::circuit::{Circuit, CircuitReport};
 use self::limits::Limits;
+pub use self::providers::{Provider, ProviderStatus, Providers, Timeouts};
 use crate::config::{Config, RoutingConfig, Secret, Strategy};
-use crate::providers::{Provider, Providers};
 
 /// One way to serve a model: a provider with a key, a base URL, limits and its own health.
 #[derive(Debug)]

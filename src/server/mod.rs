@@ -60,7 +60,7 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         .site_pkg_dir("pkg")
         .site_addr(config.server.listen)
         .build();
-    let auth = Arc::new(crate::api::auth::Auth::new(&config.auth));
+    let auth = Arc::new(crate::governance::identity::Auth::new(&config.auth));
     let governance = crate::governance::Governance::open(
         &config.server.data_dir,
         stats.store().redis().cloned(),

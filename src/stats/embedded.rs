@@ -86,7 +86,7 @@ impl EmbeddedStore {
                 data.recent.push_front(r.clone());
             }
             data.recent.truncate(self.recent_cap);
-            let now_minute = super::now_ms() / 60_000;
+            let now_minute = crate::clock::now_ms() / 60_000;
             let keep_minutes = now_minute.saturating_sub(self.retention.minutes);
             data.minutes = data.minutes.split_off(&keep_minutes);
             let keep_hours = (now_minute / 60).saturating_sub(self.retention.hours);

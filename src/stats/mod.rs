@@ -310,7 +310,7 @@ impl Stats {
         &self,
         window: Window,
     ) -> Result<(Granularity, Vec<(u64, HashMap<String, Counters>)>), String> {
-        let (g, range) = window.buckets(now_ms());
+        let (g, range) = window.buckets(crate::clock::now_ms());
         Ok((g, self.store.counters(g, range).await?))
     }
 
@@ -327,7 +327,7 @@ impl Stats {
 
     pub async fn timeseries(&self, window: Window) -> Result<Vec<SeriesPoint>, String> {
         let (g, buckets) = self.window_counters(window).await?;
-        let (_, range) = window.buckets(now_ms());
+        let (_, range) = window.buckets(crate::clock::now_ms());
         let by_bucket: HashMap<u64, &HashMap<String, Counters>> =
             buckets.iter().map(|(b, d)| (*b, d)).collect();
         Ok(range
@@ -421,12 +421,6 @@ fn overview_of(window: Window, c: &Counters) -> Overview {
     }
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// How often the embedded store writes its file, at most.
 const PERSIST_EVERY: Duration = Duration::from_secs(5);
 
@@ -491,7 +485,7 @@ impl Unsent {
     fn new(dropped: Arc<AtomicU64>) -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(now_ms());
+        h.write_u64(crate::clock::now_ms());
         Unsent {
             batches: Default::default(),
             prefix: h.finish(),

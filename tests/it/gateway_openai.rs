@@ -240,7 +240,7 @@ async fn regions_choose_base_urls() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     let (config, _) = Config::load(&CliOverrides::default(), &env).unwrap();
-    let providers = llm_bridge::providers::Providers::from_config(&config);
+    let providers = llm_bridge::routing::Providers::from_config(&config);
     assert_eq!(
         providers.get("qwen").unwrap().base_url,
         "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"

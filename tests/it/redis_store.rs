@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
+use llm_bridge::clock::now_ms;
 use llm_bridge::shared::RequestRecord;
-use llm_bridge::stats::{RecentFilter, RedisStore, Stats, Store, Window, now_ms};
+use llm_bridge::stats::{RecentFilter, RedisStore, Stats, Store, Window};
 
 async fn stats_on(url: &str) -> Arc<Stats> {
     let store = RedisStore::connect(url, 1000, Default::default())

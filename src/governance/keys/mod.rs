@@ -75,10 +75,6 @@ pub struct KeyRing {
     spend_dirty: AtomicBool,
 }
 
-fn now_s() -> u64 {
-    crate::stats::now_ms() / 1000
-}
-
 fn day_key(now: u64) -> String {
     format!("d:{}", day_id(now))
 }
@@ -165,7 +161,7 @@ impl KeyRing {
     pub async fn create(&self, settings: KeySettings) -> Result<CreatedKey, String> {
         let settings = validate(settings)?;
         let id = format!("key_{}", random_hex(8));
-        let (secret, key) = new_secret(id, now_s(), settings);
+        let (secret, key) = new_secret(id, crate::clock::now_s(), settings);
         self.save(key.clone()).await?;
         Ok(CreatedKey {
             info: self.info(&key),
@@ -269,7 +265,7 @@ impl KeyRing {
 
     /// Spend today and this month (UTC), as this replica last saw it.
     pub fn spend(&self, id: &str) -> (f64, f64) {
-        let now = now_s();
+        let now = crate::clock::now_s();
         let book = self.spend.lock().unwrap();
         let get = |period: String| {
             book.get(&period)
@@ -285,7 +281,7 @@ impl KeyRing {
         if usd <= 0.0 {
             return;
         }
-        let now = now_s();
+        let now = crate::clock::now_s();
         let periods = [day_key(now), month_key(now)];
         {
             let mut book = self.spend.lock().unwrap();
@@ -341,7 +337,7 @@ impl KeyRing {
     }
 
     async fn read_spend(&self, client: &Client) -> Result<(), String> {
-        let now = now_s();
+        let now = crate::clock::now_s();
         let mut fresh = SpendBook::new();
         for p in [day_key(now), month_key(now)] {
             let spend: HashMap<String, f64> = client
@@ -361,7 +357,7 @@ impl KeyRing {
         let data = FileData {
             keys: self.all(),
             spend: {
-                let now = now_s();
+                let now = crate::clock::now_s();
                 let keep = [day_key(now), month_key(now)];
                 let book = self.spend.lock().unwrap();
                 book.iter()
@@ -443,7 +439,7 @@ fn validate(mut s: KeySettings) -> Result<KeySettings, String> {
         return Err("`budget_usd` must be a non-negative number".into());
     }
     if let Some(t) = s.expires_at
-        && t <= now_s()
+        && t <= crate::clock::now_s()
     {
         return Err("`expires_at` is in the past".into());
     }

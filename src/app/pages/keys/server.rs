@@ -16,7 +16,7 @@ pub async fn get_keys() -> Result<Vec<KeyRow>, ServerFnError> {
         .breakdown(backend::window("24h")?, "key")
         .await
         .map_err(backend::store_error)?;
-    let now_s = crate::stats::now_ms() / 1000;
+    let now_s = crate::clock::now_s();
     Ok(state
         .governance
         .keys

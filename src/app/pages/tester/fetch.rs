@@ -7,10 +7,6 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::run::{RunState, SseDecoder};
 
-pub fn now_ms() -> f64 {
-    js_sys::Date::now()
-}
-
 /// Sends `body` to `/v1/chat/completions` and reports into `run` until the reply ends.
 pub async fn send(body: String, run: RwSignal<RunState>, abort: web_sys::AbortSignal) {
     if let Err(e) = exchange(body, run, &abort).await {
@@ -24,7 +20,7 @@ pub async fn send(body: String, run: RwSignal<RunState>, abort: web_sys::AbortSi
                 .unwrap_or_else(|| format!("{e:?}"));
             format!("Cannot reach the gateway: {detail}")
         };
-        run.update(|r| r.fail(message, now_ms()));
+        run.update(|r| r.fail(message, crate::clock::now_ms_f64()));
     }
 }
 
@@ -51,7 +47,7 @@ async fn exchange(
     let Some(stream) = response.body().filter(|_| streamed) else {
         let text = JsFuture::from(response.text()?).await?;
         let text = text.as_string().unwrap_or_default();
-        run.update(|r| r.on_body(status, &text, now_ms()));
+        run.update(|r| r.on_body(status, &text, crate::clock::now_ms_f64()));
         return Ok(());
     };
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().dyn_into()?;
@@ -67,7 +63,7 @@ async fn exchange(
         let bytes = js_sys::Uint8Array::new(&js_sys::Reflect::get(&chunk, &"value".into())?);
         let events = decoder.push(&bytes.to_vec());
         if !events.is_empty() {
-            let now = now_ms();
+            let now = crate::clock::now_ms_f64();
             run.update(|r| {
                 for data in &events {
                     r.on_event(data, now);
@@ -75,7 +71,7 @@ async fn exchange(
             });
         }
     }
-    run.update(|r| r.finish(now_ms()));
+    run.update(|r| r.finish(crate::clock::now_ms_f64()));
     Ok(())
 }
 
@@ -96,7 +92,7 @@ pub fn start(body: String, run: RwSignal<RunState>) {
         run.update(|r| {
             r.fail(
                 "This browser cannot send requests (no AbortController).".into(),
-                now_ms(),
+                crate::clock::now_ms_f64(),
             )
         });
         return;

@@ -22,7 +22,9 @@ pub async fn get_tester_setup() -> Result<TesterSetup, ServerFnError> {
     use crate::shared::TesterModel;
     let state = backend::state();
     let prices = backend::prices(&state);
-    let models = crate::api::models::available(&state.gateway())
+    let models = state
+        .gateway()
+        .models()
         .into_iter()
         .map(|m| TesterModel {
             price: prices.iter().find(|p| p.id == m.id).cloned(),

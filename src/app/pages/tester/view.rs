@@ -93,7 +93,7 @@ pub fn TesterView(setup: TesterSetup) -> impl IntoView {
         #[cfg(feature = "hydrate")]
         if !run.with_untracked(|r| r.running) {
             let body = form.with_untracked(|f| f.body().to_string());
-            run.set(RunState::start(super::fetch::now_ms()));
+            run.set(RunState::start(crate::clock::now_ms_f64()));
             super::fetch::start(body, run);
         }
     };

@@ -1,0 +1,215 @@
+//! The request's journey, written once for every endpoint. Its phases, in order:
+//!
+//! 1. **identify**: the request id (the client's `x-request-id` when sane); the caller was admitted
+//!    by the `/v1` layer (key, expiry, budget, rate limits) before the journey starts.
+//! 2. **peek**: the few fields the gateway reads from the body; the body itself stays bytes.
+//! 3. **record**: the request's record starts; the model name is checked, the trace span opened,
+//!    the caller's key checked against the model, and the endpoint's own rules applied.
+//! 4. **plan**: the deployments that serve the model, in the order the routing strategy prefers.
+//! 5. **attempt**: for each deployment the failover hands out (skipping open circuits and full
+//!    deployments, backing off, within the deadline): encode for its wire format, send, and start
+//!    the reply. Anything that fails before the client has seen a byte fails over.
+//! 6. **relay**: the reply goes to the client as it arrives; the record is finished when it ends.
+//! 7. **reply**: the gateway's headers, or the error in the endpoint's shape.
+//!
+//! An [`Endpoint`] supplies only what differs: what it peeks, how an attempt encodes and starts its
+//! reply, how the reply is relayed, and the shape of its errors.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::failover::Failover;
+use super::record::{Recording, estimate_tokens};
+use super::upstream::Failure;
+use super::{Gateway, reply_headers};
+use crate::error::ApiError;
+use crate::governance::Admission;
+use crate::routing::limits::Slot;
+use crate::routing::{Candidate, Deployment};
+
+/// What the gateway reads from a request's body.
+pub trait Peek: Send + Sync {
+    /// The model the client asked for.
+    fn model(&self) -> &str;
+    fn stream(&self) -> bool;
+    /// The endpoint's own rules, applied once the request is recorded and admitted.
+    fn check(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// One attempt's inputs.
+pub struct Attempt<'a, P> {
+    pub candidate: &'a Candidate,
+    pub peek: &'a P,
+    pub body: &'a Bytes,
+    pub request_id: &'a str,
+    pub span: &'a tracing::Span,
+}
+
+/// An inbound API: what differs from one endpoint to another.
+pub trait Endpoint: Sync {
+    /// The operation's name in traces (`chat`, `embeddings`).
+    const NAME: &'static str;
+    type Peek: Peek;
+    /// A reply that has started: enough of it is in hand that the attempt cannot fail any more.
+    type Started: Send;
+
+    fn peek(&self, body: &[u8]) -> Result<Self::Peek, ApiError>;
+
+    /// Encodes the request for the candidate's wire format, sends it and starts the reply.
+    fn attempt(
+        &self,
+        gateway: &Gateway,
+        attempt: Attempt<'_, Self::Peek>,
+    ) -> impl Future<Output = Result<Self::Started, Failure>> + Send;
+
+    /// The reply for the client; `recording` (and the deployment's `slot`) are finished when the
+    /// reply ends.
+    fn relay(
+        &self,
+        started: Self::Started,
+        recording: Recording,
+        slot: Slot,
+        candidate: &Candidate,
+        peek: &Self::Peek,
+    ) -> Response;
+
+    /// An error in the endpoint's shape (OpenAI's unless the endpoint says otherwise).
+    fn error(&self, error: ApiError) -> Response {
+        error.into_response()
+    }
+}
+
+impl Gateway {
+    /// Runs one request through its journey.
+    pub async fn serve<E: Endpoint>(
+        &self,
+        endpoint: &E,
+        headers: &HeaderMap,
+        body: Bytes,
+        admission: Option<Arc<Admission>>,
+    ) -> Response {
+        // identify
+        let request_id = self.request_id(headers);
+        let started = Instant::now();
+        let refuse = |e: ApiError, deployment: Option<&Deployment>, attempts, overhead| {
+            let mut response = endpoint.error(e);
+            reply_headers(
+                response.headers_mut(),
+                &request_id,
+                deployment,
+                attempts,
+                overhead,
+            );
+            response
+        };
+
+        // peek
+        let peek = match endpoint.peek(&body) {
+            Ok(peek) => peek,
+            Err(e) => return refuse(e, None, 0, started.elapsed()),
+        };
+
+        // record
+        let model = peek.model();
+        let mut recording = Recording::start(
+            self.stats.clone(),
+            self.catalogue.clone(),
+            &request_id,
+            peek.stream(),
+        );
+        let admitted = self.record_model(&mut recording, model).and_then(|()| {
+            recording.span = crate::telemetry::request_span(E::NAME, model, headers);
+            recording.admit(admission)
+        });
+
+        // plan
+        let plan = match admitted
+            .and_then(|()| peek.check())
+            .and_then(|()| self.plan(model))
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                recording.fail(&e);
+                return refuse(e, None, 0, started.elapsed());
+            }
+        };
+
+        // attempt
+        // Time spent waiting for upstreams, to tell the gateway's own time apart.
+        let mut upstream_time = Duration::ZERO;
+        let mut failover = Failover::new(&plan, &self.routing.config, estimate_tokens(body.len()));
+        let mut outcome = None;
+        while let Some((candidate, slot)) = failover.next().await {
+            let waiting = Instant::now();
+            let deployment = &candidate.deployment;
+            let span = crate::telemetry::attempt_span(
+                &recording.span,
+                E::NAME,
+                &candidate.model,
+                &deployment.provider.name,
+                &deployment.id,
+            );
+            let attempt = Attempt {
+                candidate,
+                peek: &peek,
+                body: &body,
+                request_id: &request_id,
+                span: &span,
+            };
+            let result = endpoint.attempt(self, attempt).await;
+            upstream_time += waiting.elapsed();
+            match result {
+                Ok(reply) => {
+                    failover.succeeded(candidate);
+                    outcome = Some((reply, candidate, slot));
+                    break;
+                }
+                Err(failure) => failover.failed(candidate, failure),
+            }
+        }
+        let attempts = failover.attempts;
+        let Some((reply, candidate, slot)) = outcome else {
+            let exhausted = failover.exhausted();
+            if let Some(d) = &exhausted.deployment {
+                recording.record.provider = d.provider.name.clone();
+                recording.record.deployment = d.id.clone();
+            }
+            recording.record.attempts = exhausted.attempts;
+            recording.fail(&exhausted.error);
+            let overhead = started.elapsed().saturating_sub(upstream_time);
+            return refuse(
+                exhausted.error,
+                exhausted.deployment.as_deref(),
+                exhausted.attempts,
+                overhead,
+            );
+        };
+
+        // relay
+        let deployment = &candidate.deployment;
+        recording.unlisted = !self.is_listed(model, true);
+        let r = &mut recording.record;
+        r.provider = deployment.provider.name.clone();
+        r.deployment = deployment.id.clone();
+        r.attempts = attempts;
+        let overhead = started.elapsed().saturating_sub(upstream_time);
+        crate::stats::metrics::observe_overhead(overhead.as_secs_f64());
+        let mut response = endpoint.relay(reply, recording, slot, candidate, &peek);
+
+        // reply
+        reply_headers(
+            response.headers_mut(),
+            &request_id,
+            Some(deployment),
+            attempts,
+            overhead,
+        );
+        response
+    }
+}

@@ -1,0 +1,275 @@
+//! The one place that dispatches on an upstream's wire format ([`Wire`]): where a request goes, how
+//! it is authenticated and encoded, how the reply, its stream and its errors are read. A new API
+//! family is a variant of [`Wire`], its own folder, and one arm in each function here; the gateway
+//! does not change.
+
+use bytes::Bytes;
+
+use super::openai_compatible::{self, Edits, PassthroughStream, usage_from_tail};
+use super::openai_types::{ChatRequest, EmbeddingRequest, Usage};
+use super::spec::Wire;
+use super::translate::ReplyContext;
+use super::{anthropic, gemini};
+use crate::error::{ApiError, parse_json};
+
+/// The upstream request for one attempt, and how its reply is to be read.
+pub struct Encoded<R> {
+    pub url: String,
+    pub body: Bytes,
+    pub reply: R,
+}
+
+/// Adds the upstream's authentication to a request.
+pub fn authorise(
+    wire: Wire,
+    key: &str,
+    request: reqwest::RequestBuilder,
+) -> reqwest::RequestBuilder {
+    match wire {
+        Wire::OpenAi(_) => request.bearer_auth(key),
+        Wire::Gemini => request.header("x-goog-api-key", key),
+        Wire::Anthropic => request
+            .header("x-api-key", key)
+            .header("anthropic-version", anthropic::API_VERSION),
+    }
+}
+
+/// The message inside an upstream's error body, if it has the upstream's error shape.
+pub fn error_message(wire: Wire, body: &[u8]) -> Option<String> {
+    match wire {
+        Wire::OpenAi(_) => openai_compatible::error_message(body),
+        Wire::Gemini => gemini::error_message(body),
+        Wire::Anthropic => anthropic::error_message(body),
+    }
+}
+
+/// A chat request as the client sent it, and where it is going.
+pub struct ChatTarget<'a> {
+    pub base_url: &'a str,
+    /// The upstream's model name.
+    pub model: &'a str,
+    /// The model name in the client's body.
+    pub client_model: &'a str,
+    pub stream: bool,
+    /// The client asked for `stream_options.include_usage`.
+    pub include_usage: bool,
+    pub request_id: &'a str,
+}
+
+/// How a chat reply reaches the client.
+pub enum ChatReply {
+    /// Server-sent events, translated event by event.
+    Stream(ChatTranslator),
+    /// An OpenAI-dialect JSON reply, forwarded as it arrives.
+    Passthrough,
+    /// A JSON reply in another dialect, translated once it is whole.
+    Translate(Wire, ReplyContext),
+}
+
+/// Encodes a chat request (OpenAI's chat completions, as the client sent it) for `wire`.
+pub fn encode_chat(
+    wire: Wire,
+    target: &ChatTarget,
+    body: Bytes,
+) -> Result<Encoded<ChatReply>, ApiError> {
+    let (model, stream) = (target.model, target.stream);
+    if let Wire::OpenAi(quirks) = wire {
+        let edits = Edits {
+            model: (model != target.client_model).then_some(model),
+            add_include_usage: stream && !target.include_usage,
+            quirks,
+        };
+        let reply = if stream {
+            ChatReply::Stream(ChatTranslator::OpenAi(PassthroughStream::new(
+                target.include_usage,
+            )))
+        } else {
+            ChatReply::Passthrough
+        };
+        return Ok(Encoded {
+            url: openai_compatible::chat_url(target.base_url),
+            body: openai_compatible::chat_body(body, &edits)?,
+            reply,
+        });
+    }
+    let mut request: ChatRequest = parse_json(&body)?;
+    request.model = model.to_string();
+    let ctx = ReplyContext {
+        id: format!("chatcmpl-{}", target.request_id),
+        created: crate::clock::now_s(),
+        model: model.to_string(),
+        include_usage: target.include_usage,
+    };
+    let (url, body, translator) = match wire {
+        Wire::Gemini => (
+            gemini::chat_url(target.base_url, model, stream),
+            gemini::chat_request(&request)?,
+            ChatTranslator::Gemini(gemini::ChatStream::new(ctx.clone())),
+        ),
+        Wire::Anthropic => (
+            anthropic::chat_url(target.base_url),
+            anthropic::chat_request(&request)?,
+            ChatTranslator::Anthropic(anthropic::ChatStream::new(ctx.clone())),
+        ),
+        Wire::OpenAi(_) => unreachable!("handled above"),
+    };
+    let reply = if stream {
+        ChatReply::Stream(translator)
+    } else {
+        ChatReply::Translate(wire, ctx)
+    };
+    Ok(Encoded {
+        url,
+        body: Bytes::from(body),
+        reply,
+    })
+}
+
+/// A whole non-stream chat reply in `wire`'s dialect as OpenAI's JSON, and its usage.
+pub fn chat_reply(
+    wire: Wire,
+    raw: &[u8],
+    ctx: &ReplyContext,
+) -> Result<(Vec<u8>, Usage), ApiError> {
+    match wire {
+        Wire::Gemini => gemini::chat_response(raw, ctx),
+        Wire::Anthropic => anthropic::chat_response(raw, ctx),
+        Wire::OpenAi(_) => unreachable!("OpenAI-dialect replies pass through"),
+    }
+}
+
+/// Turns upstream SSE payloads into OpenAI chunk frames.
+pub enum ChatTranslator {
+    OpenAi(PassthroughStream),
+    Gemini(gemini::ChatStream),
+    Anthropic(anthropic::ChatStream),
+}
+
+impl ChatTranslator {
+    /// One event's payload: appends the client's frames to `out`.
+    pub fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
+        match self {
+            ChatTranslator::OpenAi(t) => t.event(data, out),
+            ChatTranslator::Gemini(t) => t.event(data, out),
+            ChatTranslator::Anthropic(t) => t.event(data, out),
+        }
+    }
+
+    /// The upstream's stream ended: appends what closes the client's stream (before `[DONE]`).
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        match self {
+            ChatTranslator::OpenAi(t) => t.finish(out),
+            ChatTranslator::Gemini(t) => t.finish(out),
+            ChatTranslator::Anthropic(t) => t.finish(out),
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            ChatTranslator::OpenAi(t) => t.usage(),
+            ChatTranslator::Gemini(t) => t.usage(),
+            ChatTranslator::Anthropic(t) => t.usage(),
+        }
+    }
+}
+
+/// How an embeddings reply is read.
+pub enum EmbeddingsReply {
+    /// OpenAI's shape, forwarded as it is.
+    OpenAi,
+    /// Gemini's `batchEmbedContents`, translated; `estimate` is the prompt's tokens by the
+    /// gateway's rule of thumb, for when Gemini reports none.
+    Gemini { model: String, estimate: u64 },
+}
+
+/// An embeddings reply in OpenAI's shape and its prompt tokens (estimated when the provider
+/// reports none).
+pub struct Embedded {
+    pub json: Vec<u8>,
+    pub prompt_tokens: Option<u64>,
+    pub estimated: bool,
+}
+
+/// Encodes an embeddings request (OpenAI's shape, as the client sent it) for `wire`.
+pub fn encode_embeddings(
+    wire: Wire,
+    provider_name: &str,
+    base_url: &str,
+    model: &str,
+    client_model: &str,
+    body: Bytes,
+) -> Result<Encoded<EmbeddingsReply>, ApiError> {
+    match wire {
+        Wire::OpenAi(_) => {
+            let renamed = (model != client_model).then_some(model);
+            Ok(Encoded {
+                url: openai_compatible::embeddings_url(base_url),
+                body: openai_compatible::embeddings_body(body, renamed)?,
+                reply: EmbeddingsReply::OpenAi,
+            })
+        }
+        Wire::Gemini => {
+            let request: EmbeddingRequest = parse_json(&body)?;
+            let encoded = gemini::embeddings_request(&request, model)?;
+            Ok(Encoded {
+                url: gemini::embeddings_url(base_url, model),
+                body: Bytes::from(encoded),
+                reply: EmbeddingsReply::Gemini {
+                    model: model.to_string(),
+                    estimate: gemini::estimate_embedding_tokens(&request),
+                },
+            })
+        }
+        Wire::Anthropic => Err(ApiError::invalid_request(format!(
+            "{provider_name} has no embeddings API"
+        ))
+        .with_param("model")),
+    }
+}
+
+impl EmbeddingsReply {
+    /// The whole upstream reply as OpenAI's embeddings JSON.
+    pub fn decode(self, raw: Vec<u8>, provider_name: &str) -> Result<Embedded, ApiError> {
+        match self {
+            EmbeddingsReply::Gemini { model, estimate } => {
+                match gemini::embeddings_response(&raw, &model)? {
+                    // Gemini reports no token count: the reply carries the gateway's estimate.
+                    (json, _, true) => Ok(Embedded {
+                        json: with_estimated_usage(json, estimate),
+                        prompt_tokens: Some(estimate),
+                        estimated: true,
+                    }),
+                    (json, usage, false) => Ok(Embedded {
+                        json,
+                        prompt_tokens: Some(usage.prompt_tokens),
+                        estimated: false,
+                    }),
+                }
+            }
+            EmbeddingsReply::OpenAi => {
+                if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                    return Err(ApiError::bad_gateway(format!(
+                        "{provider_name}: the upstream reply is not JSON"
+                    )));
+                }
+                let prompt_tokens = usage_from_tail(&raw[raw.len().saturating_sub(4096)..])
+                    .map(|u| u.prompt_tokens);
+                Ok(Embedded {
+                    json: raw,
+                    prompt_tokens,
+                    estimated: false,
+                })
+            }
+        }
+    }
+}
+
+fn with_estimated_usage(json: Vec<u8>, tokens: u64) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&json) {
+        Ok(mut v) => {
+            v["usage"] = serde_json::json!({"prompt_tokens": tokens, "total_tokens": tokens});
+            serde_json::to_vec(&v).unwrap_or(json)
+        }
+        Err(_) => json,
+    }
+}
