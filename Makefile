@@ -9,7 +9,8 @@ test:
 	scripts/test.sh
 
 bench:
-	cargo build --release --features ssr --bin llm-bridge --example mock_upstream
+	cargo build --release --features ssr --bin llm-bridge
+	cargo build --release -p llm-bridge-mock
 	cargo run --release --features ssr --example bench
 
 lint:

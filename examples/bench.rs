@@ -174,8 +174,8 @@ async fn run() {
 
     let mock_port = free_port();
     let _mock = Proc(
-        pinned("1", &format!("{RELEASE}/examples/mock_upstream")).arg(format!("127.0.0.1:{mock_port}")).spawn().expect(
-            "target/release/examples/mock_upstream: build it with `cargo build --release --features ssr --example mock_upstream`",
+        pinned("1", &format!("{RELEASE}/mock_upstream")).arg(format!("127.0.0.1:{mock_port}")).spawn().expect(
+            "target/release/mock_upstream: build it with `cargo build --release -p llm-bridge-mock`",
         ),
     );
     let mock = format!("http://127.0.0.1:{mock_port}");
@@ -201,7 +201,7 @@ async fn run() {
             .env("LLM_BRIDGE_DATA_DIR", &data_dir)
             .env("LLM_BRIDGE_CONFIG", &config)
             .env("OPENAI_API_KEY", "sk-bench")
-            .env("OPENAI_BASE_URL", format!("{mock}/v1"))
+            .envs(llm_bridge_mock::wiring(&mock))
             .env("RUST_LOG", "warn")
             .env_remove("REDIS_URL")
             .spawn()
@@ -320,7 +320,7 @@ async fn run() {
                     .env("LLM_BRIDGE_DATA_DIR", &data_dir)
                     .env("REDIS_URL", &redis_url)
                     .env("OPENAI_API_KEY", "sk-bench")
-                    .env("OPENAI_BASE_URL", format!("{mock}/v1"))
+                    .envs(llm_bridge_mock::wiring(&mock))
                     .env("RUST_LOG", "warn")
                     .spawn()
                     .expect("llm-bridge"),

@@ -4,13 +4,8 @@
 # the mock upstream. Fails on the first failing test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 scripts/setup.sh --test
-export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
-
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
 
 # Redis: the one given by REDIS_URL, or our own on a free port. Tests that stop and restart Redis
 # start further private instances themselves.
@@ -19,9 +14,8 @@ if [ -z "${REDIS_URL:-}" ]; then
     echo "redis-server is not installed; Redis-backed tests cannot run" >&2
     exit 1
   fi
-  redis_port=$(scripts/free-port.sh)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null &
-  pids+=($!)
+  redis_port=$(free_port)
+  spawn redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null
   export LLM_BRIDGE_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
   for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 else

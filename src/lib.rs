@@ -24,8 +24,6 @@ pub mod gateway;
 #[cfg(feature = "ssr")]
 pub mod governance;
 #[cfg(feature = "ssr")]
-pub mod mock_upstream;
-#[cfg(feature = "ssr")]
 pub mod providers;
 #[cfg(feature = "ssr")]
 pub mod reload;

@@ -172,7 +172,6 @@ pub fn cost_usd(prices: [f64; 3], prompt: u64, cached: u64, completion: u64) -> 
         / 1_000_000.0
 }
 
-#[cfg(feature = "ssr")]
 /// The console's dashboard: totals, series and the busiest models and providers of a window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DashboardData {

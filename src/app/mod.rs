@@ -2,6 +2,8 @@
 
 #[cfg(feature = "ssr")]
 mod backend;
+#[cfg(feature = "hydrate")]
+mod clipboard;
 mod components;
 mod format;
 mod i18n;

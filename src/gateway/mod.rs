@@ -1,5 +1,6 @@
-//! The request's journey: resolve the model → encode for the provider → send (retry once) →
-//! relay and translate the reply → record usage and cost.
+//! The request's journey ([`journey`]): identify → peek → record → plan the deployments → attempt
+//! them in turn (failover, back-off, deadline) → relay the reply as it arrives → record usage and
+//! cost. Each inbound API is an [`journey::Endpoint`] ([`chat`], [`embeddings`]).
 //!
 //! The `/v1` handlers and the console's server functions share one [`Gateway`].
 

@@ -3,15 +3,6 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-const MASTER: &str = "mk-test-master-key-0123456789";
-
-async fn locked() -> TestGateway {
-    TestGateway::start_with("", |env| {
-        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
-    })
-    .await
-}
-
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -21,7 +12,7 @@ fn no_redirects() -> reqwest::Client {
 
 #[tokio::test]
 async fn api_needs_the_master_key() {
-    let gw = locked().await;
+    let gw = TestGateway::start_locked("").await;
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
     let resp = gw
         .post("/v1/chat/completions")
@@ -91,7 +82,7 @@ async fn api_needs_the_master_key() {
 
 #[tokio::test]
 async fn console_needs_a_login() {
-    let gw = locked().await;
+    let gw = TestGateway::start_locked("").await;
     let client = no_redirects();
     let page = client.get(format!("{}/", gw.url)).send().await.unwrap();
     assert_eq!(page.status(), 303);

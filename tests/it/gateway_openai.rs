@@ -4,10 +4,6 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-fn hello(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
-}
-
 #[tokio::test]
 async fn non_stream_passes_through_byte_for_byte() {
     let gw = TestGateway::start().await;
@@ -27,7 +23,7 @@ async fn non_stream_passes_through_byte_for_byte() {
     let reply: Value = resp.json().await.unwrap();
     assert_eq!(
         reply["choices"][0]["message"]["content"],
-        llm_bridge::mock_upstream::REPLY_WORDS.concat()
+        llm_bridge_mock::REPLY_WORDS.concat()
     );
     assert_eq!(
         reply["system_fingerprint"], "fp_mock",
@@ -74,7 +70,7 @@ async fn stream_without_usage_request_hides_the_usage_chunk_but_records_usage() 
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
-    assert_eq!(content, llm_bridge::mock_upstream::REPLY_WORDS.concat());
+    assert_eq!(content, llm_bridge_mock::REPLY_WORDS.concat());
     // The gateway asked the upstream for usage anyway.
     assert_eq!(
         gw.mock.state.last().body["stream_options"]["include_usage"],
@@ -192,7 +188,7 @@ async fn deepseek_keeps_reasoning_content_and_gets_max_tokens() {
     let reply: Value = gw.chat(body.clone()).await.json().await.unwrap();
     assert_eq!(
         reply["choices"][0]["message"]["reasoning_content"],
-        llm_bridge::mock_upstream::REASONING_TEXT
+        llm_bridge_mock::REASONING_TEXT
     );
     let sent = gw.mock.state.last().body;
     assert_eq!(
@@ -209,7 +205,7 @@ async fn deepseek_keeps_reasoning_content_and_gets_max_tokens() {
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
         .collect();
-    assert_eq!(reasoning, llm_bridge::mock_upstream::REASONING_TEXT);
+    assert_eq!(reasoning, llm_bridge_mock::REASONING_TEXT);
 }
 
 #[tokio::test]
@@ -253,7 +249,7 @@ async fn regions_choose_base_urls() {
 
 #[tokio::test]
 async fn custom_openai_compatible_server() {
-    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let mock = llm_bridge_mock::MockUpstream::start().await;
     let toml = format!(
         "[[providers.custom]]\nname = \"ollama\"\nbase_url = \"{}/v1\"\nmodels = [\"llama3.2\"]\n",
         mock.url()
@@ -538,7 +534,7 @@ async fn malformed_stream_event_ends_with_error_event_and_done() {
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     assert!(
-        !text.contains(llm_bridge::mock_upstream::GARBLED),
+        !text.contains(llm_bridge_mock::GARBLED),
         "the malformed event is not forwarded: {text}"
     );
     let chunks = sse_chunks(&text);
@@ -555,10 +551,7 @@ async fn malformed_stream_event_ends_with_error_event_and_done() {
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
-    assert_eq!(
-        content,
-        llm_bridge::mock_upstream::REPLY_WORDS[..2].concat()
-    );
+    assert_eq!(content, llm_bridge_mock::REPLY_WORDS[..2].concat());
     assert!(before.iter().all(|c| c.get("error").is_none()), "{text}");
     gw.state.stats.flush().await;
     let rec = &gw.state.stats.recent(1, &Default::default()).await.unwrap()[0];

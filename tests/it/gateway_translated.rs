@@ -122,7 +122,7 @@ async fn gemini_stream_is_openai_shaped() {
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
-    assert_eq!(content, llm_bridge::mock_upstream::REPLY_WORDS.concat());
+    assert_eq!(content, llm_bridge_mock::REPLY_WORDS.concat());
     let finishes: Vec<&Value> = chunks
         .iter()
         .filter_map(|c| c["choices"].get(0))
@@ -179,7 +179,7 @@ async fn gemini_thinking_and_finish_reasons() {
     let reply: Value = gw.chat(body).await.json().await.unwrap();
     assert_eq!(
         reply["choices"][0]["message"]["reasoning_content"],
-        llm_bridge::mock_upstream::REASONING_TEXT
+        llm_bridge_mock::REASONING_TEXT
     );
     assert_eq!(
         reply["usage"]["completion_tokens_details"]["reasoning_tokens"],
@@ -333,7 +333,7 @@ async fn anthropic_request_is_native_and_reply_is_openai() {
         .unwrap();
     assert_eq!(
         reply["choices"][0]["message"]["content"],
-        llm_bridge::mock_upstream::REPLY_WORDS.concat()
+        llm_bridge_mock::REPLY_WORDS.concat()
     );
     assert_eq!(reply["choices"][0]["finish_reason"], "stop");
     assert_eq!(reply["usage"]["prompt_tokens"], 12);
@@ -394,7 +394,7 @@ async fn anthropic_stream_tools_and_usage() {
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
         .collect();
-    assert_eq!(reasoning, llm_bridge::mock_upstream::REASONING_TEXT);
+    assert_eq!(reasoning, llm_bridge_mock::REASONING_TEXT);
     let sent = gw.mock.state.last().body;
     assert_eq!(sent["thinking"]["type"], "enabled");
     assert!(

@@ -6,19 +6,6 @@ use std::time::Duration;
 use crate::support::*;
 use serde_json::{Value, json};
 
-const MASTER: &str = "mk-test-master-key-0123456789";
-
-async fn locked(toml: &str) -> TestGateway {
-    TestGateway::start_with(toml, |env| {
-        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
-    })
-    .await
-}
-
-fn hello(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
-}
-
 /// Creates a key with the master key; returns (id, secret).
 async fn create_key(gw: &TestGateway, settings: Value) -> (String, String) {
     let resp = gw
@@ -47,7 +34,7 @@ async fn chat_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response 
 
 #[tokio::test]
 async fn keys_are_created_listed_used_rotated_and_revoked() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     let resp = gw
         .post("/api/keys")
         .bearer_auth(MASTER)
@@ -95,8 +82,7 @@ async fn keys_are_created_listed_used_rotated_and_revoked() {
     assert_eq!(ok.headers()["x-ratelimit-limit-requests"], "100");
     assert_eq!(ok.headers()["x-ratelimit-remaining-requests"], "99");
     ok.bytes().await.unwrap();
-    let mut recorded = false;
-    for _ in 0..100 {
+    poll_until("the request recorded with the key id", || async {
         let log: Value = gw
             .get("/api/requests")
             .bearer_auth(MASTER)
@@ -106,13 +92,9 @@ async fn keys_are_created_listed_used_rotated_and_revoked() {
             .json()
             .await
             .unwrap();
-        if log[0]["client_key"] == id.as_str() {
-            recorded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(recorded, "request recorded with the key id");
+        (log[0]["client_key"] == id.as_str()).then_some(())
+    })
+    .await;
     let spend: Value = gw
         .get(&format!("/api/keys/{id}"))
         .bearer_auth(MASTER)
@@ -220,7 +202,7 @@ async fn keys_are_created_listed_used_rotated_and_revoked() {
 
 #[tokio::test]
 async fn keys_survive_a_restart_of_the_embedded_store() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     let (id, secret) = create_key(&gw, json!({"name": "persisted"})).await;
     // A second gateway on the same data directory reads the key file when it starts.
     let dir = gw.data_dir.path().to_string_lossy().to_string();
@@ -238,7 +220,7 @@ async fn keys_survive_a_restart_of_the_embedded_store() {
 
 #[tokio::test]
 async fn bad_key_settings_get_clear_errors() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     for (body, needle) in [
         (json!({"models": []}), "name"),
         (json!({"name": "x", "rpm": 0}), "rpm"),
@@ -277,7 +259,7 @@ async fn bad_key_settings_get_clear_errors() {
 
 #[tokio::test]
 async fn an_expired_key_is_refused() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     let soon = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -299,7 +281,7 @@ async fn an_expired_key_is_refused() {
 
 #[tokio::test]
 async fn over_budget_keys_get_429_saying_why() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     // One gpt-4o-mini request costs a few millionths of a dollar; the budget is smaller.
     let (_, secret) = create_key(
         &gw,
@@ -337,7 +319,7 @@ async fn over_budget_keys_get_429_saying_why() {
 
 #[tokio::test]
 async fn requests_per_minute_per_key() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     let (id, secret) = create_key(&gw, json!({"name": "limited", "rpm": 3})).await;
     for left in [2, 1, 0] {
         let resp = chat_as(&gw, &secret, "gpt-4o-mini").await;
@@ -418,7 +400,7 @@ async fn requests_per_minute_per_key() {
 
 #[tokio::test]
 async fn tokens_per_minute_count_what_requests_used() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     // Each mock reply uses 12 prompt + 20 completion tokens.
     let (_, secret) = create_key(&gw, json!({"name": "wordy", "tpm": 64})).await;
     for _ in 0..2 {
@@ -443,7 +425,7 @@ async fn tokens_per_minute_count_what_requests_used() {
 
 #[tokio::test]
 async fn streams_count_their_tokens_too() {
-    let gw = locked("").await;
+    let gw = TestGateway::start_locked("").await;
     let (_, secret) = create_key(&gw, json!({"name": "streamer", "tpm": 40})).await;
     let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
     let resp = gw

@@ -7,12 +7,6 @@ use crate::support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const MASTER: &str = "mk-test-master-key-0123456789";
-
-fn hello() -> Value {
-    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
-}
-
 async fn preflight(gw: &TestGateway, path: &str, origin: &str) -> reqwest::Response {
     gw.http
         .request(Method::OPTIONS, format!("{}{path}", gw.url))
@@ -35,7 +29,7 @@ async fn no_cross_origin_access_unless_configured() {
     let resp = gw
         .post("/v1/chat/completions")
         .header("origin", "https://evil.example")
-        .json(&hello())
+        .json(&hello("gpt-4o-mini"))
         .send()
         .await
         .unwrap();
@@ -44,13 +38,8 @@ async fn no_cross_origin_access_unless_configured() {
 
 #[tokio::test]
 async fn configured_origins_may_call_v1_but_not_the_console() {
-    let gw = TestGateway::start_with(
-        "[server]\ncors_origins = [\"https://app.example\"]\n",
-        |env| {
-            env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
-        },
-    )
-    .await;
+    let gw =
+        TestGateway::start_locked("[server]\ncors_origins = [\"https://app.example\"]\n").await;
     // The preflight carries no key and still gets its answer.
     let resp = preflight(&gw, "/v1/chat/completions", "https://app.example").await;
     assert!(resp.status().is_success(), "{}", resp.status());
@@ -73,7 +62,7 @@ async fn configured_origins_may_call_v1_but_not_the_console() {
         .post("/v1/chat/completions")
         .header("origin", "https://app.example")
         .bearer_auth(MASTER)
-        .json(&hello())
+        .json(&hello("gpt-4o-mini"))
         .send()
         .await
         .unwrap();
@@ -91,7 +80,7 @@ async fn configured_origins_may_call_v1_but_not_the_console() {
     let resp = gw
         .post("/v1/chat/completions")
         .header("origin", "https://app.example")
-        .json(&hello())
+        .json(&hello("gpt-4o-mini"))
         .send()
         .await
         .unwrap();
@@ -123,7 +112,7 @@ async fn oversized_headers_get_431_in_openai_shape() {
     let resp = gw
         .post("/v1/chat/completions")
         .header("x-padding", "a".repeat(5000))
-        .json(&hello())
+        .json(&hello("gpt-4o-mini"))
         .send()
         .await
         .unwrap();
@@ -134,7 +123,7 @@ async fn oversized_headers_get_431_in_openai_shape() {
     let ok = gw
         .post("/v1/chat/completions")
         .header("x-padding", "a".repeat(1000))
-        .json(&hello())
+        .json(&hello("gpt-4o-mini"))
         .send()
         .await
         .unwrap();
@@ -144,7 +133,7 @@ async fn oversized_headers_get_431_in_openai_shape() {
 #[tokio::test]
 async fn a_request_cannot_choose_the_upstream() {
     let gw = TestGateway::start().await;
-    let mut body = hello();
+    let mut body = hello("gpt-4o-mini");
     body["base_url"] = json!("http://127.0.0.1:9");
     body["api_base"] = json!("http://127.0.0.1:9");
     let resp = gw
@@ -293,18 +282,14 @@ async fn model_names_cannot_change_the_upstream_url() {
         "{health}"
     );
     // A valid name with `/` stays one path segment (percent-encoded) for Gemini.
-    let resp = gw.chat(hello_model("gemini/tunedModels/t-1")).await;
+    let resp = gw.chat(hello("gemini/tunedModels/t-1")).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(
         gw.mock.state.last().path,
         "/v1beta/models/tunedModels/t-1:generateContent"
     );
-    let resp = gw.chat(hello_model("gemini-2.5-flash")).await;
+    let resp = gw.chat(hello("gemini-2.5-flash")).await;
     assert_eq!(resp.status(), 200);
-}
-
-fn hello_model(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
 }
 
 async fn raw_connect(gw: &TestGateway) -> tokio::net::TcpStream {
@@ -382,7 +367,7 @@ async fn slow_headers_are_cut_off() {
         "{at:?}"
     );
     // Normal requests are unaffected.
-    let resp = gw.chat(hello()).await;
+    let resp = gw.chat(hello("gpt-4o-mini")).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -468,10 +453,7 @@ async fn login(gw: &TestGateway, key: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn the_session_cookie_does_not_work_cross_site() {
-    let gw = TestGateway::start_with("", |env| {
-        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
-    })
-    .await;
+    let gw = TestGateway::start_locked("").await;
     let resp = login(&gw, MASTER).await;
     assert_eq!(resp.status(), 303);
     let cookie = resp.headers()["set-cookie"]
@@ -532,10 +514,7 @@ async fn the_session_cookie_does_not_work_cross_site() {
 
 #[tokio::test]
 async fn login_attempts_are_rate_limited() {
-    let gw = TestGateway::start_with("", |env| {
-        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
-    })
-    .await;
+    let gw = TestGateway::start_locked("").await;
     let mut statuses = Vec::new();
     for i in 0..30 {
         statuses.push(login(&gw, &format!("wrong-{i}")).await.status().as_u16());
@@ -561,11 +540,8 @@ async fn login_attempts_are_rate_limited() {
 
 #[tokio::test]
 async fn health_details_need_the_key() {
-    let gw = TestGateway::start_with("", |env| {
-        env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
-    })
-    .await;
-    let resp = gw.chat(hello()).await;
+    let gw = TestGateway::start_locked("").await;
+    let resp = gw.chat(hello("gpt-4o-mini")).await;
     assert_eq!(resp.status(), 401);
     let open: Value = gw.get_json("/health").await;
     assert_eq!(open["status"], "ok");
@@ -608,7 +584,7 @@ async fn one_failing_request_does_not_take_a_model_down() {
     };
     // Two requests, each retried once: two failures, not four; the circuit stays closed.
     for _ in 0..2 {
-        let resp = gw.chat(hello_model("solo")).await;
+        let resp = gw.chat(hello("solo")).await;
         assert_eq!(resp.status(), 502);
         assert_eq!(resp.headers()["x-llm-bridge-attempts"], "2");
     }
@@ -616,23 +592,23 @@ async fn one_failing_request_does_not_take_a_model_down() {
     assert_eq!(state(&gw, "only").consecutive_failures, 2);
     assert_eq!(format!("{:?}", state(&gw, "only").state), "Closed");
     // The third opens it; the next request is still tried (the only deployment), not refused.
-    assert_eq!(gw.chat(hello_model("solo")).await.status(), 502);
+    assert_eq!(gw.chat(hello("solo")).await.status(), 502);
     assert_eq!(format!("{:?}", state(&gw, "only").state), "Open");
     let before = gw.mock.state.received().len();
-    let resp = gw.chat(hello_model("solo")).await;
+    let resp = gw.chat(hello("solo")).await;
     assert_ne!(resp.status(), 503);
     assert_eq!(gw.mock.state.received().len(), before + 1, "tried anyway");
     // The upstream recovers (it fails six times): the next request succeeds and closes the circuit.
-    let resp = gw.chat(hello_model("solo")).await;
+    let resp = gw.chat(hello("solo")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(format!("{:?}", state(&gw, "only").state), "Closed");
 
     // A 429 with Retry-After: the client is told 429 with Retry-After, not 503.
-    let resp = gw.chat(hello_model("busy")).await;
+    let resp = gw.chat(hello("busy")).await;
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     let hits = gw.mock.state.received().len();
-    let resp = gw.chat(hello_model("busy")).await;
+    let resp = gw.chat(hello("busy")).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
     let e: Value = resp.json().await.unwrap();
@@ -648,11 +624,11 @@ async fn one_failing_request_does_not_take_a_model_down() {
 async fn reply_headers_are_bounded_ascii() {
     let toml = "[[deployments]]\nname = \"東京-primary\\u0001\"\nmodel = \"tokyo\"\nprovider = \"openai\"\nupstream_model = \"gpt-4o-mini\"\n";
     let gw = TestGateway::start_with(toml, |_| {}).await;
-    let resp = gw.chat(hello_model("tokyo")).await;
+    let resp = gw.chat(hello("tokyo")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-llm-bridge-deployment"], "__-primary_");
     let long = format!("openai/{}", "m".repeat(240));
-    let resp = gw.chat(hello_model(&long)).await;
+    let resp = gw.chat(hello(&long)).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["x-llm-bridge-deployment"].len() <= 256);
 }
@@ -687,7 +663,7 @@ async fn every_api_error_is_openai_json() {
         431,
         gw.post("/v1/chat/completions")
             .headers(many)
-            .json(&hello())
+            .json(&hello("gpt-4o-mini"))
             .send()
             .await
             .unwrap(),
@@ -698,7 +674,15 @@ async fn every_api_error_is_openai_json() {
     check(413, gw.post("/api/keys").json(&big).send().await.unwrap()).await;
     check(400, gw.get("/api/requests?limit=-1").send().await.unwrap()).await;
     for path in ["/v1/completions", "/v1/x/y/z", "/api/nothing"] {
-        let e = check(404, gw.post(path).json(&hello()).send().await.unwrap()).await;
+        let e = check(
+            404,
+            gw.post(path)
+                .json(&hello("gpt-4o-mini"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(e["error"]["code"], "unknown_route");
     }
 }
@@ -706,7 +690,7 @@ async fn every_api_error_is_openai_json() {
 #[tokio::test]
 async fn keys_in_upstream_errors_are_masked_in_any_form() {
     let gw = TestGateway::start().await;
-    let resp = gw.chat(hello_model("openai/m-leakkey")).await;
+    let resp = gw.chat(hello("openai/m-leakkey")).await;
     assert_eq!(resp.status(), 401);
     let text = resp.text().await.unwrap();
     assert!(text.contains("Incorrect API key provided"), "{text}");

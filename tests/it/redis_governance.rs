@@ -6,14 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use llm_bridge::mock_upstream::MockUpstream;
+use llm_bridge_mock::MockUpstream;
 use serde_json::{Value, json};
-
-const MASTER: &str = "mk-test-master-key-0123456789";
-
-fn hello() -> Value {
-    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
-}
 
 async fn replicas(
     redis: &RedisServer,
@@ -54,7 +48,7 @@ async fn create_key(http: &reqwest::Client, url: &str, settings: Value) -> (Stri
 async fn chat(http: &reqwest::Client, url: &str, key: &str) -> u16 {
     http.post(format!("{url}/v1/chat/completions"))
         .bearer_auth(key)
-        .json(&hello())
+        .json(&hello("gpt-4o-mini"))
         .send()
         .await
         .unwrap()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::support::*;
-use llm_bridge::mock_upstream::MockUpstream;
+use llm_bridge_mock::MockUpstream;
 use serde_json::json;
 
 struct Setup {

@@ -13,10 +13,6 @@ fn deployment(name: &str, model: &str, upstream: &str, extra: &str) -> String {
     )
 }
 
-fn hello(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
-}
-
 fn served_by(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("x-llm-bridge-deployment")
@@ -244,7 +240,7 @@ async fn slow_first_token_fails_over_to_the_next_deployment() {
                 .map(str::to_string)
         })
         .collect();
-    assert_eq!(content, llm_bridge::mock_upstream::REPLY_WORDS.concat());
+    assert_eq!(content, llm_bridge_mock::REPLY_WORDS.concat());
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! header, metric or log line (debug logging on).
 
 use crate::support::*;
-use llm_bridge::mock_upstream::MockUpstream;
+use llm_bridge_mock::MockUpstream;
 use serde_json::{Value, json};
 
 const MASTER: &str = "mk-session-master-key-5f3a9c1e7b";

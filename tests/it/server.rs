@@ -190,7 +190,7 @@ async fn ready_is_503_when_the_store_is_unusable() {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
-    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let mock = llm_bridge_mock::MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
@@ -229,7 +229,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
 
 #[tokio::test]
 async fn embedded_store_keeps_totals_across_a_restart() {
-    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let mock = llm_bridge_mock::MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
@@ -272,7 +272,7 @@ async fn embedded_store_keeps_totals_across_a_restart() {
 
 #[tokio::test]
 async fn embedded_store_survives_a_crash() {
-    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let mock = llm_bridge_mock::MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("OPENAI_API_KEY", OPENAI_KEY.to_string()),

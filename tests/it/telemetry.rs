@@ -32,7 +32,7 @@ async fn spans_reach_the_collector_and_the_trace_continues_upstream() {
     let collector = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
 
-    let mock = llm_bridge::mock_upstream::MockUpstream::start().await;
+    let mock = llm_bridge_mock::MockUpstream::start().await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_llm-bridge"))

@@ -10,8 +10,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_llm-bridge");
 use std::time::Duration;
 
 use llm_bridge::config::{CliOverrides, Config};
-use llm_bridge::mock_upstream::MockUpstream;
 use llm_bridge::state::AppState;
+use llm_bridge_mock::MockUpstream;
+
+/// The master key of the gateways started with [`TestGateway::start_locked`].
+pub const MASTER: &str = "mk-test-master-key-0123456789";
+
+/// The smallest chat request for `model`.
+pub fn hello(model: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
+}
 
 pub const OPENAI_KEY: &str = "sk-test-openai-0123456789";
 pub const GEMINI_KEY: &str = "gm-test-gemini-0123456789";
@@ -45,31 +53,35 @@ impl Drop for TestGateway {
 
 /// Environment for a gateway whose every provider points at the mock.
 pub fn mock_env(mock: &MockUpstream) -> HashMap<String, String> {
-    let m = mock.url();
-    [
-        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
-        ("OPENAI_BASE_URL", format!("{m}/v1")),
-        ("GEMINI_API_KEY", GEMINI_KEY.to_string()),
-        ("GEMINI_BASE_URL", format!("{m}/v1beta")),
-        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.to_string()),
-        ("ANTHROPIC_BASE_URL", m.clone()),
-        ("DEEPSEEK_API_KEY", DEEPSEEK_KEY.to_string()),
-        ("DEEPSEEK_BASE_URL", m.clone()),
-        ("QWEN_API_KEY", QWEN_KEY.to_string()),
-        ("QWEN_BASE_URL", format!("{m}/compatible-mode/v1")),
-        ("MOONSHOT_API_KEY", MOONSHOT_KEY.to_string()),
-        ("MOONSHOT_BASE_URL", format!("{m}/v1")),
-        ("LLM_BRIDGE_STATS_FLUSH_INTERVAL", "50ms".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    let keys = [
+        ("OPENAI_API_KEY", OPENAI_KEY),
+        ("GEMINI_API_KEY", GEMINI_KEY),
+        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
+        ("DEEPSEEK_API_KEY", DEEPSEEK_KEY),
+        ("QWEN_API_KEY", QWEN_KEY),
+        ("MOONSHOT_API_KEY", MOONSHOT_KEY),
+        ("LLM_BRIDGE_STATS_FLUSH_INTERVAL", "50ms"),
+    ];
+    let urls = llm_bridge_mock::wiring(&mock.url());
+    assert_eq!(urls.len(), ALL_KEYS.len(), "a base URL per provider");
+    keys.into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(urls.into_iter().map(|(k, v)| (k.to_string(), v)))
+        .collect()
 }
 
 impl TestGateway {
     /// A gateway with every provider on the mock.
     pub async fn start() -> TestGateway {
         Self::start_with("", |_| {}).await
+    }
+
+    /// A gateway with every provider on the mock, locked with [`MASTER`].
+    pub async fn start_locked(toml: &str) -> TestGateway {
+        Self::start_with(toml, |env| {
+            env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
+        })
+        .await
     }
 
     /// `toml` is a config file's text; `tweak` edits the environment before loading.
@@ -287,6 +299,21 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Polls `f` every 25 ms until it gives a value (5 s at most), and returns it.
+pub async fn poll_until<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(value) = f().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
 }
 
 pub async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {

@@ -177,7 +177,7 @@ fn SecretBox(created: CreatedKey, #[prop(into)] on_dismiss: Callback<()>) -> imp
         let _text = secret.clone();
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            if write_clipboard(_text).await {
+            if crate::app::clipboard::copy(_text).await {
                 copied.set(true);
                 set_timeout(
                     move || copied.set(false),
@@ -210,11 +210,4 @@ fn SecretBox(created: CreatedKey, #[prop(into)] on_dismiss: Callback<()>) -> imp
             </button>
         </section>
     }
-}
-
-/// Copies text to the clipboard; true when it worked.
-#[cfg(feature = "hydrate")]
-async fn write_clipboard(text: String) -> bool {
-    let promise = window().navigator().clipboard().write_text(&text);
-    wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
 }

@@ -75,12 +75,6 @@ async fn exchange(
     Ok(())
 }
 
-/// Copies text to the clipboard; true when it worked.
-pub async fn copy(text: String) -> bool {
-    let clipboard = window().navigator().clipboard();
-    JsFuture::from(clipboard.write_text(&text)).await.is_ok()
-}
-
 thread_local! {
     static CURRENT: std::cell::RefCell<Option<web_sys::AbortController>> = const { std::cell::RefCell::new(None) };
 }

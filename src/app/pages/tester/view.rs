@@ -445,7 +445,7 @@ fn CodeTabs(
         let _value = text();
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            if super::fetch::copy(_value).await {
+            if crate::app::clipboard::copy(_value).await {
                 copied.set(true);
                 set_timeout(
                     move || copied.set(false),

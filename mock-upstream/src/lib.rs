@@ -1,4 +1,5 @@
-//! A mock upstream for tests, the benchmark and the console's end2end tests. It speaks OpenAI's,
+//! A mock upstream for tests, the benchmark and the console's end2end tests (a development crate:
+//! the gateway's build never contains it). It speaks OpenAI's,
 //! Gemini's and Anthropic's wire formats, streaming included, and records every request it receives.
 //!
 //! Behaviour is chosen by words in the requested model name, the same for every wire format:
@@ -20,9 +21,9 @@
 //! Otherwise it answers [`REPLY_WORDS`] as text: one word per stream chunk, usage
 //! `PROMPT_TOKENS` in and `REPLY_WORDS.len()` out (plus `CACHED_TOKENS` cached).
 
-mod anthropic;
-mod gemini;
-mod openai;
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -262,6 +263,19 @@ impl Drop for MockUpstream {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Where each provider's base URL points on a mock at `mock_url` (`http://host:port`): the
+/// `(variable, URL)` pairs of `wiring.txt`, which `scripts/e2e.sh` reads too.
+pub fn wiring(mock_url: &str) -> Vec<(&'static str, String)> {
+    include_str!("../wiring.txt")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            Some((fields.next()?, fields.next()?.replace("{mock}", mock_url)))
+        })
+        .collect()
 }
 
 /// A deterministic 8-dimensional embedding of a text.

@@ -16,9 +16,9 @@ use super::{
 };
 
 /// Dimensions of the mock's embeddings when the request names none.
-const EMBEDDING_DIMS: usize = 8;
+pub const EMBEDDING_DIMS: usize = 8;
 /// Output tokens reported for every reply.
-const COMPLETION_TOKENS: u64 = REPLY_WORDS.len() as u64;
+pub const COMPLETION_TOKENS: u64 = REPLY_WORDS.len() as u64;
 
 pub async fn dispatch(
     State(mock): State<Arc<MockState>>,
@@ -105,7 +105,7 @@ pub async fn dispatch(
 }
 
 /// Gemini's error shape: `{"error":{"code","message","status"}}`.
-fn error(status: StatusCode, message: &str) -> Response {
+pub fn error(status: StatusCode, message: &str) -> Response {
     let name = match status.as_u16() {
         400 => "INVALID_ARGUMENT",
         401 => "UNAUTHENTICATED",
@@ -120,7 +120,7 @@ fn error(status: StatusCode, message: &str) -> Response {
     json_response(status, &body)
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
@@ -129,7 +129,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn usage(behaviour: Behaviour) -> Option<Value> {
+pub fn usage(behaviour: Behaviour) -> Option<Value> {
     let thoughts = if behaviour == Behaviour::Reasoning {
         REASONING_TOKENS
     } else {
@@ -155,7 +155,7 @@ fn usage(behaviour: Behaviour) -> Option<Value> {
     }
 }
 
-fn finish_reason(behaviour: Behaviour) -> &'static str {
+pub fn finish_reason(behaviour: Behaviour) -> &'static str {
     match behaviour {
         Behaviour::Length => "MAX_TOKENS",
         Behaviour::Malformed => "MALFORMED_FUNCTION_CALL",
@@ -164,12 +164,12 @@ fn finish_reason(behaviour: Behaviour) -> &'static str {
     }
 }
 
-fn weather_call(city: &str) -> Value {
+pub fn weather_call(city: &str) -> Value {
     json!({"functionCall": {"name": "get_weather", "args": {"city": city}}})
 }
 
 /// A GenerateContentResponse with one candidate (`parts` None: no content).
-fn response(
+pub fn response(
     model: &str,
     parts: Option<Vec<Value>>,
     finish: Option<&str>,
@@ -192,7 +192,7 @@ fn response(
     reply
 }
 
-fn blocked(model: &str, behaviour: Behaviour) -> Value {
+pub fn blocked(model: &str, behaviour: Behaviour) -> Value {
     let mut reply = json!({"promptFeedback": {"blockReason": "SAFETY"}, "modelVersion": model, "responseId": "mock-gemini-response"});
     if let Some(usage) = usage(behaviour) {
         reply["usageMetadata"] = usage;
@@ -201,7 +201,7 @@ fn blocked(model: &str, behaviour: Behaviour) -> Value {
 }
 
 /// The whole reply of `generateContent`.
-fn reply(model: &str, behaviour: Behaviour) -> Value {
+pub fn reply(model: &str, behaviour: Behaviour) -> Value {
     let finish = Some(finish_reason(behaviour));
     let usage = usage(behaviour);
     let text = json!({"text": REPLY_WORDS.concat()});
@@ -223,7 +223,7 @@ fn reply(model: &str, behaviour: Behaviour) -> Value {
 }
 
 /// The events of `streamGenerateContent`: one word each, finish reason and usage on the last.
-fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
+pub fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
     let usage = usage(behaviour);
     let finish = finish_reason(behaviour);
     let words = |n: usize| -> Vec<Value> {
@@ -270,7 +270,7 @@ fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
 
 /// SSE (`data: {json}\r\n\r\n` per event) or, without `alt=sse`, one JSON array streamed element by element.
 /// `cut` ends the body with an error after three events: the connection is aborted mid-reply.
-fn stream_response(model: &str, behaviour: Behaviour, sse: bool) -> Response {
+pub fn stream_response(model: &str, behaviour: Behaviour, sse: bool) -> Response {
     let events = events(model, behaviour);
     let count = events.len();
     let mut frames: Vec<Bytes> = Vec::with_capacity(count + 2);
@@ -320,7 +320,7 @@ fn stream_response(model: &str, behaviour: Behaviour, sse: bool) -> Response {
 }
 
 /// `batchEmbedContents`: one deterministic vector per request (8 dimensions unless `outputDimensionality` says otherwise).
-fn embed(request: &Value) -> Response {
+pub fn embed(request: &Value) -> Response {
     let Some(requests) = request
         .get("requests")
         .and_then(Value::as_array)
@@ -355,7 +355,7 @@ fn embed(request: &Value) -> Response {
 }
 
 /// A deterministic vector in [-1, 1) from the text (FNV-1a seed, splitmix64 steps).
-fn vector(text: &str, dims: usize) -> Vec<f32> {
+pub fn vector(text: &str, dims: usize) -> Vec<f32> {
     let mut seed: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         seed ^= u64::from(b);
@@ -372,6 +372,3 @@ fn vector(text: &str, dims: usize) -> Vec<f32> {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,9 +1,11 @@
-use super::super::MockUpstream;
-use super::*;
-use crate::providers::gemini as translate;
-use crate::providers::openai_types::Usage;
-use crate::providers::sse::SseDecoder;
-use crate::providers::translate::ReplyContext;
+use axum::http::{StatusCode, header};
+use llm_bridge::providers::gemini as translate;
+use llm_bridge::providers::openai_types::Usage;
+use llm_bridge::providers::sse::SseDecoder;
+use llm_bridge::providers::translate::ReplyContext;
+use llm_bridge_mock::gemini::*;
+use llm_bridge_mock::*;
+use serde_json::{Value, json};
 
 fn ctx() -> ReplyContext {
     ReplyContext {
@@ -41,7 +43,7 @@ async fn post(
 async fn complete(
     mock: &MockUpstream,
     model: &str,
-) -> Result<(Value, Usage), crate::error::ApiError> {
+) -> Result<(Value, Usage), llm_bridge::error::ApiError> {
     let response = post(mock, model, "generateContent", "", chat_body(), true).await;
     assert_eq!(response.status(), StatusCode::OK);
     let raw = response.bytes().await.unwrap();
@@ -53,7 +55,10 @@ async fn complete(
 async fn stream(
     mock: &MockUpstream,
     model: &str,
-) -> (Vec<Value>, Result<Option<Usage>, crate::error::ApiError>) {
+) -> (
+    Vec<Value>,
+    Result<Option<Usage>, llm_bridge::error::ApiError>,
+) {
     let response = post(
         mock,
         model,
@@ -367,7 +372,7 @@ async fn missing_key_and_bad_requests() {
 #[tokio::test]
 async fn embeddings() {
     let mock = MockUpstream::start().await;
-    let request: crate::providers::openai_types::EmbeddingRequest =
+    let request: llm_bridge::providers::openai_types::EmbeddingRequest =
         serde_json::from_value(json!({"model": "gemini-embedding-001", "input": ["a", "b", "a"]}))
             .unwrap();
     let body = translate::embeddings_request(&request, "gemini-embedding-001").unwrap();

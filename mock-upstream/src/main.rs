@@ -1,7 +1,7 @@
 //! Runs the mock upstream on its own: `mock_upstream [ADDR]` (default 127.0.0.1:0; the bound
 //! address is printed). Used by the end2end tests and handy for trying the gateway without keys.
 
-use llm_bridge::mock_upstream::MockUpstream;
+use llm_bridge_mock::MockUpstream;
 
 #[tokio::main]
 async fn main() {
