@@ -51,25 +51,9 @@ async fn keys_are_created_listed_used_rotated_and_revoked() {
     assert_eq!(created["budget_period"], "day");
 
     // Listed and fetched without the secret; stored only as a hash.
-    let list = gw
-        .get("/api/keys")
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = gw.master_text("/api/keys").await;
     assert!(list.contains(&id) && !list.contains(&secret), "{list}");
-    let one: Value = gw
-        .get(&format!("/api/keys/{id}"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = gw.master_json(&format!("/api/keys/{id}")).await;
     assert_eq!(one["name"], "team-a");
     assert!(one.get("key").is_none());
     let file = std::fs::read_to_string(gw.data_dir.path().join("keys.json")).unwrap();
@@ -83,27 +67,11 @@ async fn keys_are_created_listed_used_rotated_and_revoked() {
     assert_eq!(ok.headers()["x-ratelimit-remaining-requests"], "99");
     ok.bytes().await.unwrap();
     poll_until("the request recorded with the key id", || async {
-        let log: Value = gw
-            .get("/api/requests")
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log: Value = gw.master_json("/api/requests").await;
         (log[0]["client_key"] == id.as_str()).then_some(())
     })
     .await;
-    let spend: Value = gw
-        .get(&format!("/api/keys/{id}"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spend: Value = gw.master_json(&format!("/api/keys/{id}")).await;
     assert!(spend["spend_today_usd"].as_f64().unwrap() > 0.0, "{spend}");
 
     // A virtual key is for /v1 only.
@@ -359,15 +327,7 @@ async fn requests_per_minute_per_key() {
         upstream_before,
         "refused before the upstream"
     );
-    let metrics = gw
-        .get("/metrics")
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.master_text("/metrics").await;
     assert!(
         metrics.contains("llm_bridge_refused_total{reason=\"rate_limit_key\"}"),
         "{metrics}"
@@ -375,15 +335,7 @@ async fn requests_per_minute_per_key() {
     // The refusal is in the request log, under the key.
     let mut logged = false;
     for _ in 0..100 {
-        let log: Value = gw
-            .get("/api/requests?status=429")
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log: Value = gw.master_json("/api/requests?status=429").await;
         if log.as_array().is_some_and(|l| !l.is_empty()) {
             assert_eq!(log[0]["client_key"], id.as_str());
             assert_eq!(log[0]["error_class"], "rate_limited");

@@ -547,15 +547,7 @@ async fn health_details_need_the_key() {
     assert_eq!(open["status"], "ok");
     assert!(open["version"].is_string());
     assert_eq!(open.as_object().unwrap().len(), 2, "{open}");
-    let full: Value = gw
-        .get("/health")
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let full: Value = gw.master_json("/health").await;
     assert!(
         full["deployments"].is_array() && full["providers"].is_array(),
         "{full}"

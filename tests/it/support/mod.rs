@@ -145,6 +145,18 @@ impl TestGateway {
         self.http.get(format!("{}{path}", self.url))
     }
 
+    /// A GET with the master key; the reply's text.
+    pub async fn master_text(&self, path: &str) -> String {
+        let resp = self.get(path).bearer_auth(MASTER).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
+    /// A GET with the master key whose reply is JSON, as a value.
+    pub async fn master_json(&self, path: &str) -> serde_json::Value {
+        let resp = self.get(path).bearer_auth(MASTER).send().await.unwrap();
+        resp.json().await.unwrap()
+    }
+
     /// A GET whose reply is JSON, as a value.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.get(path).send().await.unwrap().json().await.unwrap()
