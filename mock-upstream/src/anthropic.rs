@@ -250,3 +250,20 @@ pub fn stream_reply(model: &str, b: Behaviour) -> Response {
         .body(body)
         .expect("a valid response")
 }
+
+/// POST /v1/messages/count_tokens: a count the tests can tell from an estimate (`PROMPT_TOKENS`).
+pub async fn count_tokens(
+    State(mock): State<Arc<MockState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    mock.record("/v1/messages/count_tokens", None, &headers, &body);
+    if headers.get("x-api-key").is_none_or(|v| v.is_empty()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "x-api-key header is required",
+        );
+    }
+    axum::Json(json!({"input_tokens": super::PROMPT_TOKENS})).into_response()
+}

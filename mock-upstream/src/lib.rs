@@ -70,6 +70,8 @@ pub struct Received {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
+    /// The body's bytes as they arrived.
+    pub raw: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -81,14 +83,15 @@ pub struct MockState {
 }
 
 impl MockState {
-    fn record(&self, path: &str, query: Option<String>, headers: &HeaderMap, body: &[u8]) {
+    fn record(&self, path: &str, query: Option<String>, headers: &HeaderMap, raw: &[u8]) {
         if self.record {
-            let body = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+            let body = serde_json::from_slice(raw).unwrap_or(serde_json::Value::Null);
             let received = Received {
                 path: path.to_string(),
                 query,
                 headers: headers.clone(),
                 body,
+                raw: raw.to_vec(),
             };
             self.received.lock().unwrap().push(received);
         }
@@ -214,6 +217,7 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .with_state(state)
 }
 

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod hardening;
 mod health;
 mod keys;
+pub mod messages;
 mod metrics;
 pub mod models;
 pub mod openapi;
@@ -24,8 +25,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/v1/embeddings",
-            post(v1::embeddings).route_layer(admission),
+            post(v1::embeddings).route_layer(admission.clone()),
         )
+        .route(
+            "/v1/messages",
+            post(messages::messages).route_layer(admission),
+        )
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get_one));
     if let Some(cors) = hardening::cors(&state.config().server) {

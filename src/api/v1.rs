@@ -58,7 +58,10 @@ pub async fn admit(State(state): State<AppState>, mut request: Request, next: Ne
 }
 
 /// The body, or the reason it could not be read (413 when over the size limit) in OpenAI's shape.
-fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) fn body_or_error(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
         if timed_out(&rejection) {

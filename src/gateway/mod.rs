@@ -8,6 +8,7 @@ pub mod chat;
 pub mod embeddings;
 pub mod failover;
 pub mod journey;
+pub mod messages;
 pub mod record;
 pub mod relay;
 pub mod route;

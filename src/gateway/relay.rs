@@ -9,20 +9,58 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+
 use super::record::{Recording, estimate_tokens};
+use super::upstream::{Failure, Sent};
 use crate::error::ApiError;
 use crate::providers::dialect::ChatTranslator;
-use crate::providers::openai_compatible::usage_from_tail;
-use crate::providers::sse::{self, SseDecoder};
+use crate::providers::openai_types::Usage;
+use crate::providers::sse::{self, SseDecoder, SseEvent};
+use crate::routing::Candidate;
 use crate::routing::limits::Slot;
 
 pub type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// A streamed chat reply.
-pub struct SseRelay {
+/// What a streamed reply's client receives, event by event, in the client's API.
+pub trait StreamOut: Send + 'static {
+    /// One upstream event: appends the client's frames to `out`.
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError>;
+    /// The upstream's stream ended: appends what closes the client's stream.
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError>;
+    fn usage(&self) -> Option<Usage>;
+    /// The stream broke off: appends the error as the client's API writes it, and the end.
+    fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>);
+}
+
+/// Chat completions: OpenAI's chunks, `[DONE]` at the end, the error as a chunk-sized event.
+impl StreamOut for ChatTranslator {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        ChatTranslator::event(self, &event.data, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        ChatTranslator::finish(self, out)?;
+        out.extend_from_slice(sse::DONE);
+        Ok(())
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        ChatTranslator::usage(self)
+    }
+
+    fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        sse::write_raw(out, &error.to_json());
+        out.extend_from_slice(sse::DONE);
+    }
+}
+
+/// A streamed reply.
+pub struct SseRelay<T> {
     upstream: Upstream,
     decoder: SseDecoder,
-    translator: ChatTranslator,
+    translator: T,
     idle: Duration,
     recording: Option<Recording>,
     slot: Option<Slot>,
@@ -34,14 +72,14 @@ pub struct SseRelay {
     lookahead: Option<Option<reqwest::Result<Bytes>>>,
 }
 
-impl SseRelay {
+impl<T: StreamOut> SseRelay<T> {
     pub fn new(
         upstream: Upstream,
-        translator: ChatTranslator,
+        translator: T,
         idle: Duration,
         upstream_model: String,
         prompt_bytes: usize,
-    ) -> SseRelay {
+    ) -> SseRelay<T> {
         SseRelay {
             upstream,
             decoder: SseDecoder::default(),
@@ -74,7 +112,7 @@ impl SseRelay {
                 match self.decoder.next_event() {
                     Ok(Some(event)) => {
                         self.events += 1;
-                        self.translator.event(&event.data, &mut out)?;
+                        self.translator.event(&event, &mut out)?;
                     }
                     Ok(None) => break,
                     Err(_) => {
@@ -114,10 +152,9 @@ impl SseRelay {
                 }
                 Ok(None) => {
                     if let Some(event) = self.decoder.finish() {
-                        self.translator.event(&event.data, &mut out)?;
+                        self.translator.event(&event, &mut out)?;
                     }
                     self.translator.finish(&mut out)?;
-                    out.extend_from_slice(sse::DONE);
                     self.done = true;
                     let events = self.events;
                     let prompt_bytes = self.prompt_bytes;
@@ -156,8 +193,7 @@ impl SseRelay {
             r.fail_midway(error);
         }
         let mut out = Vec::new();
-        sse::write_raw(&mut out, &error.to_json());
-        out.extend_from_slice(sse::DONE);
+        self.translator.fail(error, &mut out);
         Bytes::from(out)
     }
 
@@ -180,6 +216,8 @@ impl SseRelay {
 /// A non-stream OpenAI-dialect reply, forwarded chunk by chunk; usage is read from its tail.
 pub struct PassthroughBody {
     upstream: Upstream,
+    /// Reads the usage from the reply's last bytes.
+    usage_of: fn(&[u8]) -> Option<Usage>,
     idle: Duration,
     tail: Vec<u8>,
     total: usize,
@@ -194,12 +232,14 @@ const TAIL_BYTES: usize = 16 * 1024;
 impl PassthroughBody {
     pub fn new(
         upstream: Upstream,
+        usage_of: fn(&[u8]) -> Option<Usage>,
         idle: Duration,
         upstream_model: String,
         prompt_bytes: usize,
     ) -> Self {
         PassthroughBody {
             upstream,
+            usage_of,
             idle,
             tail: Vec::new(),
             total: 0,
@@ -234,7 +274,7 @@ impl PassthroughBody {
                 if let Some(r) = self.recording.take() {
                     let (prompt_bytes, total) = (self.prompt_bytes, self.total);
                     r.succeed(
-                        usage_from_tail(&self.tail),
+                        (self.usage_of)(&self.tail),
                         || (estimate_tokens(prompt_bytes), estimate_tokens(total)),
                         &self.upstream_model,
                     );
@@ -264,6 +304,150 @@ impl PassthroughBody {
             }
         });
         Body::from_stream(futures_util::stream::once(async move { Ok(first) }).chain(rest))
+    }
+}
+
+/// Largest non-stream reply the gateway reads whole (to translate it); OpenAI-dialect chat replies
+/// are streamed through.
+const MAX_WHOLE_REPLY: usize = 32 * 1024 * 1024;
+
+/// A reply that has started: the first bytes are in hand, the rest follows.
+pub enum Started<T> {
+    Stream(Box<SseRelay<T>>, Bytes),
+    Passthrough(Box<PassthroughBody>, Bytes),
+    Complete(Vec<u8>, Usage),
+}
+
+impl<T: StreamOut> Started<T> {
+    /// The client's response; the record (and the deployment's slot) finish when the reply ends.
+    pub fn into_response(
+        self,
+        mut recording: Recording,
+        slot: Slot,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Response {
+        let (mut response, content_type) = match self {
+            Started::Stream(mut relay, first) => {
+                recording.first_token();
+                relay.attach(recording, slot);
+                (Response::new(relay.into_body(first)), "text/event-stream")
+            }
+            Started::Passthrough(mut relay, first) => {
+                relay.attach(recording, slot);
+                (Response::new(relay.into_body(first)), "application/json")
+            }
+            Started::Complete(json, usage) => {
+                recording.succeed(Some(usage), || (0, 0), upstream_model);
+                (Response::new(Body::from(json)), "application/json")
+            }
+        };
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if stream {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        }
+        response
+    }
+}
+
+/// Starts a streamed reply: its first event must come within the provider's first-byte timeout,
+/// so that a stream that fails before the client has seen anything can still fail over.
+pub async fn start_stream<T: StreamOut>(
+    candidate: &Candidate,
+    sent: Sent,
+    translator: T,
+    prompt_bytes: usize,
+) -> Result<Started<T>, Failure> {
+    let provider = &candidate.deployment.provider;
+    let mut relay = SseRelay::new(
+        Box::pin(sent.response.bytes_stream()),
+        translator,
+        provider.timeouts.idle,
+        candidate.model.clone(),
+        prompt_bytes,
+    );
+    match tokio::time::timeout(provider.timeouts.first_byte, relay.next()).await {
+        Ok(Ok(Some(first))) => Ok(Started::Stream(Box::new(relay), first)),
+        Ok(Ok(None)) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
+            "{}: empty stream",
+            provider.display_name
+        )))),
+        Ok(Err(e)) => Err(Failure::from_reply(e)),
+        Err(_) => Err(Failure::from_reply(ApiError::gateway_timeout(format!(
+            "{}: no first token within {:?}",
+            provider.display_name, provider.timeouts.first_byte
+        )))),
+    }
+}
+
+/// Starts a JSON reply forwarded as it arrives; its first bytes must look like JSON.
+pub async fn start_passthrough<T>(
+    candidate: &Candidate,
+    sent: Sent,
+    usage_of: fn(&[u8]) -> Option<Usage>,
+    prompt_bytes: usize,
+) -> Result<Started<T>, Failure> {
+    let provider = &candidate.deployment.provider;
+    let mut relay = PassthroughBody::new(
+        Box::pin(sent.response.bytes_stream()),
+        usage_of,
+        provider.timeouts.idle,
+        candidate.model.clone(),
+        prompt_bytes,
+    );
+    match relay.next().await {
+        Ok(Some(first)) if first.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => {
+            Ok(Started::Passthrough(Box::new(relay), first))
+        }
+        Ok(_) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
+            "{}: the upstream reply is not JSON",
+            provider.display_name
+        )))),
+        Err(e) => Err(Failure::from_reply(e)),
+    }
+}
+
+/// The whole reply (bounded), for replies translated as a whole.
+pub async fn read_whole(candidate: &Candidate, sent: Sent) -> Result<Vec<u8>, Failure> {
+    let idle = candidate.deployment.provider.timeouts.idle;
+    read_all(
+        Box::pin(sent.response.bytes_stream()),
+        MAX_WHOLE_REPLY,
+        idle,
+    )
+    .await
+    .map_err(Failure::from_reply)
+}
+
+/// A whole (bounded) upstream body, for replies that must be translated as a whole.
+async fn read_all(mut upstream: Upstream, cap: usize, idle: Duration) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, upstream.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(ApiError::bad_gateway(format!(
+                        "the upstream reply is larger than {} MiB",
+                        cap >> 20
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::bad_gateway(format!(
+                    "the upstream reply broke off: {}",
+                    root_cause(&e)
+                )));
+            }
+            Ok(None) => return Ok(body),
+            Err(_) => {
+                return Err(ApiError::gateway_timeout(format!(
+                    "the upstream sent nothing for {idle:?}"
+                )));
+            }
+        }
     }
 }
 

@@ -59,6 +59,21 @@ impl Gateway {
         body: Bytes,
         span: &tracing::Span,
     ) -> Result<Sent, Failure> {
+        let no_headers = reqwest::header::HeaderMap::new();
+        self.send_with(deployment, url, body, no_headers, span)
+            .await
+    }
+
+    /// [`Gateway::send_once`] with headers of the client's passed on (they replace the gateway's
+    /// own of the same name, such as `anthropic-version`).
+    pub async fn send_with(
+        &self,
+        deployment: &Deployment,
+        url: &str,
+        body: Bytes,
+        forwarded: reqwest::header::HeaderMap,
+        span: &tracing::Span,
+    ) -> Result<Sent, Failure> {
         let provider = &deployment.provider;
         let timeouts = provider.timeouts;
         let mut trace_headers = reqwest::header::HeaderMap::new();
@@ -67,6 +82,7 @@ impl Gateway {
             .authorised(deployment, self.http.post(url))
             .header("content-type", "application/json")
             .headers(trace_headers)
+            .headers(forwarded)
             .timeout(timeouts.total)
             .body(body);
         match tokio::time::timeout(timeouts.first_byte, request.send()).await {

@@ -9,7 +9,7 @@ use super::openai_compatible::{self, Edits, PassthroughStream, usage_from_tail};
 use super::openai_types::{ChatRequest, EmbeddingRequest, Usage};
 use super::spec::Wire;
 use super::translate::ReplyContext;
-use super::{anthropic, gemini};
+use super::{anthropic, gemini, messages};
 use crate::error::{ApiError, parse_json};
 
 /// The upstream request for one attempt, and how its reply is to be read.
@@ -44,6 +44,7 @@ pub fn error_message(wire: Wire, body: &[u8]) -> Option<String> {
 }
 
 /// A chat request as the client sent it, and where it is going.
+#[derive(Clone, Copy)]
 pub struct ChatTarget<'a> {
     pub base_url: &'a str,
     /// The upstream's model name.
@@ -173,6 +174,43 @@ impl ChatTranslator {
     }
 }
 
+/// How a Messages reply reaches the client.
+pub enum MessagesReply {
+    /// From Anthropic: the reply passes through untouched.
+    Passthrough,
+    /// From any other upstream: a chat reply, turned into a message.
+    Chat(ChatReply),
+}
+
+/// Encodes a Messages request (Anthropic's, as the client sent it) for `wire`: the client's bytes
+/// (only the model renamed) to Anthropic, chat completions to everyone else.
+pub fn encode_messages(
+    wire: Wire,
+    target: &ChatTarget,
+    body: Bytes,
+) -> Result<Encoded<MessagesReply>, ApiError> {
+    if let Wire::Anthropic = wire {
+        let renamed = (target.model != target.client_model).then_some(target.model);
+        return Ok(Encoded {
+            url: anthropic::chat_url(target.base_url),
+            body: openai_compatible::with_model(body, renamed)?,
+            reply: MessagesReply::Passthrough,
+        });
+    }
+    let request: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
+    let chat = messages::request::chat_body(&request, target.stream)?;
+    let chat_target = ChatTarget {
+        include_usage: true,
+        ..*target
+    };
+    let encoded = encode_chat(wire, &chat_target, Bytes::from(chat))?;
+    Ok(Encoded {
+        url: encoded.url,
+        body: encoded.body,
+        reply: MessagesReply::Chat(encoded.reply),
+    })
+}
+
 /// How an embeddings reply is read.
 pub enum EmbeddingsReply {
     /// OpenAI's shape, forwarded as it is.
@@ -204,7 +242,7 @@ pub fn encode_embeddings(
             let renamed = (model != client_model).then_some(model);
             Ok(Encoded {
                 url: openai_compatible::embeddings_url(base_url),
-                body: openai_compatible::embeddings_body(body, renamed)?,
+                body: openai_compatible::with_model(body, renamed)?,
                 reply: EmbeddingsReply::OpenAi,
             })
         }

@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod deepseek;
 pub mod dialect;
 pub mod gemini;
+pub mod messages;
 pub mod moonshot;
 pub mod openai;
 pub mod openai_compatible;

@@ -65,8 +65,8 @@ pub fn chat_body(raw: Bytes, edits: &Edits) -> Result<Bytes, ApiError> {
     ))
 }
 
-/// An embeddings request with the model renamed when needed.
-pub fn embeddings_body(raw: Bytes, model: Option<&str>) -> Result<Bytes, ApiError> {
+/// A request body with the model renamed when needed, everything else untouched.
+pub fn with_model(raw: Bytes, model: Option<&str>) -> Result<Bytes, ApiError> {
     let Some(model) = model else { return Ok(raw) };
     let mut body: Map<String, Value> = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;

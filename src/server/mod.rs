@@ -94,6 +94,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::api::auth::require,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::messages::anthropic_errors,
+        ))
         .layer(DefaultBodyLimit::max(state.config().server.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.config().server.client_body_timeout,

@@ -11,6 +11,7 @@ mod gateway_openai;
 mod gateway_translated;
 mod governance;
 mod hardening;
+mod messages;
 mod mock_translation;
 mod redis_governance;
 mod redis_store;

@@ -41,7 +41,7 @@ async fn health_of(gw: &TestGateway, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_requests_survive_a_failing_and_a_hanging_deployment() {
     let toml = format!(
-        "[server]\nfirst_byte_timeout = \"2s\"\n[routing]\nmax_attempts = 3\n[routing.circuit]\nconsecutive_failures = 3\ncooldown = \"30s\"\n{}{}{}",
+        "[server]\nfirst_byte_timeout = \"6s\"\n[routing]\nmax_attempts = 3\n[routing.circuit]\nconsecutive_failures = 3\ncooldown = \"30s\"\n{}{}{}",
         deployment("bad", "pool", "m-fail500", ""),
         deployment("hanging", "pool", "m-hang", ""),
         deployment("good", "pool", "m-good", ""),

@@ -1,0 +1,173 @@
+//! Anthropic's Messages API on `/v1/messages` (what Claude Code speaks): the handlers, and every
+//! error of these routes in Anthropic's shape with its `request-id`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::error::parse_json;
+use crate::gateway::HEADER_REQUEST_ID;
+use crate::gateway::record::estimate_tokens;
+use crate::governance::Admission;
+use crate::providers::messages::error_json;
+use crate::providers::spec::Wire;
+use crate::providers::{anthropic, openai_compatible};
+use crate::state::AppState;
+
+/// Set on a `count_tokens` answer that is the gateway's estimate, not the provider's count.
+pub const HEADER_ESTIMATED: HeaderName = HeaderName::from_static("x-llm-bridge-estimated");
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+pub async fn messages(
+    State(state): State<AppState>,
+    admission: Option<Extension<Arc<Admission>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match super::v1::body_or_error(body, state.config().server.max_body_bytes) {
+        Ok(body) => {
+            state
+                .gateway()
+                .messages(&headers, body, admission.map(|a| a.0))
+                .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CountPeek {
+    model: String,
+}
+
+/// `POST /v1/messages/count_tokens`: Anthropic counts; for other providers the gateway estimates
+/// (about four bytes a token) and says so in `x-llm-bridge-estimated`.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match super::v1::body_or_error(body, state.config().server.max_body_bytes) {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let peek: CountPeek = match parse_json(&body) {
+        Ok(peek) => peek,
+        Err(e) => return e.into_response(),
+    };
+    let gateway = state.gateway();
+    let plan = match gateway.plan(&peek.model) {
+        Ok(plan) => plan,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(candidate) = plan
+        .iter()
+        .find(|c| matches!(c.deployment.provider.wire, Wire::Anthropic))
+    {
+        let renamed = (candidate.model != peek.model).then_some(candidate.model.as_str());
+        let body = match openai_compatible::with_model(body, renamed) {
+            Ok(body) => body,
+            Err(e) => return e.into_response(),
+        };
+        let url = format!(
+            "{}/count_tokens",
+            anthropic::chat_url(&candidate.deployment.base_url)
+        );
+        let mut forwarded = HeaderMap::new();
+        for name in ["anthropic-version", "anthropic-beta"] {
+            if let Some(v) = headers.get(name) {
+                forwarded.insert(name, v.clone());
+            }
+        }
+        let span = tracing::Span::none();
+        return match gateway
+            .send_with(&candidate.deployment, &url, body, forwarded, &span)
+            .await
+        {
+            Ok(sent) => {
+                let status = sent.response.status();
+                let bytes = sent.response.bytes().await.unwrap_or_default();
+                let mut response = Response::new(Body::from(bytes));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(failure) => failure.error.into_response(),
+        };
+    }
+    let tokens = estimate_tokens(body.len());
+    let mut response = axum::Json(serde_json::json!({"input_tokens": tokens})).into_response();
+    response
+        .headers_mut()
+        .insert(HEADER_ESTIMATED, HeaderValue::from_static("true"));
+    response
+}
+
+/// On `/v1/messages…`: errors (from any layer: authentication, limits, the gateway) in Anthropic's
+/// shape, `retry-after` kept, and the request id as Anthropic's `request-id` too.
+pub async fn anthropic_errors(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !request.uri().path().starts_with("/v1/messages") {
+        return next.run(request).await;
+    }
+    let client_id = request.headers().get(&HEADER_REQUEST_ID).cloned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let (mut parts, body) = response.into_parts();
+    let id = match parts.headers.get(&HEADER_REQUEST_ID) {
+        Some(id) => id.clone(),
+        // An answer from before the gateway gave the request an id (authentication).
+        None => {
+            let mut headers = HeaderMap::new();
+            if let Some(id) = client_id {
+                headers.insert(HEADER_REQUEST_ID, id);
+            }
+            let id = state.gateway().request_id(&headers);
+            let id = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
+            parts.headers.insert(HEADER_REQUEST_ID, id.clone());
+            id
+        }
+    };
+    parts.headers.insert(REQUEST_ID, id);
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Response::from_parts(parts, body);
+    }
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = openai_compatible::error_message(&bytes).unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            text
+        }
+    });
+    // Anthropic answers 529 when it is overloaded; a gateway with no deployment left is that.
+    let status = if status == StatusCode::SERVICE_UNAVAILABLE {
+        StatusCode::from_u16(529).expect("a valid status")
+    } else {
+        status
+    };
+    parts.status = status;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(error_json(status, &message)))
+}

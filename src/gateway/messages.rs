@@ -1,0 +1,236 @@
+//! `POST /v1/messages`: Anthropic's Messages API (what Claude Code speaks), relayed to any
+//! provider. To Anthropic the client's bytes and headers (`anthropic-version`, `anthropic-beta`)
+//! pass through; to the others the request goes as chat completions and the reply comes back as a
+//! message or as Messages events. The journey itself is [`super::journey`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::Gateway;
+use super::journey::{Attempt, Endpoint, Peek};
+use super::record::Recording;
+use super::relay::{self, Started, StreamOut};
+use super::upstream::Failure;
+use crate::error::{ApiError, parse_json};
+use crate::governance::Admission;
+use crate::providers::dialect::{self, ChatReply, ChatTarget, ChatTranslator, MessagesReply};
+use crate::providers::messages::passthrough::{self, PassthroughStream};
+use crate::providers::messages::{self as anthropic_api, reply, stream::MessagesStream};
+use crate::providers::openai_types::Usage;
+use crate::providers::sse::SseEvent;
+use crate::routing::Candidate;
+use crate::routing::limits::Slot;
+
+/// The client's headers that go to an Anthropic upstream as they are.
+const FORWARDED: [HeaderName; 2] = [
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
+
+#[derive(Deserialize)]
+struct MessagesFields<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(default)]
+    stream: Option<bool>,
+    messages: Vec<IgnoredAny>,
+}
+
+pub struct MessagesPeek {
+    model: String,
+    stream: bool,
+    no_messages: bool,
+}
+
+impl Peek for MessagesPeek {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn stream(&self) -> bool {
+        self.stream
+    }
+
+    fn check(&self) -> Result<(), ApiError> {
+        if self.no_messages {
+            return Err(
+                ApiError::invalid_request("`messages` must hold at least one message")
+                    .with_param("messages"),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A Messages stream, from Anthropic as it is or from a chat translator's chunks.
+pub enum MessagesOut {
+    Passthrough(PassthroughStream),
+    FromChat(Box<ChatToMessages>),
+}
+
+/// A chat translator's chunks, turned into Messages events.
+pub struct ChatToMessages {
+    chat: ChatTranslator,
+    messages: MessagesStream,
+    /// The chunk frames of one event, reused.
+    frames: Vec<u8>,
+}
+
+impl StreamOut for MessagesOut {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        match self {
+            MessagesOut::Passthrough(p) => p.event(event, out),
+            MessagesOut::FromChat(c) => {
+                c.frames.clear();
+                c.chat.event(&event.data, &mut c.frames)?;
+                c.messages.frames(&c.frames, out)
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        if let MessagesOut::FromChat(c) = self {
+            c.frames.clear();
+            c.chat.finish(&mut c.frames)?;
+            c.messages.frames(&c.frames, out)?;
+            c.messages.finish(out);
+        }
+        Ok(())
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            MessagesOut::Passthrough(p) => p.usage(),
+            MessagesOut::FromChat(c) => c.chat.usage(),
+        }
+    }
+
+    fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        anthropic_api::error_event(error, out);
+    }
+}
+
+/// The Messages endpoint, with the client's headers an Anthropic upstream gets.
+pub struct Messages {
+    forwarded: HeaderMap,
+}
+
+impl Messages {
+    pub fn new(headers: &HeaderMap) -> Messages {
+        let mut forwarded = HeaderMap::new();
+        for name in FORWARDED {
+            for value in headers.get_all(&name) {
+                forwarded.append(name.clone(), value.clone());
+            }
+        }
+        Messages { forwarded }
+    }
+}
+
+impl Endpoint for Messages {
+    const NAME: &'static str = "messages";
+    type Peek = MessagesPeek;
+    type Started = Started<MessagesOut>;
+
+    fn peek(&self, body: &[u8]) -> Result<MessagesPeek, ApiError> {
+        let fields: MessagesFields = parse_json(body)?;
+        Ok(MessagesPeek {
+            model: fields.model.into_owned(),
+            stream: fields.stream.unwrap_or(false),
+            no_messages: fields.messages.is_empty(),
+        })
+    }
+
+    async fn attempt(
+        &self,
+        gateway: &Gateway,
+        a: Attempt<'_, MessagesPeek>,
+    ) -> Result<Started<MessagesOut>, Failure> {
+        let deployment = &a.candidate.deployment;
+        let target = ChatTarget {
+            base_url: &deployment.base_url,
+            model: &a.candidate.model,
+            client_model: &a.peek.model,
+            stream: a.peek.stream,
+            include_usage: true,
+            request_id: a.request_id,
+        };
+        let encoded = dialect::encode_messages(deployment.provider.wire, &target, a.body.clone())
+            .map_err(Failure::fatal)?;
+        let forwarded = match encoded.reply {
+            MessagesReply::Passthrough => self.forwarded.clone(),
+            MessagesReply::Chat(_) => HeaderMap::new(),
+        };
+        let sent = gateway
+            .send_with(deployment, &encoded.url, encoded.body, forwarded, a.span)
+            .await?;
+        let (candidate, prompt_bytes) = (a.candidate, a.body.len());
+        let id = format!("msg_{}", a.request_id);
+        match encoded.reply {
+            MessagesReply::Passthrough if a.peek.stream => {
+                let out = MessagesOut::Passthrough(PassthroughStream::default());
+                relay::start_stream(candidate, sent, out, prompt_bytes).await
+            }
+            MessagesReply::Passthrough => {
+                relay::start_passthrough(
+                    candidate,
+                    sent,
+                    passthrough::usage_of_message,
+                    prompt_bytes,
+                )
+                .await
+            }
+            MessagesReply::Chat(ChatReply::Stream(chat)) => {
+                let out = MessagesOut::FromChat(Box::new(ChatToMessages {
+                    chat,
+                    messages: MessagesStream::new(id, candidate.model.clone()),
+                    frames: Vec::new(),
+                }));
+                relay::start_stream(candidate, sent, out, prompt_bytes).await
+            }
+            MessagesReply::Chat(whole) => {
+                let raw = relay::read_whole(candidate, sent).await?;
+                let chat = match whole {
+                    ChatReply::Translate(wire, ctx) => {
+                        dialect::chat_reply(wire, &raw, &ctx)
+                            .map_err(Failure::from_reply)?
+                            .0
+                    }
+                    _ => raw,
+                };
+                let (json, usage) =
+                    reply::message(&chat, &id, &candidate.model).map_err(Failure::from_reply)?;
+                Ok(Started::Complete(json, usage.unwrap_or_default()))
+            }
+        }
+    }
+
+    fn relay(
+        &self,
+        started: Started<MessagesOut>,
+        recording: Recording,
+        slot: Slot,
+        candidate: &Candidate,
+        peek: &MessagesPeek,
+    ) -> Response {
+        started.into_response(recording, slot, &candidate.model, peek.stream)
+    }
+}
+
+impl Gateway {
+    pub async fn messages(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        admission: Option<Arc<Admission>>,
+    ) -> Response {
+        self.serve(&Messages::new(headers), headers, body, admission)
+            .await
+    }
+}

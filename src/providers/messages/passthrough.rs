@@ -1,0 +1,101 @@
+//! Messages to an Anthropic upstream: the client's bytes and the upstream's reply pass through
+//! untouched; only the usage is read on the way, for the stats and the cost.
+
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::providers::openai_types::Usage;
+use crate::providers::sse::SseEvent;
+
+/// Anthropic's usage; every field optional (`message_delta` carries only what changed).
+#[derive(Deserialize, Default, Clone, Copy)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn merge(&mut self, newer: WireUsage) {
+        self.input_tokens = newer.input_tokens.or(self.input_tokens);
+        self.output_tokens = newer.output_tokens.or(self.output_tokens);
+        self.cache_read_input_tokens = newer
+            .cache_read_input_tokens
+            .or(self.cache_read_input_tokens);
+        self.cache_creation_input_tokens = newer
+            .cache_creation_input_tokens
+            .or(self.cache_creation_input_tokens);
+    }
+
+    /// As the gateway counts it: the prompt includes cache reads and writes.
+    fn usage(&self) -> Usage {
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        let written = self.cache_creation_input_tokens.unwrap_or(0);
+        let prompt = self.input_tokens.unwrap_or(0) + read + written;
+        Usage::new(prompt, self.output_tokens.unwrap_or(0), read, 0)
+    }
+}
+
+#[derive(Deserialize)]
+struct Start {
+    message: HasUsage,
+}
+
+#[derive(Deserialize)]
+struct HasUsage {
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+/// The usage of a whole (non-stream) message, from its bytes.
+pub fn usage_of_message(body: &[u8]) -> Option<Usage> {
+    let at = memchr::memmem::rfind(body, b"\"usage\"")?;
+    let rest = &body[at + 7..];
+    let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
+    let mut values = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<WireUsage>();
+    Some(values.next()?.ok()?.usage())
+}
+
+/// A Messages stream forwarded event by event, exactly as the upstream framed it.
+#[derive(Default)]
+pub struct PassthroughStream {
+    usage: Option<WireUsage>,
+}
+
+impl PassthroughStream {
+    pub fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        let name = event.event.as_deref().unwrap_or("");
+        match name {
+            "message_start" => {
+                if let Ok(start) = serde_json::from_slice::<Start>(&event.data) {
+                    self.usage
+                        .get_or_insert_default()
+                        .merge(start.message.usage);
+                }
+            }
+            "message_delta" => {
+                if let Ok(delta) = serde_json::from_slice::<HasUsage>(&event.data) {
+                    self.usage.get_or_insert_default().merge(delta.usage);
+                }
+            }
+            _ => {}
+        }
+        if !name.is_empty() {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'\n');
+        }
+        for line in event.data.split(|&b| b == b'\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.map(|u| u.usage())
+    }
+}

@@ -1,0 +1,309 @@
+//! Anthropic's Messages API inbound (`/v1/messages`) over real HTTP: passed through to Anthropic
+//! (bytes and headers), translated to an OpenAI-dialect and a Gemini upstream, streams, tools,
+//! `count_tokens`, and errors in Anthropic's shape.
+
+use crate::support::*;
+use llm_bridge_mock::{CACHED_TOKENS, PROMPT_TOKENS, REPLY_WORDS};
+use serde_json::{Value, json};
+
+const VERSION: &str = "2023-06-01";
+const BETA: &str = "interleaved-thinking-2025-05-14";
+
+fn ask(model: &str) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 256,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Hi"}],
+    })
+}
+
+async fn post(gw: &TestGateway, body: &[u8]) -> reqwest::Response {
+    gw.post("/v1/messages?beta=true")
+        .header("content-type", "application/json")
+        .header("anthropic-version", VERSION)
+        .header("anthropic-beta", BETA)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The events of a Messages stream: (name, data).
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            let value: Value = serde_json::from_str(&data).expect("every event is JSON");
+            assert_eq!(
+                value["type"],
+                name.as_str(),
+                "the event name matches its type"
+            );
+            (name, value)
+        })
+        .collect()
+}
+
+fn streamed_text(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter_map(|(_, e)| e.pointer("/delta/text").and_then(Value::as_str))
+        .collect()
+}
+
+#[tokio::test]
+async fn anthropic_gets_the_clients_bytes_and_headers_and_the_reply_comes_back_untouched() {
+    let gw = TestGateway::start().await;
+    // Unusual spacing and a field the gateway does not know: both must reach Anthropic as sent.
+    let body = br#"{"model":"claude-sonnet-4-5",  "max_tokens":64,"context_management":{"edits":[]},
+        "messages":[{"role":"user","content":[{"type":"text","text":"Hi","cache_control":{"type":"ephemeral"}}]}]}"#;
+    let resp = post(&gw, body).await;
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"].clone();
+    assert_eq!(resp.headers()["request-id"], request_id);
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(reply["type"], "message");
+    assert_eq!(reply["content"][0]["text"], REPLY_WORDS.concat());
+    assert_eq!(reply["usage"]["cache_read_input_tokens"], CACHED_TOKENS);
+
+    let received = gw.mock.state.last();
+    assert_eq!(received.path, "/v1/messages");
+    assert_eq!(received.raw, body.to_vec(), "the client's bytes, untouched");
+    assert_eq!(received.headers["anthropic-version"], VERSION);
+    assert_eq!(received.headers["anthropic-beta"], BETA);
+    assert_eq!(received.headers["x-api-key"], ANTHROPIC_KEY);
+
+    let log = poll_until("the request recorded", || async {
+        let log = gw.get_json("/api/requests").await;
+        (log[0]["request_id"] == request_id.to_str().unwrap()).then_some(log)
+    })
+    .await;
+    assert_eq!(log[0]["provider"], "anthropic");
+    assert_eq!(log[0]["prompt_tokens"], PROMPT_TOKENS);
+    assert_eq!(log[0]["cached_tokens"], CACHED_TOKENS);
+    assert_eq!(log[0]["completion_tokens"], REPLY_WORDS.len());
+    assert!(log[0]["cost_usd"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn an_anthropic_stream_passes_through_byte_for_byte() {
+    let gw = TestGateway::start().await;
+    let mut body = ask("claude-sonnet-4-5");
+    body["stream"] = json!(true);
+    let body = serde_json::to_vec(&body).unwrap();
+    let through = post(&gw, &body).await;
+    assert_eq!(through.status(), 200);
+    assert_eq!(through.headers()["content-type"], "text/event-stream");
+    let through = through.text().await.unwrap();
+    let direct = reqwest::Client::new()
+        .post(format!("{}/v1/messages", gw.mock.url()))
+        .header("x-api-key", "k")
+        .header("anthropic-version", VERSION)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(through, direct);
+    let events = events(&through);
+    assert_eq!(streamed_text(&events), REPLY_WORDS.concat());
+}
+
+#[tokio::test]
+async fn openai_upstreams_answer_as_a_message() {
+    let gw = TestGateway::start().await;
+    let resp = post(&gw, &serde_json::to_vec(&ask("gpt-4o-mini")).unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(reply["type"], "message");
+    assert_eq!(reply["role"], "assistant");
+    assert!(reply["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(reply["content"][0]["type"], "text");
+    assert_eq!(reply["content"][0]["text"], REPLY_WORDS.concat());
+    assert_eq!(reply["stop_reason"], "end_turn");
+    assert_eq!(
+        reply["usage"]["input_tokens"],
+        PROMPT_TOKENS - CACHED_TOKENS
+    );
+    assert_eq!(reply["usage"]["cache_read_input_tokens"], CACHED_TOKENS);
+    assert_eq!(reply["usage"]["output_tokens"], REPLY_WORDS.len());
+
+    let received = gw.mock.state.last();
+    assert_eq!(received.path, "/v1/chat/completions");
+    assert_eq!(
+        received.body["messages"],
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    );
+    assert_eq!(received.body["max_completion_tokens"], 256);
+    assert!(received.headers.get("anthropic-version").is_none());
+}
+
+#[tokio::test]
+async fn openai_and_gemini_streams_become_messages_events() {
+    let gw = TestGateway::start().await;
+    for model in ["gpt-4o-mini", "gemini-2.5-flash"] {
+        let mut body = ask(model);
+        body["stream"] = json!(true);
+        let resp = post(&gw, &serde_json::to_vec(&body).unwrap()).await;
+        assert_eq!(resp.status(), 200, "{model}");
+        let events = events(&resp.text().await.unwrap());
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.first(), Some(&"message_start"), "{model}: {names:?}");
+        assert_eq!(names[1], "content_block_start", "{model}");
+        assert_eq!(
+            &names[names.len() - 3..],
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
+        assert_eq!(streamed_text(&events), REPLY_WORDS.concat(), "{model}");
+        let delta = &events[events.len() - 2].1;
+        assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+        assert_eq!(
+            delta["usage"]["output_tokens"],
+            REPLY_WORDS.len(),
+            "{model}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tool_use_round_trips_through_an_openai_upstream() {
+    let gw = TestGateway::start().await;
+    let tools = json!([{"name": "get_weather", "description": "Weather of a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let body = json!({"model": "openai/mock-tools", "max_tokens": 100, "tools": tools,
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": false},
+        "messages": [{"role": "user", "content": "Weather in Paris and Tokyo?"}]});
+    let resp = post(&gw, &serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(reply["stop_reason"], "tool_use");
+    let calls: Vec<&Value> = reply["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .collect();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["name"], "get_weather");
+    assert_eq!(calls[0]["input"]["city"], "Paris");
+    let sent = gw.mock.state.last().body;
+    assert_eq!(sent["tools"][0]["function"]["parameters"]["type"], "object");
+    assert_eq!(sent["tool_choice"], "auto");
+    assert_eq!(sent["parallel_tool_calls"], true);
+
+    // The results go back as tool messages, right after the assistant's calls.
+    let id = calls[0]["id"].clone();
+    let follow = json!({"model": "gpt-4o-mini", "max_tokens": 100, "tools": tools,
+    "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": id, "content": [{"type": "text", "text": "18 °C"}]},
+            {"type": "text", "text": "And so?"}]},
+    ]});
+    let resp = post(&gw, &serde_json::to_vec(&follow).unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let sent = gw.mock.state.last().body;
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages[1]["tool_calls"][0]["id"], id);
+    assert_eq!(
+        messages[1]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Paris\"}"
+    );
+    assert_eq!(
+        messages[2],
+        json!({"role": "tool", "tool_call_id": id, "content": "18 °C"})
+    );
+    assert_eq!(messages[3]["role"], "user");
+}
+
+#[tokio::test]
+async fn errors_come_in_anthropics_shape() {
+    let gw = TestGateway::start().await;
+    let check = |resp: reqwest::Response, status: u16, kind: &'static str| async move {
+        assert_eq!(resp.status(), status);
+        assert!(resp.headers().contains_key("request-id"));
+        let retry = resp.headers().get("retry-after").cloned();
+        let e: Value = resp.json().await.unwrap();
+        assert_eq!(e["type"], "error", "{e}");
+        assert_eq!(e["error"]["type"], kind, "{e}");
+        assert!(!e["error"]["message"].as_str().unwrap().is_empty());
+        retry
+    };
+    let no_messages = json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": []});
+    let resp = post(&gw, &serde_json::to_vec(&no_messages).unwrap()).await;
+    check(resp, 400, "invalid_request_error").await;
+    let resp = post(&gw, b"{not json").await;
+    check(resp, 400, "invalid_request_error").await;
+    let resp = post(&gw, &serde_json::to_vec(&ask("no-such-model")).unwrap()).await;
+    check(resp, 404, "not_found_error").await;
+    let resp = post(&gw, &serde_json::to_vec(&ask("openai/m-fail429")).unwrap()).await;
+    assert!(
+        check(resp, 429, "rate_limit_error").await.is_some(),
+        "retry-after kept"
+    );
+    // A server tool cannot go to an OpenAI-dialect upstream: refused, not dropped.
+    let mut body = ask("gpt-4o-mini");
+    body["tools"] = json!([{"type": "web_search_20250305", "name": "web_search"}]);
+    let resp = post(&gw, &serde_json::to_vec(&body).unwrap()).await;
+    check(resp, 400, "invalid_request_error").await;
+
+    let locked = TestGateway::start_locked("").await;
+    let resp = locked
+        .post("/v1/messages")
+        .header("x-api-key", "wrong")
+        .header("anthropic-version", VERSION)
+        .json(&ask("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    check(resp, 401, "authentication_error").await;
+    let resp = locked
+        .post("/v1/messages")
+        .header("x-api-key", MASTER)
+        .header("anthropic-version", VERSION)
+        .json(&ask("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "x-api-key carries the master key");
+}
+
+#[tokio::test]
+async fn count_tokens_asks_anthropic_and_estimates_elsewhere() {
+    let gw = TestGateway::start().await;
+    let count = |model: &'static str| {
+        let gw = &gw;
+        async move {
+            let resp = gw
+                .post("/v1/messages/count_tokens")
+                .header("anthropic-version", VERSION)
+                .json(
+                    &json!({"model": model, "messages": [{"role": "user", "content": "Hi there"}]}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let estimated = resp.headers().contains_key("x-llm-bridge-estimated");
+            let v: Value = resp.json().await.unwrap();
+            (v["input_tokens"].as_u64().unwrap(), estimated)
+        }
+    };
+    assert_eq!(count("claude-sonnet-4-5").await, (PROMPT_TOKENS, false));
+    assert_eq!(gw.mock.state.last().path, "/v1/messages/count_tokens");
+    let (tokens, estimated) = count("gpt-4o-mini").await;
+    assert!(estimated && tokens > 0);
+}
