@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The console's end-to-end tests (Playwright in Debian's Chromium) and the OpenAI Python SDK checks,
+# The console's end-to-end tests (Playwright in Debian's Chromium) and the OpenAI and Anthropic Python SDK checks,
 # against a release build of the gateway wired to the mock upstream. Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +25,6 @@ wait_http "http://127.0.0.1:$gw_port/health/ready"
 
 say "OpenAI Python SDK against the gateway"
 GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_openai_sdk.py
+
+say "Anthropic Python SDK against the gateway's /v1/messages"
+GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_anthropic_sdk.py

@@ -17,16 +17,39 @@ pub struct ModelList {
 pub async fn list(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
-) -> impl IntoResponse {
+    headers: axum::http::HeaderMap,
+) -> Response {
     let mut data = state.gateway().models();
     // A virtual key limited to some models sees only those.
     if let Some(Extension(Caller::Key(key))) = caller {
         data.retain(|m| key.allows_model(&m.id));
     }
+    // Anthropic's clients (Claude Code's model discovery) get Anthropic's list shape.
+    if headers.contains_key("anthropic-version") {
+        let models: Vec<serde_json::Value> = data
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "type": "model",
+                    "id": m.id,
+                    "display_name": m.id,
+                    "created_at": "1970-01-01T00:00:00Z",
+                })
+            })
+            .collect();
+        return Json(serde_json::json!({
+            "data": models,
+            "has_more": false,
+            "first_id": data.first().map(|m| &m.id),
+            "last_id": data.last().map(|m| &m.id),
+        }))
+        .into_response();
+    }
     Json(ModelList {
         object: "list",
         data,
     })
+    .into_response()
 }
 
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model name")), responses((status = 200, body = Model), (status = 404, body = crate::error::ErrorResponse)))]

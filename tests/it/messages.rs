@@ -307,3 +307,28 @@ async fn count_tokens_asks_anthropic_and_estimates_elsewhere() {
     let (tokens, estimated) = count("gpt-4o-mini").await;
     assert!(estimated && tokens > 0);
 }
+
+#[tokio::test]
+async fn models_are_listed_in_anthropics_shape_for_anthropic_clients() {
+    let gw = TestGateway::start().await;
+    let list: Value = gw
+        .get("/v1/models")
+        .header("anthropic-version", VERSION)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let models = list["data"].as_array().unwrap();
+    assert!(
+        models
+            .iter()
+            .any(|m| m["id"] == "claude-sonnet-4-5" && m["type"] == "model")
+    );
+    assert!(models.iter().any(|m| m["id"] == "gpt-4o-mini"));
+    assert_eq!(list["has_more"], false);
+    assert_eq!(list["first_id"], models[0]["id"]);
+    let openai: Value = gw.get_json("/v1/models").await;
+    assert_eq!(openai["object"], "list", "OpenAI's shape otherwise");
+}
