@@ -33,6 +33,12 @@ pub struct RequestRecord {
     /// never become series of their own. The request log keeps the name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unlisted_model: bool,
+    /// The inbound API: `chat`, `embeddings` or `messages` (empty for requests refused before).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api: String,
+    /// The client's session (`X-Claude-Code-Session-Id`), when it sent a sane one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 /// The model stats and metrics count requests for unknown models under.

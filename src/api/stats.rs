@@ -88,6 +88,8 @@ pub struct RequestsQuery {
     model: Option<String>,
     provider: Option<String>,
     status: Option<String>,
+    /// A client session id (`X-Claude-Code-Session-Id`).
+    session: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/requests", tag = "stats", params(RequestsQuery), responses((status = 200, body = Vec<crate::shared::RequestRecord>)))]
@@ -96,6 +98,7 @@ pub async fn requests(State(state): State<AppState>, Query(q): Query<RequestsQue
         model: q.model,
         provider: q.provider,
         status: q.status,
+        session: q.session,
     };
     let limit = q.limit.unwrap_or(100).min(10_000);
     reply(

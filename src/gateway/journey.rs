@@ -15,19 +15,23 @@
 //! An [`Endpoint`] supplies only what differs: what it peeks, how an attempt encodes and starts its
 //! reply, how the reply is relayed, and the shape of its errors.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
 use super::upstream::Failure;
 use super::{Gateway, reply_headers};
-use crate::error::ApiError;
+use crate::error::{ApiError, parse_json};
 use crate::governance::Admission;
+use crate::providers::openai_types::StreamOptions;
 use crate::routing::limits::Slot;
 use crate::routing::{Candidate, Deployment};
 
@@ -38,6 +42,60 @@ pub trait Peek: Send + Sync {
     fn stream(&self) -> bool;
     /// The endpoint's own rules, applied once the request is recorded and admitted.
     fn check(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// The fields the gateway reads from a conversation (chat completions, Messages); the rest of the
+/// body stays untouched.
+#[derive(Deserialize)]
+struct ConversationFields<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    messages: Vec<IgnoredAny>,
+}
+
+/// A conversation request, peeked.
+pub struct Conversation {
+    pub model: String,
+    pub stream: bool,
+    /// `stream_options.include_usage` (chat completions).
+    pub include_usage: bool,
+    no_messages: bool,
+}
+
+impl Conversation {
+    pub fn peek(body: &[u8]) -> Result<Conversation, ApiError> {
+        let fields: ConversationFields = parse_json(body)?;
+        Ok(Conversation {
+            model: fields.model.into_owned(),
+            stream: fields.stream.unwrap_or(false),
+            include_usage: fields.stream_options.is_some_and(|o| o.include_usage),
+            no_messages: fields.messages.is_empty(),
+        })
+    }
+}
+
+impl Peek for Conversation {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn stream(&self) -> bool {
+        self.stream
+    }
+
+    fn check(&self) -> Result<(), ApiError> {
+        if self.no_messages {
+            return Err(
+                ApiError::invalid_request("`messages` must hold at least one message")
+                    .with_param("messages"),
+            );
+        }
         Ok(())
     }
 }
@@ -123,6 +181,8 @@ impl Gateway {
             &request_id,
             peek.stream(),
         );
+        recording.record.api = E::NAME.to_string();
+        recording.record.session_id = session_id(headers);
         let admitted = self.record_model(&mut recording, model).and_then(|()| {
             recording.span = crate::telemetry::request_span(E::NAME, model, headers);
             recording.admit(admission)
@@ -212,4 +272,14 @@ impl Gateway {
         );
         response
     }
+}
+
+/// The client's session id (Claude Code's `X-Claude-Code-Session-Id`), kept only when it is at most
+/// 128 visible ASCII characters.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-claude-code-session-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
 }

@@ -3,21 +3,18 @@
 //! pass through; to the others the request goes as chat completions and the reply comes back as a
 //! message or as Messages events. The journey itself is [`super::journey`].
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::Response;
 use bytes::Bytes;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 use super::Gateway;
-use super::journey::{Attempt, Endpoint, Peek};
+use super::journey::{Attempt, Conversation, Endpoint};
 use super::record::Recording;
 use super::relay::{self, Started, StreamOut};
 use super::upstream::Failure;
-use crate::error::{ApiError, parse_json};
+use crate::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::dialect::{self, ChatReply, ChatTarget, ChatTranslator, MessagesReply};
 use crate::providers::messages::passthrough::{self, PassthroughStream};
@@ -32,41 +29,6 @@ const FORWARDED: [HeaderName; 2] = [
     HeaderName::from_static("anthropic-version"),
     HeaderName::from_static("anthropic-beta"),
 ];
-
-#[derive(Deserialize)]
-struct MessagesFields<'a> {
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(default)]
-    stream: Option<bool>,
-    messages: Vec<IgnoredAny>,
-}
-
-pub struct MessagesPeek {
-    model: String,
-    stream: bool,
-    no_messages: bool,
-}
-
-impl Peek for MessagesPeek {
-    fn model(&self) -> &str {
-        &self.model
-    }
-
-    fn stream(&self) -> bool {
-        self.stream
-    }
-
-    fn check(&self) -> Result<(), ApiError> {
-        if self.no_messages {
-            return Err(
-                ApiError::invalid_request("`messages` must hold at least one message")
-                    .with_param("messages"),
-            );
-        }
-        Ok(())
-    }
-}
 
 /// A Messages stream, from Anthropic as it is or from a chat translator's chunks.
 pub enum MessagesOut {
@@ -135,22 +97,17 @@ impl Messages {
 
 impl Endpoint for Messages {
     const NAME: &'static str = "messages";
-    type Peek = MessagesPeek;
+    type Peek = Conversation;
     type Started = Started<MessagesOut>;
 
-    fn peek(&self, body: &[u8]) -> Result<MessagesPeek, ApiError> {
-        let fields: MessagesFields = parse_json(body)?;
-        Ok(MessagesPeek {
-            model: fields.model.into_owned(),
-            stream: fields.stream.unwrap_or(false),
-            no_messages: fields.messages.is_empty(),
-        })
+    fn peek(&self, body: &[u8]) -> Result<Conversation, ApiError> {
+        Conversation::peek(body)
     }
 
     async fn attempt(
         &self,
         gateway: &Gateway,
-        a: Attempt<'_, MessagesPeek>,
+        a: Attempt<'_, Conversation>,
     ) -> Result<Started<MessagesOut>, Failure> {
         let deployment = &a.candidate.deployment;
         let target = ChatTarget {
@@ -217,7 +174,7 @@ impl Endpoint for Messages {
         recording: Recording,
         slot: Slot,
         candidate: &Candidate,
-        peek: &MessagesPeek,
+        peek: &Conversation,
     ) -> Response {
         started.into_response(recording, slot, &candidate.model, peek.stream)
     }

@@ -233,12 +233,18 @@ pub struct RecentFilter {
     pub provider: Option<String>,
     /// `ok`, `error`, or an exact status code.
     pub status: Option<String>,
+    /// A client session id (`X-Claude-Code-Session-Id`).
+    pub session: Option<String>,
 }
 
 impl RecentFilter {
     fn matches(&self, r: &RequestRecord) -> bool {
         self.model.as_ref().is_none_or(|m| &r.model == m)
             && self.provider.as_ref().is_none_or(|p| &r.provider == p)
+            && self
+                .session
+                .as_ref()
+                .is_none_or(|s| r.session_id.as_ref() == Some(s))
             && self.status.as_deref().is_none_or(|s| match s {
                 "ok" => !r.is_error(),
                 "error" => r.is_error(),

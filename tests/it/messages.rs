@@ -332,3 +332,41 @@ async fn models_are_listed_in_anthropics_shape_for_anthropic_clients() {
     let openai: Value = gw.get_json("/v1/models").await;
     assert_eq!(openai["object"], "list", "OpenAI's shape otherwise");
 }
+
+#[tokio::test]
+async fn the_request_log_keeps_the_inbound_api_and_claude_codes_session() {
+    let gw = TestGateway::start().await;
+    let send = |session: &'static str| {
+        gw.post("/v1/messages")
+            .header("anthropic-version", VERSION)
+            .header("x-claude-code-session-id", session)
+            .json(&ask("gpt-4o-mini"))
+            .send()
+    };
+    assert_eq!(send("sess-1").await.unwrap().status(), 200);
+    assert_eq!(send("sess-2").await.unwrap().status(), 200);
+    // Not a sane id: the request is served, the id not kept.
+    assert_eq!(send("bad id with spaces").await.unwrap().status(), 200);
+    let log = poll_until("three requests recorded", || async {
+        let log = gw.get_json("/api/requests").await;
+        (log.as_array().unwrap().len() == 3).then_some(log)
+    })
+    .await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["api"] == "messages")
+    );
+    assert!(log[0].get("session_id").is_none(), "{}", log[0]);
+    let one = gw.get_json("/api/requests?session=sess-1").await;
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["session_id"], "sess-1");
+    assert_eq!(gw.chat(hello("gpt-4o-mini")).await.status(), 200);
+    let chat = poll_until("the chat request recorded", || async {
+        let log = gw.get_json("/api/requests").await;
+        (log.as_array().unwrap().len() == 4).then_some(log)
+    })
+    .await;
+    assert_eq!(chat[0]["api"], "chat");
+}

@@ -30,6 +30,7 @@ pub async fn get_requests(
         model,
         provider,
         status,
+        ..RecentFilter::default()
     };
     let everything = RecentFilter::default();
     let (records, all) = futures_util::try_join!(

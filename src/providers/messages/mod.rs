@@ -53,3 +53,6 @@ pub fn stop_reason(finish_reason: &str) -> &'static str {
         _ => "end_turn",
     }
 }
+
+#[cfg(test)]
+mod tests;
