@@ -40,3 +40,24 @@ test("the request log filters by status and shows one record", async ({ page, re
   await expect(page).toHaveURL(/\/requests$/);
   await expect(page.locator("table.log")).toContainText("gpt-4o-mini");
 });
+
+test("the request log shows each request's inbound API and Claude Code session", async ({ page, request }) => {
+  const messages = await request.post("/v1/messages", {
+    headers: { "anthropic-version": "2023-06-01", "x-claude-code-session-id": "e2e-session-42" },
+    data: { model: "gpt-4o-mini", max_tokens: 20, messages: [{ role: "user", content: "hi" }] },
+  });
+  expect(messages.status()).toBe(200);
+  const id = messages.headers()["x-request-id"];
+  await expect
+    .poll(async () => (await (await request.get("/api/requests?session=e2e-session-42")).json()).length)
+    .toBe(1);
+
+  await page.goto("/requests");
+  await hydrated(page);
+  const row = page.locator(`table.log tbody tr[data-request="${id}"]`);
+  await expect(row.locator("[data-api]")).toHaveText("messages");
+  await row.getByRole("button").click();
+  const dialog = page.getByRole("dialog", { name: /^Request / });
+  await expect(dialog.locator('[data-field="api"]')).toHaveText("messages");
+  await expect(dialog.locator('[data-field="session"]')).toHaveText("e2e-session-42");
+});

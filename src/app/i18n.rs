@@ -144,6 +144,7 @@ fn zh(en: &str) -> Option<&'static str> {
         "Top providers" => "热门服务商",
         "Model" => "模型",
         "Provider" => "服务商",
+        "API" => "接口",
         "Key" => "密钥",
         "Error rate" => "错误率",
         "No traffic in this window yet." => "该时间窗口内还没有请求。",

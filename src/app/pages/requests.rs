@@ -238,6 +238,7 @@ fn LogTable(
                         <th scope="col">{move || i18n.t("Time (UTC)")}</th>
                         <th scope="col">{move || i18n.t("Model")}</th>
                         <th scope="col">{move || i18n.t("Provider")}</th>
+                        <th scope="col">{move || i18n.t("API")}</th>
                         <th scope="col" class="num">{move || i18n.t("Status")}</th>
                         <th scope="col" class="num">{move || i18n.t("Latency")}</th>
                         <th scope="col" class="num">{move || i18n.t("TTFT")}</th>
@@ -260,6 +261,7 @@ fn LogTable(
                                     </td>
                                     <td>{r.model.clone()} {r.stream.then_some(" ⇢")}</td>
                                     <td>{r.provider.clone()}</td>
+                                    <td data-api>{r.api.clone()}</td>
                                     <td class="num"><span class=if error { "badge off" } else { "badge ok" }>{r.status}</span></td>
                                     <td class="num">{format::ms(r.latency_ms)}</td>
                                     <td class="num">{r.ttft_ms.map(format::ms).unwrap_or_else(|| "—".into())}</td>
@@ -296,6 +298,11 @@ fn RecordDialog(record: RequestRecord, #[prop(into)] on_close: Callback<()>) -> 
             record.error_class.clone().unwrap_or_else(|| "—".into()),
         ),
         ("attempts", record.attempts.to_string()),
+        ("api", or_dash(&record.api)),
+        (
+            "session",
+            record.session_id.clone().unwrap_or_else(|| "—".into()),
+        ),
         ("stream", yes_no(record.stream).into()),
         ("latency", format::ms(record.latency_ms)),
         (
@@ -342,5 +349,13 @@ mod tests {
             "/requests?model=gemini%2Fgemini-2.5-flash&status=error"
         );
         assert_eq!(Filters::default().query(), "/requests");
+    }
+}
+
+fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "—".into()
+    } else {
+        text.to_string()
     }
 }
