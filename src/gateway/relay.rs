@@ -70,6 +70,8 @@ pub struct SseRelay<T> {
     done: bool,
     /// The end of the upstream or its error, seen while gathering ready chunks.
     lookahead: Option<Option<reqwest::Result<Bytes>>>,
+    /// A failure met after events the client has not been sent yet: reported once they are.
+    failed: Option<ApiError>,
 }
 
 impl<T: StreamOut> SseRelay<T> {
@@ -92,6 +94,7 @@ impl<T: StreamOut> SseRelay<T> {
             events: 0,
             done: false,
             lookahead: None,
+            failed: None,
         }
     }
 
@@ -106,13 +109,18 @@ impl<T: StreamOut> SseRelay<T> {
         if self.done {
             return Ok(None);
         }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut out = Vec::new();
         loop {
             loop {
                 match self.decoder.next_event() {
                     Ok(Some(event)) => {
                         self.events += 1;
-                        self.translator.event(&event, &mut out)?;
+                        if let Err(e) = self.translator.event(&event, &mut out) {
+                            return self.failed_after(out, e);
+                        }
                     }
                     Ok(None) => break,
                     Err(_) => {
@@ -151,10 +159,14 @@ impl<T: StreamOut> SseRelay<T> {
                     )));
                 }
                 Ok(None) => {
-                    if let Some(event) = self.decoder.finish() {
-                        self.translator.event(&event, &mut out)?;
+                    if let Some(event) = self.decoder.finish()
+                        && let Err(e) = self.translator.event(&event, &mut out)
+                    {
+                        return self.failed_after(out, e);
                     }
-                    self.translator.finish(&mut out)?;
+                    if let Err(e) = self.translator.finish(&mut out) {
+                        return self.failed_after(out, e);
+                    }
                     self.done = true;
                     let events = self.events;
                     let prompt_bytes = self.prompt_bytes;
@@ -175,6 +187,16 @@ impl<T: StreamOut> SseRelay<T> {
                 }
             }
         }
+    }
+
+    /// A failure after `out` was translated: once the reply has started, the client gets `out`
+    /// first and the error next; before that nothing is sent, so the request can still fail over.
+    fn failed_after(&mut self, out: Vec<u8>, e: ApiError) -> Result<Option<Bytes>, ApiError> {
+        if out.is_empty() || self.recording.is_none() {
+            return Err(e);
+        }
+        self.failed = Some(e);
+        Ok(Some(Bytes::from(out)))
     }
 
     /// The upstream's next item if it is already there (after one yield to the runtime).
@@ -457,4 +479,50 @@ pub fn root_cause(e: &dyn std::error::Error) -> String {
         current = next;
     }
     current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::providers::openai_compatible::PassthroughStream;
+
+    fn relay(body: &'static str) -> SseRelay<ChatTranslator> {
+        let upstream: Upstream = Box::pin(futures_util::stream::iter([Ok(Bytes::from(body))]));
+        SseRelay::new(
+            upstream,
+            ChatTranslator::OpenAi(PassthroughStream::new(true)),
+            Duration::from_secs(5),
+            "m".into(),
+            0,
+        )
+    }
+
+    const GOOD_THEN_GARBLED: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"kept\"}}]}\n\ndata: {\"choices\":[{\"ind\n\n";
+
+    #[tokio::test]
+    async fn events_before_a_failure_in_the_same_read_reach_the_client_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::default();
+        config.server.data_dir = dir.path().into();
+        let store = crate::stats::Store::open(&config).await.unwrap();
+        let stats = crate::stats::Stats::start(store, Duration::from_secs(1));
+        let mut r = relay(GOOD_THEN_GARBLED);
+        r.recording = Some(Recording::start(
+            stats,
+            Arc::new(crate::providers::catalogue::Catalogue::builtin()),
+            "req",
+            true,
+        ));
+        let first = r.next().await.unwrap().expect("the good event");
+        assert!(String::from_utf8_lossy(&first).contains("kept"));
+        assert!(r.next().await.is_err(), "then the failure");
+    }
+
+    #[tokio::test]
+    async fn before_the_reply_starts_a_failure_leaves_nothing_sent_to_fail_over() {
+        let mut r = relay(GOOD_THEN_GARBLED);
+        assert!(r.next().await.is_err());
+    }
 }

@@ -333,6 +333,14 @@ fn RecordDialog(record: RequestRecord, #[prop(into)] on_close: Callback<()>) -> 
     }
 }
 
+fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "—".into()
+    } else {
+        text.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,13 +357,5 @@ mod tests {
             "/requests?model=gemini%2Fgemini-2.5-flash&status=error"
         );
         assert_eq!(Filters::default().query(), "/requests");
-    }
-}
-
-fn or_dash(text: &str) -> String {
-    if text.is_empty() {
-        "—".into()
-    } else {
-        text.to_string()
     }
 }
