@@ -14,7 +14,7 @@ use super::relay::{self, Started};
 use super::upstream::Failure;
 use crate::error::ApiError;
 use crate::governance::Admission;
-use crate::providers::dialect::{self, ChatReply, ChatTarget, ChatTranslator};
+use crate::providers::dialect::{self, ChatReply, ChatTranslator};
 use crate::providers::openai_compatible::usage_from_tail;
 use crate::routing::Candidate;
 use crate::routing::limits::Slot;
@@ -37,14 +37,7 @@ impl Endpoint for Chat {
         a: Attempt<'_, Conversation>,
     ) -> Result<Started<ChatTranslator>, Failure> {
         let deployment = &a.candidate.deployment;
-        let target = ChatTarget {
-            base_url: &deployment.base_url,
-            model: &a.candidate.model,
-            client_model: &a.peek.model,
-            stream: a.peek.stream,
-            include_usage: a.peek.include_usage,
-            request_id: a.request_id,
-        };
+        let target = a.chat_target(a.peek.include_usage);
         let encoded = dialect::encode_chat(deployment.provider.wire, &target, a.body.clone())
             .map_err(Failure::fatal)?;
         let sent = gateway

@@ -31,6 +31,7 @@ use super::upstream::Failure;
 use super::{Gateway, reply_headers};
 use crate::error::{ApiError, parse_json};
 use crate::governance::Admission;
+use crate::providers::dialect::ChatTarget;
 use crate::providers::openai_types::StreamOptions;
 use crate::routing::limits::Slot;
 use crate::routing::{Candidate, Deployment};
@@ -107,6 +108,20 @@ pub struct Attempt<'a, P> {
     pub body: &'a Bytes,
     pub request_id: &'a str,
     pub span: &'a tracing::Span,
+}
+
+impl<'a> Attempt<'a, Conversation> {
+    /// Where this attempt's conversation goes, for the wire-format encoders.
+    pub fn chat_target(&self, include_usage: bool) -> ChatTarget<'a> {
+        ChatTarget {
+            base_url: &self.candidate.deployment.base_url,
+            model: &self.candidate.model,
+            client_model: &self.peek.model,
+            stream: self.peek.stream,
+            include_usage,
+            request_id: self.request_id,
+        }
+    }
 }
 
 /// An inbound API: what differs from one endpoint to another.

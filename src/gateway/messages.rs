@@ -16,7 +16,7 @@ use super::relay::{self, Started, StreamOut};
 use super::upstream::Failure;
 use crate::error::ApiError;
 use crate::governance::Admission;
-use crate::providers::dialect::{self, ChatReply, ChatTarget, ChatTranslator, MessagesReply};
+use crate::providers::dialect::{self, ChatReply, ChatTranslator, MessagesReply};
 use crate::providers::messages::passthrough::{self, PassthroughStream};
 use crate::providers::messages::{self as anthropic_api, reply, stream::MessagesStream};
 use crate::providers::openai_types::Usage;
@@ -110,14 +110,7 @@ impl Endpoint for Messages {
         a: Attempt<'_, Conversation>,
     ) -> Result<Started<MessagesOut>, Failure> {
         let deployment = &a.candidate.deployment;
-        let target = ChatTarget {
-            base_url: &deployment.base_url,
-            model: &a.candidate.model,
-            client_model: &a.peek.model,
-            stream: a.peek.stream,
-            include_usage: true,
-            request_id: a.request_id,
-        };
+        let target = a.chat_target(true);
         let encoded = dialect::encode_messages(deployment.provider.wire, &target, a.body.clone())
             .map_err(Failure::fatal)?;
         let forwarded = match encoded.reply {
