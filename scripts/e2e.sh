@@ -28,3 +28,6 @@ GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/te
 
 say "Anthropic Python SDK against the gateway's /v1/messages"
 GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_anthropic_sdk.py
+
+say "Claude Code and Codex through the gateway"
+GATEWAY_URL="http://127.0.0.1:$gw_port" scripts/agents.sh

@@ -52,6 +52,10 @@ if $want_test; then
     python3 -m venv target/py-sdk
     target/py-sdk/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   fi
+  if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_modules/.bin/claude ]; then
+    say "installing the Claude Code and Codex CLIs for the agent tests (native binaries from npm)"
+    npm ci --prefix tests/agents --no-audit --no-fund
+  fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then
     say "installing Playwright (without a browser download; Debian's Chromium is used)"
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix end2end --no-audit --no-fund

@@ -20,6 +20,8 @@ pub struct AppState {
     pub auth: Arc<crate::governance::identity::Auth>,
     pub governance: Arc<crate::governance::Governance>,
     pub stats: Arc<Stats>,
+    /// The responses `/v1/responses` keeps; not rebuilt on a reload.
+    pub responses: Arc<crate::gateway::response_store::ResponseStore>,
     pub started: Instant,
     /// Behind an `Arc`: the state is cloned for every request.
     pub leptos_options: Arc<LeptosOptions>,
@@ -45,7 +47,12 @@ impl AppState {
         stats: Arc<Stats>,
         leptos_options: LeptosOptions,
     ) -> AppState {
+        let responses = Arc::new(crate::gateway::response_store::ResponseStore::new(
+            &config.responses,
+            stats.store().redis().cloned(),
+        ));
         AppState {
+            responses,
             current: Arc::new(ArcSwap::from_pointee(Current {
                 config: Arc::new(config),
                 gateway,

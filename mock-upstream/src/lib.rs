@@ -11,6 +11,9 @@
 //!   (a stream that stops sending after three events but stays open), `badjson` (a stream whose
 //!   fourth event, 200 ms after the first three, is a truncated JSON object holding [`GARBLED`],
 //!   followed by the rest of the reply and `[DONE]`);
+//! - OpenAI dialect only: `agent` (a coding agent's turn: a call to the first shell or file tool
+//!   the request offers (`Bash`, `exec_command`, `shell`, `Read`) reading [`AGENT_FILE`], or, once
+//!   the request carries that call's result, an answer quoting it);
 //! - `tools`: two parallel tool calls (`get_weather` for Paris and Tokyo);
 //! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
@@ -24,6 +27,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -57,6 +61,8 @@ pub const REPLY_WORDS: [&str; 20] = [
     ".",
 ];
 pub const PROMPT_TOKENS: u64 = 12;
+/// The file an `agent` model asks the client to read, relative to the client's working directory.
+pub const AGENT_FILE: &str = "bridge-note.txt";
 pub const CACHED_TOKENS: u64 = 4;
 pub const REASONING_TOKENS: u64 = 7;
 pub const REASONING_TEXT: &str = "Let me think about this step by step.";
@@ -212,6 +218,7 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/chat/completions", post(openai::chat))
         .route("/compatible-mode/v1/chat/completions", post(openai::chat))
+        .route("/v1/responses", post(responses::create))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))

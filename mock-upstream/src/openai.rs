@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::{
-    Behaviour, CACHED_TOKENS, GARBLED, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
-    REPLY_WORDS,
+    AGENT_FILE, Behaviour, CACHED_TOKENS, GARBLED, MockState, PROMPT_TOKENS, REASONING_TEXT,
+    REASONING_TOKENS, REPLY_WORDS,
 };
 
 fn error(status: StatusCode, message: &str, kind: &str) -> Response {
@@ -89,6 +89,9 @@ pub async fn chat(
         .unwrap_or(false);
     if model.contains("leakkey") {
         return leaked_key(&headers);
+    }
+    if model.contains("agent") {
+        return agent(&model, &request, stream);
     }
     let behaviour = mock.behaviour(&model).await;
     match behaviour {
@@ -302,4 +305,83 @@ pub async fn models() -> impl IntoResponse {
     Json(
         json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 0, "owned_by": "mock"}]}),
     )
+}
+
+/// A coding agent's turn: a call to a shell or file tool reading [`AGENT_FILE`], or, once the last
+/// message is that call's result, an answer quoting it.
+fn agent(model: &str, request: &Value, stream: bool) -> Response {
+    let last = request["messages"].as_array().and_then(|m| m.last());
+    let (message, finish) = match last.filter(|m| m["role"] == "tool") {
+        Some(result) => {
+            let text = match &result["content"] {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+                _ => String::new(),
+            };
+            let answer = format!("The tool said: {}", text.trim());
+            (json!({"role": "assistant", "content": answer}), "stop")
+        }
+        None => {
+            let offered: Vec<&str> = request["tools"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| t["function"]["name"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let command = format!("cat {AGENT_FILE}");
+            let call = ["Bash", "exec_command", "shell", "Read"]
+                .into_iter()
+                .find(|name| offered.contains(name))
+                .map(|name| {
+                    let arguments = match name {
+                        "Bash" => json!({"command": command, "description": "Read the note"}),
+                        "exec_command" => json!({"cmd": command}),
+                        "shell" => json!({"command": ["cat", AGENT_FILE]}),
+                        _ => json!({"file_path": AGENT_FILE}),
+                    };
+                    json!([{"id": "call_agent", "type": "function",
+                        "function": {"name": name, "arguments": arguments.to_string()}}])
+                });
+            match call {
+                Some(calls) => (
+                    json!({"role": "assistant", "content": null, "tool_calls": calls}),
+                    "tool_calls",
+                ),
+                None => (
+                    json!({"role": "assistant", "content": "No tool to call."}),
+                    "stop",
+                ),
+            }
+        }
+    };
+    let usage = usage(Behaviour::Text);
+    if !stream {
+        return Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000u64,
+            "model": model, "usage": usage,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        }))
+        .into_response();
+    }
+    let mut delta = message.clone();
+    if let Some(calls) = delta["tool_calls"].as_array_mut() {
+        for (i, call) in calls.iter_mut().enumerate() {
+            call["index"] = i.into();
+        }
+    }
+    let end = json!({
+        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
+        "model": model, "choices": [], "usage": usage
+    });
+    let events = vec![
+        chunk(model, delta, None),
+        chunk(model, json!({}), Some(finish)),
+        Bytes::from(format!("data: {end}\n\n")),
+        Bytes::from_static(b"data: [DONE]\n\n"),
+    ];
+    sse_response(Body::from_stream(futures_util::stream::iter(
+        events.into_iter().map(Ok::<_, std::io::Error>),
+    )))
 }

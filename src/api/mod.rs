@@ -8,6 +8,7 @@ pub mod messages;
 mod metrics;
 pub mod models;
 pub mod openapi;
+mod responses;
 mod stats;
 mod v1;
 
@@ -29,7 +30,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/v1/messages",
-            post(messages::messages).route_layer(admission),
+            post(messages::messages).route_layer(admission.clone()),
+        )
+        .route(
+            "/v1/responses",
+            post(responses::create).route_layer(admission),
+        )
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get_one).delete(responses::delete),
         )
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(models::list))

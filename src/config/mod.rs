@@ -10,6 +10,7 @@ mod log;
 mod models;
 mod pricing;
 mod providers;
+mod responses;
 mod routing;
 pub mod secret;
 mod server;
@@ -27,6 +28,7 @@ pub use self::log::{LogConfig, LogFormat};
 pub use self::models::ModelsConfig;
 pub use self::pricing::PriceConfig;
 pub use self::providers::{CustomProviderConfig, ProviderConfig, ProvidersConfig};
+pub use self::responses::ResponsesConfig;
 pub use self::routing::{CircuitConfig, ModelRouting, RoutingConfig, Strategy};
 pub use self::secret::{MASK, Secret};
 pub use self::server::ServerConfig;
@@ -59,6 +61,8 @@ pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_STATS_FLUSH_INTERVAL",
     "LLM_BRIDGE_RECENT_REQUESTS",
     "LLM_BRIDGE_STATS",
+    "LLM_BRIDGE_RESPONSES_TTL",
+    "LLM_BRIDGE_RESPONSES_MAX_BYTES",
     "LLM_BRIDGE_LOG_FORMAT",
     "RUST_LOG",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -83,6 +87,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub store: StoreConfig,
+    pub responses: ResponsesConfig,
     pub log: LogConfig,
     pub providers: ProvidersConfig,
     pub models: ModelsConfig,
@@ -160,6 +165,7 @@ impl Config {
         self.auth.apply_env(env)?;
         self.limits.apply_env(env)?;
         self.store.apply_env(env)?;
+        self.responses.apply_env(env)?;
         self.log.apply_env(env)?;
         self.providers.apply_env(env)?;
         Ok(())
@@ -187,6 +193,7 @@ impl Config {
         self.limits.validate(origin)?;
         self.server.validate(origin)?;
         self.store.validate(origin)?;
+        self.responses.validate(origin)?;
         self.providers.validate(origin)?;
         self.models.validate(origin)?;
         self.routing.validate(origin)?;

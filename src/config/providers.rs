@@ -57,6 +57,10 @@ pub struct CustomProviderConfig {
     /// Models listed by `/v1/models` and routed here without the `name/` prefix.
     #[serde(default)]
     pub models: Vec<String>,
+    /// The server also serves OpenAI's Responses API (`/responses`, as vLLM does): Responses
+    /// requests go to it untranslated.
+    #[serde(default)]
+    pub responses_api: bool,
     #[serde(
         default,
         with = "humantime_serde::option",

@@ -110,14 +110,14 @@ pub struct Attempt<'a, P> {
     pub span: &'a tracing::Span,
 }
 
-impl<'a> Attempt<'a, Conversation> {
+impl<'a, P: Peek> Attempt<'a, P> {
     /// Where this attempt's conversation goes, for the wire-format encoders.
     pub fn chat_target(&self, include_usage: bool) -> ChatTarget<'a> {
         ChatTarget {
             base_url: &self.candidate.deployment.base_url,
             model: &self.candidate.model,
-            client_model: &self.peek.model,
-            stream: self.peek.stream,
+            client_model: self.peek.model(),
+            stream: self.peek.stream(),
             include_usage,
             request_id: self.request_id,
         }

@@ -16,7 +16,7 @@ use super::relay::{self, Started, StreamOut};
 use super::upstream::Failure;
 use crate::error::ApiError;
 use crate::governance::Admission;
-use crate::providers::dialect::{self, ChatReply, ChatTranslator, MessagesReply};
+use crate::providers::dialect::{self, ChatReply, ChatTranslator, InboundReply};
 use crate::providers::messages::passthrough::{self, PassthroughStream};
 use crate::providers::messages::{self as anthropic_api, reply, stream::MessagesStream};
 use crate::providers::openai_types::Usage;
@@ -114,8 +114,8 @@ impl Endpoint for Messages {
         let encoded = dialect::encode_messages(deployment.provider.wire, &target, a.body.clone())
             .map_err(Failure::fatal)?;
         let forwarded = match encoded.reply {
-            MessagesReply::Passthrough => self.forwarded.clone(),
-            MessagesReply::Chat(_) => HeaderMap::new(),
+            InboundReply::Passthrough => self.forwarded.clone(),
+            InboundReply::Chat(_) => HeaderMap::new(),
         };
         let sent = gateway
             .send_with(deployment, &encoded.url, encoded.body, forwarded, a.span)
@@ -123,11 +123,11 @@ impl Endpoint for Messages {
         let (candidate, prompt_bytes) = (a.candidate, a.body.len());
         let id = format!("msg_{}", a.request_id);
         match encoded.reply {
-            MessagesReply::Passthrough if a.peek.stream => {
+            InboundReply::Passthrough if a.peek.stream => {
                 let out = MessagesOut::Passthrough(PassthroughStream::default());
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
-            MessagesReply::Passthrough => {
+            InboundReply::Passthrough => {
                 relay::start_passthrough(
                     candidate,
                     sent,
@@ -136,7 +136,7 @@ impl Endpoint for Messages {
                 )
                 .await
             }
-            MessagesReply::Chat(ChatReply::Stream(chat)) => {
+            InboundReply::Chat(ChatReply::Stream(chat)) => {
                 let out = MessagesOut::FromChat(Box::new(ChatToMessages {
                     chat,
                     messages: MessagesStream::new(id, candidate.model.clone()),
@@ -144,7 +144,7 @@ impl Endpoint for Messages {
                 }));
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
-            MessagesReply::Chat(whole) => {
+            InboundReply::Chat(whole) => {
                 let raw = relay::read_whole(candidate, sent).await?;
                 let chat = match whole {
                     ChatReply::Translate(wire, ctx) => {

@@ -11,6 +11,8 @@ pub mod journey;
 pub mod messages;
 pub mod record;
 pub mod relay;
+pub mod response_store;
+pub mod responses;
 pub mod route;
 pub mod upstream;
 

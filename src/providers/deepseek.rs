@@ -13,5 +13,6 @@ pub const SPEC: ProviderSpec = ProviderSpec {
     wire: Wire::OpenAi(Quirks {
         accepts_reasoning_content: true,
         accepts_max_completion_tokens: false,
+        speaks_responses: false,
     }),
 };

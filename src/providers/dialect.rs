@@ -174,11 +174,12 @@ impl ChatTranslator {
     }
 }
 
-/// How a Messages reply reaches the client.
-pub enum MessagesReply {
-    /// From Anthropic: the reply passes through untouched.
+/// How a reply to an inbound API other than chat completions (Messages, Responses) reaches the
+/// client.
+pub enum InboundReply {
+    /// From an upstream that speaks the client's API: the reply passes through untouched.
     Passthrough,
-    /// From any other upstream: a chat reply, turned into a message.
+    /// From any other upstream: a chat reply, turned into the client's API.
     Chat(ChatReply),
 }
 
@@ -188,13 +189,13 @@ pub fn encode_messages(
     wire: Wire,
     target: &ChatTarget,
     body: Bytes,
-) -> Result<Encoded<MessagesReply>, ApiError> {
+) -> Result<Encoded<InboundReply>, ApiError> {
     if let Wire::Anthropic = wire {
         let renamed = (target.model != target.client_model).then_some(target.model);
         return Ok(Encoded {
             url: anthropic::chat_url(target.base_url),
             body: openai_compatible::with_model(body, renamed)?,
-            reply: MessagesReply::Passthrough,
+            reply: InboundReply::Passthrough,
         });
     }
     let request: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
@@ -207,7 +208,40 @@ pub fn encode_messages(
     Ok(Encoded {
         url: encoded.url,
         body: encoded.body,
-        reply: MessagesReply::Chat(encoded.reply),
+        reply: InboundReply::Chat(encoded.reply),
+    })
+}
+
+/// The upstream serves OpenAI's Responses API itself.
+pub fn speaks_responses(wire: Wire) -> bool {
+    matches!(wire, Wire::OpenAi(quirks) if quirks.speaks_responses)
+}
+
+/// Encodes a Responses request: the client's bytes (only the model renamed) to an upstream that
+/// speaks the Responses API, the chat completions body `chat` builds to everyone else.
+pub fn encode_responses(
+    wire: Wire,
+    target: &ChatTarget,
+    body: Bytes,
+    chat: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+) -> Result<Encoded<InboundReply>, ApiError> {
+    if speaks_responses(wire) {
+        let renamed = (target.model != target.client_model).then_some(target.model);
+        return Ok(Encoded {
+            url: openai_compatible::responses_url(target.base_url),
+            body: openai_compatible::with_model(body, renamed)?,
+            reply: InboundReply::Passthrough,
+        });
+    }
+    let chat_target = ChatTarget {
+        include_usage: true,
+        ..*target
+    };
+    let encoded = encode_chat(wire, &chat_target, Bytes::from(chat()?))?;
+    Ok(Encoded {
+        url: encoded.url,
+        body: encoded.body,
+        reply: InboundReply::Chat(encoded.reply),
     })
 }
 

@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod catalogue;
+pub mod chunks;
 pub mod deepseek;
 pub mod dialect;
 pub mod gemini;
@@ -17,6 +18,7 @@ pub mod openai;
 pub mod openai_compatible;
 pub mod openai_types;
 pub mod qwen;
+pub mod responses;
 pub mod spec;
 pub mod sse;
 pub mod translate;

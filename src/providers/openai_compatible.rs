@@ -14,6 +14,10 @@ pub fn chat_url(base_url: &str) -> String {
     format!("{base_url}/chat/completions")
 }
 
+pub fn responses_url(base_url: &str) -> String {
+    format!("{base_url}/responses")
+}
+
 pub fn embeddings_url(base_url: &str) -> String {
     format!("{base_url}/embeddings")
 }
@@ -216,6 +220,7 @@ mod tests {
         let quirks = Quirks {
             accepts_reasoning_content: false,
             accepts_max_completion_tokens: false,
+            speaks_responses: false,
         };
         let out: Value = serde_json::from_slice(
             &chat_body(raw, &edits(Some("deepseek-chat"), true, quirks)).unwrap(),

@@ -34,17 +34,21 @@ pub struct Quirks {
     pub accepts_reasoning_content: bool,
     /// Knows `max_completion_tokens`; otherwise it is sent as `max_tokens`.
     pub accepts_max_completion_tokens: bool,
+    /// Serves OpenAI's Responses API (`/responses`): Responses requests pass through untranslated.
+    pub speaks_responses: bool,
 }
 
 impl Quirks {
     pub const OPENAI: Quirks = Quirks {
         accepts_reasoning_content: false,
         accepts_max_completion_tokens: true,
+        speaks_responses: true,
     };
     /// What an unknown OpenAI-compatible server gets: everything passed through untouched.
     pub const PASSTHROUGH: Quirks = Quirks {
         accepts_reasoning_content: true,
         accepts_max_completion_tokens: true,
+        speaks_responses: false,
     };
 }
 

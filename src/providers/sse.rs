@@ -23,6 +23,21 @@ pub struct SseEvent {
 #[derive(Debug, PartialEq, Eq)]
 pub struct EventTooLarge;
 
+/// Writes `event` as it arrived: its `event:` field, its `data:` lines, the blank line.
+pub fn write_event(out: &mut Vec<u8>, event: &SseEvent) {
+    if let Some(name) = event.event.as_deref().filter(|n| !n.is_empty()) {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    for line in event.data.split(|&b| b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+}
+
 impl SseDecoder {
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);

@@ -136,7 +136,10 @@ impl Providers {
                 name: custom.name.clone(),
                 display_name: custom.name.clone(),
                 base_url: custom.base_url.trim_end_matches('/').to_string(),
-                wire: Wire::OpenAi(Quirks::PASSTHROUGH),
+                wire: Wire::OpenAi(Quirks {
+                    speaks_responses: custom.responses_api,
+                    ..Quirks::PASSTHROUGH
+                }),
                 extra_models: custom.models.clone(),
                 timeouts: Timeouts::resolve(
                     config,

@@ -16,6 +16,7 @@ mod mock_translation;
 mod redis_governance;
 mod redis_store;
 mod reload;
+mod responses;
 mod routing;
 mod secrets;
 mod server;

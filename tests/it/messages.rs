@@ -29,31 +29,6 @@ async fn post(gw: &TestGateway, body: &[u8]) -> reqwest::Response {
         .unwrap()
 }
 
-/// The events of a Messages stream: (name, data).
-fn events(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let mut name = String::new();
-            let mut data = String::new();
-            for line in frame.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_string();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            let value: Value = serde_json::from_str(&data).expect("every event is JSON");
-            assert_eq!(
-                value["type"],
-                name.as_str(),
-                "the event name matches its type"
-            );
-            (name, value)
-        })
-        .collect()
-}
-
 fn streamed_text(events: &[(String, Value)]) -> String {
     events
         .iter()
@@ -117,7 +92,7 @@ async fn an_anthropic_stream_passes_through_byte_for_byte() {
         .await
         .unwrap();
     assert_eq!(through, direct);
-    let events = events(&through);
+    let events = sse_events(&through);
     assert_eq!(streamed_text(&events), REPLY_WORDS.concat());
 }
 
@@ -158,7 +133,7 @@ async fn openai_and_gemini_streams_become_messages_events() {
         body["stream"] = json!(true);
         let resp = post(&gw, &serde_json::to_vec(&body).unwrap()).await;
         assert_eq!(resp.status(), 200, "{model}");
-        let events = events(&resp.text().await.unwrap());
+        let events = sse_events(&resp.text().await.unwrap());
         let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names.first(), Some(&"message_start"), "{model}: {names:?}");
         assert_eq!(names[1], "content_block_start", "{model}");

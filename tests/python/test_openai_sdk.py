@@ -135,6 +135,54 @@ def virtual_keys():
         assert int(e.response.headers["retry-after"]) >= 1
 
 
+def responses():
+    """The Responses API: passed through to OpenAI, translated for DeepSeek and Gemini."""
+    for model in ["gpt-4o-mini", "deepseek-chat", "gemini-2.5-flash"]:
+        r = client.responses.create(model=model, input="Hi", instructions="Be brief.")
+        assert r.output_text == EXPECTED, (model, r.output_text)
+        assert r.status == "completed" and r.usage.output_tokens == 20, (model, r.status, r.usage)
+        assert r.usage.input_tokens_details.cached_tokens == 4, (model, r.usage)
+
+
+def responses_stream():
+    for model in ["gpt-4o-mini", "deepseek-chat", "gemini-2.5-flash"]:
+        with client.responses.stream(model=model, input="Hi") as stream:
+            deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+            final = stream.get_final_response()
+        assert "".join(deltas) == EXPECTED, (model, deltas)
+        assert final.output_text == EXPECTED and final.usage.total_tokens == 32, (model, final)
+        events = list(client.responses.create(model=model, input="Hi", stream=True))
+        assert [e.sequence_number for e in events] == list(range(len(events))), model
+        assert events[0].type == "response.created" and events[-1].type == "response.completed", model
+
+
+def responses_tools():
+    """A function call round trip, the second turn by previous_response_id on another provider."""
+    tools = [{"type": "function", "name": "get_weather", "description": "Weather of a city",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    first = client.responses.create(model="deepseek/mock-tools", input="Weather in Paris and Tokyo?", tools=tools)
+    calls = [i for i in first.output if i.type == "function_call"]
+    assert [c.name for c in calls] == ["get_weather", "get_weather"], first.output
+    assert '"Paris"' in calls[0].arguments, calls[0]
+    outputs = [{"type": "function_call_output", "call_id": c.call_id, "output": "sunny"} for c in calls]
+    second = client.responses.create(
+        model="gemini-2.5-flash", previous_response_id=first.id, input=outputs, tools=tools
+    )
+    assert second.output_text == EXPECTED and second.previous_response_id == first.id, second
+    assert client.responses.retrieve(second.id).output_text == EXPECTED
+    client.responses.delete(second.id)
+    try:
+        client.responses.retrieve(second.id)
+        raise AssertionError("a deleted response was found")
+    except openai.NotFoundError:
+        pass
+    try:
+        client.responses.create(model="deepseek-chat", previous_response_id="resp_unknown", input="x")
+        raise AssertionError("an unknown previous_response_id was accepted")
+    except openai.NotFoundError as e:
+        assert e.param == "previous_response_id", e.body
+
+
 for name, fn in [
     ("non-stream", non_stream),
     ("stream", stream),
@@ -143,6 +191,9 @@ for name, fn in [
     ("models", models),
     ("embeddings", embeddings),
     ("virtual keys", virtual_keys),
+    ("responses", responses),
+    ("responses stream", responses_stream),
+    ("responses tools", responses_tools),
 ]:
     check(name, fn)
 

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::providers::openai_types::Usage;
-use crate::providers::sse::SseEvent;
+use crate::providers::sse::{self, SseEvent};
 
 /// Anthropic's usage; every field optional (`message_delta` carries only what changed).
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -81,17 +81,7 @@ impl PassthroughStream {
             }
             _ => {}
         }
-        if !name.is_empty() {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(name.as_bytes());
-            out.push(b'\n');
-        }
-        for line in event.data.split(|&b| b == b'\n') {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
-        out.push(b'\n');
+        sse::write_event(out, event);
         Ok(())
     }
 

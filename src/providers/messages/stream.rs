@@ -3,55 +3,11 @@
 //! (`content_block_start`/`_delta`/`_stop`), then `message_delta` with the stop reason and usage,
 //! and `message_stop`.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::providers::chunks::{self, Chunk, FunctionDelta};
 use crate::providers::openai_types::Usage;
-
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Vec<Choice>,
-    #[serde(default)]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    delta: Delta,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default, alias = "reasoning")]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolCallDelta>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallDelta {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionDelta>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
 
 #[derive(PartialEq, Clone, Copy)]
 enum Block {
@@ -99,19 +55,7 @@ impl MessagesStream {
 
     /// The chunk frames (`data: {…}\n\n`, `data: [DONE]`) a chat translator wrote.
     pub fn frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
-        for line in frames.split(|&b| b == b'\n') {
-            let Some(data) = line.strip_prefix(b"data: ") else {
-                continue;
-            };
-            if data == b"[DONE]" {
-                continue;
-            }
-            let chunk: Chunk = serde_json::from_slice(data).map_err(|e| {
-                ApiError::bad_gateway(format!("the upstream sent an unreadable chunk: {e}"))
-            })?;
-            self.chunk(chunk, out);
-        }
-        Ok(())
+        chunks::each(frames, |chunk| self.chunk(chunk, out))
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {

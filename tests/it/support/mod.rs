@@ -193,6 +193,33 @@ pub fn sse_payloads(body: &str) -> Vec<String> {
 }
 
 /// The JSON chunks of an SSE body; panics unless it ends with exactly one `[DONE]`.
+/// The events of a stream with named events (Messages, Responses): (name, data); each event's
+/// `type` must be its name.
+pub fn sse_events(text: &str) -> Vec<(String, serde_json::Value)> {
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            let value: serde_json::Value =
+                serde_json::from_str(&data).expect("every event is JSON");
+            assert_eq!(
+                value["type"],
+                name.as_str(),
+                "the event name matches its type"
+            );
+            (name, value)
+        })
+        .collect()
+}
+
 pub fn sse_chunks(body: &str) -> Vec<serde_json::Value> {
     let payloads = sse_payloads(body);
     assert_eq!(

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The real coding-agent CLIs through the gateway, offline: Claude Code (Anthropic's Messages API) to
+# an OpenAI-dialect upstream and Codex (OpenAI's Responses API) to a DeepSeek upstream, both on the
+# mock. Each reads a note with a shell tool the mock asks for, and answers with what the tool said:
+# one prompt, one tool-call round trip. Part of scripts/e2e.sh; GATEWAY_URL is the gateway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+root=$(pwd)
+bin="$root/tests/agents/node_modules/.bin"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/project" "$work/home" "$work/codex-home"
+note="note-$(date +%s%N)"
+# The file the mock's `agent` model asks to read (llm_bridge_mock::AGENT_FILE).
+echo "$note" > "$work/project/bridge-note.txt"
+
+expect() { # name, output: the answer must quote the note
+  if [[ "$2" != *"The tool said: $note"* ]]; then
+    echo "FAIL $1: the answer does not quote the note; it was:" >&2
+    printf '%s\n' "$2" >&2
+    exit 1
+  fi
+  echo "ok   $1"
+}
+
+say "Claude Code through /v1/messages to an OpenAI-dialect upstream"
+answer=$(cd "$work/project" && HOME="$work/home" ANTHROPIC_BASE_URL="$GATEWAY_URL" \
+  ANTHROPIC_API_KEY=sk-ant-unused CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 \
+  DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_MAX_RETRIES=0 \
+  timeout 120 "$bin/claude" -p "What does bridge-note.txt say?" --output-format text \
+  --no-session-persistence --model openai/mock-agent --allowedTools "Bash(cat:*)" </dev/null)
+expect "Claude Code: prompt, Bash tool round trip, answer" "$answer"
+
+say "Codex through /v1/responses to a DeepSeek upstream"
+answer=$(cd "$work/project" && HOME="$work/home" CODEX_HOME="$work/codex-home" AGENT_KEY=unused \
+  timeout 120 "$bin/codex" exec --skip-git-repo-check --ephemeral --sandbox read-only --color never \
+  -C "$work/project" -m deepseek/mock-agent -c model_provider=local \
+  -c 'model_providers.local.name="local"' \
+  -c "model_providers.local.base_url=\"$GATEWAY_URL/v1\"" \
+  -c 'model_providers.local.wire_api="responses"' -c 'model_providers.local.env_key="AGENT_KEY"' \
+  -c model_providers.local.request_max_retries=0 -c model_providers.local.stream_max_retries=0 \
+  -c analytics.enabled=false -c check_for_update_on_startup=false \
+  --disable plugins --disable unbounded_connection_retries "What does bridge-note.txt say?" </dev/null)
+expect "Codex: prompt, exec_command round trip, answer" "$answer"
+
+say "the request log shows both inbound APIs and Claude Code's session"
+log=$(curl -fsS "$GATEWAY_URL/api/requests?limit=50")
+python3 - "$log" <<'PY'
+import json, sys
+log = json.loads(sys.argv[1])
+agents = [r for r in log if "mock-agent" in (r.get("model") or "")]
+apis = {r["api"] for r in agents}
+assert {"messages", "responses"} <= apis, apis
+assert any(r.get("session_id") for r in agents if r["api"] == "messages"), "no Claude Code session id"
+assert all(r["status"] == 200 for r in agents), [(r["api"], r["status"]) for r in agents]
+print(f"ok   {len(agents)} agent requests recorded: {sorted(apis)}")
+PY

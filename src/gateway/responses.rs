@@ -1,0 +1,382 @@
+//! `POST /v1/responses`: OpenAI's Responses API (what Codex speaks), relayed to any provider. To an
+//! upstream that speaks it (OpenAI) the client's bytes pass through; to the others the
+//! conversation goes as chat completions and the reply comes back as a response object or as
+//! Responses events. With `store` (the default) the gateway keeps the response and its
+//! conversation, so `previous_response_id` continues it on any provider. The journey itself is
+//! [`super::journey`].
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use super::Gateway;
+use super::journey::{Attempt, Endpoint, Peek};
+use super::record::Recording;
+use super::relay::{self, Started, StreamOut};
+use super::response_store::{ResponseStore, StoredResponse};
+use super::upstream::Failure;
+use crate::error::{ApiError, parse_json};
+use crate::governance::Admission;
+use crate::providers::dialect::{self, ChatReply, ChatTranslator, InboundReply};
+use crate::providers::openai_types::Usage;
+use crate::providers::responses::passthrough::{self, PassthroughStream};
+use crate::providers::responses::stream::{self as responses_stream, ResponsesStream};
+use crate::providers::responses::{new_id, request, skeleton};
+use crate::providers::sse::SseEvent;
+use crate::routing::Candidate;
+use crate::routing::limits::Slot;
+
+/// Names the tool types a translated request went without.
+pub const HEADER_DROPPED_TOOLS: HeaderName = HeaderName::from_static("x-llm-bridge-dropped-tools");
+
+/// A Responses request, peeked: the body is read whole once, as the translation needs all of it.
+pub struct ResponsesPeek {
+    model: String,
+    stream: bool,
+    store: bool,
+    previous: Option<String>,
+    request: Map<String, Value>,
+    input: Vec<Value>,
+}
+
+impl Peek for ResponsesPeek {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn stream(&self) -> bool {
+        self.stream
+    }
+}
+
+/// The conversation before this request, from `previous_response_id`.
+enum History {
+    None,
+    Found(Arc<StoredResponse>),
+    /// Not kept here (or not the caller's): only an upstream with its own store may know it.
+    Missing(String),
+}
+
+/// What is kept once the response is whole.
+struct Keep {
+    store: Arc<ResponseStore>,
+    owner: String,
+    /// The conversation up to this response's output.
+    items: Vec<Value>,
+}
+
+impl Keep {
+    fn keep(self, response: &Value, output: &[Value]) {
+        let Some(id) = response["id"].as_str() else {
+            return;
+        };
+        let mut items = self.items;
+        items.extend_from_slice(output);
+        let stored = StoredResponse {
+            owner: self.owner,
+            response: response.clone(),
+            items,
+        };
+        self.store.put(id, stored);
+    }
+}
+
+/// A Responses stream, from an upstream that speaks it or from a chat translator's chunks.
+pub enum ResponsesOut {
+    Passthrough(PassthroughStream, u64),
+    FromChat(Box<ChatToResponses>),
+}
+
+/// A chat translator's chunks, turned into Responses events.
+pub struct ChatToResponses {
+    chat: ChatTranslator,
+    responses: ResponsesStream,
+    /// The chunk frames of one event, reused.
+    frames: Vec<u8>,
+    keep: Option<Keep>,
+}
+
+impl StreamOut for ResponsesOut {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        match self {
+            ResponsesOut::Passthrough(p, events) => {
+                *events += 1;
+                p.event(event, out)
+            }
+            ResponsesOut::FromChat(c) => {
+                c.frames.clear();
+                c.chat.event(&event.data, &mut c.frames)?;
+                c.responses.frames(&c.frames, out)
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        if let ResponsesOut::FromChat(c) = self {
+            c.frames.clear();
+            c.chat.finish(&mut c.frames)?;
+            c.responses.frames(&c.frames, out)?;
+            c.responses.finish(out);
+            if let Some(keep) = c.keep.take() {
+                keep.keep(c.responses.response(), c.responses.output());
+            }
+        }
+        Ok(())
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            ResponsesOut::Passthrough(p, _) => p.usage(),
+            ResponsesOut::FromChat(c) => c.chat.usage(),
+        }
+    }
+
+    fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        match self {
+            ResponsesOut::Passthrough(_, events) => {
+                let data = serde_json::json!({
+                    "type": "error",
+                    "code": error.code.as_deref().unwrap_or("server_error"),
+                    "message": error.message,
+                    "param": null,
+                    "sequence_number": *events,
+                });
+                out.extend_from_slice(b"event: error\ndata: ");
+                serde_json::to_writer(&mut *out, &data).expect("a JSON value serialises");
+                out.extend_from_slice(b"\n\n");
+            }
+            ResponsesOut::FromChat(c) => c.responses.fail(error, out),
+        }
+    }
+}
+
+/// The Responses endpoint, with the store it keeps responses in and the caller it keeps them for.
+pub struct Responses {
+    store: Arc<ResponseStore>,
+    /// The caller's virtual key; `None` for the master key, which may read every response.
+    key: Option<String>,
+    history: OnceCell<History>,
+}
+
+impl Responses {
+    pub fn new(store: Arc<ResponseStore>, key: Option<String>) -> Responses {
+        Responses {
+            store,
+            key,
+            history: OnceCell::new(),
+        }
+    }
+
+    async fn history(&self, peek: &ResponsesPeek) -> &History {
+        self.history
+            .get_or_init(|| async {
+                let Some(id) = &peek.previous else {
+                    return History::None;
+                };
+                match self.store.get(id).await {
+                    Some(stored) if self.may_read(&stored) => History::Found(stored),
+                    _ => History::Missing(id.clone()),
+                }
+            })
+            .await
+    }
+
+    pub fn may_read(&self, stored: &StoredResponse) -> bool {
+        self.key.as_ref().is_none_or(|key| *key == stored.owner)
+    }
+
+    fn keep(&self, peek: &ResponsesPeek, history: &History) -> Option<Keep> {
+        if !peek.store {
+            return None;
+        }
+        let mut items = match history {
+            History::Found(stored) => stored.items.clone(),
+            _ => Vec::new(),
+        };
+        items.extend_from_slice(&peek.input);
+        Some(Keep {
+            store: self.store.clone(),
+            owner: self.key.clone().unwrap_or_default(),
+            items,
+        })
+    }
+}
+
+/// OpenAI's answer for an unknown response id.
+pub fn not_found(id: &str) -> ApiError {
+    let shown: String = id.chars().take(80).collect();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("Response with id '{shown}' not found."),
+    )
+}
+
+/// The client's body with the stored conversation in front of its input, for an upstream that
+/// speaks the Responses API but does not know the gateway's ids.
+fn with_history(peek: &ResponsesPeek, stored: &StoredResponse) -> Bytes {
+    let mut request = peek.request.clone();
+    request.remove("previous_response_id");
+    let mut input = stored.items.clone();
+    input.extend_from_slice(&peek.input);
+    request.insert("input".into(), Value::Array(input));
+    Bytes::from(serde_json::to_vec(&request).expect("a JSON map serialises"))
+}
+
+impl Endpoint for Responses {
+    const NAME: &'static str = "responses";
+    type Peek = ResponsesPeek;
+    type Started = Started<ResponsesOut>;
+
+    fn peek(&self, body: &[u8]) -> Result<ResponsesPeek, ApiError> {
+        let request: Map<String, Value> = parse_json(body)?;
+        let model = match request.get("model") {
+            Some(Value::String(model)) => model.clone(),
+            _ => {
+                return Err(
+                    ApiError::invalid_request("`model` must be a string").with_param("model")
+                );
+            }
+        };
+        let previous = match request.get("previous_response_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) => Some(id.clone()),
+            Some(_) => {
+                return Err(
+                    ApiError::invalid_request("`previous_response_id` must be a string")
+                        .with_param("previous_response_id"),
+                );
+            }
+        };
+        Ok(ResponsesPeek {
+            model,
+            stream: request
+                .get("stream")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            store: request
+                .get("store")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            previous,
+            input: request::input_items(&request)?,
+            request,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        gateway: &Gateway,
+        a: Attempt<'_, ResponsesPeek>,
+    ) -> Result<Started<ResponsesOut>, Failure> {
+        let peek = a.peek;
+        let history = self.history(peek).await;
+        let deployment = &a.candidate.deployment;
+        let wire = deployment.provider.wire;
+        let passthrough = dialect::speaks_responses(wire);
+        let (items, body): (&[Value], Bytes) = match history {
+            History::Found(stored) if passthrough => (&[], with_history(peek, stored)),
+            History::Found(stored) => (&stored.items, a.body.clone()),
+            History::Missing(_) if passthrough => (&[], a.body.clone()),
+            History::Missing(id) => {
+                return Err(Failure::fatal(
+                    not_found(id).with_param("previous_response_id"),
+                ));
+            }
+            History::None => (&[], a.body.clone()),
+        };
+        let target = a.chat_target(true);
+        let encoded = dialect::encode_responses(wire, &target, body, || {
+            request::chat_body(&peek.request, items, &peek.input, peek.stream)
+        })
+        .map_err(Failure::fatal)?;
+        let sent = gateway
+            .send_once(deployment, &encoded.url, encoded.body, a.span)
+            .await?;
+        let (candidate, prompt_bytes) = (a.candidate, a.body.len());
+        let start = || {
+            let id = new_id("resp_");
+            skeleton(&peek.request, &id, &candidate.model, crate::clock::now_s())
+        };
+        match encoded.reply {
+            InboundReply::Passthrough if peek.stream => {
+                let out = ResponsesOut::Passthrough(PassthroughStream::default(), 0);
+                relay::start_stream(candidate, sent, out, prompt_bytes).await
+            }
+            InboundReply::Passthrough => {
+                relay::start_passthrough(
+                    candidate,
+                    sent,
+                    passthrough::usage_of_response,
+                    prompt_bytes,
+                )
+                .await
+            }
+            InboundReply::Chat(ChatReply::Stream(chat)) => {
+                let out = ResponsesOut::FromChat(Box::new(ChatToResponses {
+                    chat,
+                    responses: ResponsesStream::new(start()),
+                    frames: Vec::new(),
+                    keep: self.keep(peek, history),
+                }));
+                relay::start_stream(candidate, sent, out, prompt_bytes).await
+            }
+            InboundReply::Chat(whole) => {
+                let raw = relay::read_whole(candidate, sent).await?;
+                let chat = match whole {
+                    ChatReply::Translate(wire, ctx) => {
+                        dialect::chat_reply(wire, &raw, &ctx)
+                            .map_err(Failure::from_reply)?
+                            .0
+                    }
+                    _ => raw,
+                };
+                let (response, usage) =
+                    responses_stream::whole(&chat, start()).map_err(Failure::from_reply)?;
+                if let Some(keep) = self.keep(peek, history) {
+                    keep.keep(response.response(), response.output());
+                }
+                let json =
+                    serde_json::to_vec(response.response()).expect("a JSON value serialises");
+                Ok(Started::Complete(json, usage.unwrap_or_default()))
+            }
+        }
+    }
+
+    fn relay(
+        &self,
+        started: Started<ResponsesOut>,
+        recording: Recording,
+        slot: Slot,
+        candidate: &Candidate,
+        peek: &ResponsesPeek,
+    ) -> Response {
+        let mut response = started.into_response(recording, slot, &candidate.model, peek.stream);
+        if !dialect::speaks_responses(candidate.deployment.provider.wire)
+            && let Ok(tools) = request::dropped_tools(&peek.request)
+            && !tools.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&tools.join(", "))
+        {
+            response.headers_mut().insert(HEADER_DROPPED_TOOLS, value);
+        }
+        response
+    }
+}
+
+impl Gateway {
+    pub async fn responses(
+        &self,
+        store: Arc<ResponseStore>,
+        key: Option<String>,
+        headers: &HeaderMap,
+        body: Bytes,
+        admission: Option<Arc<Admission>>,
+    ) -> Response {
+        self.serve(&Responses::new(store, key), headers, body, admission)
+            .await
+    }
+}

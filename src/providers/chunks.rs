@@ -1,0 +1,131 @@
+//! Chat completion chunks (OpenAI's shape, as every chat translator writes them), read back by the
+//! inbound APIs that are not chat completions (Messages, Responses) to write their own events.
+
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::providers::openai_types::Usage;
+
+#[derive(Deserialize, Default)]
+pub struct Chunk {
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct Choice {
+    #[serde(default)]
+    pub delta: Delta,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct Delta {
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default, alias = "reasoning")]
+    pub reasoning_content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCallDelta>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ToolCallDelta {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct FunctionDelta {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<String>,
+}
+
+/// Calls `f` with each chunk of the frames (`data: {…}\n\n`, `data: [DONE]`) a chat translator wrote.
+pub fn each(frames: &[u8], mut f: impl FnMut(Chunk)) -> Result<(), ApiError> {
+    for line in frames.split(|&b| b == b'\n') {
+        let Some(data) = line.strip_prefix(b"data: ") else {
+            continue;
+        };
+        if data == b"[DONE]" {
+            continue;
+        }
+        let chunk: Chunk = serde_json::from_slice(data).map_err(|e| {
+            ApiError::bad_gateway(format!("the upstream sent an unreadable chunk: {e}"))
+        })?;
+        f(chunk);
+    }
+    Ok(())
+}
+
+/// A whole `chat.completion` as the one chunk that would have carried all of it.
+pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
+    #[derive(Deserialize)]
+    struct Whole {
+        #[serde(default)]
+        choices: Vec<WholeChoice>,
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+    #[derive(Deserialize)]
+    struct WholeChoice {
+        #[serde(default)]
+        message: WholeMessage,
+        #[serde(default)]
+        finish_reason: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    struct WholeMessage {
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default, alias = "reasoning")]
+        reasoning_content: Option<String>,
+        #[serde(default)]
+        tool_calls: Vec<WholeCall>,
+    }
+    #[derive(Deserialize)]
+    struct WholeCall {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        function: Option<FunctionDelta>,
+    }
+    let whole: Whole = serde_json::from_slice(chat)
+        .map_err(|e| ApiError::bad_gateway(format!("the upstream reply is not readable: {e}")))?;
+    let choices = whole
+        .choices
+        .into_iter()
+        .take(1)
+        .map(|c| Choice {
+            delta: Delta {
+                content: c.message.content,
+                reasoning_content: c.message.reasoning_content,
+                tool_calls: c
+                    .message
+                    .tool_calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, call)| ToolCallDelta {
+                        index: i as u32,
+                        id: call.id,
+                        function: call.function,
+                    })
+                    .collect(),
+            },
+            finish_reason: c.finish_reason,
+        })
+        .collect();
+    Ok(Chunk {
+        choices,
+        usage: whole.usage,
+    })
+}

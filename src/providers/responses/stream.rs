@@ -1,0 +1,370 @@
+//! Chat completion chunks (OpenAI's shape, as every translator writes them) as Responses stream
+//! events, each with its `sequence_number`: `response.created`, `response.in_progress`, then per
+//! output item (reasoning, message, function call) `response.output_item.added`, its parts and
+//! deltas, `response.output_item.done`, and at the end `response.completed` (or
+//! `response.incomplete`) with the whole response and its usage. A whole (non-stream) reply goes
+//! through the same steps as one chunk, so both shapes are built by the same code.
+
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::providers::chunks::{self, Chunk};
+use crate::providers::openai_types::Usage;
+
+/// The output item being written.
+enum Open {
+    Reasoning {
+        id: String,
+        text: String,
+    },
+    Message {
+        id: String,
+        text: String,
+    },
+    Call {
+        index: u32,
+        id: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+}
+
+/// Writes Responses events for the chunks of one reply, and keeps the response they describe.
+pub struct ResponsesStream {
+    /// The response object: the request's settings, `output` filled in as items close.
+    response: Value,
+    /// The random part of the response id, for its items' ids.
+    suffix: String,
+    sequence: u64,
+    started: bool,
+    open: Option<Open>,
+    output: Vec<Value>,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+}
+
+fn event(out: &mut Vec<u8>, sequence: &mut u64, kind: &str, mut data: Value) {
+    data["type"] = kind.into();
+    data["sequence_number"] = (*sequence).into();
+    *sequence += 1;
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    serde_json::to_writer(&mut *out, &data).expect("a JSON value serialises");
+    out.extend_from_slice(b"\n\n");
+}
+
+impl ResponsesStream {
+    /// `skeleton` is the response as it starts ([`super::skeleton`]).
+    pub fn new(skeleton: Value) -> ResponsesStream {
+        let suffix = skeleton["id"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("resp_"))
+            .unwrap_or("0")
+            .to_string();
+        ResponsesStream {
+            response: skeleton,
+            suffix,
+            sequence: 0,
+            started: false,
+            open: None,
+            output: Vec::new(),
+            finish_reason: None,
+            usage: None,
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// The response as it stands (whole once [`Self::finish`] ran).
+    pub fn response(&self) -> &Value {
+        &self.response
+    }
+
+    /// The output items written so far.
+    pub fn output(&self) -> &[Value] {
+        &self.output
+    }
+
+    /// The chunk frames a chat translator wrote.
+    pub fn frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
+        chunks::each(frames, |chunk| self.chunk(chunk, out))
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, kind: &str, data: Value) {
+        event(out, &mut self.sequence, kind, data);
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let response = self.response.clone();
+        self.emit(out, "response.created", json!({"response": response}));
+        self.emit(out, "response.in_progress", json!({"response": response}));
+    }
+
+    fn item_id(&self, prefix: &str) -> String {
+        format!("{prefix}_{}{:02}", self.suffix, self.output.len())
+    }
+
+    pub fn chunk(&mut self, chunk: Chunk, out: &mut Vec<u8>) {
+        self.start(out);
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage);
+        }
+        for choice in chunk.choices {
+            let delta = choice.delta;
+            if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
+                self.reasoning(&text, out);
+            }
+            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                self.text(&text, out);
+            }
+            for call in delta.tool_calls {
+                let function = call.function.unwrap_or_default();
+                let same =
+                    matches!(&self.open, Some(Open::Call { index, .. }) if *index == call.index);
+                if !same {
+                    self.close(out);
+                    let id = self.item_id("fc");
+                    let call_id = call
+                        .id
+                        .filter(|id| !id.is_empty())
+                        .unwrap_or_else(|| format!("call_{}{:02}", self.suffix, self.output.len()));
+                    let name = function.name.clone().unwrap_or_default();
+                    let item = json!({"id": id, "type": "function_call", "status": "in_progress",
+                        "arguments": "", "call_id": call_id, "name": name});
+                    let index = self.output.len();
+                    self.emit(
+                        out,
+                        "response.output_item.added",
+                        json!({"output_index": index, "item": item}),
+                    );
+                    self.open = Some(Open::Call {
+                        index: call.index,
+                        id,
+                        call_id,
+                        name,
+                        arguments: String::new(),
+                    });
+                }
+                if let Some(arguments) = function.arguments.filter(|a| !a.is_empty()) {
+                    let index = self.output.len();
+                    if let Some(Open::Call {
+                        id, arguments: all, ..
+                    }) = &mut self.open
+                    {
+                        all.push_str(&arguments);
+                        let data =
+                            json!({"item_id": id, "output_index": index, "delta": arguments});
+                        event(
+                            out,
+                            &mut self.sequence,
+                            "response.function_call_arguments.delta",
+                            data,
+                        );
+                    }
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish_reason = Some(reason);
+            }
+        }
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        if !matches!(self.open, Some(Open::Reasoning { .. })) {
+            self.close(out);
+            let id = self.item_id("rs");
+            let index = self.output.len();
+            let item = json!({"id": id, "type": "reasoning", "summary": []});
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
+            self.emit(
+                out,
+                "response.reasoning_summary_part.added",
+                json!({"item_id": id,
+                "output_index": index, "summary_index": 0,
+                "part": {"type": "summary_text", "text": ""}}),
+            );
+            self.open = Some(Open::Reasoning {
+                id,
+                text: String::new(),
+            });
+        }
+        let index = self.output.len();
+        if let Some(Open::Reasoning { id, text: all }) = &mut self.open {
+            all.push_str(text);
+            let data =
+                json!({"item_id": id, "output_index": index, "summary_index": 0, "delta": text});
+            event(
+                out,
+                &mut self.sequence,
+                "response.reasoning_summary_text.delta",
+                data,
+            );
+        }
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        if !matches!(self.open, Some(Open::Message { .. })) {
+            self.close(out);
+            let id = self.item_id("msg");
+            let index = self.output.len();
+            let item = json!({"id": id, "type": "message", "status": "in_progress",
+                "role": "assistant", "content": []});
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
+            self.emit(
+                out,
+                "response.content_part.added",
+                json!({"item_id": id,
+                "output_index": index, "content_index": 0,
+                "part": {"type": "output_text", "annotations": [], "text": ""}}),
+            );
+            self.open = Some(Open::Message {
+                id,
+                text: String::new(),
+            });
+        }
+        let index = self.output.len();
+        if let Some(Open::Message { id, text: all }) = &mut self.open {
+            all.push_str(text);
+            let data = json!({"item_id": id, "output_index": index, "content_index": 0,
+                "delta": text, "logprobs": []});
+            event(out, &mut self.sequence, "response.output_text.delta", data);
+        }
+    }
+
+    /// Closes the open item: its `.done` events, and the item into the output.
+    fn close(&mut self, out: &mut Vec<u8>) {
+        let index = self.output.len();
+        let item = match self.open.take() {
+            None => return,
+            Some(Open::Reasoning { id, text }) => {
+                let part = json!({"type": "summary_text", "text": text});
+                self.emit(
+                    out,
+                    "response.reasoning_summary_text.done",
+                    json!({"item_id": id,
+                    "output_index": index, "summary_index": 0, "text": text}),
+                );
+                self.emit(
+                    out,
+                    "response.reasoning_summary_part.done",
+                    json!({"item_id": id,
+                    "output_index": index, "summary_index": 0, "part": part}),
+                );
+                json!({"id": id, "type": "reasoning", "summary": [part]})
+            }
+            Some(Open::Message { id, text }) => {
+                let part = json!({"type": "output_text", "annotations": [], "text": text});
+                self.emit(
+                    out,
+                    "response.output_text.done",
+                    json!({"item_id": id,
+                    "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": id,
+                    "output_index": index, "content_index": 0, "part": part}),
+                );
+                json!({"id": id, "type": "message", "status": "completed", "role": "assistant",
+                    "content": [part]})
+            }
+            Some(Open::Call {
+                id,
+                call_id,
+                name,
+                arguments,
+                ..
+            }) => {
+                self.emit(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": id,
+                    "output_index": index, "name": name, "arguments": arguments}),
+                );
+                json!({"id": id, "type": "function_call", "status": "completed",
+                    "arguments": arguments, "call_id": call_id, "name": name})
+            }
+        };
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
+        self.output.push(item);
+    }
+
+    /// The end of the reply: the open item closed, then `response.completed` (or
+    /// `response.incomplete` when the reply was cut by the token limit or a content filter).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.start(out);
+        self.close(out);
+        let incomplete = match self.finish_reason.as_deref() {
+            Some("length") => Some("max_output_tokens"),
+            Some("content_filter") => Some("content_filter"),
+            _ => None,
+        };
+        let r = &mut self.response;
+        r["output"] = Value::Array(self.output.clone());
+        r["usage"] = super::usage_json(self.usage.as_ref());
+        r["status"] = if incomplete.is_some() {
+            "incomplete"
+        } else {
+            "completed"
+        }
+        .into();
+        if let Some(reason) = incomplete {
+            r["incomplete_details"] = json!({"reason": reason});
+        }
+        let kind = if incomplete.is_some() {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        let response = self.response.clone();
+        self.emit(out, kind, json!({"response": response}));
+    }
+
+    /// The stream broke off: `response.failed` with the error.
+    pub fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        self.start(out);
+        let code = if error.status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request"
+        };
+        let r = &mut self.response;
+        r["status"] = "failed".into();
+        r["output"] = Value::Array(self.output.clone());
+        r["error"] = json!({"code": code, "message": error.message});
+        let response = self.response.clone();
+        self.emit(out, "response.failed", json!({"response": response}));
+    }
+}
+
+/// A whole `chat.completion` as a response object (and its usage), built as its stream would be.
+pub fn whole(chat: &[u8], skeleton: Value) -> Result<(ResponsesStream, Option<Usage>), ApiError> {
+    let chunk = chunks::whole(chat)?;
+    let mut stream = ResponsesStream::new(skeleton);
+    let mut scratch = Vec::new();
+    stream.chunk(chunk, &mut scratch);
+    stream.finish(&mut scratch);
+    let usage = stream.usage;
+    Ok((stream, usage))
+}
