@@ -201,6 +201,8 @@ async fn run() {
             .env("LLM_BRIDGE_DATA_DIR", &data_dir)
             .env("LLM_BRIDGE_CONFIG", &config)
             .env("OPENAI_API_KEY", "sk-bench")
+            .env("ANTHROPIC_API_KEY", "sk-ant-bench")
+            .env("DEEPSEEK_API_KEY", "sk-bench-deepseek")
             .envs(llm_bridge_mock::wiring(&mock))
             .env("RUST_LOG", "warn")
             .env_remove("REDIS_URL")
@@ -295,6 +297,45 @@ async fn run() {
         load.p99_ms,
         (cpu_after - cpu_before) * 1e6 / load.requests as f64
     );
+
+    println!("\n(viii) coding-agent APIs: added latency at concurrency 1, gateway CPU at concurrency 64");
+    for stream in [false, true] {
+        let ask = |model: &str, api: &str| {
+            let mut body = match api {
+                "messages" => json!({"model": model, "max_tokens": 256,
+                    "messages": [{"role": "user", "content": "Hello"}]}),
+                // As Codex sends it: nothing kept.
+                "responses" => json!({"model": model, "input": "Hello", "store": false}),
+                _ => json!({"model": model, "messages": [{"role": "user", "content": "Hello"}]}),
+            };
+            if stream {
+                body["stream"] = json!(true);
+            }
+            serde_json::to_vec(&body).unwrap()
+        };
+        let cases = [
+            ("messages → Anthropic", "messages", "claude-sonnet-4-5", "/v1/messages", "messages", "/v1/messages"),
+            ("messages → OpenAI", "messages", "gpt-4o-mini", "/v1/chat/completions", "chat", "/v1/messages"),
+            ("responses → DeepSeek", "responses", "deepseek-chat", "/chat/completions", "chat", "/v1/responses"),
+        ];
+        for (name, api, model, direct_path, direct_api, via_path) in cases {
+            let (direct_url, via_url) = (format!("{mock}{direct_path}"), format!("{gw}{via_path}"));
+            let (direct_body, via_body) = (ask(model, direct_api), ask(model, api));
+            sequential(&client, &via_url, &via_body, 100).await;
+            let direct = sequential(&client, &direct_url, &direct_body, sequential_n).await;
+            let via = sequential(&client, &via_url, &via_body, sequential_n).await;
+            let (cpu_before, _) = cpu_and_rss(pid);
+            let load = concurrent(&client, &via_url, &via_body, 64, seconds).await;
+            let (cpu_after, _) = cpu_and_rss(pid);
+            let kind = if stream { "stream" } else { "non-stream" };
+            println!(
+                "    {name:<22} {kind:<10} added p50 {:.3} ms | {:>8.0} req/s | gateway CPU {:.1} µs/request",
+                percentile(&via, 0.5) - percentile(&direct, 0.5),
+                load.requests as f64 / load.seconds,
+                (cpu_after - cpu_before) * 1e6 / load.requests as f64
+            );
+        }
+    }
 
     let (_, rss_loaded) = cpu_and_rss(pid);
 

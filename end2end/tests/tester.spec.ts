@@ -69,6 +69,42 @@ test("the tester sends without streaming too", async ({ page }) => {
   await page.getByRole("button", { name: "Reset the form" }).click();
 });
 
+test("the tester speaks each inbound API: Messages and Responses, streamed and not", async ({ page }) => {
+  await page.goto("/tester");
+  await hydrated(page);
+  await page.getByLabel("Model").selectOption("deepseek-chat");
+  await page.getByLabel("Message 1", { exact: true }).fill("Say hello");
+  const cases = [
+    { api: "messages", path: "/v1/messages", stream: true, sdk: "import anthropic" },
+    { api: "messages", path: "/v1/messages", stream: false, sdk: "client.messages.create(" },
+    { api: "responses", path: "/v1/responses", stream: true, sdk: "client.responses.create(" },
+    { api: "responses", path: "/v1/responses", stream: false, sdk: "print(reply.output_text)" },
+  ];
+  for (const c of cases) {
+    await page.getByLabel("API").selectOption(c.api);
+    if (c.stream) await page.getByLabel("Stream the reply").check();
+    else await page.getByLabel("Stream the reply").uncheck();
+    const sent = page.waitForRequest((r) => r.url().endsWith(c.path) && r.method() === "POST");
+    await page.getByRole("button", { name: "Send", exact: true }).click();
+    const request = await sent;
+    const body = request.postDataJSON();
+    if (c.api === "messages") {
+      expect(body.system).toBe("You are a helpful assistant.");
+      expect(body.max_tokens).toBe(256);
+      expect(request.headers()["anthropic-version"]).toBe("2023-06-01");
+    } else {
+      expect(body.instructions).toBe("You are a helpful assistant.");
+      expect(body.input[0]).toEqual({ role: "user", content: "Say hello" });
+    }
+    await expect(page.locator('[data-run="reply"]')).toHaveText(MOCK_REPLY);
+    await expect(page.locator('[data-run="tokens"]')).toHaveText("12 / 20");
+    await expect(page.locator('[data-run="status"]')).toHaveText("200");
+    await page.getByRole("button", { name: "Python" }).click();
+    await expect(page.locator("[data-code]")).toContainText(c.sdk);
+  }
+  await page.getByRole("button", { name: "Reset the form" }).click();
+});
+
 test("the tester shows the gateway's errors", async ({ page }) => {
   await page.route("**/v1/chat/completions", (route) =>
     route.fulfill({

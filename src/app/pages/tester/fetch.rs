@@ -7,9 +7,14 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::run::{RunState, SseDecoder};
 
-/// Sends `body` to `/v1/chat/completions` and reports into `run` until the reply ends.
-pub async fn send(body: String, run: RwSignal<RunState>, abort: web_sys::AbortSignal) {
-    if let Err(e) = exchange(body, run, &abort).await {
+/// Sends `body` to `path` (an inbound API's route) and reports into `run` until the reply ends.
+pub async fn send(
+    path: &'static str,
+    body: String,
+    run: RwSignal<RunState>,
+    abort: web_sys::AbortSignal,
+) {
+    if let Err(e) = exchange(path, body, run, &abort).await {
         let message = if abort.aborted() {
             "Stopped.".to_string()
         } else {
@@ -25,19 +30,23 @@ pub async fn send(body: String, run: RwSignal<RunState>, abort: web_sys::AbortSi
 }
 
 async fn exchange(
+    path: &'static str,
     body: String,
     run: RwSignal<RunState>,
     abort: &web_sys::AbortSignal,
 ) -> Result<(), JsValue> {
     let headers = web_sys::Headers::new()?;
     headers.set("content-type", "application/json")?;
+    if path == "/v1/messages" {
+        headers.set("anthropic-version", super::form::ANTHROPIC_VERSION)?;
+    }
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);
     init.set_body(&JsValue::from_str(&body));
     init.set_signal(Some(abort));
     let response: web_sys::Response =
-        JsFuture::from(window().fetch_with_str_and_init("/v1/chat/completions", &init))
+        JsFuture::from(window().fetch_with_str_and_init(path, &init))
             .await?
             .dyn_into()?;
     let status = response.status();
@@ -80,7 +89,7 @@ thread_local! {
 }
 
 /// Starts a run in the background; a run still going is stopped first.
-pub fn start(body: String, run: RwSignal<RunState>) {
+pub fn start(path: &'static str, body: String, run: RwSignal<RunState>) {
     stop();
     let Ok(controller) = web_sys::AbortController::new() else {
         run.update(|r| {
@@ -93,7 +102,7 @@ pub fn start(body: String, run: RwSignal<RunState>) {
     };
     let signal = controller.signal();
     CURRENT.with(|c| *c.borrow_mut() = Some(controller));
-    leptos::task::spawn_local(send(body, run, signal));
+    leptos::task::spawn_local(send(path, body, run, signal));
 }
 
 pub fn stop() {

@@ -22,9 +22,21 @@ impl Turn {
     }
 }
 
+/// The inbound APIs the tester can speak: (value, label, path).
+pub const APIS: [(&str, &str, &str); 3] = [
+    ("chat", "Chat completions (OpenAI)", "/v1/chat/completions"),
+    ("messages", "Messages (Anthropic)", "/v1/messages"),
+    ("responses", "Responses (OpenAI)", "/v1/responses"),
+];
+
+/// The `anthropic-version` the tester sends with Messages requests.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FormState {
+    /// Which inbound API the request uses: `chat`, `messages` or `responses`.
+    pub api: String,
     pub model: String,
     pub system: String,
     pub turns: Vec<Turn>,
@@ -36,6 +48,7 @@ pub struct FormState {
 impl Default for FormState {
     fn default() -> Self {
         FormState {
+            api: "chat".into(),
             model: String::new(),
             system: "You are a helpful assistant.".into(),
             turns: vec![Turn::user("Say hello in five words.")],
@@ -68,8 +81,64 @@ impl FormState {
         self.max_tokens.trim().parse().ok().filter(|n| *n > 0)
     }
 
-    /// The `POST /v1/chat/completions` body.
+    /// The path the request goes to.
+    pub fn path(&self) -> &'static str {
+        APIS.iter()
+            .find(|(api, _, _)| *api == self.api)
+            .map_or(APIS[0].2, |(_, _, path)| path)
+    }
+
+    fn turns(&self) -> Vec<Value> {
+        self.turns
+            .iter()
+            .map(|t| json!({"role": t.role, "content": t.content}))
+            .collect()
+    }
+
+    /// The request body in the chosen API.
     pub fn body(&self) -> Value {
+        match self.api.as_str() {
+            "messages" => self.messages_body(),
+            "responses" => self.responses_body(),
+            _ => self.chat_body(),
+        }
+    }
+
+    /// Anthropic's Messages: `system` apart, `max_tokens` required.
+    fn messages_body(&self) -> Value {
+        let mut body = json!({"model": self.model, "messages": self.turns(),
+            "max_tokens": self.max_tokens().unwrap_or(1024)});
+        if !self.system.trim().is_empty() {
+            body["system"] = json!(self.system);
+        }
+        if let Some(t) = self.temperature() {
+            body["temperature"] = json!(t.min(1.0));
+        }
+        if self.stream {
+            body["stream"] = json!(true);
+        }
+        body
+    }
+
+    /// OpenAI's Responses: the system prompt as `instructions`, the turns as `input`.
+    fn responses_body(&self) -> Value {
+        let mut body = json!({"model": self.model, "input": self.turns()});
+        if !self.system.trim().is_empty() {
+            body["instructions"] = json!(self.system);
+        }
+        if let Some(t) = self.temperature() {
+            body["temperature"] = json!(t);
+        }
+        if let Some(n) = self.max_tokens() {
+            body["max_output_tokens"] = json!(n);
+        }
+        if self.stream {
+            body["stream"] = json!(true);
+        }
+        body
+    }
+
+    fn chat_body(&self) -> Value {
         let mut body = json!({"model": self.model, "messages": self.messages()});
         if let Some(t) = self.temperature() {
             body["temperature"] = json!(t);
@@ -86,15 +155,60 @@ impl FormState {
 
     pub fn curl(&self, origin: &str) -> String {
         let body = serde_json::to_string_pretty(&self.body()).unwrap_or_default();
+        let version = if self.api == "messages" {
+            format!("  -H 'anthropic-version: {ANTHROPIC_VERSION}' \\\n")
+        } else {
+            String::new()
+        };
         format!(
-            "curl {}{origin}/v1/chat/completions \\\n  -H 'content-type: application/json' \\\n  -d '{}'",
+            "curl {}{origin}{} \\\n  -H 'content-type: application/json' \\\n{version}  -d '{}'",
             if self.stream { "-N " } else { "" },
+            self.path(),
             body.replace('\'', "'\\''"),
         )
     }
 
-    /// The same request with the OpenAI Python SDK. JSON strings are valid Python literals.
+    /// The same request with the official Python SDK of its API. JSON is valid Python here
+    /// (strings, numbers, lists and objects; booleans are written as Python's).
     pub fn python(&self, origin: &str) -> String {
+        match self.api.as_str() {
+            "messages" => self.sdk_call(
+                &format!("import anthropic\n\nclient = anthropic.Anthropic(base_url=\"{origin}\", api_key=\"unused\")\n\n"),
+                "client.messages.create",
+                "for event in reply:\n    print(event)\n",
+                "print(reply.content)\nprint(reply.usage)\n",
+            ),
+            "responses" => self.sdk_call(
+                &format!("from openai import OpenAI\n\nclient = OpenAI(base_url=\"{origin}/v1\", api_key=\"unused\")\n\n"),
+                "client.responses.create",
+                "for event in reply:\n    if event.type == \"response.output_text.delta\":\n        print(event.delta, end=\"\", flush=True)\n",
+                "print(reply.output_text)\nprint(reply.usage)\n",
+            ),
+            _ => self.chat_python(origin),
+        }
+    }
+
+    /// `reply = call(**body)` and what to print, streamed or not.
+    fn sdk_call(&self, head: &str, call: &str, streamed: &str, whole: &str) -> String {
+        let body = self.body();
+        let args: Vec<String> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::Bool(true) => "True".to_string(),
+                    Value::Bool(false) => "False".to_string(),
+                    v => v.to_string(),
+                };
+                format!("    {k}={value},")
+            })
+            .collect();
+        let tail = if self.stream { streamed } else { whole };
+        format!("{head}reply = {call}(\n{}\n)\n{tail}", args.join("\n"))
+    }
+
+    fn chat_python(&self, origin: &str) -> String {
         let py = |v: &Value| v.to_string();
         let messages = self
             .messages()
@@ -175,6 +289,42 @@ mod tests {
         assert!(py.contains("base_url=\"http://h:1/v1\""));
         assert!(py.contains(r#""content": "it's \"quoted\"""#));
         assert!(py.contains("stream=True"));
+    }
+
+    #[test]
+    fn each_api_gets_its_own_body_path_and_snippets() {
+        let chat = FormState {
+            model: "m".into(),
+            ..FormState::default()
+        };
+        let messages = FormState {
+            api: "messages".into(),
+            ..chat.clone()
+        };
+        let b = messages.body();
+        assert_eq!(messages.path(), "/v1/messages");
+        assert_eq!(b["system"], "You are a helpful assistant.");
+        assert_eq!(b["messages"][0]["role"], "user");
+        assert_eq!(b["max_tokens"], 256);
+        assert!(messages.curl("http://h").contains("anthropic-version: 2023-06-01"));
+        assert!(messages.python("http://h").contains("client.messages.create(\n    max_tokens=256,"));
+        let responses = FormState {
+            api: "responses".into(),
+            stream: false,
+            ..chat
+        };
+        let b = responses.body();
+        assert_eq!(responses.path(), "/v1/responses");
+        assert_eq!(b["instructions"], "You are a helpful assistant.");
+        assert_eq!(b["input"][0]["content"], "Say hello in five words.");
+        assert_eq!(b["max_output_tokens"], 256);
+        assert!(b.get("stream").is_none());
+        assert!(responses.python("http://h").contains("print(reply.output_text)"));
+        let unknown = FormState {
+            api: "nope".into(),
+            ..FormState::default()
+        };
+        assert_eq!(unknown.path(), "/v1/chat/completions");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct RunState {
 
 /// `{"error": {"message", "type", "code"}}` → "type (code): message".
 pub fn error_message(v: &Value) -> Option<String> {
-    let e = v.get("error")?;
+    let e = v.get("error").filter(|e| !e.is_null())?;
     let message = e
         .get("message")
         .and_then(Value::as_str)
@@ -49,14 +49,64 @@ pub fn error_message(v: &Value) -> Option<String> {
     })
 }
 
+/// Usage in any of the three APIs' shapes, as chat completions counts it (the prompt includes
+/// cached tokens).
 fn usage_of(v: &Value) -> Option<Usage> {
     let u = v.get("usage").filter(|u| u.is_object())?;
     let n = |x: &Value| x.as_u64().unwrap_or(0);
+    if u.get("prompt_tokens").is_some() {
+        return Some(Usage {
+            prompt: n(&u["prompt_tokens"]),
+            completion: n(&u["completion_tokens"]),
+            cached: n(&u["prompt_tokens_details"]["cached_tokens"]),
+        });
+    }
+    if u.get("input_tokens_details").is_some() || u.get("total_tokens").is_some() {
+        // Responses: input_tokens includes the cached ones.
+        return Some(Usage {
+            prompt: n(&u["input_tokens"]),
+            completion: n(&u["output_tokens"]),
+            cached: n(&u["input_tokens_details"]["cached_tokens"]),
+        });
+    }
+    // Messages: input_tokens excludes cache reads and writes.
+    let cached = n(&u["cache_read_input_tokens"]);
     Some(Usage {
-        prompt: n(&u["prompt_tokens"]),
-        completion: n(&u["completion_tokens"]),
-        cached: n(&u["prompt_tokens_details"]["cached_tokens"]),
+        prompt: n(&u["input_tokens"]) + cached + n(&u["cache_creation_input_tokens"]),
+        completion: n(&u["output_tokens"]),
+        cached,
     })
+}
+
+/// The text and reasoning of a whole reply in any of the three APIs' shapes, and why it ended.
+fn reply_of(v: &Value) -> (String, String, Option<String>) {
+    let s = |x: &Value| x.as_str().unwrap_or_default().to_string();
+    if v["type"] == "message" {
+        let blocks = v["content"].as_array().cloned().unwrap_or_default();
+        let text = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+        let thinking = blocks.iter().filter_map(|b| b["thinking"].as_str()).collect();
+        return (text, thinking, v["stop_reason"].as_str().map(str::to_string));
+    }
+    if v["object"] == "response" {
+        let items = v["output"].as_array().cloned().unwrap_or_default();
+        let mut text = String::new();
+        let mut thinking = String::new();
+        for item in &items {
+            for part in item["content"].as_array().into_iter().flatten() {
+                text.push_str(part["text"].as_str().unwrap_or_default());
+            }
+            for part in item["summary"].as_array().into_iter().flatten() {
+                thinking.push_str(part["text"].as_str().unwrap_or_default());
+            }
+        }
+        return (text, thinking, v["status"].as_str().map(str::to_string));
+    }
+    let message = &v["choices"][0]["message"];
+    (
+        s(&message["content"]),
+        s(&message["reasoning_content"]),
+        v["choices"][0]["finish_reason"].as_str().map(str::to_string),
+    )
 }
 
 impl RunState {
@@ -92,16 +142,8 @@ impl RunState {
         }];
         self.ttft_ms = Some(self.elapsed(now_ms));
         match parsed {
-            Some(v) if (200..300).contains(&status) && v.get("error").is_none() => {
-                let message = &v["choices"][0]["message"];
-                self.reply = message["content"].as_str().unwrap_or_default().to_string();
-                self.reasoning = message["reasoning_content"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                self.finish_reason = v["choices"][0]["finish_reason"]
-                    .as_str()
-                    .map(str::to_string);
+            Some(v) if (200..300).contains(&status) && v.get("error").is_none_or(Value::is_null) => {
+                (self.reply, self.reasoning, self.finish_reason) = reply_of(&v);
                 self.response_model = v["model"].as_str().map(str::to_string);
                 self.usage = usage_of(&v);
                 self.finish(now_ms);
@@ -134,6 +176,10 @@ impl RunState {
             self.error = Some(format!("stream error — {message}"));
             return;
         }
+        if let Some(kind) = v["type"].as_str() {
+            self.on_typed_event(kind, &v, now_ms);
+            return;
+        }
         if let Some(model) = v["model"].as_str() {
             self.response_model.get_or_insert_with(|| model.to_string());
         }
@@ -151,6 +197,58 @@ impl RunState {
         }
         if let Some(u) = usage_of(&v) {
             self.usage = Some(u);
+        }
+    }
+
+    /// An event of the Messages or Responses stream (each names its `type`).
+    fn on_typed_event(&mut self, kind: &str, v: &Value, now_ms: f64) {
+        let (text, thinking) = match kind {
+            "content_block_delta" => (&v["delta"]["text"], &v["delta"]["thinking"]),
+            "response.output_text.delta" => (&v["delta"], &Value::Null),
+            "response.reasoning_summary_text.delta" => (&Value::Null, &v["delta"]),
+            _ => (&Value::Null, &Value::Null),
+        };
+        let (text, thinking) = (text.as_str().unwrap_or(""), thinking.as_str().unwrap_or(""));
+        if (!text.is_empty() || !thinking.is_empty()) && self.ttft_ms.is_none() {
+            self.ttft_ms = Some(self.elapsed(now_ms));
+        }
+        self.reply.push_str(text);
+        self.reasoning.push_str(thinking);
+        match kind {
+            "message_start" => {
+                self.response_model = v["message"]["model"].as_str().map(str::to_string);
+                self.usage = usage_of(&v["message"]);
+            }
+            "message_delta" => {
+                self.finish_reason = v["delta"]["stop_reason"].as_str().map(str::to_string);
+                // Each count is the latest one given (`message_start` may carry only some).
+                if let Some(after) = usage_of(v) {
+                    let before = self.usage.unwrap_or_default();
+                    self.usage = Some(Usage {
+                        prompt: after.prompt.max(before.prompt),
+                        completion: after.completion,
+                        cached: after.cached.max(before.cached),
+                    });
+                }
+            }
+            "message_stop" => self.finish(now_ms),
+            "response.created" => {
+                self.response_model = v["response"]["model"].as_str().map(str::to_string);
+            }
+            "response.completed" | "response.incomplete" => {
+                self.finish_reason = v["response"]["status"].as_str().map(str::to_string);
+                self.usage = usage_of(&v["response"]);
+                self.finish(now_ms);
+            }
+            "error" => {
+                let message = v["message"].as_str().unwrap_or("failed");
+                self.error = Some(format!("stream error — {message}"));
+            }
+            "response.failed" => {
+                let message = v["response"]["error"]["message"].as_str().unwrap_or("failed");
+                self.error = Some(format!("stream error — {message}"));
+            }
+            _ => {}
         }
     }
 
@@ -225,6 +323,43 @@ mod tests {
         assert_eq!(r.chunks, 4);
         assert_eq!(r.response_model.as_deref(), Some("m"));
         assert!(!r.running);
+    }
+
+    #[test]
+    fn messages_and_responses_streams_build_the_reply() {
+        let mut m = RunState::start(0.0);
+        for e in [
+            r#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":8,"cache_read_input_tokens":4,"output_tokens":0}}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Hmm"}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+            r#"{"type":"message_stop"}"#,
+        ] {
+            m.on_event(e, 5.0);
+        }
+        assert_eq!((m.reply.as_str(), m.reasoning.as_str()), ("Hi", "Hmm"));
+        assert_eq!(m.usage, Some(Usage { prompt: 12, completion: 3, cached: 4 }));
+        assert_eq!(m.finish_reason.as_deref(), Some("end_turn"));
+        assert!(!m.running);
+
+        let mut r = RunState::start(0.0);
+        for e in [
+            r#"{"type":"response.created","response":{"model":"m"},"sequence_number":0}"#,
+            r#"{"type":"response.output_text.delta","delta":"Hel","sequence_number":1}"#,
+            r#"{"type":"response.output_text.delta","delta":"lo","sequence_number":2}"#,
+            r#"{"type":"response.completed","response":{"status":"completed","error":null,"usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":2,"total_tokens":14}}}"#,
+        ] {
+            r.on_event(e, 5.0);
+        }
+        assert_eq!(r.reply, "Hello");
+        assert_eq!(r.usage, Some(Usage { prompt: 12, completion: 2, cached: 4 }));
+        assert_eq!(r.response_model.as_deref(), Some("m"));
+        assert!(!r.running && r.error.is_none());
+
+        let mut whole = RunState::start(0.0);
+        whole.on_body(200, r#"{"object":"response","status":"completed","error":null,"model":"m","output":[{"type":"message","content":[{"type":"output_text","text":"Yes"}]}],"usage":{"input_tokens":1,"output_tokens":1,"total_tokens":2}}"#, 1.0);
+        assert_eq!(whole.reply, "Yes");
+        assert!(whole.error.is_none());
     }
 
     #[test]

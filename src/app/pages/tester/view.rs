@@ -92,9 +92,9 @@ pub fn TesterView(setup: TesterSetup) -> impl IntoView {
     let send = move || {
         #[cfg(feature = "hydrate")]
         if !run.with_untracked(|r| r.running) {
-            let body = form.with_untracked(|f| f.body().to_string());
+            let (path, body) = form.with_untracked(|f| (f.path(), f.body().to_string()));
             run.set(RunState::start(crate::clock::now_ms_f64()));
-            super::fetch::start(body, run);
+            super::fetch::start(path, body, run);
         }
     };
     let stop = move |_| {
@@ -285,6 +285,25 @@ fn Settings(form: RwSignal<FormState>, initial: FormState) -> impl IntoView {
     let i18n = use_i18n();
     view! {
         <div class="form-row">
+            <label class="field">
+                <span>{move || i18n.t("API")}</span>
+                <select
+                    name="api"
+                    prop:value=move || form.with(|f| f.api.clone())
+                    on:change=move |ev| form.update(|f| f.api = event_target_value(&ev))
+                >
+                    {super::form::APIS
+                        .iter()
+                        .map(|(value, label, _)| {
+                            view! {
+                                <option value=*value selected=initial.api == *value>
+                                    {move || i18n.t(label)}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
             <label class="field">
                 <span>
                     {move || i18n.t("Temperature")} ": "
