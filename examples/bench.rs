@@ -298,7 +298,9 @@ async fn run() {
         (cpu_after - cpu_before) * 1e6 / load.requests as f64
     );
 
-    println!("\n(viii) coding-agent APIs: added latency at concurrency 1, gateway CPU at concurrency 64");
+    println!(
+        "\n(viii) coding-agent APIs: added latency at concurrency 1, gateway CPU at concurrency 64"
+    );
     for stream in [false, true] {
         let ask = |model: &str, api: &str| {
             let mut body = match api {
@@ -314,9 +316,30 @@ async fn run() {
             serde_json::to_vec(&body).unwrap()
         };
         let cases = [
-            ("messages → Anthropic", "messages", "claude-sonnet-4-5", "/v1/messages", "messages", "/v1/messages"),
-            ("messages → OpenAI", "messages", "gpt-4o-mini", "/v1/chat/completions", "chat", "/v1/messages"),
-            ("responses → DeepSeek", "responses", "deepseek-chat", "/chat/completions", "chat", "/v1/responses"),
+            (
+                "messages → Anthropic",
+                "messages",
+                "claude-sonnet-4-5",
+                "/v1/messages",
+                "messages",
+                "/v1/messages",
+            ),
+            (
+                "messages → OpenAI",
+                "messages",
+                "gpt-4o-mini",
+                "/v1/chat/completions",
+                "chat",
+                "/v1/messages",
+            ),
+            (
+                "responses → DeepSeek",
+                "responses",
+                "deepseek-chat",
+                "/chat/completions",
+                "chat",
+                "/v1/responses",
+            ),
         ];
         for (name, api, model, direct_path, direct_api, via_path) in cases {
             let (direct_url, via_url) = (format!("{mock}{direct_path}"), format!("{gw}{via_path}"));

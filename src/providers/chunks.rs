@@ -6,9 +6,18 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::providers::openai_types::Usage;
 
+/// A list that may also come as `null` (several providers send `"tool_calls": null`).
+fn list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Deserialize, Default)]
 pub struct Chunk {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub choices: Vec<Choice>,
     #[serde(default)]
     pub usage: Option<Usage>,
@@ -28,7 +37,7 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(default, alias = "reasoning")]
     pub reasoning_content: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub tool_calls: Vec<ToolCallDelta>,
 }
 
@@ -71,7 +80,7 @@ pub fn each(frames: &[u8], mut f: impl FnMut(Chunk)) -> Result<(), ApiError> {
 pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
     #[derive(Deserialize)]
     struct Whole {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "list")]
         choices: Vec<WholeChoice>,
         #[serde(default)]
         usage: Option<Usage>,
@@ -89,7 +98,7 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
         content: Option<String>,
         #[serde(default, alias = "reasoning")]
         reasoning_content: Option<String>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "list")]
         tool_calls: Vec<WholeCall>,
     }
     #[derive(Deserialize)]
@@ -128,4 +137,24 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
         choices,
         usage: whole.usage,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn null_lists_read_as_empty() {
+        let mut seen = Vec::new();
+        let frames = br#"data: {"choices":[{"delta":{"content":null,"tool_calls":null},"finish_reason":null}],"usage":null}
+
+data: {"choices":null}
+
+data: [DONE]
+
+"#;
+        super::each(frames, |c| seen.push(c.choices.len())).unwrap();
+        assert_eq!(seen, [1, 0]);
+        let whole = super::whole(br#"{"choices":[{"message":{"content":"a","tool_calls":null}}]}"#)
+            .unwrap();
+        assert_eq!(whole.choices[0].delta.content.as_deref(), Some("a"));
+    }
 }

@@ -45,10 +45,9 @@ async fn exchange(
     init.set_headers(&headers);
     init.set_body(&JsValue::from_str(&body));
     init.set_signal(Some(abort));
-    let response: web_sys::Response =
-        JsFuture::from(window().fetch_with_str_and_init(path, &init))
-            .await?
-            .dyn_into()?;
+    let response: web_sys::Response = JsFuture::from(window().fetch_with_str_and_init(path, &init))
+        .await?
+        .dyn_into()?;
     let status = response.status();
     let content_type = response.headers().get("content-type")?.unwrap_or_default();
     run.update(|r| r.status = Some(status));

@@ -306,8 +306,16 @@ mod tests {
         assert_eq!(b["system"], "You are a helpful assistant.");
         assert_eq!(b["messages"][0]["role"], "user");
         assert_eq!(b["max_tokens"], 256);
-        assert!(messages.curl("http://h").contains("anthropic-version: 2023-06-01"));
-        assert!(messages.python("http://h").contains("client.messages.create(\n    max_tokens=256,"));
+        assert!(
+            messages
+                .curl("http://h")
+                .contains("anthropic-version: 2023-06-01")
+        );
+        assert!(
+            messages
+                .python("http://h")
+                .contains("client.messages.create(\n    max_tokens=256,")
+        );
         let responses = FormState {
             api: "responses".into(),
             stream: false,
@@ -319,7 +327,11 @@ mod tests {
         assert_eq!(b["input"][0]["content"], "Say hello in five words.");
         assert_eq!(b["max_output_tokens"], 256);
         assert!(b.get("stream").is_none());
-        assert!(responses.python("http://h").contains("print(reply.output_text)"));
+        assert!(
+            responses
+                .python("http://h")
+                .contains("print(reply.output_text)")
+        );
         let unknown = FormState {
             api: "nope".into(),
             ..FormState::default()

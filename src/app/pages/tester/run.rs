@@ -84,8 +84,15 @@ fn reply_of(v: &Value) -> (String, String, Option<String>) {
     if v["type"] == "message" {
         let blocks = v["content"].as_array().cloned().unwrap_or_default();
         let text = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
-        let thinking = blocks.iter().filter_map(|b| b["thinking"].as_str()).collect();
-        return (text, thinking, v["stop_reason"].as_str().map(str::to_string));
+        let thinking = blocks
+            .iter()
+            .filter_map(|b| b["thinking"].as_str())
+            .collect();
+        return (
+            text,
+            thinking,
+            v["stop_reason"].as_str().map(str::to_string),
+        );
     }
     if v["object"] == "response" {
         let items = v["output"].as_array().cloned().unwrap_or_default();
@@ -105,7 +112,9 @@ fn reply_of(v: &Value) -> (String, String, Option<String>) {
     (
         s(&message["content"]),
         s(&message["reasoning_content"]),
-        v["choices"][0]["finish_reason"].as_str().map(str::to_string),
+        v["choices"][0]["finish_reason"]
+            .as_str()
+            .map(str::to_string),
     )
 }
 
@@ -142,7 +151,9 @@ impl RunState {
         }];
         self.ttft_ms = Some(self.elapsed(now_ms));
         match parsed {
-            Some(v) if (200..300).contains(&status) && v.get("error").is_none_or(Value::is_null) => {
+            Some(v)
+                if (200..300).contains(&status) && v.get("error").is_none_or(Value::is_null) =>
+            {
                 (self.reply, self.reasoning, self.finish_reason) = reply_of(&v);
                 self.response_model = v["model"].as_str().map(str::to_string);
                 self.usage = usage_of(&v);
@@ -245,7 +256,9 @@ impl RunState {
                 self.error = Some(format!("stream error — {message}"));
             }
             "response.failed" => {
-                let message = v["response"]["error"]["message"].as_str().unwrap_or("failed");
+                let message = v["response"]["error"]["message"]
+                    .as_str()
+                    .unwrap_or("failed");
                 self.error = Some(format!("stream error — {message}"));
             }
             _ => {}
@@ -338,7 +351,14 @@ mod tests {
             m.on_event(e, 5.0);
         }
         assert_eq!((m.reply.as_str(), m.reasoning.as_str()), ("Hi", "Hmm"));
-        assert_eq!(m.usage, Some(Usage { prompt: 12, completion: 3, cached: 4 }));
+        assert_eq!(
+            m.usage,
+            Some(Usage {
+                prompt: 12,
+                completion: 3,
+                cached: 4
+            })
+        );
         assert_eq!(m.finish_reason.as_deref(), Some("end_turn"));
         assert!(!m.running);
 
@@ -352,7 +372,14 @@ mod tests {
             r.on_event(e, 5.0);
         }
         assert_eq!(r.reply, "Hello");
-        assert_eq!(r.usage, Some(Usage { prompt: 12, completion: 2, cached: 4 }));
+        assert_eq!(
+            r.usage,
+            Some(Usage {
+                prompt: 12,
+                completion: 2,
+                cached: 4
+            })
+        );
         assert_eq!(r.response_model.as_deref(), Some("m"));
         assert!(!r.running && r.error.is_none());
 
