@@ -2,9 +2,12 @@
 //! `previous_response_id`. Each entry is the response object and the conversation that led to it
 //! (input and output items), so that the next turn can go to any provider. Entries live in memory
 //! (a byte cap, oldest out first, a TTL) and, with Redis configured, in Redis too (`SET … EX`), so
-//! every replica finds them; writes to Redis happen off the request path.
+//! every replica finds them. Writes to Redis happen off the request path; with Redis, Redis is
+//! the truth (a response deleted on another replica is gone here too), and the memory copy only
+//! serves while its write to Redis is on its way or when Redis cannot be reached.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,8 @@ struct Entry {
     stored: Arc<StoredResponse>,
     bytes: usize,
     expires: Instant,
+    /// Its write to Redis has landed (always true without Redis).
+    synced: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -86,13 +91,14 @@ impl ResponseStore {
             );
             return;
         }
-        self.keep(id, Arc::new(stored), json.len());
+        let synced = Arc::new(AtomicBool::new(self.redis.is_none()));
+        self.keep(id, Arc::new(stored), json.len(), synced.clone());
         if let Some(redis) = self.redis.clone() {
             let (key, ttl) = (redis_key(id), self.ttl.as_secs().max(1) as i64);
             tokio::spawn(async move {
                 let set = redis.set::<(), _, _>(key, json, Some(Expiration::EX(ttl)), None, false);
                 match tokio::time::timeout(REDIS_TIMEOUT, set).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => synced.store(true, Ordering::Release),
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot store a response in Redis"),
                     Err(_) => tracing::warn!("storing a response in Redis timed out"),
                 }
@@ -100,12 +106,13 @@ impl ResponseStore {
         }
     }
 
-    fn keep(&self, id: &str, stored: Arc<StoredResponse>, bytes: usize) {
+    fn keep(&self, id: &str, stored: Arc<StoredResponse>, bytes: usize, synced: Arc<AtomicBool>) {
         let mut local = self.local.lock().expect("response store lock");
         let entry = Entry {
             stored,
             bytes,
             expires: Instant::now() + self.ttl,
+            synced,
         };
         if let Some(old) = local.entries.insert(id.to_string(), entry) {
             local.bytes -= old.bytes;
@@ -129,36 +136,42 @@ impl ResponseStore {
         }
     }
 
-    /// A kept response, from memory or else from Redis.
+    /// A kept response: from Redis when configured (the memory copy only while its write is on
+    /// its way, or when Redis cannot be reached), else from memory.
     pub async fn get(&self, id: &str) -> Option<Arc<StoredResponse>> {
         if !valid_id(id) {
             return None;
         }
-        {
+        let local = {
             let local = self.local.lock().expect("response store lock");
-            if let Some(e) = local.entries.get(id)
-                && e.expires > Instant::now()
-            {
-                return Some(e.stored.clone());
-            }
-        }
-        let redis = self.redis.as_ref()?;
+            local
+                .entries
+                .get(id)
+                .filter(|e| e.expires > Instant::now())
+                .map(|e| (e.stored.clone(), e.synced.load(Ordering::Acquire)))
+        };
+        let Some(redis) = &self.redis else {
+            return local.map(|(stored, _)| stored);
+        };
         let read = redis.get::<Option<Vec<u8>>, _>(redis_key(id));
-        let json = match tokio::time::timeout(REDIS_TIMEOUT, read).await {
-            Ok(Ok(json)) => json?,
+        match tokio::time::timeout(REDIS_TIMEOUT, read).await {
+            Ok(Ok(Some(json))) => match serde_json::from_slice(&json) {
+                Ok(stored) => Some(Arc::new(stored)),
+                Err(_) => local.map(|(stored, _)| stored),
+            },
+            // Not in Redis: deleted or expired, unless this replica's write has not landed yet.
+            Ok(Ok(None)) => local
+                .filter(|(_, synced)| !synced)
+                .map(|(stored, _)| stored),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read a stored response from Redis");
-                return None;
+                local.map(|(stored, _)| stored)
             }
             Err(_) => {
                 tracing::warn!("reading a stored response from Redis timed out");
-                return None;
+                local.map(|(stored, _)| stored)
             }
-        };
-        let stored: StoredResponse = serde_json::from_slice(&json).ok()?;
-        let stored = Arc::new(stored);
-        self.keep(id, stored.clone(), json.len());
-        Some(stored)
+        }
     }
 
     /// Forgets a response; whether it was kept.

@@ -386,3 +386,61 @@ async fn bad_requests_and_upstream_failures_have_openais_shape() {
     assert_eq!(name, "response.failed");
     assert_eq!(last["response"]["status"], "failed");
 }
+
+#[tokio::test]
+async fn with_redis_a_conversation_continues_on_another_replica() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let with_redis = |env: &mut std::collections::HashMap<String, String>| {
+        env.insert("REDIS_URL".into(), url.clone());
+    };
+    let a = TestGateway::start_with("", with_redis.clone()).await;
+    let b = TestGateway::start_with("", with_redis).await;
+    let first: Value = post(
+        &a,
+        &json!({"model": "deepseek/deepseek-chat", "input": "Hi"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    // Replica A continues at once (its write to Redis may still be on its way).
+    let on_a = post(
+        &a,
+        &json!({"model": "deepseek/deepseek-chat", "previous_response_id": id, "input": "Again"}),
+    )
+    .await;
+    assert_eq!(on_a.status(), 200);
+    // Replica B reads it from Redis and continues it with the whole conversation.
+    let path = format!("/v1/responses/{id}");
+    let kept = poll_until("replica B reads the response", || async {
+        let resp = b.get(&path).send().await.unwrap();
+        (resp.status() == 200).then_some(resp)
+    })
+    .await;
+    assert_eq!(kept.json::<Value>().await.unwrap(), first);
+    let on_b = post(
+        &b,
+        &json!({"model": "gemini/gemini-2.5-flash", "previous_response_id": id, "input": "Again"}),
+    )
+    .await;
+    assert_eq!(on_b.status(), 200);
+    let sent = b.mock.state.last();
+    assert_eq!(
+        sent.body["contents"].as_array().unwrap().len(),
+        3,
+        "user, model, user"
+    );
+    // Deleted on B: gone on A too.
+    let deleted = b
+        .http
+        .delete(format!("{}{path}", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(a.get(&path).send().await.unwrap().status(), 404);
+}
