@@ -2,7 +2,8 @@
 //! upstream that speaks it (OpenAI) the client's bytes pass through; to the others the
 //! conversation goes as chat completions and the reply comes back as a response object or as
 //! Responses events. With `store` (the default) the gateway keeps the response and its
-//! conversation, so `previous_response_id` continues it on any provider. The journey itself is
+//! conversation, whichever provider answered, so `previous_response_id` continues it on any
+//! provider. The journey itself is
 //! [`super::journey`].
 
 use std::sync::Arc;
@@ -87,8 +88,16 @@ impl Keep {
 
 /// A Responses stream, from an upstream that speaks it or from a chat translator's chunks.
 pub enum ResponsesOut {
-    Passthrough(PassthroughStream, u64),
+    Passthrough(Box<AsSent>),
     FromChat(Box<ChatToResponses>),
+}
+
+/// An upstream's Responses stream, forwarded as it is.
+pub struct AsSent {
+    stream: PassthroughStream,
+    /// Events forwarded so far (the next `sequence_number`).
+    events: u64,
+    keep: Option<Keep>,
 }
 
 /// A chat translator's chunks, turned into Responses events.
@@ -103,9 +112,15 @@ pub struct ChatToResponses {
 impl StreamOut for ResponsesOut {
     fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
         match self {
-            ResponsesOut::Passthrough(p, events) => {
-                *events += 1;
-                p.event(event, out)
+            ResponsesOut::Passthrough(p) => {
+                p.events += 1;
+                if let Some(response) = p.stream.event(event, out)?
+                    && let Some(keep) = p.keep.take()
+                {
+                    let output = response["output"].as_array().map_or(&[][..], Vec::as_slice);
+                    keep.keep(&response, output);
+                }
+                Ok(())
             }
             ResponsesOut::FromChat(c) => {
                 c.frames.clear();
@@ -130,20 +145,20 @@ impl StreamOut for ResponsesOut {
 
     fn usage(&self) -> Option<Usage> {
         match self {
-            ResponsesOut::Passthrough(p, _) => p.usage(),
+            ResponsesOut::Passthrough(p) => p.stream.usage(),
             ResponsesOut::FromChat(c) => c.chat.usage(),
         }
     }
 
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         match self {
-            ResponsesOut::Passthrough(_, events) => {
+            ResponsesOut::Passthrough(p) => {
                 let data = serde_json::json!({
                     "type": "error",
                     "code": error.code.as_deref().unwrap_or("server_error"),
                     "message": error.message,
                     "param": null,
-                    "sequence_number": *events,
+                    "sequence_number": p.events,
                 });
                 out.extend_from_slice(b"event: error\ndata: ");
                 serde_json::to_writer(&mut *out, &data).expect("a JSON value serialises");
@@ -304,8 +319,25 @@ impl Endpoint for Responses {
         };
         match encoded.reply {
             InboundReply::Passthrough if peek.stream => {
-                let out = ResponsesOut::Passthrough(PassthroughStream::default(), 0);
+                let out = ResponsesOut::Passthrough(Box::new(AsSent {
+                    stream: PassthroughStream::new(peek.store),
+                    events: 0,
+                    keep: self.keep(peek, history),
+                }));
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
+            }
+            // Kept: the gateway reads the reply whole to keep it.
+            InboundReply::Passthrough if peek.store => {
+                let raw = relay::read_whole(candidate, sent).await?;
+                let usage = passthrough::usage_of_response(&raw);
+                if let (Some(keep), Ok(response)) = (
+                    self.keep(peek, history),
+                    serde_json::from_slice::<Value>(&raw),
+                ) {
+                    let output = response["output"].as_array().map_or(&[][..], Vec::as_slice);
+                    keep.keep(&response, output);
+                }
+                Ok(Started::Complete(raw, usage.unwrap_or_default()))
             }
             InboundReply::Passthrough => {
                 relay::start_passthrough(

@@ -444,3 +444,54 @@ async fn with_redis_a_conversation_continues_on_another_replica() {
     assert_eq!(deleted.status(), 200);
     assert_eq!(a.get(&path).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn a_response_from_openai_is_kept_too_and_continues_elsewhere() {
+    let gw = TestGateway::start().await;
+    for stream in [false, true] {
+        let first = post(
+            &gw,
+            &json!({"model": "gpt-4o-mini", "input": "Hi", "stream": stream}),
+        )
+        .await;
+        assert_eq!(first.status(), 200);
+        first.text().await.unwrap();
+        // The mock names every response `resp_mock`.
+        let kept = gw.get_json("/v1/responses/resp_mock").await;
+        assert_eq!(output_text(&kept), REPLY_WORDS.concat(), "stream: {stream}");
+        let next = post(
+            &gw,
+            &json!({"model": "deepseek/deepseek-chat",
+            "previous_response_id": "resp_mock", "input": "Again"}),
+        )
+        .await;
+        assert_eq!(next.status(), 200);
+        let sent = gw.mock.state.last();
+        let messages = sent.body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert_eq!(messages[1]["content"], REPLY_WORDS.concat());
+        let deleted = gw
+            .http
+            .delete(format!("{}/v1/responses/resp_mock", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 200);
+    }
+    // Not kept when asked not to: the reply streams through.
+    let resp = post(
+        &gw,
+        &json!({"model": "gpt-4o-mini", "input": "Hi", "store": false}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap();
+    assert_eq!(
+        gw.get("/v1/responses/resp_mock")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

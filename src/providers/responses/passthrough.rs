@@ -49,6 +49,11 @@ struct Ended {
 }
 
 #[derive(Deserialize)]
+struct Whole {
+    response: serde_json::Value,
+}
+
+#[derive(Deserialize)]
 struct HasUsage {
     #[serde(default)]
     usage: Option<WireUsage>,
@@ -67,6 +72,8 @@ pub fn usage_of_response(body: &[u8]) -> Option<Usage> {
 #[derive(Default)]
 pub struct PassthroughStream {
     usage: Option<Usage>,
+    /// Hand back the whole response when it ends (to keep it).
+    wanted: bool,
 }
 
 /// The events that end a response and carry its usage.
@@ -77,16 +84,36 @@ const ENDINGS: [&str; 3] = [
 ];
 
 impl PassthroughStream {
-    pub fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+    /// `wanted`: [`Self::event`] hands back the whole response from the event that ends it.
+    pub fn new(wanted: bool) -> PassthroughStream {
+        PassthroughStream {
+            usage: None,
+            wanted,
+        }
+    }
+
+    /// Forwards one event; the whole response once it ended successfully, if wanted.
+    pub fn event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
         let name = event.event.as_deref().unwrap_or("");
-        if ENDINGS.contains(&name)
-            && let Ok(ended) = serde_json::from_slice::<Ended>(&event.data)
-            && let Some(usage) = ended.response.usage
-        {
-            self.usage = Some(usage.usage());
+        let mut whole = None;
+        if ENDINGS.contains(&name) {
+            if let Ok(ended) = serde_json::from_slice::<Ended>(&event.data)
+                && let Some(usage) = ended.response.usage
+            {
+                self.usage = Some(usage.usage());
+            }
+            if self.wanted && name != "response.failed" {
+                whole = serde_json::from_slice::<Whole>(&event.data)
+                    .ok()
+                    .map(|w| w.response);
+            }
         }
         sse::write_event(out, event);
-        Ok(())
+        Ok(whole)
     }
 
     pub fn usage(&self) -> Option<Usage> {
