@@ -396,7 +396,7 @@ async fn with_redis_a_conversation_continues_on_another_replica() {
     let with_redis = |env: &mut std::collections::HashMap<String, String>| {
         env.insert("REDIS_URL".into(), url.clone());
     };
-    let a = TestGateway::start_with("", with_redis.clone()).await;
+    let a = TestGateway::start_with("", with_redis).await;
     let b = TestGateway::start_with("", with_redis).await;
     let first: Value = post(
         &a,
