@@ -298,6 +298,22 @@ async fn run() {
         (cpu_after - cpu_before) * 1e6 / load.requests as f64
     );
 
+    // Direct calls to the mock's Messages API carry a key and a version, as the gateway's do.
+    let anthropic = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .default_headers(reqwest::header::HeaderMap::from_iter([
+            (
+                reqwest::header::HeaderName::from_static("x-api-key"),
+                reqwest::header::HeaderValue::from_static("sk-ant-bench"),
+            ),
+            (
+                reqwest::header::HeaderName::from_static("anthropic-version"),
+                reqwest::header::HeaderValue::from_static("2023-06-01"),
+            ),
+        ]))
+        .build()
+        .unwrap();
     println!(
         "\n(viii) coding-agent APIs: added latency at concurrency 1, gateway CPU at concurrency 64"
     );
@@ -345,7 +361,12 @@ async fn run() {
             let (direct_url, via_url) = (format!("{mock}{direct_path}"), format!("{gw}{via_path}"));
             let (direct_body, via_body) = (ask(model, direct_api), ask(model, api));
             sequential(&client, &via_url, &via_body, 100).await;
-            let direct = sequential(&client, &direct_url, &direct_body, sequential_n).await;
+            let direct_client = if direct_api == "messages" {
+                &anthropic
+            } else {
+                &client
+            };
+            let direct = sequential(direct_client, &direct_url, &direct_body, sequential_n).await;
             let via = sequential(&client, &via_url, &via_body, sequential_n).await;
             let (cpu_before, _) = cpu_and_rss(pid);
             let load = concurrent(&client, &via_url, &via_body, 64, seconds).await;
