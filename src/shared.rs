@@ -24,6 +24,9 @@ pub struct RequestRecord {
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (part of `prompt_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
     /// The provider reported no usage: the token counts are the gateway's estimate.
     pub usage_estimated: bool,
     pub cost_usd: f64,
@@ -166,6 +169,10 @@ impl ModelPrice {
             completion,
         )
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The one cost formula (the console's estimates and the recorded cost both use it): `prices` are

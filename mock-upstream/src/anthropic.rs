@@ -10,8 +10,8 @@ use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
 
 use super::{
-    Behaviour, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT, REASONING_TOKENS,
-    REPLY_WORDS,
+    Behaviour, CACHE_WRITE_TOKENS, CACHED_TOKENS, MockState, PROMPT_TOKENS, REASONING_TEXT,
+    REASONING_TOKENS, REPLY_WORDS,
 };
 
 pub const MESSAGE_ID: &str = "msg_01MockUpstreamReply0001";
@@ -50,10 +50,16 @@ pub fn stop_reason(b: Behaviour) -> &'static str {
     }
 }
 
-pub fn usage(output_tokens: u64) -> Value {
+/// `cachewrite` in the model name: [`CACHE_WRITE_TOKENS`] of the prompt are written to the cache.
+pub fn usage(output_tokens: u64, model: &str) -> Value {
+    let written = if model.contains("cachewrite") {
+        CACHE_WRITE_TOKENS
+    } else {
+        0
+    };
     json!({
-        "input_tokens": PROMPT_TOKENS - CACHED_TOKENS,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": PROMPT_TOKENS - CACHED_TOKENS - written,
+        "cache_creation_input_tokens": written,
         "cache_read_input_tokens": CACHED_TOKENS,
         "output_tokens": output_tokens,
     })
@@ -158,7 +164,7 @@ pub fn reply_body(model: &str, b: Behaviour) -> Value {
         "content": content,
         "stop_reason": stop_reason(b),
         "stop_sequence": null,
-        "usage": usage(output_tokens(b)),
+        "usage": usage(output_tokens(b), model),
     })
 }
 
@@ -173,7 +179,7 @@ pub fn stream_events(model: &str, b: Behaviour) -> Vec<Value> {
     let mut events = vec![
         json!({"type": "message_start", "message": {
             "id": MESSAGE_ID, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": null, "stop_sequence": null, "usage": usage(1),
+            "stop_reason": null, "stop_sequence": null, "usage": usage(1, model),
         }}),
         json!({"type": "ping"}),
     ];

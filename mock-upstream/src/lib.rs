@@ -18,6 +18,7 @@
 //! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
 //! - OpenAI dialect only: `leakkey` (a 401 quoting the caller's key percent-encoded and cut short);
+//! - Anthropic only: `cachewrite` (the usage reports [`CACHE_WRITE_TOKENS`] written to the cache);
 //! - `length`: the answer is cut by the token limit; `nousage`: the reply reports no usage;
 //! - Gemini only: `blocked` (prompt blocked), `malformed` (`MALFORMED_FUNCTION_CALL`), `safety` (`SAFETY`).
 //!
@@ -64,6 +65,9 @@ pub const PROMPT_TOKENS: u64 = 12;
 /// The file an `agent` model asks the client to read, relative to the client's working directory.
 pub const AGENT_FILE: &str = "bridge-note.txt";
 pub const CACHED_TOKENS: u64 = 4;
+/// Prompt tokens an Anthropic reply reports written to the cache when the model name says
+/// `cachewrite`.
+pub const CACHE_WRITE_TOKENS: u64 = 5;
 pub const REASONING_TOKENS: u64 = 7;
 pub const REASONING_TEXT: &str = "Let me think about this step by step.";
 /// The text inside the malformed event of the `badjson` stream.

@@ -88,6 +88,7 @@ impl Recording {
                 self.record.completion_tokens = u.completion_tokens;
                 self.record.reasoning_tokens = u.reasoning_tokens();
                 self.record.cached_tokens = u.cached_tokens();
+                self.record.cache_write_tokens = u.cache_write_tokens;
             }
             None => {
                 let (prompt, completion) = estimate();
@@ -99,10 +100,11 @@ impl Recording {
         let r = &self.record;
         self.record.cost_usd = self
             .catalogue
-            .cost(
+            .cost_with_writes(
                 upstream_model,
                 r.prompt_tokens,
                 r.cached_tokens,
+                r.cache_write_tokens,
                 r.completion_tokens,
             )
             .unwrap_or(0.0);

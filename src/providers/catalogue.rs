@@ -16,6 +16,9 @@ pub struct CatalogueModel {
     pub cached_input: f64,
     /// USD per 1M output tokens.
     pub output: f64,
+    /// USD per 1M tokens written to the prompt cache (Anthropic: 1.25 × input); `input` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +41,8 @@ pub struct PriceOverride {
     /// Defaults to `input`.
     pub cached_input: Option<f64>,
     pub output: f64,
+    /// USD per 1M tokens written to the prompt cache; defaults to the catalogue's, else `input`.
+    pub cache_write: Option<f64>,
     pub context_window: Option<u64>,
 }
 
@@ -68,6 +73,9 @@ impl Catalogue {
                 Some(&i) => {
                     let m = &mut catalogue.models[i];
                     (m.input, m.cached_input, m.output) = (price.input, cached, price.output);
+                    if price.cache_write.is_some() {
+                        m.cache_write = price.cache_write;
+                    }
                     if let Some(p) = &price.provider {
                         m.provider = p.clone();
                     }
@@ -88,6 +96,7 @@ impl Catalogue {
                         input: price.input,
                         cached_input: cached,
                         output: price.output,
+                        cache_write: price.cache_write,
                     });
                 }
             }
@@ -105,13 +114,32 @@ impl Catalogue {
 
     /// Cost in USD of one request; cached prompt tokens are billed at the cached price.
     pub fn cost(&self, model: &str, prompt: u64, cached: u64, completion: u64) -> Option<f64> {
+        self.cost_with_writes(model, prompt, cached, 0, completion)
+    }
+
+    /// [`Self::cost`] with `written` of the prompt tokens written to the prompt cache, billed at
+    /// the cache-write price instead of the input price.
+    pub fn cost_with_writes(
+        &self,
+        model: &str,
+        prompt: u64,
+        cached: u64,
+        written: u64,
+        completion: u64,
+    ) -> Option<f64> {
         let m = self.get(model)?;
-        Some(crate::shared::cost_usd(
-            [m.input, m.cached_input, m.output],
-            prompt,
-            cached,
-            completion,
-        ))
+        let written = written.min(prompt - cached.min(prompt));
+        let surcharge = m
+            .cache_write
+            .map_or(0.0, |w| written as f64 * (w - m.input) / 1_000_000.0);
+        Some(
+            crate::shared::cost_usd(
+                [m.input, m.cached_input, m.output],
+                prompt,
+                cached,
+                completion,
+            ) + surcharge,
+        )
     }
 }
 
@@ -194,5 +222,19 @@ mod tests {
             "{cost}"
         );
         assert!(c.cost("nope", 1, 0, 1).is_none());
+    }
+
+    #[test]
+    fn cache_writes_cost_the_cache_write_price() {
+        let c = Catalogue::builtin();
+        // claude-sonnet-4-5: 3.00 in, 0.30 cached, 3.75 cache write, 15.00 out per 1M.
+        let cost = c
+            .cost_with_writes("claude-sonnet-4-5", 1_000_000, 200_000, 500_000, 0)
+            .unwrap();
+        let expected = 0.3 * 3.0 + 0.2 * 0.3 + 0.5 * 3.75;
+        assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+        // Without a cache-write price, writes cost the input price.
+        let plain = c.cost_with_writes("gpt-4o-mini", 1000, 0, 1000, 0).unwrap();
+        assert_eq!(plain, c.cost("gpt-4o-mini", 1000, 0, 0).unwrap());
     }
 }

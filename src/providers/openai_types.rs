@@ -306,6 +306,11 @@ pub struct Usage {
     pub prompt_tokens_details: Option<PromptTokensDetails>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_tokens_details: Option<CompletionTokensDetails>,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`), part of `prompt_tokens`; priced at the cache-write price.
+    /// Not part of OpenAI's shape: never serialised.
+    #[serde(skip)]
+    pub cache_write_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
@@ -333,7 +338,14 @@ impl Usage {
             completion_tokens_details: Some(CompletionTokensDetails {
                 reasoning_tokens: reasoning,
             }),
+            cache_write_tokens: 0,
         }
+    }
+
+    /// With `written` prompt tokens written to the prompt cache.
+    pub fn with_cache_writes(mut self, written: u64) -> Usage {
+        self.cache_write_tokens = written;
+        self
     }
 
     pub fn cached_tokens(&self) -> u64 {

@@ -345,3 +345,38 @@ async fn the_request_log_keeps_the_inbound_api_and_claude_codes_session() {
     .await;
     assert_eq!(chat[0]["api"], "chat");
 }
+
+#[tokio::test]
+async fn cache_writes_are_recorded_and_priced_at_the_cache_write_price() {
+    let gw = TestGateway::start_with(
+        "[pricing.claude-cachewrite]\nprovider = \"anthropic\"\ninput = 3.0\ncached_input = 0.3\ncache_write = 3.75\noutput = 15.0\n",
+        |_| {},
+    )
+    .await;
+    for stream in [false, true] {
+        let mut body = ask("claude-cachewrite");
+        body["stream"] = json!(stream);
+        let resp = post(&gw, &serde_json::to_vec(&body).unwrap()).await;
+        assert_eq!(resp.status(), 200);
+        let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        resp.text().await.unwrap();
+        let log = poll_until("the request recorded", || async {
+            let log = gw.get_json("/api/requests").await;
+            (log[0]["request_id"] == request_id.as_str()).then_some(log)
+        })
+        .await;
+        let r = &log[0];
+        assert_eq!(r["prompt_tokens"], PROMPT_TOKENS, "stream: {stream}");
+        assert_eq!(r["cached_tokens"], CACHED_TOKENS);
+        assert_eq!(r["cache_write_tokens"], llm_bridge_mock::CACHE_WRITE_TOKENS);
+        let (read, written) = (
+            CACHED_TOKENS as f64,
+            llm_bridge_mock::CACHE_WRITE_TOKENS as f64,
+        );
+        let plain = PROMPT_TOKENS as f64 - read - written;
+        let expected =
+            (plain * 3.0 + read * 0.3 + written * 3.75 + REPLY_WORDS.len() as f64 * 15.0) / 1e6;
+        let cost = r["cost_usd"].as_f64().unwrap();
+        assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+    }
+}

@@ -417,7 +417,8 @@ fn text_reply_with_cached_usage() {
                       "completion_tokens_details": {"reasoning_tokens": 0}}
         })
     );
-    assert_eq!(usage, Usage::new(14, 20, 4, 0));
+    // The 2 tokens written to the cache are counted for pricing, never shown to the client.
+    assert_eq!(usage, Usage::new(14, 20, 4, 0).with_cache_writes(2));
 }
 
 #[test]

@@ -33,7 +33,7 @@ impl WireUsage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let written = self.cache_creation_input_tokens.unwrap_or(0);
         let prompt = self.input_tokens.unwrap_or(0) + read + written;
-        Usage::new(prompt, self.output_tokens.unwrap_or(0), read, 0)
+        Usage::new(prompt, self.output_tokens.unwrap_or(0), read, 0).with_cache_writes(written)
     }
 }
 
