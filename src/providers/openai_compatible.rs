@@ -96,10 +96,15 @@ pub fn error_message(body: &[u8]) -> Option<String> {
 
 /// The `usage` object of a non-stream reply, read from the reply's last bytes (OpenAI writes it last).
 pub fn usage_from_tail(tail: &[u8]) -> Option<Usage> {
-    let at = memchr::memmem::rfind(tail, b"\"usage\"")?;
-    let rest = &tail[at + 7..];
+    last_usage(tail)
+}
+
+/// The last `"usage"` object in a JSON reply's bytes, in the shape `U` of the reply's API.
+pub fn last_usage<U: serde::de::DeserializeOwned>(body: &[u8]) -> Option<U> {
+    let at = memchr::memmem::rfind(body, b"\"usage\"")?;
+    let rest = &body[at + 7..];
     let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
-    let mut values = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<Usage>();
+    let mut values = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<U>();
     values.next()?.ok()
 }
 

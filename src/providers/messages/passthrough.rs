@@ -50,11 +50,7 @@ struct HasUsage {
 
 /// The usage of a whole (non-stream) message, from its bytes.
 pub fn usage_of_message(body: &[u8]) -> Option<Usage> {
-    let at = memchr::memmem::rfind(body, b"\"usage\"")?;
-    let rest = &body[at + 7..];
-    let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
-    let mut values = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<WireUsage>();
-    Some(values.next()?.ok()?.usage())
+    crate::providers::openai_compatible::last_usage::<WireUsage>(body).map(|u| u.usage())
 }
 
 /// A Messages stream forwarded event by event, exactly as the upstream framed it.
