@@ -137,7 +137,7 @@ def virtual_keys():
 
 def responses():
     """The Responses API: passed through to OpenAI, translated for DeepSeek and Gemini."""
-    for model in ["gpt-4o-mini", "deepseek-chat", "gemini-2.5-flash"]:
+    for model in ["gpt-4o-mini", "deepseek-chat", "gemini-2.5-flash", "claude-sonnet-4-5"]:
         r = client.responses.create(model=model, input="Hi", instructions="Be brief.")
         assert r.output_text == EXPECTED, (model, r.output_text)
         assert r.status == "completed" and r.usage.output_tokens == 20, (model, r.status, r.usage)
@@ -145,7 +145,7 @@ def responses():
 
 
 def responses_stream():
-    for model in ["gpt-4o-mini", "deepseek-chat", "gemini-2.5-flash"]:
+    for model in ["gpt-4o-mini", "deepseek-chat", "gemini-2.5-flash", "claude-sonnet-4-5"]:
         with client.responses.stream(model=model, input="Hi") as stream:
             deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
             final = stream.get_final_response()
