@@ -12,11 +12,11 @@ use bytes::Bytes;
 use super::Gateway;
 use super::journey::{Attempt, Conversation, Endpoint};
 use super::record::Recording;
-use super::relay::{self, Started, StreamOut};
+use super::relay::{self, ChatTo, Started, StreamOut};
 use super::upstream::Failure;
 use crate::error::ApiError;
 use crate::governance::Admission;
-use crate::providers::dialect::{self, ChatReply, ChatTranslator, InboundReply};
+use crate::providers::dialect::{self, ChatReply, InboundReply};
 use crate::providers::messages::passthrough::{self, PassthroughStream};
 use crate::providers::messages::{self as anthropic_api, reply, stream::MessagesStream};
 use crate::providers::openai_types::Usage;
@@ -33,43 +33,28 @@ const FORWARDED: [HeaderName; 2] = [
 /// A Messages stream, from Anthropic as it is or from a chat translator's chunks.
 pub enum MessagesOut {
     Passthrough(PassthroughStream),
-    FromChat(Box<ChatToMessages>),
-}
-
-/// A chat translator's chunks, turned into Messages events.
-pub struct ChatToMessages {
-    chat: ChatTranslator,
-    messages: MessagesStream,
-    /// The chunk frames of one event, reused.
-    frames: Vec<u8>,
+    FromChat(Box<ChatTo<MessagesStream>>),
 }
 
 impl StreamOut for MessagesOut {
     fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
         match self {
             MessagesOut::Passthrough(p) => p.event(event, out),
-            MessagesOut::FromChat(c) => {
-                c.frames.clear();
-                c.chat.event(&event.data, &mut c.frames)?;
-                c.messages.frames(&c.frames, out)
-            }
+            MessagesOut::FromChat(c) => c.event(event, out),
         }
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
-        if let MessagesOut::FromChat(c) = self {
-            c.frames.clear();
-            c.chat.finish(&mut c.frames)?;
-            c.messages.frames(&c.frames, out)?;
-            c.messages.finish(out);
+        match self {
+            MessagesOut::FromChat(c) => c.finish(out),
+            MessagesOut::Passthrough(_) => Ok(()),
         }
-        Ok(())
     }
 
     fn usage(&self) -> Option<Usage> {
         match self {
             MessagesOut::Passthrough(p) => p.usage(),
-            MessagesOut::FromChat(c) => c.chat.usage(),
+            MessagesOut::FromChat(c) => c.usage(),
         }
     }
 
@@ -137,11 +122,8 @@ impl Endpoint for Messages {
                 .await
             }
             InboundReply::Chat(ChatReply::Stream(chat)) => {
-                let out = MessagesOut::FromChat(Box::new(ChatToMessages {
-                    chat,
-                    messages: MessagesStream::new(id, candidate.model.clone()),
-                    frames: Vec::new(),
-                }));
+                let messages = MessagesStream::new(id, candidate.model.clone());
+                let out = MessagesOut::FromChat(Box::new(ChatTo::new(chat, messages)));
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
             InboundReply::Chat(whole) => {

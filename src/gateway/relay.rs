@@ -15,6 +15,7 @@ use axum::response::Response;
 use super::record::{Recording, estimate_tokens};
 use super::upstream::{Failure, Sent};
 use crate::error::ApiError;
+use crate::providers::chunks::FromChunks;
 use crate::providers::dialect::ChatTranslator;
 use crate::providers::openai_types::Usage;
 use crate::providers::sse::{self, SseDecoder, SseEvent};
@@ -53,6 +54,42 @@ impl StreamOut for ChatTranslator {
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         sse::write_raw(out, &error.to_json());
         out.extend_from_slice(sse::DONE);
+    }
+}
+
+/// A chat translator's chunks, turned into another inbound API's stream (`S`).
+pub struct ChatTo<S> {
+    chat: ChatTranslator,
+    pub inbound: S,
+    /// The chunk frames of one event, reused.
+    frames: Vec<u8>,
+}
+
+impl<S: FromChunks> ChatTo<S> {
+    pub fn new(chat: ChatTranslator, inbound: S) -> ChatTo<S> {
+        ChatTo {
+            chat,
+            inbound,
+            frames: Vec::new(),
+        }
+    }
+
+    pub fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        self.frames.clear();
+        self.chat.event(&event.data, &mut self.frames)?;
+        self.inbound.frames(&self.frames, out)
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        self.frames.clear();
+        self.chat.finish(&mut self.frames)?;
+        self.inbound.frames(&self.frames, out)?;
+        self.inbound.finish(out);
+        Ok(())
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.chat.usage()
     }
 }
 

@@ -17,12 +17,12 @@ use tokio::sync::OnceCell;
 use super::Gateway;
 use super::journey::{Attempt, Endpoint, Peek};
 use super::record::Recording;
-use super::relay::{self, Started, StreamOut};
+use super::relay::{self, ChatTo, Started, StreamOut};
 use super::response_store::{ResponseStore, StoredResponse};
 use super::upstream::Failure;
 use crate::error::{ApiError, parse_json};
 use crate::governance::Admission;
-use crate::providers::dialect::{self, ChatReply, ChatTranslator, InboundReply};
+use crate::providers::dialect::{self, ChatReply, InboundReply};
 use crate::providers::openai_types::Usage;
 use crate::providers::responses::passthrough::{self, PassthroughStream};
 use crate::providers::responses::stream::{self as responses_stream, ResponsesStream};
@@ -100,12 +100,9 @@ pub struct AsSent {
     keep: Option<Keep>,
 }
 
-/// A chat translator's chunks, turned into Responses events.
+/// A chat translator's chunks, turned into Responses events, and kept once whole.
 pub struct ChatToResponses {
-    chat: ChatTranslator,
-    responses: ResponsesStream,
-    /// The chunk frames of one event, reused.
-    frames: Vec<u8>,
+    stream: ChatTo<ResponsesStream>,
     keep: Option<Keep>,
 }
 
@@ -122,22 +119,16 @@ impl StreamOut for ResponsesOut {
                 }
                 Ok(())
             }
-            ResponsesOut::FromChat(c) => {
-                c.frames.clear();
-                c.chat.event(&event.data, &mut c.frames)?;
-                c.responses.frames(&c.frames, out)
-            }
+            ResponsesOut::FromChat(c) => c.stream.event(event, out),
         }
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         if let ResponsesOut::FromChat(c) = self {
-            c.frames.clear();
-            c.chat.finish(&mut c.frames)?;
-            c.responses.frames(&c.frames, out)?;
-            c.responses.finish(out);
+            c.stream.finish(out)?;
             if let Some(keep) = c.keep.take() {
-                keep.keep(c.responses.response(), c.responses.output());
+                let responses = &c.stream.inbound;
+                keep.keep(responses.response(), responses.output());
             }
         }
         Ok(())
@@ -146,7 +137,7 @@ impl StreamOut for ResponsesOut {
     fn usage(&self) -> Option<Usage> {
         match self {
             ResponsesOut::Passthrough(p) => p.stream.usage(),
-            ResponsesOut::FromChat(c) => c.chat.usage(),
+            ResponsesOut::FromChat(c) => c.stream.usage(),
         }
     }
 
@@ -164,7 +155,7 @@ impl StreamOut for ResponsesOut {
                 serde_json::to_writer(&mut *out, &data).expect("a JSON value serialises");
                 out.extend_from_slice(b"\n\n");
             }
-            ResponsesOut::FromChat(c) => c.responses.fail(error, out),
+            ResponsesOut::FromChat(c) => c.stream.inbound.fail(error, out),
         }
     }
 }
@@ -350,9 +341,7 @@ impl Endpoint for Responses {
             }
             InboundReply::Chat(ChatReply::Stream(chat)) => {
                 let out = ResponsesOut::FromChat(Box::new(ChatToResponses {
-                    chat,
-                    responses: ResponsesStream::new(start()),
-                    frames: Vec::new(),
+                    stream: ChatTo::new(chat, ResponsesStream::new(start())),
                     keep: self.keep(peek, history),
                 }));
                 relay::start_stream(candidate, sent, out, prompt_bytes).await

@@ -59,6 +59,14 @@ pub struct FunctionDelta {
     pub arguments: Option<String>,
 }
 
+/// An inbound API's stream written from chat chunks (Messages events, Responses events).
+pub trait FromChunks: Send + 'static {
+    /// The chunk frames a chat translator wrote for one upstream event.
+    fn frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError>;
+    /// The chunks ended: what closes the stream.
+    fn finish(&mut self, out: &mut Vec<u8>);
+}
+
 /// Calls `f` with each chunk of the frames (`data: {…}\n\n`, `data: [DONE]`) a chat translator wrote.
 pub fn each(frames: &[u8], mut f: impl FnMut(Chunk)) -> Result<(), ApiError> {
     for line in frames.split(|&b| b == b'\n') {

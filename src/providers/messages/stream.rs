@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::providers::chunks::{self, Chunk, FunctionDelta};
+use crate::providers::chunks::{self, Chunk, FromChunks, FunctionDelta};
 use crate::providers::openai_types::Usage;
 
 #[derive(PartialEq, Clone, Copy)]
@@ -51,11 +51,6 @@ impl MessagesStream {
 
     pub fn usage(&self) -> Option<Usage> {
         self.usage
-    }
-
-    /// The chunk frames (`data: {…}\n\n`, `data: [DONE]`) a chat translator wrote.
-    pub fn frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
-        chunks::each(frames, |chunk| self.chunk(chunk, out))
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -161,9 +156,15 @@ impl MessagesStream {
             }
         }
     }
+}
+
+impl FromChunks for MessagesStream {
+    fn frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
+        chunks::each(frames, |chunk| self.chunk(chunk, out))
+    }
 
     /// The end of the reply: the open block closed, the stop reason and usage, `message_stop`.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut Vec<u8>) {
         self.start(out);
         self.close(out);
         let reason = super::stop_reason(self.finish_reason.as_deref().unwrap_or("stop"));

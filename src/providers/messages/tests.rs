@@ -3,6 +3,7 @@ use serde_json::{Map, Value, json};
 use super::reply::message;
 use super::request::chat_body;
 use super::stream::MessagesStream;
+use crate::providers::chunks::FromChunks;
 
 fn chat(body: Value, stream: bool) -> Value {
     let body: Map<String, Value> = serde_json::from_value(body).unwrap();

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::providers::chunks::{self, Chunk};
+use crate::providers::chunks::{self, Chunk, FromChunks};
 use crate::providers::openai_types::Usage;
 
 /// The output item being written.
@@ -87,11 +87,6 @@ impl ResponsesStream {
     /// The output items written so far.
     pub fn output(&self) -> &[Value] {
         &self.output
-    }
-
-    /// The chunk frames a chat translator wrote.
-    pub fn frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
-        chunks::each(frames, |chunk| self.chunk(chunk, out))
     }
 
     fn emit(&mut self, out: &mut Vec<u8>, kind: &str, data: Value) {
@@ -310,9 +305,31 @@ impl ResponsesStream {
         self.output.push(item);
     }
 
+    /// The stream broke off: `response.failed` with the error.
+    pub fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        self.start(out);
+        let code = if error.status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request"
+        };
+        let r = &mut self.response;
+        r["status"] = "failed".into();
+        r["output"] = Value::Array(self.output.clone());
+        r["error"] = json!({"code": code, "message": error.message});
+        let response = self.response.clone();
+        self.emit(out, "response.failed", json!({"response": response}));
+    }
+}
+
+impl FromChunks for ResponsesStream {
+    fn frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
+        chunks::each(frames, |chunk| self.chunk(chunk, out))
+    }
+
     /// The end of the reply: the open item closed, then `response.completed` (or
     /// `response.incomplete` when the reply was cut by the token limit or a content filter).
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut Vec<u8>) {
         self.start(out);
         self.close(out);
         let incomplete = match self.finish_reason.as_deref() {
@@ -339,22 +356,6 @@ impl ResponsesStream {
         };
         let response = self.response.clone();
         self.emit(out, kind, json!({"response": response}));
-    }
-
-    /// The stream broke off: `response.failed` with the error.
-    pub fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
-        self.start(out);
-        let code = if error.status.is_server_error() {
-            "server_error"
-        } else {
-            "invalid_request"
-        };
-        let r = &mut self.response;
-        r["status"] = "failed".into();
-        r["output"] = Value::Array(self.output.clone());
-        r["error"] = json!({"code": code, "message": error.message});
-        let response = self.response.clone();
-        self.emit(out, "response.failed", json!({"response": response}));
     }
 }
 

@@ -3,6 +3,7 @@ use serde_json::{Map, Value, json};
 use super::request::{chat_body, dropped_tools, input_items};
 use super::skeleton;
 use super::stream::{ResponsesStream, whole};
+use crate::providers::chunks::FromChunks;
 
 fn request(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
