@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Json, Response};
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::gateway::responses::{Responses, not_found};
+use crate::gateway::responses::not_found;
 use crate::governance::{Admission, Caller};
 use crate::state::AppState;
 
@@ -53,9 +53,11 @@ pub async fn get_one(
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Response {
-    let reader = Responses::new(state.responses.clone(), key_of(caller));
+    let key = key_of(caller);
     match state.responses.get(&id).await {
-        Some(stored) if reader.may_read(&stored) => Json(&stored.response).into_response(),
+        Some(stored) if stored.readable_by(key.as_deref()) => {
+            Json(&stored.response).into_response()
+        }
         _ => not_found(&id).into_response(),
     }
 }
@@ -66,9 +68,9 @@ pub async fn delete(
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Response {
-    let reader = Responses::new(state.responses.clone(), key_of(caller));
+    let key = key_of(caller);
     match state.responses.get(&id).await {
-        Some(stored) if reader.may_read(&stored) => {
+        Some(stored) if stored.readable_by(key.as_deref()) => {
             state.responses.delete(&id).await;
             Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
         }

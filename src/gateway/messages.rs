@@ -127,15 +127,7 @@ impl Endpoint for Messages {
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
             InboundReply::Chat(whole) => {
-                let raw = relay::read_whole(candidate, sent).await?;
-                let chat = match whole {
-                    ChatReply::Translate(wire, ctx) => {
-                        dialect::chat_reply(wire, &raw, &ctx)
-                            .map_err(Failure::from_reply)?
-                            .0
-                    }
-                    _ => raw,
-                };
+                let chat = relay::read_whole_chat(candidate, sent, whole).await?;
                 let (json, usage) =
                     reply::message(&chat, &id, &candidate.model).map_err(Failure::from_reply)?;
                 Ok(Started::Complete(json, usage.unwrap_or_default()))

@@ -16,7 +16,7 @@ use super::record::{Recording, estimate_tokens};
 use super::upstream::{Failure, Sent};
 use crate::error::ApiError;
 use crate::providers::chunks::FromChunks;
-use crate::providers::dialect::ChatTranslator;
+use crate::providers::dialect::{self, ChatReply, ChatTranslator};
 use crate::providers::openai_types::Usage;
 use crate::providers::sse::{self, SseDecoder, SseEvent};
 use crate::routing::Candidate;
@@ -465,6 +465,22 @@ pub async fn start_passthrough<T>(
             provider.display_name
         )))),
         Err(e) => Err(Failure::from_reply(e)),
+    }
+}
+
+/// A whole non-stream chat reply as OpenAI's JSON, translated from the upstream's dialect when
+/// it has one, for the inbound APIs that rewrite it (Messages, Responses).
+pub async fn read_whole_chat(
+    candidate: &Candidate,
+    sent: Sent,
+    reply: ChatReply,
+) -> Result<Vec<u8>, Failure> {
+    let raw = read_whole(candidate, sent).await?;
+    match reply {
+        ChatReply::Translate(wire, ctx) => Ok(dialect::chat_reply(wire, &raw, &ctx)
+            .map_err(Failure::from_reply)?
+            .0),
+        _ => Ok(raw),
     }
 }
 

@@ -31,6 +31,13 @@ pub struct StoredResponse {
     pub items: Vec<Value>,
 }
 
+impl StoredResponse {
+    /// Whether the caller with virtual key `key` may read it (`None`: the master key, all).
+    pub fn readable_by(&self, key: Option<&str>) -> bool {
+        key.is_none_or(|key| key == self.owner)
+    }
+}
+
 struct Entry {
     stored: Arc<StoredResponse>,
     bytes: usize,

@@ -184,15 +184,13 @@ impl Responses {
                     return History::None;
                 };
                 match self.store.get(id).await {
-                    Some(stored) if self.may_read(&stored) => History::Found(stored),
+                    Some(stored) if stored.readable_by(self.key.as_deref()) => {
+                        History::Found(stored)
+                    }
                     _ => History::Missing(id.clone()),
                 }
             })
             .await
-    }
-
-    pub fn may_read(&self, stored: &StoredResponse) -> bool {
-        self.key.as_ref().is_none_or(|key| *key == stored.owner)
     }
 
     fn keep(&self, peek: &ResponsesPeek, history: &History) -> Option<Keep> {
@@ -347,15 +345,7 @@ impl Endpoint for Responses {
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
             InboundReply::Chat(whole) => {
-                let raw = relay::read_whole(candidate, sent).await?;
-                let chat = match whole {
-                    ChatReply::Translate(wire, ctx) => {
-                        dialect::chat_reply(wire, &raw, &ctx)
-                            .map_err(Failure::from_reply)?
-                            .0
-                    }
-                    _ => raw,
-                };
+                let chat = relay::read_whole_chat(candidate, sent, whole).await?;
                 let (response, usage) =
                     responses_stream::whole(&chat, start()).map_err(Failure::from_reply)?;
                 if let Some(keep) = self.keep(peek, history) {
