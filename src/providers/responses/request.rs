@@ -118,9 +118,17 @@ pub fn chat_body(
 /// The types of the tools a translated request goes without (sanitised, each once, at most
 /// [`MAX_DROPPED_NAMED`]), for the response header that names them.
 pub fn dropped_tools(request: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
-    let (_, dropped) = translate_tools(request.get("tools"))?;
+    let tools = match request.get("tools") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(invalid("`tools` must be an array", "tools")),
+    };
     let mut named: Vec<String> = Vec::new();
-    for kind in dropped {
+    let kinds = tools
+        .iter()
+        .map(|t| t.get("type").and_then(Value::as_str).unwrap_or(""))
+        .filter(|kind| *kind != "function");
+    for kind in kinds.map(tool_type_name) {
         if named.len() < MAX_DROPPED_NAMED && !named.contains(&kind) {
             named.push(kind);
         }
