@@ -45,7 +45,12 @@ answer=$(cd "$work/project" && HOME="$work/home" CODEX_HOME="$work/codex-home" A
 expect "Codex: prompt, exec_command round trip, answer" "$answer"
 
 say "the request log shows both inbound APIs and Claude Code's session"
-log=$(curl -fsS "$GATEWAY_URL/api/requests?limit=50")
+# The request log is written in batches: wait (5 s at most) until both APIs are in it.
+for _ in $(seq 25); do
+  log=$(curl -fsS "$GATEWAY_URL/api/requests?limit=50")
+  [[ "$log" == *'"api":"responses"'* && "$log" == *'"api":"messages"'* ]] && break
+  sleep 0.2
+done
 python3 - "$log" <<'PY'
 import json, sys
 log = json.loads(sys.argv[1])
