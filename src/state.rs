@@ -12,8 +12,11 @@ use crate::gateway::Gateway;
 use crate::shared::{HealthReport, ProviderHealth};
 use crate::stats::Stats;
 
+/// Cloned for every request and by each layer on its way, hence one `Arc` around the fields.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     /// The configuration and the gateway built from it, swapped as one on a reload. A request
     /// takes its own `Arc` when it starts and finishes on it.
     current: Arc<ArcSwap<Current>>,
@@ -25,6 +28,14 @@ pub struct AppState {
     pub started: Instant,
     /// Behind an `Arc`: the state is cloned for every request.
     pub leptos_options: Arc<LeptosOptions>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -51,7 +62,7 @@ impl AppState {
             &config.responses,
             stats.store().redis().cloned(),
         ));
-        AppState {
+        AppState(Arc::new(Shared {
             responses,
             current: Arc::new(ArcSwap::from_pointee(Current {
                 config: Arc::new(config),
@@ -62,7 +73,7 @@ impl AppState {
             stats,
             started: Instant::now(),
             leptos_options: Arc::new(leptos_options),
-        }
+        }))
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -42,6 +42,7 @@ pub struct Gateway {
     pub aliases: BTreeMap<String, String>,
     pub stats: Arc<Stats>,
     http: reqwest::Client,
+    urls: upstream::ParsedUrls,
     request_ids: RequestIds,
     answered_models: route::AnsweredModels,
 }
@@ -64,6 +65,7 @@ impl Gateway {
             aliases: config.models.aliases.clone(),
             stats,
             http,
+            urls: Default::default(),
             request_ids: RequestIds::new(),
             answered_models: Default::default(),
         })

@@ -12,6 +12,7 @@ pub mod chunks;
 pub mod deepseek;
 pub mod dialect;
 pub mod gemini;
+pub mod json_edit;
 pub mod messages;
 pub mod moonshot;
 pub mod openai;

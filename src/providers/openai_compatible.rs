@@ -1,10 +1,14 @@
 //! Every provider that speaks OpenAI's dialect: requests pass through with only the edits the
 //! gateway needs, replies are forwarded byte for byte except for the usage chunk the gateway asked for.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
+use memchr::memmem::FinderRev;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
+use super::json_edit;
 use super::openai_types::Usage;
 use super::spec::Quirks;
 use super::sse;
@@ -41,6 +45,12 @@ pub fn chat_body(raw: Bytes, edits: &Edits) -> Result<Bytes, ApiError> {
     if edits.model.is_none() && !edits.add_include_usage && !rename_max_tokens && !strip_reasoning {
         return Ok(raw);
     }
+    if !rename_max_tokens
+        && !strip_reasoning
+        && let Some(edited) = edit_in_place(&raw, edits)
+    {
+        return Ok(Bytes::from(edited));
+    }
     let mut body: Map<String, Value> = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
     if let Some(model) = edits.model {
@@ -69,9 +79,40 @@ pub fn chat_body(raw: Bytes, edits: &Edits) -> Result<Bytes, ApiError> {
     ))
 }
 
+/// The model renamed and usage asked for by editing the client's bytes, when that is safe: the
+/// body has no `stream_options` of its own to merge with. Its JSON is checked first.
+fn edit_in_place(raw: &[u8], edits: &Edits) -> Option<Vec<u8>> {
+    if edits.add_include_usage && contains(raw, b"\"stream_options\"") {
+        return None;
+    }
+    serde_json::from_slice::<IgnoredAny>(raw).ok()?;
+    let mut body = None;
+    if let Some(model) = edits.model {
+        let name = serde_json::to_vec(model).expect("a string serialises");
+        body = Some(json_edit::with_value(raw, "model", &name)?);
+    }
+    if edits.add_include_usage {
+        let current = body.as_deref().unwrap_or(raw);
+        body = Some(json_edit::with_first_member(
+            current,
+            "stream_options",
+            br#"{"include_usage":true}"#,
+        )?);
+    }
+    body
+}
+
 /// A request body with the model renamed when needed, everything else untouched.
 pub fn with_model(raw: Bytes, model: Option<&str>) -> Result<Bytes, ApiError> {
     let Some(model) = model else { return Ok(raw) };
+    let edits = Edits {
+        model: Some(model),
+        add_include_usage: false,
+        quirks: Quirks::OPENAI,
+    };
+    if let Some(edited) = edit_in_place(&raw, &edits) {
+        return Ok(Bytes::from(edited));
+    }
     let mut body: Map<String, Value> = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
     body.insert("model".into(), Value::String(model.to_string()));
@@ -79,6 +120,8 @@ pub fn with_model(raw: Bytes, model: Option<&str>) -> Result<Bytes, ApiError> {
         serde_json::to_vec(&body).expect("a JSON map serialises"),
     ))
 }
+
+const USAGE_NEEDLE: &[u8] = b"\"usage\"";
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
@@ -101,7 +144,10 @@ pub fn usage_from_tail(tail: &[u8]) -> Option<Usage> {
 
 /// The last `"usage"` object in a JSON reply's bytes, in the shape `U` of the reply's API.
 pub fn last_usage<U: serde::de::DeserializeOwned>(body: &[u8]) -> Option<U> {
-    let at = memchr::memmem::rfind(body, b"\"usage\"")?;
+    // Built once: building the searcher cost more than searching a usual reply.
+    static USAGE_KEY_REV: LazyLock<FinderRev<'static>> =
+        LazyLock::new(|| FinderRev::new(USAGE_NEEDLE));
+    let at = USAGE_KEY_REV.rfind(body)?;
     let rest = &body[at + 7..];
     let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
     let mut values = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<U>();
@@ -132,27 +178,35 @@ impl PassthroughStream {
             self.saw_done = true;
             return Ok(());
         }
-        if !contains(data, b"\"usage\"") {
-            check_object(data)?;
+        // One structural pass over the top-level members: the chunk is one whole object, and
+        // its usage is found without parsing the rest.
+        let mut usage = None;
+        let mut has_choices = false;
+        let whole = json_edit::members(data, |key, value| match key {
+            b"usage" => usage = Some(value),
+            b"choices" => has_choices = value.first() == Some(&b'[') && !is_empty_array(value),
+            _ => {}
+        });
+        if whole.is_none() {
+            return Err(ApiError::bad_gateway(
+                "the upstream sent an unreadable stream event (not one whole JSON object)",
+            ));
+        }
+        let Some(usage) = usage else {
             sse::write_raw(out, data);
             return Ok(());
-        }
-        let mut chunk: Map<String, Value> = serde_json::from_slice(data).map_err(unreadable)?;
-        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null())
-            && let Ok(usage) = Usage::deserialize_value(usage)
+        };
+        if usage != b"null"
+            && let Ok(usage) = serde_json::from_slice::<Usage>(usage)
         {
             self.usage = Some(usage);
         }
         if self.client_wants_usage {
             sse::write_raw(out, data);
-        } else {
-            let no_choices = chunk
-                .get("choices")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty);
-            if !no_choices {
-                chunk.remove("usage");
-                sse::write_json(out, &chunk);
+        } else if has_choices {
+            match json_edit::without_member(data, "usage") {
+                Some(rest) => sse::write_raw(out, &rest),
+                None => sse::write_raw(out, data),
             }
         }
         Ok(())
@@ -173,26 +227,8 @@ impl PassthroughStream {
     }
 }
 
-/// Checks that a payload is one JSON object: a syntax check that builds nothing.
-fn check_object(data: &[u8]) -> Result<(), ApiError> {
-    if data.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ApiError::bad_gateway(
-            "the upstream sent a stream event that is not a JSON object",
-        ));
-    }
-    serde_json::from_slice::<IgnoredAny>(data)
-        .map(|_| ())
-        .map_err(unreadable)
-}
-
-fn unreadable(e: serde_json::Error) -> ApiError {
-    ApiError::bad_gateway(format!("the upstream sent an unreadable stream event: {e}"))
-}
-
-impl Usage {
-    fn deserialize_value(v: &Value) -> Result<Usage, serde_json::Error> {
-        serde::Deserialize::deserialize(v)
-    }
+fn is_empty_array(value: &[u8]) -> bool {
+    value[1..].trim_ascii_start().first() == Some(&b']')
 }
 
 #[cfg(test)]

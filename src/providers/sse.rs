@@ -100,7 +100,11 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
 fn parse_event(raw: &[u8]) -> Option<SseEvent> {
     let mut event = None;
     let mut data: Option<Vec<u8>> = None;
-    for line in raw.split(|b| *b == b'\n') {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', raw).chain(std::iter::once(raw.len()));
+    for end in ends {
+        let line = &raw[start..end];
+        start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() || line[0] == b':' {
             continue;

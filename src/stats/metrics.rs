@@ -1,9 +1,11 @@
 //! Prometheus metrics through the `metrics` facade: each finished request updates counters and
 //! histograms; gauges that describe state (circuits, store, dropped records) are set at scrape time.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::shared::RequestRecord;
@@ -42,41 +44,102 @@ pub fn spawn_upkeep() {
 
 /// Called once per finished request.
 pub fn observe(r: &RequestRecord) {
-    let provider = if r.provider.is_empty() {
-        "none".to_string()
-    } else {
-        r.provider.clone()
-    };
     // An unresolved model name comes from the client: keep it out of the labels.
-    let model = if r.provider.is_empty() {
-        "unresolved".to_string()
+    let (provider, model) = if r.provider.is_empty() {
+        ("none", "unresolved")
     } else {
-        r.model_label().to_string()
+        (r.provider.as_str(), r.model_label())
     };
-    let status = r.status.to_string();
-    counter!("llm_bridge_requests_total", "provider" => provider.clone(), "model" => model.clone(), "deployment" => r.deployment_label().into_owned(), "status" => status).increment(1);
+    let deployment = r.deployment_label();
     if let Some(class) = &r.error_class {
-        counter!("llm_bridge_errors_total", "provider" => provider.clone(), "model" => model.clone(), "class" => class.clone()).increment(1);
+        counter!("llm_bridge_errors_total", "provider" => provider.to_string(), "model" => model.to_string(), "class" => class.clone()).increment(1);
     }
-    histogram!("llm_bridge_request_duration_seconds", "provider" => provider.clone(), "model" => model.clone()).record(r.latency_ms / 1e3);
+    let series = Series::of(provider, model, &deployment, r.status);
+    series.requests.increment(1);
+    series.duration.record(r.latency_ms / 1e3);
     if let Some(ttft) = r.ttft_ms {
-        histogram!("llm_bridge_time_to_first_token_seconds", "provider" => provider.clone(), "model" => model.clone()).record(ttft / 1e3);
+        series.ttft.record(ttft / 1e3);
     }
-    for (kind, n) in [
-        ("prompt", r.prompt_tokens),
-        ("completion", r.completion_tokens),
-        ("reasoning", r.reasoning_tokens),
-        ("cached", r.cached_tokens),
-    ] {
+    let tokens = [
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.reasoning_tokens,
+        r.cached_tokens,
+    ];
+    for (counter, n) in series.tokens.iter().zip(tokens) {
         if n > 0 {
-            counter!("llm_bridge_tokens_total", "provider" => provider.clone(), "model" => model.clone(), "kind" => kind).increment(n);
+            counter.increment(n);
         }
     }
     if r.cost_usd > 0.0 {
-        gauge!("llm_bridge_cost_usd_total", "provider" => provider.clone(), "model" => model)
-            .increment(r.cost_usd);
+        series.cost.increment(r.cost_usd);
     }
-    counter!("llm_bridge_upstream_attempts_total", "provider" => provider, "deployment" => r.deployment_label().into_owned()).increment(r.attempts as u64);
+    series.attempts.increment(r.attempts as u64);
+}
+
+/// The series one finished request updates, resolved once per label set: building and hashing
+/// the label sets for every request was most of the cost of recording its metrics.
+struct Series {
+    labels: (String, String, String, u16),
+    requests: Counter,
+    duration: Histogram,
+    ttft: Histogram,
+    /// prompt, completion, reasoning, cached.
+    tokens: [Counter; 4],
+    cost: Gauge,
+    attempts: Counter,
+}
+
+/// More label sets than this (the configuration's providers × models × deployments × statuses)
+/// empties the cache rather than letting it grow.
+const MAX_CACHED_SERIES: usize = 4096;
+
+impl Series {
+    fn of(provider: &str, model: &str, deployment: &str, status: u16) -> Arc<Series> {
+        static CACHE: LazyLock<Mutex<HashMap<u64, Arc<Series>>>> = LazyLock::new(Default::default);
+        let mut hasher = std::hash::DefaultHasher::new();
+        (provider, model, deployment, status).hash(&mut hasher);
+        let hash = hasher.finish();
+        let same = |s: &Series| {
+            let (p, m, d, st) = &s.labels;
+            (p.as_str(), m.as_str(), d.as_str(), *st) == (provider, model, deployment, status)
+        };
+        if let Some(series) = CACHE.lock().expect("metrics cache").get(&hash)
+            && same(series)
+        {
+            return series.clone();
+        }
+        let series = Arc::new(Series::register(provider, model, deployment, status));
+        let mut cache = CACHE.lock().expect("metrics cache");
+        if cache.len() >= MAX_CACHED_SERIES {
+            cache.clear();
+        }
+        cache.insert(hash, series.clone());
+        series
+    }
+
+    fn register(provider: &str, model: &str, deployment: &str, status: u16) -> Series {
+        let (p, m, d) = (
+            provider.to_string(),
+            model.to_string(),
+            deployment.to_string(),
+        );
+        let token = |kind: &'static str| counter!("llm_bridge_tokens_total", "provider" => p.clone(), "model" => m.clone(), "kind" => kind);
+        Series {
+            requests: counter!("llm_bridge_requests_total", "provider" => p.clone(), "model" => m.clone(), "deployment" => d.clone(), "status" => status.to_string()),
+            duration: histogram!("llm_bridge_request_duration_seconds", "provider" => p.clone(), "model" => m.clone()),
+            ttft: histogram!("llm_bridge_time_to_first_token_seconds", "provider" => p.clone(), "model" => m.clone()),
+            tokens: [
+                token("prompt"),
+                token("completion"),
+                token("reasoning"),
+                token("cached"),
+            ],
+            cost: gauge!("llm_bridge_cost_usd_total", "provider" => p.clone(), "model" => m.clone()),
+            attempts: counter!("llm_bridge_upstream_attempts_total", "provider" => p.clone(), "deployment" => d.clone()),
+            labels: (p, m, d, status),
+        }
+    }
 }
 
 /// The gateway's own share of a request's time.
