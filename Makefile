@@ -1,5 +1,6 @@
 # The two commands: `make run` (install what is missing, build, serve on http://127.0.0.1:3000)
-# and `make test` (the whole test suite). `make bench` runs the benchmark.
+# and `make test` (the whole test suite). `make bench` runs the benchmarks: the in-process one, the
+# reference harness (../shared/bench) with a socat forwarder as the floor, and instruction counts.
 .PHONY: run test bench lint
 
 run:
@@ -12,6 +13,8 @@ bench:
 	cargo build --release --features ssr --bin llm-bridge
 	cargo build --release -p llm-bridge-mock
 	cargo run --release --features ssr --example bench
+	scripts/bench-harness.sh
+	scripts/bench-instructions.sh
 
 lint:
 	cargo fmt --all -- --check
