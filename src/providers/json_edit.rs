@@ -13,37 +13,15 @@ pub struct Member {
 
 /// The first top-level member named `key` (written without escapes) of the object in `json`.
 pub fn find_member(json: &[u8], key: &str) -> Option<Member> {
-    let mut i = skip_ws(json, 0);
-    if json.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    loop {
-        i = skip_ws(json, i);
-        match json.get(i)? {
-            b'"' => {}
-            _ => return None,
+    let mut found = None;
+    walk(json, |name, member| {
+        let hit = name == key.as_bytes();
+        if hit {
+            found = Some(member);
         }
-        let key_start = i;
-        let key_end = string_end(json, i)?;
-        i = skip_ws(json, key_end);
-        if json.get(i) != Some(&b':') {
-            return None;
-        }
-        let value_start = skip_ws(json, i + 1);
-        let value_end = value_end(json, value_start)?;
-        if &json[key_start + 1..key_end - 1] == key.as_bytes() {
-            return Some(Member {
-                member: key_start..value_end,
-                value: value_start..value_end,
-            });
-        }
-        i = skip_ws(json, value_end);
-        match json.get(i)? {
-            b',' => i += 1,
-            _ => return None,
-        }
-    }
+        hit
+    });
+    found
 }
 
 /// Walks the top-level members of the object in `json`, handing each key (as written, without its
@@ -51,6 +29,15 @@ pub fn find_member(json: &[u8], key: &str) -> Option<Member> {
 /// balanced, strings closed, nothing but whitespace after it. A structural check, cheaper than
 /// parsing: numbers and literals are not checked.
 pub fn members<'a>(json: &'a [u8], mut each: impl FnMut(&'a [u8], &'a [u8])) -> Option<()> {
+    walk(json, |key, member| {
+        each(key, &json[member.value]);
+        false
+    })
+}
+
+/// The one walk over the top-level members: `each` gets each key and where its member sits, and
+/// returns `true` to stop there (the walk then returns `Some` without checking the rest).
+fn walk<'a>(json: &'a [u8], mut each: impl FnMut(&'a [u8], Member) -> bool) -> Option<()> {
     let mut i = skip_ws(json, 0);
     if json.get(i) != Some(&b'{') {
         return None;
@@ -63,15 +50,21 @@ pub fn members<'a>(json: &'a [u8], mut each: impl FnMut(&'a [u8], &'a [u8])) -> 
         if json.get(i) != Some(&b'"') {
             return None;
         }
+        let key_start = i;
         let key_end = string_end(json, i)?;
-        let key = &json[i + 1..key_end - 1];
         i = skip_ws(json, key_end);
         if json.get(i) != Some(&b':') {
             return None;
         }
         let value_start = skip_ws(json, i + 1);
         let value_end = value_end(json, value_start)?;
-        each(key, &json[value_start..value_end]);
+        let member = Member {
+            member: key_start..value_end,
+            value: value_start..value_end,
+        };
+        if each(&json[key_start + 1..key_end - 1], member) {
+            return Some(());
+        }
         i = skip_ws(json, value_end);
         match json.get(i)? {
             b',' => i = skip_ws(json, i + 1),
