@@ -428,6 +428,44 @@ async fn run() {
         None => println!("\n(vii) skipped: redis-server is not installed"),
     }
 
+    println!("\n(ix) the response cache, embedded store: hits over HTTP (after one miss)");
+    let port = free_port();
+    let cache_gateway = Proc(
+        pinned("0", &format!("{RELEASE}/llm-bridge"))
+            .env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LLM_BRIDGE_DATA_DIR", &data_dir)
+            .env("LLM_BRIDGE_CACHE", "on")
+            .env("OPENAI_API_KEY", "sk-bench")
+            .envs(llm_bridge_mock::wiring(&mock))
+            .env("RUST_LOG", "warn")
+            .env_remove("REDIS_URL")
+            .spawn()
+            .expect("llm-bridge"),
+    );
+    let cache_base = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{cache_base}/health/live")).await;
+    let cache_url = format!("{cache_base}/v1/chat/completions");
+    for (name, body) in [("non-stream", &plain), ("as a stream", &stream)] {
+        sequential(&client, &cache_url, body, 200).await;
+        let direct = sequential(&client, &direct_url, body, sequential_n).await;
+        let via = sequential(&client, &cache_url, body, sequential_n).await;
+        let (cpu_before, _) = cpu_and_rss(cache_gateway.0.id());
+        let load = concurrent(&client, &cache_url, body, 64, seconds).await;
+        let (cpu_after, _) = cpu_and_rss(cache_gateway.0.id());
+        println!(
+            "    hit, {name:<14} p50 {:.3} ms (the upstream direct: {:.3} ms) | {:>8.0} hits/s at concurrency 64 | gateway CPU {:.1} µs/hit",
+            percentile(&via, 0.5),
+            percentile(&direct, 0.5),
+            load.requests as f64 / load.seconds,
+            (cpu_after - cpu_before) * 1e6 / load.requests as f64
+        );
+    }
+    drop(cache_gateway);
+    println!(
+        "    lookup on a miss (key, memory, coalescing), in-process: {:.2} µs",
+        miss_lookup_us().await
+    );
+
     println!("\n(iv) gateway RSS: idle {rss_idle:.1} MiB, after load {rss_loaded:.1} MiB");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
@@ -510,4 +548,33 @@ fn start_redis() -> Option<(Proc, String)> {
         std::thread::sleep(Duration::from_millis(20));
     }
     None
+}
+
+/// The cache's work for a request it does not hold: the canonical key, the memory lookup, and
+/// joining (then leaving) the requests in flight. Bodies as the benchmark sends them, each new.
+async fn miss_lookup_us() -> f64 {
+    use llm_bridge::gateway::cache::{Cache, Caching};
+    let config = llm_bridge::config::CacheConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let cache = std::sync::Arc::new(Cache::new(&config, None, Duration::from_secs(1)));
+    let bodies: Vec<Vec<u8>> = (0..1000)
+        .map(|i| {
+            serde_json::to_vec(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("Hello {i}")}]}))
+                .unwrap()
+        })
+        .collect();
+    let headers = axum::http::HeaderMap::new();
+    let rounds = 100;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        for body in &bodies {
+            let consulted = cache
+                .consult(Caching::Chat, "chat", "gpt-4o-mini", None, &headers, body)
+                .await;
+            std::hint::black_box(consulted.is_ok());
+        }
+    }
+    started.elapsed().as_secs_f64() * 1e6 / (rounds * bodies.len()) as f64
 }

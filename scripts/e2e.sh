@@ -29,5 +29,13 @@ GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/te
 say "Anthropic Python SDK against the gateway's /v1/messages"
 GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_anthropic_sdk.py
 
+say "OpenAI Python SDK against a gateway with the response cache on"
+cache_port=$(free_port)
+spawn env $(mock_wiring "http://127.0.0.1:$mock_port") LLM_BRIDGE_DATA_DIR="$(mktemp -d)" \
+  LLM_BRIDGE_LISTEN="127.0.0.1:$cache_port" OPENAI_API_KEY=sk-e2e-openai LLM_BRIDGE_CACHE=on RUST_LOG=warn \
+  target/release/llm-bridge
+wait_http "http://127.0.0.1:$cache_port/health/ready"
+GATEWAY_URL="http://127.0.0.1:$cache_port" target/py-sdk/bin/python tests/python/test_cache_sdk.py
+
 say "Claude Code and Codex through the gateway"
 GATEWAY_URL="http://127.0.0.1:$gw_port" scripts/agents.sh

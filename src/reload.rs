@@ -103,7 +103,13 @@ pub fn reload(state: &AppState, cli: &CliOverrides, trigger: &str) {
         tracing::warn!(trigger, sections = ?kept, "these settings change only on a restart; kept the running values");
     }
     let gateway = match Gateway::new(&config, state.stats.clone()) {
-        Ok(g) => Arc::new(g),
+        Ok(mut g) => {
+            // The cache's entries outlive a reload that leaves `[cache]` as it was.
+            if config.cache == running.cache {
+                g.cache = state.gateway().cache.clone();
+            }
+            Arc::new(g)
+        }
         Err(e) => {
             tracing::error!(trigger, error = %e, "configuration reload refused; the previous configuration keeps serving");
             return;

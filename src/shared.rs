@@ -42,6 +42,12 @@ pub struct RequestRecord {
     /// The client's session (`X-Claude-Code-Session-Id`), when it sent a sane one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// What the response cache did: `hit`, `miss` or `bypass` (empty with the cache off).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cache: String,
+    /// A cache hit: what the reply cost when it was made (the hit itself costs nothing).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub saved_usd: f64,
 }
 
 /// The model stats and metrics count requests for unknown models under.
@@ -87,6 +93,16 @@ pub struct Overview {
     pub latency_p95_ms: f64,
     pub latency_p99_ms: f64,
     pub ttft_p50_ms: f64,
+    /// Response cache hits and misses (requests that bypassed it count in neither).
+    #[serde(default)]
+    pub cache_hits: u64,
+    #[serde(default)]
+    pub cache_misses: u64,
+    /// Tokens and money the cache's hits saved.
+    #[serde(default)]
+    pub saved_tokens: u64,
+    #[serde(default)]
+    pub saved_usd: f64,
 }
 
 /// One point of a time series.
@@ -115,6 +131,12 @@ pub struct UsageRow {
     pub cost_usd: f64,
     pub latency_p50_ms: f64,
     pub latency_p95_ms: f64,
+    #[serde(default)]
+    pub cache_hits: u64,
+    #[serde(default)]
+    pub cache_misses: u64,
+    #[serde(default)]
+    pub saved_usd: f64,
 }
 
 /// `GET /health` and the console's system page.
@@ -169,6 +191,10 @@ impl ModelPrice {
             completion,
         )
     }
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -3,6 +3,7 @@
 //! Each file section has its own module and type; reading the type tells you the file format.
 
 mod auth;
+pub mod cache;
 mod deployments;
 pub mod env;
 mod limits;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use self::auth::AuthConfig;
+pub use self::cache::{CacheConfig, CacheScope};
 pub use self::deployments::DeploymentConfig;
 pub use self::env::EnvSource;
 pub use self::limits::LimitsConfig;
@@ -63,6 +65,12 @@ pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_STATS",
     "LLM_BRIDGE_RESPONSES_TTL",
     "LLM_BRIDGE_RESPONSES_MAX_BYTES",
+    "LLM_BRIDGE_CACHE",
+    "LLM_BRIDGE_CACHE_TTL",
+    "LLM_BRIDGE_CACHE_MAX_ENTRY_BYTES",
+    "LLM_BRIDGE_CACHE_MAX_BYTES",
+    "LLM_BRIDGE_CACHE_SCOPE",
+    "LLM_BRIDGE_CACHE_ONLY_DETERMINISTIC",
     "LLM_BRIDGE_LOG_FORMAT",
     "RUST_LOG",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -88,6 +96,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub store: StoreConfig,
     pub responses: ResponsesConfig,
+    pub cache: CacheConfig,
     pub log: LogConfig,
     pub providers: ProvidersConfig,
     pub models: ModelsConfig,
@@ -166,6 +175,7 @@ impl Config {
         self.limits.apply_env(env)?;
         self.store.apply_env(env)?;
         self.responses.apply_env(env)?;
+        self.cache.apply_env(env)?;
         self.log.apply_env(env)?;
         self.providers.apply_env(env)?;
         Ok(())
@@ -194,6 +204,7 @@ impl Config {
         self.server.validate(origin)?;
         self.store.validate(origin)?;
         self.responses.validate(origin)?;
+        self.cache.validate(origin)?;
         self.providers.validate(origin)?;
         self.models.validate(origin)?;
         self.routing.validate(origin)?;

@@ -8,6 +8,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::Gateway;
+use super::cache::Caching;
 use super::journey::{Attempt, Conversation, Endpoint};
 use super::record::Recording;
 use super::relay::{self, Started};
@@ -24,6 +25,7 @@ pub struct Chat;
 
 impl Endpoint for Chat {
     const NAME: &'static str = "chat";
+    const CACHING: Caching = Caching::Chat;
     type Peek = Conversation;
     type Started = Started<ChatTranslator>;
 

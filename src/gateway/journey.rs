@@ -25,6 +25,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::cache::{Caching, Consult, HEADER_CACHE, Outcome};
 use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
 use super::upstream::Failure;
@@ -41,6 +42,10 @@ pub trait Peek: Send + Sync {
     /// The model the client asked for.
     fn model(&self) -> &str;
     fn stream(&self) -> bool;
+    /// A chat stream's `stream_options.include_usage`.
+    fn include_usage(&self) -> bool {
+        false
+    }
     /// The endpoint's own rules, applied once the request is recorded and admitted.
     fn check(&self) -> Result<(), ApiError> {
         Ok(())
@@ -90,6 +95,10 @@ impl Peek for Conversation {
         self.stream
     }
 
+    fn include_usage(&self) -> bool {
+        self.include_usage
+    }
+
     fn check(&self) -> Result<(), ApiError> {
         if self.no_messages {
             return Err(
@@ -128,6 +137,8 @@ impl<'a, P: Peek> Attempt<'a, P> {
 pub trait Endpoint: Sync {
     /// The operation's name in traces (`chat`, `embeddings`).
     const NAME: &'static str;
+    /// How the response cache keeps this API's replies.
+    const CACHING: Caching = Caching::PerMode;
     type Peek: Peek;
     /// A reply that has started: enough of it is in hand that the attempt cannot fail any more.
     type Started: Send;
@@ -203,15 +214,73 @@ impl Gateway {
             recording.admit(admission)
         });
 
+        if let Err(e) = admitted.and_then(|()| peek.check()) {
+            recording.fail(&e);
+            return refuse(e, None, 0, started.elapsed());
+        }
+
+        // cache: a hit is the reply; otherwise the reply may be written when it ends well
+        let mut fill = None;
+        let mut cached = None;
+        if let Some(cache) = self.cache.as_ref().filter(|_| E::CACHING != Caching::Off) {
+            let resolved = self.aliases.get(model).map_or(model, String::as_str);
+            let owner = recording.record.client_key.clone();
+            let consulted = cache
+                .consult(
+                    E::CACHING,
+                    E::NAME,
+                    resolved,
+                    owner.as_deref(),
+                    headers,
+                    &body,
+                )
+                .await;
+            match consulted {
+                Err(e) => {
+                    recording.fail(&e);
+                    return refuse(e, None, 0, started.elapsed());
+                }
+                Ok(Consult::Hit(entry)) => {
+                    if let Some(mut response) =
+                        super::cache::reply(&entry, E::CACHING, peek.stream(), peek.include_usage())
+                    {
+                        recording.unlisted = !self.is_listed(model, true);
+                        recording.hit(&entry.meta.made);
+                        reply_headers(
+                            response.headers_mut(),
+                            &request_id,
+                            None,
+                            0,
+                            started.elapsed(),
+                        );
+                        super::cache::hit_headers(response.headers_mut(), &entry);
+                        return response;
+                    }
+                    cached = Some(Outcome::Miss);
+                }
+                Ok(Consult::Go { outcome, fill: f }) => {
+                    cached = Some(outcome);
+                    recording.cache_slot = f.as_ref().map(|f| f.slot());
+                    fill = f;
+                }
+            }
+            recording.record.cache = cached.map_or("", Outcome::as_str).to_string();
+        }
+        let mark = |mut response: Response| {
+            if let Some(outcome) = cached {
+                response
+                    .headers_mut()
+                    .insert(HEADER_CACHE, outcome.header());
+            }
+            response
+        };
+
         // plan
-        let plan = match admitted
-            .and_then(|()| peek.check())
-            .and_then(|()| self.plan(model))
-        {
+        let plan = match self.plan(model) {
             Ok(plan) => plan,
             Err(e) => {
                 recording.fail(&e);
-                return refuse(e, None, 0, started.elapsed());
+                return mark(refuse(e, None, 0, started.elapsed()));
             }
         };
 
@@ -258,12 +327,12 @@ impl Gateway {
             recording.record.attempts = exhausted.attempts;
             recording.fail(&exhausted.error);
             let overhead = started.elapsed().saturating_sub(upstream_time);
-            return refuse(
+            return mark(refuse(
                 exhausted.error,
                 exhausted.deployment.as_deref(),
                 exhausted.attempts,
                 overhead,
-            );
+            ));
         };
 
         // relay
@@ -276,6 +345,12 @@ impl Gateway {
         let overhead = started.elapsed().saturating_sub(upstream_time);
         crate::stats::metrics::observe_overhead(overhead.as_secs_f64());
         let mut response = endpoint.relay(reply, recording, slot, candidate, &peek);
+        if let Some(fill) = fill
+            && response.status() == axum::http::StatusCode::OK
+        {
+            let body = std::mem::take(response.body_mut());
+            *response.body_mut() = fill.wrap(body, peek.stream());
+        }
 
         // reply
         reply_headers(
@@ -285,7 +360,7 @@ impl Gateway {
             attempts,
             overhead,
         );
-        response
+        mark(response)
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! The `/v1` handlers and the console's server functions share one [`Gateway`].
 
+pub mod cache;
 pub mod chat;
 pub mod embeddings;
 pub mod failover;
@@ -41,6 +42,8 @@ pub struct Gateway {
     pub catalogue: Arc<Catalogue>,
     pub aliases: BTreeMap<String, String>,
     pub stats: Arc<Stats>,
+    /// The response cache, when `[cache]` is enabled.
+    pub cache: Option<Arc<cache::Cache>>,
     http: reqwest::Client,
     urls: upstream::ParsedUrls,
     request_ids: RequestIds,
@@ -63,6 +66,13 @@ impl Gateway {
             providers,
             catalogue: Arc::new(Catalogue::with_overrides(&config.pricing)),
             aliases: config.models.aliases.clone(),
+            cache: config.cache.enabled.then(|| {
+                Arc::new(cache::Cache::new(
+                    &config.cache,
+                    stats.store().redis().cloned(),
+                    config.server.total_timeout,
+                ))
+            }),
             stats,
             http,
             urls: Default::default(),

@@ -25,6 +25,8 @@ pub struct Recording {
     admission: Option<Arc<Admission>>,
     /// The model name is not one the gateway knows (see [`RequestRecord::unlisted_model`]).
     pub unlisted: bool,
+    /// Told what the reply cost when it succeeds, for the response cache's entry.
+    pub cache_slot: Option<super::cache::fill::Slot>,
     finished: bool,
 }
 
@@ -50,6 +52,7 @@ impl Recording {
             span: tracing::Span::none(),
             admission: None,
             unlisted: true,
+            cache_slot: None,
             finished: false,
         }
     }
@@ -108,6 +111,30 @@ impl Recording {
                 r.completion_tokens,
             )
             .unwrap_or(0.0);
+        if let Some(slot) = self.cache_slot.take() {
+            let _ = slot.set(super::cache::entry::Made::of(&self.record));
+        }
+        self.finish();
+    }
+
+    /// Served from the response cache: the original usage, no cost, and the cost it saved.
+    pub fn hit(mut self, made: &super::cache::entry::Made) {
+        let r = &mut self.record;
+        r.provider = made.provider.clone();
+        r.deployment = made.deployment.clone();
+        r.attempts = 0;
+        r.prompt_tokens = made.prompt_tokens;
+        r.completion_tokens = made.completion_tokens;
+        r.reasoning_tokens = made.reasoning_tokens;
+        r.cached_tokens = made.cached_tokens;
+        r.cache_write_tokens = made.cache_write_tokens;
+        r.usage_estimated = made.usage_estimated;
+        r.cost_usd = 0.0;
+        r.saved_usd = made.cost_usd;
+        r.cache = "hit".into();
+        if self.record.stream {
+            self.first_token();
+        }
         self.finish();
     }
 

@@ -282,7 +282,12 @@ impl Admission {
 
     /// Counts what the finished request used against the key's budget and the token limits.
     pub fn settle(&self, record: &RequestRecord) {
-        let tokens = record.prompt_tokens + record.completion_tokens;
+        // A cache hit used no provider tokens.
+        let tokens = if record.cache == "hit" {
+            0
+        } else {
+            record.prompt_tokens + record.completion_tokens
+        };
         for rule in &self.rules {
             if let Some(tpm) = rule.tpm {
                 self.governance.limiter.debit(&rule.scope, tpm, tokens);

@@ -311,6 +311,10 @@ pub struct Usage {
     /// Not part of OpenAI's shape: never serialised.
     #[serde(skip)]
     pub cache_write_tokens: u64,
+    /// DeepSeek's count of prompt tokens read from its prompt cache (its name for
+    /// `prompt_tokens_details.cached_tokens`). Read, never written.
+    #[serde(default, skip_serializing)]
+    pub prompt_cache_hit_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
@@ -339,6 +343,7 @@ impl Usage {
                 reasoning_tokens: reasoning,
             }),
             cache_write_tokens: 0,
+            prompt_cache_hit_tokens: 0,
         }
     }
 
@@ -349,7 +354,9 @@ impl Usage {
     }
 
     pub fn cached_tokens(&self) -> u64 {
-        self.prompt_tokens_details.map_or(0, |d| d.cached_tokens)
+        self.prompt_tokens_details
+            .map_or(0, |d| d.cached_tokens)
+            .max(self.prompt_cache_hit_tokens)
     }
 
     pub fn reasoning_tokens(&self) -> u64 {
@@ -416,4 +423,28 @@ pub struct Model {
     pub object: &'static str,
     pub created: u64,
     pub owned_by: String,
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::Usage;
+
+    #[test]
+    fn deepseeks_prompt_cache_hits_count_as_cached_tokens_and_are_never_written_back() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}"#,
+        )
+        .unwrap();
+        assert_eq!(u.cached_tokens(), 64);
+        assert!(
+            !serde_json::to_string(&u)
+                .unwrap()
+                .contains("prompt_cache_hit_tokens")
+        );
+        let openai: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":32}}"#,
+        )
+        .unwrap();
+        assert_eq!(openai.cached_tokens(), 32);
+    }
 }

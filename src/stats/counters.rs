@@ -25,6 +25,16 @@ pub struct Counters {
     pub cached_tokens: u64,
     /// Cost in billionths of a USD (a cheap request costs a few millionths), so that Redis can add it atomically as an integer.
     pub cost_nano_usd: u64,
+    /// Response cache hits and misses.
+    #[serde(default)]
+    pub cache_hits: u64,
+    #[serde(default)]
+    pub cache_misses: u64,
+    /// Tokens and cost (billionths of a USD) the cache's hits saved.
+    #[serde(default)]
+    pub saved_tokens: u64,
+    #[serde(default)]
+    pub saved_nano_usd: u64,
     /// Errors by class.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub error_classes: BTreeMap<String, u64>,
@@ -50,10 +60,22 @@ impl Counters {
             let class = r.error_class.clone().unwrap_or_else(|| "other".into());
             *self.error_classes.entry(class).or_default() += 1;
         }
-        self.prompt_tokens += r.prompt_tokens;
-        self.completion_tokens += r.completion_tokens;
-        self.reasoning_tokens += r.reasoning_tokens;
-        self.cached_tokens += r.cached_tokens;
+        match r.cache.as_str() {
+            // A hit used no provider tokens: what it would have used is saved.
+            "hit" => {
+                self.cache_hits += 1;
+                self.saved_tokens += r.prompt_tokens + r.completion_tokens;
+                self.saved_nano_usd += (r.saved_usd * 1e9).round() as u64;
+            }
+            "miss" => self.cache_misses += 1,
+            _ => {}
+        }
+        if r.cache != "hit" {
+            self.prompt_tokens += r.prompt_tokens;
+            self.completion_tokens += r.completion_tokens;
+            self.reasoning_tokens += r.reasoning_tokens;
+            self.cached_tokens += r.cached_tokens;
+        }
         self.cost_nano_usd += (r.cost_usd * 1e9).round() as u64;
         *self.latency.entry(bucket_of(r.latency_ms)).or_default() += 1;
         if let Some(t) = r.ttft_ms {
@@ -69,6 +91,10 @@ impl Counters {
         self.reasoning_tokens += other.reasoning_tokens;
         self.cached_tokens += other.cached_tokens;
         self.cost_nano_usd += other.cost_nano_usd;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.saved_tokens += other.saved_tokens;
+        self.saved_nano_usd += other.saved_nano_usd;
         for (k, v) in &other.error_classes {
             *self.error_classes.entry(k.clone()).or_default() += v;
         }
@@ -82,6 +108,10 @@ impl Counters {
 
     pub fn cost_usd(&self) -> f64 {
         self.cost_nano_usd as f64 / 1e9
+    }
+
+    pub fn saved_usd(&self) -> f64 {
+        self.saved_nano_usd as f64 / 1e9
     }
 
     pub fn latency_percentile(&self, q: f64) -> f64 {
@@ -102,6 +132,10 @@ impl Counters {
             ("reasoning_tokens".to_string(), self.reasoning_tokens),
             ("cached_tokens".to_string(), self.cached_tokens),
             ("cost_nano_usd".to_string(), self.cost_nano_usd),
+            ("cache_hits".to_string(), self.cache_hits),
+            ("cache_misses".to_string(), self.cache_misses),
+            ("saved_tokens".to_string(), self.saved_tokens),
+            ("saved_nano_usd".to_string(), self.saved_nano_usd),
         ];
         out.retain(|(_, v)| *v > 0);
         out.extend(
@@ -124,6 +158,10 @@ impl Counters {
             "reasoning_tokens" => self.reasoning_tokens += value,
             "cached_tokens" => self.cached_tokens += value,
             "cost_nano_usd" => self.cost_nano_usd += value,
+            "cache_hits" => self.cache_hits += value,
+            "cache_misses" => self.cache_misses += value,
+            "saved_tokens" => self.saved_tokens += value,
+            "saved_nano_usd" => self.saved_nano_usd += value,
             f => {
                 if let Some(c) = f.strip_prefix("err:") {
                     *self.error_classes.entry(c.to_string()).or_default() += value;
@@ -198,6 +236,23 @@ mod tests {
         r.error_class = Some("timeout".into());
         r.ttft_ms = Some(3.0);
         a.add_record(&r);
+        let mut hit = rec(1.0, 200);
+        hit.cache = "hit".into();
+        hit.saved_usd = 0.002;
+        a.add_record(&hit);
+        let mut miss = rec(1.0, 200);
+        miss.cache = "miss".into();
+        a.add_record(&miss);
+        assert_eq!(
+            (
+                a.cache_hits,
+                a.cache_misses,
+                a.saved_tokens,
+                a.saved_nano_usd
+            ),
+            (1, 1, 15, 2_000_000)
+        );
+        assert_eq!(a.prompt_tokens, 20, "a hit's tokens are saved, not used");
         let mut b = Counters::default();
         for (f, v) in a.to_fields() {
             b.add_field(&f, v);

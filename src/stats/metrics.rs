@@ -75,6 +75,26 @@ pub fn observe(r: &RequestRecord) {
         series.cost.increment(r.cost_usd);
     }
     series.attempts.increment(r.attempts as u64);
+    if !r.cache.is_empty() {
+        observe_cache(r, model);
+    }
+}
+
+/// The response cache's outcome, per model (a label from the configuration, never the client).
+fn observe_cache(r: &RequestRecord, model: &str) {
+    let result = match r.cache.as_str() {
+        "hit" => "hit",
+        "miss" => "miss",
+        _ => "bypass",
+    };
+    counter!("llm_bridge_cache_requests_total", "model" => model.to_string(), "result" => result)
+        .increment(1);
+    if result == "hit" {
+        counter!("llm_bridge_cache_saved_tokens_total", "model" => model.to_string())
+            .increment(r.prompt_tokens + r.completion_tokens);
+        gauge!("llm_bridge_cache_saved_usd_total", "model" => model.to_string())
+            .increment(r.saved_usd);
+    }
 }
 
 /// The series one finished request updates, resolved once per label set: building and hashing

@@ -383,6 +383,9 @@ impl Stats {
                 cost_usd: c.cost_usd(),
                 latency_p50_ms: c.latency_percentile(0.5),
                 latency_p95_ms: c.latency_percentile(0.95),
+                cache_hits: c.cache_hits,
+                cache_misses: c.cache_misses,
+                saved_usd: c.saved_usd(),
             })
             .collect();
         rows.sort_by(|a, b| {
@@ -424,6 +427,10 @@ fn overview_of(window: Window, c: &Counters) -> Overview {
         latency_p95_ms: c.latency_percentile(0.95),
         latency_p99_ms: c.latency_percentile(0.99),
         ttft_p50_ms: c.ttft_percentile(0.5),
+        cache_hits: c.cache_hits,
+        cache_misses: c.cache_misses,
+        saved_tokens: c.saved_tokens,
+        saved_usd: c.saved_usd(),
     }
 }
 

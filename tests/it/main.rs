@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod build_script;
+mod cache;
 mod deployment_files;
 mod gateway_openai;
 mod gateway_translated;

@@ -93,7 +93,7 @@ fn DashboardView(data: DashboardData) -> impl IntoView {
 #[component]
 fn Totals(overview: Overview) -> impl IntoView {
     let i18n = use_i18n();
-    let tiles = [
+    let mut tiles = vec![
         ("Requests", overview.requests.to_string(), "requests"),
         (
             "Success rate",
@@ -122,6 +122,16 @@ fn Totals(overview: Overview) -> impl IntoView {
             "latency-p95",
         ),
     ];
+    let looked_up = overview.cache_hits + overview.cache_misses;
+    if looked_up > 0 {
+        let ratio = overview.cache_hits as f64 / looked_up as f64;
+        tiles.push(("Cache hit ratio", format::percent(ratio), "cache-hit-ratio"));
+        tiles.push((
+            "Saved by the cache",
+            format::usd(overview.saved_usd),
+            "cache-saved",
+        ));
+    }
     view! {
         <div class="tiles">
             {tiles

@@ -266,7 +266,10 @@ fn LogTable(
                                     <td class="num">{format::ms(r.latency_ms)}</td>
                                     <td class="num">{r.ttft_ms.map(format::ms).unwrap_or_else(|| "—".into())}</td>
                                     <td class="num">{format!("{} / {}", format::int(r.prompt_tokens), format::int(r.completion_tokens))}</td>
-                                    <td class="num">{format::usd(r.cost_usd)}</td>
+                                    <td class="num">
+                                        {format::usd(r.cost_usd)}
+                                        {(r.cache == "hit").then(|| view! { " " <span class="badge ok" data-cache-hit title=format!("saved {}", format::usd(r.saved_usd))>{move || i18n.t("Cache")}</span> })}
+                                    </td>
                                 </tr>
                             }
                         })
@@ -315,6 +318,8 @@ fn RecordDialog(record: RequestRecord, #[prop(into)] on_close: Callback<()>) -> 
         ("reasoning_tokens", format::int(record.reasoning_tokens)),
         ("usage_estimated", yes_no(record.usage_estimated).into()),
         ("cost", format::usd(record.cost_usd)),
+        ("cache", or_dash(&record.cache)),
+        ("saved", format::usd(record.saved_usd)),
     ];
     let json = serde_json::to_string_pretty(&record).unwrap_or_default();
     view! {

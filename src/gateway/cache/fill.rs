@@ -1,0 +1,156 @@
+//! Writing a reply to the cache as it goes to the client: its bytes are gathered (up to the
+//! entry cap) and written when the reply has ended well, that is when the request's record says
+//! it succeeded and the body ended without error. A reply cut short, failed midway, too large or
+//! abandoned by its client is never written.
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, BodyDataStream};
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::entry::{Entry, Form, Made, Meta};
+use super::key::Key;
+use super::{Cache, Caching, FlightGuard, chat};
+
+/// Set by the request's record when the reply succeeded.
+pub type Slot = Arc<OnceLock<Made>>;
+
+pub struct Fill {
+    cache: Arc<Cache>,
+    key: Key,
+    ttl: Duration,
+    caching: Caching,
+    /// Held until the entry is written (or given up), so that identical requests wait for it.
+    flight: Option<FlightGuard>,
+    slot: Slot,
+}
+
+impl Fill {
+    pub(super) fn new(
+        cache: Arc<Cache>,
+        key: Key,
+        ttl: Duration,
+        caching: Caching,
+        flight: Option<FlightGuard>,
+    ) -> Fill {
+        Fill {
+            cache,
+            key,
+            ttl,
+            caching,
+            flight,
+            slot: Arc::default(),
+        }
+    }
+
+    /// Where the request's record says the reply succeeded.
+    pub fn slot(&self) -> Slot {
+        self.slot.clone()
+    }
+
+    /// The client's body, gathered on its way out.
+    pub fn wrap(self, body: Body, stream: bool) -> Body {
+        let cap = self.cache.config.max_entry_bytes;
+        // A stream gathered into a whole reply is some times larger than the reply.
+        let cap = if stream && self.caching == Caching::Chat {
+            cap * 4
+        } else {
+            cap
+        };
+        Body::from_stream(Tee {
+            inner: body.into_data_stream(),
+            gathering: Some(Gathering {
+                fill: self,
+                bytes: Vec::new(),
+                cap,
+                stream,
+            }),
+        })
+    }
+}
+
+struct Gathering {
+    fill: Fill,
+    bytes: Vec<u8>,
+    cap: usize,
+    stream: bool,
+}
+
+impl Gathering {
+    fn push(mut self, chunk: &Bytes) -> Option<Gathering> {
+        if self.bytes.len() + chunk.len() > self.cap {
+            return None;
+        }
+        self.bytes.extend_from_slice(chunk);
+        Some(self)
+    }
+
+    /// The reply ended: written if it succeeded.
+    fn finish(self) {
+        let Gathering {
+            fill,
+            bytes,
+            stream,
+            ..
+        } = self;
+        let Some(made) = fill.slot.get().cloned() else {
+            return;
+        };
+        let body = match (fill.caching, stream) {
+            (Caching::Chat, true) => match chat::stream_to_whole(&bytes, &made.usage()) {
+                Some(whole) => whole,
+                None => return,
+            },
+            _ => bytes,
+        };
+        if body.len() > fill.cache.config.max_entry_bytes {
+            return;
+        }
+        let form = if stream && fill.caching != Caching::Chat {
+            Form::Stream
+        } else {
+            Form::Whole
+        };
+        let now = crate::clock::now_ms();
+        let entry = Entry {
+            meta: Meta {
+                form,
+                created_ms: now,
+                expires_ms: now + fill.ttl.as_millis() as u64,
+                made,
+            },
+            body: Bytes::from(body),
+        };
+        fill.cache.put(fill.key, entry);
+        // After the entry is in memory: the requests waiting for it find it.
+        drop(fill.flight);
+    }
+}
+
+/// The client's body, passed on unchanged while its bytes are gathered.
+struct Tee {
+    inner: BodyDataStream,
+    gathering: Option<Gathering>,
+}
+
+impl Stream for Tee {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = std::task::ready!(Pin::new(&mut self.inner).poll_next(cx));
+        match &item {
+            Some(Ok(chunk)) => self.gathering = self.gathering.take().and_then(|g| g.push(chunk)),
+            Some(Err(_)) => self.gathering = None,
+            None => {
+                if let Some(g) = self.gathering.take() {
+                    g.finish();
+                }
+            }
+        }
+        Poll::Ready(item)
+    }
+}
