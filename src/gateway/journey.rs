@@ -5,12 +5,14 @@
 //! 2. **peek**: the few fields the gateway reads from the body; the body itself stays bytes.
 //! 3. **record**: the request's record starts; the model name is checked, the trace span opened,
 //!    the caller's key checked against the model, and the endpoint's own rules applied.
-//! 4. **plan**: the deployments that serve the model, in the order the routing strategy prefers.
-//! 5. **attempt**: for each deployment the failover hands out (skipping open circuits and full
+//! 4. **cache** (with `[cache]` on): a hit is the reply; otherwise the reply is written to the
+//!    cache when it ends well, and identical requests in flight wait for it ([`super::cache`]).
+//! 5. **plan**: the deployments that serve the model, in the order the routing strategy prefers.
+//! 6. **attempt**: for each deployment the failover hands out (skipping open circuits and full
 //!    deployments, backing off, within the deadline): encode for its wire format, send, and start
 //!    the reply. Anything that fails before the client has seen a byte fails over.
-//! 6. **relay**: the reply goes to the client as it arrives; the record is finished when it ends.
-//! 7. **reply**: the gateway's headers, or the error in the endpoint's shape.
+//! 7. **relay**: the reply goes to the client as it arrives; the record is finished when it ends.
+//! 8. **reply**: the gateway's headers, or the error in the endpoint's shape.
 //!
 //! An [`Endpoint`] supplies only what differs: what it peeks, how an attempt encodes and starts its
 //! reply, how the reply is relayed, and the shape of its errors.
