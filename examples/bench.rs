@@ -571,7 +571,15 @@ async fn miss_lookup_us() -> f64 {
     for _ in 0..rounds {
         for body in &bodies {
             let consulted = cache
-                .consult(Caching::Chat, "chat", "gpt-4o-mini", None, &headers, body)
+                .consult(
+                    Caching::Chat,
+                    "chat",
+                    "gpt-4o-mini",
+                    None,
+                    &headers,
+                    body,
+                    (false, false),
+                )
                 .await;
             std::hint::black_box(consulted.is_ok());
         }

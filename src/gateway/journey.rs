@@ -235,6 +235,7 @@ impl Gateway {
                     owner.as_deref(),
                     headers,
                     &body,
+                    (peek.stream(), peek.include_usage()),
                 )
                 .await;
             match consulted {
@@ -259,6 +260,21 @@ impl Gateway {
                         return response;
                     }
                     cached = Some(Outcome::Miss);
+                }
+                Ok(Consult::Follow(follow)) => {
+                    recording.unlisted = !self.is_listed(model, true);
+                    let mut response = follow.into_response(recording);
+                    reply_headers(
+                        response.headers_mut(),
+                        &request_id,
+                        None,
+                        0,
+                        started.elapsed(),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(HEADER_CACHE, Outcome::Hit.header());
+                    return response;
                 }
                 Ok(Consult::Go { outcome, fill: f }) => {
                     cached = Some(outcome);
@@ -351,7 +367,7 @@ impl Gateway {
             && response.status() == axum::http::StatusCode::OK
         {
             let body = std::mem::take(response.body_mut());
-            *response.body_mut() = fill.wrap(body, peek.stream());
+            *response.body_mut() = fill.wrap(body, peek.stream(), peek.include_usage());
         }
 
         // reply

@@ -429,3 +429,76 @@ async fn two_gateways_on_one_redis_share_entries_and_bypass_it_when_it_is_down()
         assert_eq!(cache_header(&r), "bypass");
     }
 }
+
+/// Sends the leader's request, then, while the mock holds it (300 ms), `followers` identical ones.
+async fn leader_and_followers(
+    gw: &TestGateway,
+    body: &Value,
+    followers: usize,
+) -> Vec<(String, String)> {
+    let send = |body: Value| {
+        let req = gw.post("/v1/chat/completions").json(&body).send();
+        async move {
+            let r = req.await.unwrap();
+            assert_eq!(r.status(), 200);
+            (cache_header(&r), r.text().await.unwrap())
+        }
+    };
+    let leader = send(body.clone());
+    let rest = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        futures_util::future::join_all((0..followers).map(|_| send(body.clone()))).await
+    };
+    let (leader, rest) = tokio::join!(leader, rest);
+    std::iter::once(leader).chain(rest).collect()
+}
+
+#[tokio::test]
+async fn identical_streams_in_flight_follow_the_first_as_it_arrives() {
+    let gw = TestGateway::start_with(ON, |_| {}).await;
+    let body = json!({"model": "openai/gpt-4o-mini-slow", "stream": true,
+                      "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "Follow me"}]});
+    let replies = leader_and_followers(&gw, &body, 5).await;
+    assert_eq!(upstream_calls(&gw), 1);
+    assert_eq!(replies[0].0, "miss");
+    let (text, usage) = stream_text(&replies[0].1);
+    assert_eq!(text, REPLY_WORDS.concat());
+    assert!(usage.is_some());
+    for (outcome, stream) in &replies[1..] {
+        assert_eq!(outcome, "hit");
+        // Byte for byte the leader's stream (a replay from the whole reply is chunked otherwise).
+        assert_eq!(stream, &replies[0].1);
+    }
+    let log = poll_until("all six recorded", || async {
+        let log = gw.get_json("/api/requests").await;
+        (log.as_array().unwrap().len() == 6).then_some(log)
+    })
+    .await;
+    let hits = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["cache"] == "hit" && r["status"] == 200);
+    assert_eq!(hits.count(), 5, "{log}");
+
+    // A leader's stream that breaks off: its followers see what it saw, nothing is cached.
+    let cut = json!({"model": "openai/gpt-4o-mini-slow-cut", "stream": true,
+                     "messages": [{"role": "user", "content": "Follow me"}]});
+    let replies = leader_and_followers(&gw, &cut, 3).await;
+    assert_eq!(upstream_calls(&gw), 2);
+    for (_, stream) in &replies {
+        let chunks = sse_chunks(stream);
+        assert!(
+            chunks.last().unwrap()["error"].is_object(),
+            "ends with the error: {stream}"
+        );
+    }
+    let again = gw.chat(cut).await;
+    assert_eq!(
+        cache_header(&again),
+        "miss",
+        "a stream that broke off is not cached"
+    );
+    let _ = again.text().await;
+}

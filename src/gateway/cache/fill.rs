@@ -1,7 +1,8 @@
 //! Writing a reply to the cache as it goes to the client: its bytes are gathered (up to the
 //! entry cap) and written when the reply has ended well, that is when the request's record says
 //! it succeeded and the body ended without error. A reply cut short, failed midway, too large or
-//! abandoned by its client is never written.
+//! abandoned by its client is never written. The gathered bytes are the flight's [`Live`] reply,
+//! which identical streaming requests follow as it arrives.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -13,8 +14,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::entry::{Entry, Form, Made, Meta};
+use super::flight::{FlightGuard, Live, Started};
 use super::key::Key;
-use super::{Cache, Caching, FlightGuard, chat};
+use super::{Cache, Caching, chat};
 
 /// Set by the request's record when the reply succeeded.
 pub type Slot = Arc<OnceLock<Made>>;
@@ -53,7 +55,7 @@ impl Fill {
     }
 
     /// The client's body, gathered on its way out.
-    pub fn wrap(self, body: Body, stream: bool) -> Body {
+    pub fn wrap(self, body: Body, stream: bool, include_usage: bool) -> Body {
         let cap = self.cache.config.max_entry_bytes;
         // A stream gathered into a whole reply is some times larger than the reply.
         let cap = if stream && self.caching == Caching::Chat {
@@ -61,11 +63,20 @@ impl Fill {
         } else {
             cap
         };
+        let live = Live::new();
+        if let Some(flight) = &self.flight {
+            flight.started(Started {
+                live: live.clone(),
+                stream,
+                include_usage,
+                slot: self.slot.clone(),
+            });
+        }
         Body::from_stream(Tee {
             inner: body.into_data_stream(),
             gathering: Some(Gathering {
-                fill: self,
-                bytes: Vec::new(),
+                fill: Some(self),
+                live,
                 cap,
                 stream,
             }),
@@ -74,43 +85,36 @@ impl Fill {
 }
 
 struct Gathering {
-    fill: Fill,
-    bytes: Vec<u8>,
+    /// Taken when the reply is written.
+    fill: Option<Fill>,
+    live: Arc<Live>,
     cap: usize,
     stream: bool,
 }
 
 impl Gathering {
-    fn push(mut self, chunk: &Bytes) -> Option<Gathering> {
-        if self.bytes.len() + chunk.len() > self.cap {
-            return None;
-        }
-        self.bytes.extend_from_slice(chunk);
-        Some(self)
+    fn push(self, chunk: &Bytes) -> Option<Gathering> {
+        self.live.push(chunk, self.cap).then_some(self)
     }
 
     /// The reply ended: written if it succeeded.
-    fn finish(self) {
-        let Gathering {
-            fill,
-            bytes,
-            stream,
-            ..
-        } = self;
+    fn finish(mut self) {
+        let Some(fill) = self.fill.take() else { return };
         let Some(made) = fill.slot.get().cloned() else {
+            self.live.end(false);
             return;
         };
-        let body = match (fill.caching, stream) {
-            (Caching::Chat, true) => match chat::stream_to_whole(&bytes, &made.usage()) {
-                Some(whole) => whole,
-                None => return,
-            },
-            _ => bytes,
-        };
-        if body.len() > fill.cache.config.max_entry_bytes {
+        let body = self
+            .live
+            .with_bytes(|bytes| match (fill.caching, self.stream) {
+                (Caching::Chat, true) => chat::stream_to_whole(bytes, &made.usage()),
+                _ => Some(bytes.to_vec()),
+            });
+        let Some(body) = body.filter(|b| b.len() <= fill.cache.config.max_entry_bytes) else {
+            self.live.end(false);
             return;
-        }
-        let form = if stream && fill.caching != Caching::Chat {
+        };
+        let form = if self.stream && fill.caching != Caching::Chat {
             Form::Stream
         } else {
             Form::Whole
@@ -126,8 +130,18 @@ impl Gathering {
             body: Bytes::from(body),
         };
         fill.cache.put(fill.key, entry);
-        // After the entry is in memory: the requests waiting for it find it.
+        // Once the entry is in memory: the requests waiting for it find it.
+        self.live.end(true);
         drop(fill.flight);
+    }
+}
+
+impl Drop for Gathering {
+    fn drop(&mut self) {
+        // Not written (cut, failed, too large or abandoned): followers stop following.
+        if self.fill.is_some() {
+            self.live.end(false);
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod chat;
 pub mod entry;
 pub mod fill;
+pub mod flight;
 pub mod key;
 pub mod memory;
 
@@ -22,10 +23,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
 use fred::prelude::*;
-use tokio::sync::watch;
 
 use self::entry::{Entry, Form};
 use self::fill::Fill;
+use self::flight::{Follow, Joined, Phase, Started};
 use self::key::{Key, KeyInput};
 use self::memory::Memory;
 use crate::config::{CacheConfig, CacheScope};
@@ -79,7 +80,7 @@ pub struct Cache {
     redis: Option<Client>,
     /// Unix ms until which Redis is not asked.
     redis_paused_until: AtomicU64,
-    flights: Mutex<HashMap<Key, watch::Receiver<()>>>,
+    flights: Mutex<HashMap<Key, Phase>>,
     /// How long a coalesced request waits for the first one's reply.
     coalesce_wait: Duration,
 }
@@ -87,6 +88,8 @@ pub struct Cache {
 /// The request's dealings with the cache, decided before it goes upstream.
 pub enum Consult {
     Hit(Arc<Entry>),
+    /// An identical streaming request is in flight: follow its reply as it arrives.
+    Follow(Follow),
     /// Go upstream; `fill` writes the reply when it ends well.
     Go {
         outcome: Outcome,
@@ -125,6 +128,7 @@ impl Cache {
     }
 
     /// Looks the request up (waiting for an identical one in flight), or says how to go on.
+    #[allow(clippy::too_many_arguments)]
     pub async fn consult(
         self: &Arc<Self>,
         caching: Caching,
@@ -133,6 +137,7 @@ impl Cache {
         owner: Option<&str>,
         headers: &HeaderMap,
         body: &[u8],
+        (stream, include_usage): (bool, bool),
     ) -> Result<Consult, ApiError> {
         let directives = directives(headers, self.config.max_ttl)?;
         let bypass = Consult::Go {
@@ -172,25 +177,36 @@ impl Cache {
             Lookup::Unreachable => return Ok(bypass),
             Lookup::Absent => {}
         }
-        // Coalesce: the first of identical requests in flight goes upstream, the others wait.
+        // Coalesce: the first of identical requests in flight goes upstream; the others follow
+        // its chat stream when they stream it the same way, or wait for its entry.
+        let follows = |s: &Started| {
+            caching == Caching::Chat && stream && s.stream && s.include_usage == include_usage
+        };
         let mut waited = false;
         loop {
             match self.join(key) {
-                Flight::Leader(guard) => {
+                Joined::Leader(guard) => {
                     return Ok(Consult::Go {
                         outcome: Outcome::Miss,
                         fill: fill(Some(guard)),
                     });
                 }
-                Flight::Follower(mut landed) if !waited => {
+                Joined::Follower(mut phase) if !waited => {
                     waited = true;
-                    let _ = tokio::time::timeout(self.coalesce_wait, landed.changed()).await;
+                    let wait = self.coalesce_wait;
+                    if let Some(started) = flight::started_or_done(&mut phase, wait, follows).await
+                    {
+                        return Ok(Consult::Follow(Follow {
+                            started,
+                            idle: wait,
+                        }));
+                    }
                     if let Some(entry) = self.memory.get(&key, crate::clock::now_ms()) {
                         return Ok(Consult::Hit(entry));
                     }
                 }
                 // The first request's reply was not cached: go upstream alone.
-                Flight::Follower(_) => {
+                Joined::Follower(_) => {
                     return Ok(Consult::Go {
                         outcome: Outcome::Miss,
                         fill: fill(None),
@@ -275,55 +291,12 @@ impl Cache {
             });
         }
     }
-
-    fn join(self: &Arc<Self>, key: Key) -> Flight {
-        let mut flights = self.flights.lock().expect("flights lock");
-        if let Some(landed) = flights.get(&key) {
-            return Flight::Follower(landed.clone());
-        }
-        let (tx, rx) = watch::channel(());
-        flights.insert(key, rx);
-        Flight::Leader(FlightGuard {
-            cache: self.clone(),
-            key,
-            tx: Some(tx),
-        })
-    }
 }
 
 enum Lookup {
     Found(Arc<Entry>),
     Absent,
     Unreachable,
-}
-
-enum Flight {
-    Leader(FlightGuard),
-    Follower(watch::Receiver<()>),
-}
-
-/// The first of identical requests in flight: when it is dropped (its reply written, or not
-/// cached after all), the requests waiting for it go on.
-pub struct FlightGuard {
-    cache: Arc<Cache>,
-    key: Key,
-    tx: Option<watch::Sender<()>>,
-}
-
-impl Drop for FlightGuard {
-    fn drop(&mut self) {
-        let tx = self.tx.take().expect("dropped once");
-        let mut flights = self.cache.flights.lock().expect("flights lock");
-        if flights
-            .get(&self.key)
-            .is_some_and(|rx| rx.same_channel(&tx.subscribe()))
-        {
-            flights.remove(&self.key);
-        }
-        drop(flights);
-        // Dropping the sender wakes every waiter.
-        drop(tx);
-    }
 }
 
 fn redis_key(key: &Key) -> String {
@@ -373,13 +346,7 @@ pub fn reply(
     use axum::http::header;
     let sse = |body: Body| {
         let mut response = Response::new(body);
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        sse_headers(response.headers_mut());
         response
     };
     match (entry.meta.form, stream) {
@@ -412,4 +379,15 @@ pub fn hit_headers(headers: &mut HeaderMap, entry: &Entry) {
             super::header_text(&entry.meta.made.provider),
         );
     }
+}
+
+/// A stream's headers: its content type, and no caching or buffering on the way.
+pub(super) fn sse_headers(h: &mut HeaderMap) {
+    use axum::http::header;
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
 }
