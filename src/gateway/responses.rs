@@ -233,6 +233,9 @@ fn with_history(peek: &ResponsesPeek, stored: &StoredResponse) -> Bytes {
 
 impl Endpoint for Responses {
     const NAME: &'static str = "responses";
+    /// Replies are kept by `store` and chained by `previous_response_id`: a replayed response id
+    /// would stand for another conversation's turn.
+    const CACHING: super::cache::Caching = super::cache::Caching::Off;
     type Peek = ResponsesPeek;
     type Started = Started<ResponsesOut>;
 

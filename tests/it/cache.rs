@@ -502,3 +502,16 @@ async fn identical_streams_in_flight_follow_the_first_as_it_arrives() {
     );
     let _ = again.text().await;
 }
+
+#[tokio::test]
+async fn responses_are_not_cached() {
+    let gw = TestGateway::start_with(ON, |_| {}).await;
+    let body = json!({"model": "deepseek/deepseek-chat", "input": "Hi", "store": false});
+    for _ in 0..2 {
+        let r = gw.post("/v1/responses").json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("x-llm-bridge-cache").is_none());
+        let _ = r.bytes().await;
+    }
+    assert_eq!(upstream_calls(&gw), 2);
+}

@@ -24,13 +24,22 @@ pub(super) fn content_blocks(content: Option<&Content>, i: usize) -> Result<Vec<
     match content {
         None => {}
         Some(Content::Text(text)) if text.is_empty() => {}
-        Some(Content::Text(text)) => blocks.push(Block::Text { text: text.clone() }),
+        Some(Content::Text(text)) => blocks.push(Block::Text {
+            text: text.clone(),
+            cache_control: None,
+        }),
         Some(Content::Parts(parts)) => {
             for (k, part) in parts.iter().enumerate() {
                 match part {
-                    ContentPart::Text { text } => {
+                    ContentPart::Text {
+                        text,
+                        cache_control,
+                    } => {
                         if !text.is_empty() {
-                            blocks.push(Block::Text { text: text.clone() });
+                            blocks.push(Block::Text {
+                                text: text.clone(),
+                                cache_control: cache_control.clone(),
+                            });
                         }
                     }
                     ContentPart::ImageUrl { image_url } => {
@@ -187,6 +196,24 @@ pub(super) fn tool_choice<'a>(
     }))
 }
 
+/// The system prompt: one string, or text blocks when one of them marks a prompt-cache
+/// breakpoint (`cache_control`), which only blocks carry.
+fn system_of(texts: Vec<String>, blocks: Vec<Block>) -> Option<System> {
+    let breakpoint = |b: &Block| {
+        matches!(
+            b,
+            Block::Text {
+                cache_control: Some(_),
+                ..
+            }
+        )
+    };
+    if blocks.iter().any(breakpoint) {
+        return Some(System::Blocks(blocks));
+    }
+    (!texts.is_empty()).then(|| System::Text(texts.join("\n\n")))
+}
+
 /// The Messages API JSON body for an OpenAI request (with "stream": req.stream). Errors are
 /// ApiError::invalid_request(..).with_param(..) naming the field.
 pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
@@ -195,6 +222,8 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     }
 
     let mut system: Vec<String> = Vec::new();
+    // The same as text blocks, for when one of them marks a prompt-cache breakpoint.
+    let mut system_blocks: Vec<Block> = Vec::new();
     let mut messages: Vec<WireMessage> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let no_content = || {
@@ -205,10 +234,17 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         };
         match m.role {
             Role::System | Role::Developer => {
-                let text = m.content.as_ref().ok_or_else(no_content)?.text();
+                let content = m.content.as_ref().ok_or_else(no_content)?;
+                let text = content.text();
                 if !text.is_empty() {
                     system.push(text);
                 }
+                let blocks = content_blocks(Some(content), i)?;
+                system_blocks.extend(
+                    blocks
+                        .into_iter()
+                        .filter(|b| matches!(b, Block::Text { .. })),
+                );
             }
             Role::User => {
                 let blocks = content_blocks(m.content.as_ref(), i)?;
@@ -266,7 +302,11 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     }
 
     if let Some(instruction) = req.response_format.as_ref().and_then(json_instruction) {
-        system.push(instruction);
+        system.push(instruction.clone());
+        system_blocks.push(Block::Text {
+            text: instruction,
+            cache_control: None,
+        });
     }
 
     let tools: Vec<WireTool> = req
@@ -312,7 +352,7 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     let body = MessagesRequest {
         model: &req.model,
         max_tokens,
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        system: system_of(system, system_blocks),
         messages,
         tools,
         tool_choice,

@@ -25,6 +25,38 @@ fn ctx(include_usage: bool) -> ReplyContext {
 // ---------- requests ----------
 
 #[test]
+fn cache_control_breakpoints_reach_anthropic_on_system_and_content_blocks() {
+    let eph = json!({"type": "ephemeral"});
+    let body = encode(json!({"model": "claude-test", "messages": [
+        {"role": "system", "content": [
+            {"type": "text", "text": "A long, stable preamble.", "cache_control": eph},
+        ]},
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [
+            {"type": "text", "text": "A long document.", "cache_control": eph},
+            {"type": "text", "text": "The question."},
+        ]},
+    ]}));
+    assert_eq!(
+        body["system"],
+        json!([
+            {"type": "text", "text": "A long, stable preamble.", "cache_control": eph},
+            {"type": "text", "text": "Be brief."},
+        ])
+    );
+    assert_eq!(body["messages"][0]["content"][0]["cache_control"], eph);
+    assert!(
+        body["messages"][0]["content"][1]
+            .get("cache_control")
+            .is_none()
+    );
+    // Without breakpoints the system prompt stays one string.
+    let plain = encode(json!({"model": "claude-test", "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}));
+    assert_eq!(plain["system"], "Be brief.");
+}
+
+#[test]
 fn spec_and_url() {
     assert_eq!(SPEC.id, "anthropic");
     assert!(matches!(SPEC.wire, Wire::Anthropic));

@@ -2,12 +2,20 @@
 
 use super::*;
 
+/// A system prompt: Anthropic takes a string or text blocks.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum System {
+    Text(String),
+    Blocks(Vec<Block>),
+}
+
 #[derive(Serialize)]
 pub(super) struct MessagesRequest<'a> {
     pub(super) model: &'a str,
     pub(super) max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) system: Option<String>,
+    pub(super) system: Option<System>,
     pub(super) messages: Vec<WireMessage>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) tools: Vec<WireTool<'a>>,
@@ -37,6 +45,8 @@ pub(super) struct WireMessage {
 pub(super) enum Block {
     Text {
         text: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<Value>,
     },
     Image {
         source: ImageSource,

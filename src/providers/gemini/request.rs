@@ -277,8 +277,8 @@ pub(super) fn content_parts(content: &Content, param: &str) -> Result<Vec<Part>,
             let mut out = Vec::with_capacity(parts.len());
             for (j, part) in parts.iter().enumerate() {
                 match part {
-                    ContentPart::Text { text } if text.is_empty() => {}
-                    ContentPart::Text { text } => out.push(Part::text(text.clone())),
+                    ContentPart::Text { text, .. } if text.is_empty() => {}
+                    ContentPart::Text { text, .. } => out.push(Part::text(text.clone())),
                     ContentPart::ImageUrl { image_url } => {
                         out.push(image_part(&image_url.url).map_err(|why| {
                             invalid(format!("{param}.content[{j}]: {why}"), param.to_string())
