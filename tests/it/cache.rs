@@ -271,31 +271,23 @@ async fn errors_cut_streams_oversized_and_sampled_replies_are_never_cached() {
 
     // Embeddings larger than max_entry_bytes are not kept; small ones are.
     let inputs: Vec<String> = (0..64).map(|i| format!("text {i}")).collect();
-    for expected in ["miss", "miss"] {
-        let r = gw
+    let embed = |input: Value| {
+        let req = gw
             .post("/v1/embeddings")
-            .json(&json!({"model": "text-embedding-3-small", "input": inputs}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            (r.status().as_u16(), cache_header(&r)),
-            (200, expected.into())
-        );
-        let _ = r.bytes().await;
+            .json(&json!({"model": "text-embedding-3-small", "input": input}))
+            .send();
+        async move {
+            let r = req.await.unwrap();
+            let seen = (r.status().as_u16(), cache_header(&r));
+            let _ = r.bytes().await;
+            seen
+        }
+    };
+    for expected in ["miss", "miss"] {
+        assert_eq!(embed(json!(inputs)).await, (200, expected.into()));
     }
     for expected in ["miss", "hit"] {
-        let r = gw
-            .post("/v1/embeddings")
-            .json(&json!({"model": "text-embedding-3-small", "input": "one"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            (r.status().as_u16(), cache_header(&r)),
-            (200, expected.into())
-        );
-        let _ = r.bytes().await;
+        assert_eq!(embed(json!("one")).await, (200, expected.into()));
     }
 }
 

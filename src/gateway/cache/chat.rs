@@ -12,18 +12,7 @@ pub fn whole_to_stream(whole: &[u8], include_usage: bool) -> Option<Vec<u8>> {
     let Value::Object(reply) = serde_json::from_slice::<Value>(whole).ok()? else {
         return None;
     };
-    let mut head = Map::new();
-    for field in [
-        "id",
-        "created",
-        "model",
-        "system_fingerprint",
-        "service_tier",
-    ] {
-        if let Some(v) = reply.get(field).filter(|v| !v.is_null()) {
-            head.insert(field.into(), v.clone());
-        }
-    }
+    let mut head = head_of(&reply);
     head.insert("object".into(), "chat.completion.chunk".into());
     let mut out = Vec::with_capacity(whole.len() * 2);
     let mut chunk = |choices: Value, usage: Option<&Value>| {
@@ -86,6 +75,23 @@ pub fn whole_to_stream(whole: &[u8], include_usage: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The fields a reply and each of its chunks share.
+fn head_of(object: &Map<String, Value>) -> Map<String, Value> {
+    [
+        "id",
+        "created",
+        "model",
+        "system_fingerprint",
+        "service_tier",
+    ]
+    .into_iter()
+    .filter_map(|field| {
+        let v = object.get(field).filter(|v| !v.is_null())?;
+        Some((field.to_string(), v.clone()))
+    })
+    .collect()
+}
+
 /// One choice, gathered from its deltas.
 #[derive(Default)]
 struct Gathered {
@@ -126,17 +132,7 @@ pub fn stream_to_whole(stream: &[u8], usage: &Usage) -> Option<Vec<u8>> {
             return None;
         }
         if head.is_empty() {
-            for field in [
-                "id",
-                "created",
-                "model",
-                "system_fingerprint",
-                "service_tier",
-            ] {
-                if let Some(v) = chunk.get(field).filter(|v| !v.is_null()) {
-                    head.insert(field.to_string(), v.clone());
-                }
-            }
+            head = head_of(&chunk);
         }
         if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
             usage_seen = Some(u.clone());
