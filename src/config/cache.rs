@@ -59,8 +59,8 @@ impl Default for CacheConfig {
 
 impl CacheConfig {
     pub(super) fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
-        if let Some(v) = env.var("LLM_BRIDGE_CACHE") {
-            self.enabled = on_off("LLM_BRIDGE_CACHE", &v)?;
+        if let Some(v) = super::env::parse_env_on_off(env, "LLM_BRIDGE_CACHE")? {
+            self.enabled = v;
         }
         if let Some(v) = super::env::parse_env_duration(env, "LLM_BRIDGE_CACHE_TTL")? {
             self.ttl = v;
@@ -83,8 +83,8 @@ impl CacheConfig {
                 }
             };
         }
-        if let Some(v) = env.var("LLM_BRIDGE_CACHE_ONLY_DETERMINISTIC") {
-            self.only_deterministic = on_off("LLM_BRIDGE_CACHE_ONLY_DETERMINISTIC", &v)?;
+        if let Some(v) = super::env::parse_env_on_off(env, "LLM_BRIDGE_CACHE_ONLY_DETERMINISTIC")? {
+            self.only_deterministic = v;
         }
         Ok(())
     }
@@ -113,16 +113,5 @@ impl CacheConfig {
             return Err(invalid("redis_timeout", "must be between 1ms and 10s"));
         }
         Ok(())
-    }
-}
-
-fn on_off(var: &str, v: &str) -> Result<bool, ConfigError> {
-    match v {
-        "on" | "true" | "1" => Ok(true),
-        "off" | "false" | "0" => Ok(false),
-        other => Err(ConfigError::Env {
-            var: var.into(),
-            reason: format!("`{other}`: expected `on` or `off`"),
-        }),
     }
 }

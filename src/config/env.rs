@@ -52,3 +52,19 @@ pub(crate) fn parse_env_duration(
             }),
     }
 }
+
+/// `on`/`true`/`1` or `off`/`false`/`0`.
+pub(crate) fn parse_env_on_off(
+    env: &dyn EnvSource,
+    var: &str,
+) -> Result<Option<bool>, ConfigError> {
+    match env.var(var).as_deref() {
+        None => Ok(None),
+        Some("on" | "true" | "1") => Ok(Some(true)),
+        Some("off" | "false" | "0") => Ok(Some(false)),
+        Some(other) => Err(ConfigError::Env {
+            var: var.to_string(),
+            reason: format!("`{other}`: expected `on` or `off`"),
+        }),
+    }
+}

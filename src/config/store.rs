@@ -49,17 +49,8 @@ impl StoreConfig {
         if let Some(v) = super::env::parse_env(env, "LLM_BRIDGE_RECENT_REQUESTS")? {
             self.recent_requests = v;
         }
-        if let Some(v) = env.var("LLM_BRIDGE_STATS") {
-            self.stats = match v.as_str() {
-                "on" | "true" | "1" => true,
-                "off" | "false" | "0" => false,
-                other => {
-                    return Err(ConfigError::Env {
-                        var: "LLM_BRIDGE_STATS".into(),
-                        reason: format!("`{other}`: expected `on` or `off`"),
-                    });
-                }
-            };
+        if let Some(v) = super::env::parse_env_on_off(env, "LLM_BRIDGE_STATS")? {
+            self.stats = v;
         }
         Ok(())
     }
