@@ -52,6 +52,10 @@ if $want_test; then
     python3 -m venv target/py-sdk
     target/py-sdk/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   fi
+  if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
+    say "installing oidc-provider, the OpenID provider the identity tests run"
+    npm ci --prefix tests/oidc --no-audit --no-fund
+  fi
   if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_modules/.bin/claude ]; then
     say "installing the Claude Code and Codex CLIs for the agent tests (native binaries from npm)"
     npm ci --prefix tests/agents --no-audit --no-fund

@@ -124,6 +124,7 @@ pub fn reload(state: &AppState, cli: &CliOverrides, trigger: &str) {
         return;
     }
     state.governance.set_limits(config.limits.clone());
+    state.governance.set_teams(&config.teams);
     state.replace(config, gateway);
     tracing::info!(trigger, "configuration reloaded");
 }

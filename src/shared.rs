@@ -11,6 +11,12 @@ pub struct RequestRecord {
     pub request_id: String,
     /// Virtual key id, never the secret.
     pub client_key: Option<String>,
+    /// The team a JWT caller acted as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The user a JWT caller's token named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The model as the client asked for it.
     pub model: String,
     pub provider: String,

@@ -50,6 +50,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/stats/timeseries", get(stats::timeseries))
         .route("/api/stats/providers", get(stats::providers))
         .route("/api/stats/keys", get(stats::keys))
+        .route("/api/stats/teams", get(stats::teams))
+        .route("/api/stats/users", get(stats::users))
         .route("/api/requests", get(stats::requests))
         .route("/api/pricing", get(stats::pricing))
         .route("/api/keys", get(keys::list).post(keys::create))
@@ -64,5 +66,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login/oidc", get(auth::oidc_start))
+        .route("/login/oidc/callback", get(auth::oidc_callback))
         .route("/logout", post(auth::logout))
 }

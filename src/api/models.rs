@@ -13,6 +13,19 @@ pub struct ModelList {
     data: Vec<Model>,
 }
 
+/// Whether the caller may use the model: a virtual key's or a JWT caller's team's models, if any.
+fn may_use(state: &AppState, caller: &Option<Extension<Caller>>, model: &str) -> bool {
+    match caller.as_ref().map(|c| &c.0) {
+        Some(Caller::Key(key)) => key.allows_model(model),
+        Some(Caller::Jwt(jwt)) => jwt
+            .team
+            .as_deref()
+            .and_then(|name| state.governance.team(name))
+            .is_none_or(|team| team.allows_model(model)),
+        _ => true,
+    }
+}
+
 #[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, description = "The enabled providers' models", body = ModelList)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -20,10 +33,8 @@ pub async fn list(
     headers: axum::http::HeaderMap,
 ) -> Response {
     let mut data = state.gateway().models();
-    // A virtual key limited to some models sees only those.
-    if let Some(Extension(Caller::Key(key))) = caller {
-        data.retain(|m| key.allows_model(&m.id));
-    }
+    // A virtual key (or a team) limited to some models sees only those.
+    data.retain(|m| may_use(&state, &caller, &m.id));
     // Anthropic's clients (Claude Code's model discovery) get Anthropic's list shape.
     if headers.contains_key("anthropic-version") {
         let models: Vec<serde_json::Value> = data
@@ -58,9 +69,7 @@ pub async fn get_one(
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(Extension(Caller::Key(key))) = &caller
-        && !key.allows_model(&id)
-    {
+    if !may_use(&state, &caller, &id) {
         return crate::error::ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "invalid_request_error",

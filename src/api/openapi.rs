@@ -22,6 +22,8 @@ use utoipa::OpenApi;
         super::stats::timeseries,
         super::stats::providers,
         super::stats::keys,
+        super::stats::teams,
+        super::stats::users,
         super::stats::requests,
         super::stats::pricing,
         super::keys::create,

@@ -56,25 +56,30 @@ pub async fn timeseries(State(state): State<AppState>, Query(q): Query<WindowQue
 
 #[utoipa::path(get, path = "/api/stats/providers", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::shared::UsageRow>)))]
 pub async fn providers(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
-    reply(
-        async {
-            state
-                .stats
-                .breakdown(window(&q)?, "provider")
-                .await
-                .map_err(store_error)
-        }
-        .await,
-    )
+    breakdown(&state, &q, "provider").await
 }
 
 #[utoipa::path(get, path = "/api/stats/keys", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per virtual key id", body = Vec<crate::shared::UsageRow>)))]
 pub async fn keys(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
+    breakdown(&state, &q, "key").await
+}
+
+#[utoipa::path(get, path = "/api/stats/teams", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per team (JWT callers)", body = Vec<crate::shared::UsageRow>)))]
+pub async fn teams(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
+    breakdown(&state, &q, "team").await
+}
+
+#[utoipa::path(get, path = "/api/stats/users", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per user (JWT callers)", body = Vec<crate::shared::UsageRow>)))]
+pub async fn users(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
+    breakdown(&state, &q, "user").await
+}
+
+async fn breakdown(state: &AppState, q: &WindowQuery, dimension: &str) -> Response {
     reply(
         async {
             state
                 .stats
-                .breakdown(window(&q)?, "key")
+                .breakdown(window(q)?, dimension)
                 .await
                 .map_err(store_error)
         }

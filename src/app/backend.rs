@@ -10,6 +10,21 @@ pub fn state() -> AppState {
     expect_context::<AppState>()
 }
 
+/// Refuses a server function to anyone but an admin (a viewer's console session).
+pub async fn require_admin() -> Result<(), ServerFnError> {
+    use crate::governance::{Caller, Role};
+    let caller = leptos_axum::extract::<axum::Extension<Caller>>()
+        .await
+        .map(|c| c.0)
+        .unwrap_or(Caller::Anonymous);
+    match caller {
+        Caller::Session(Role::Viewer) => Err(ServerFnError::new(
+            "This needs an admin; your role is viewer.",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn window(raw: &str) -> Result<Window, ServerFnError> {
     Window::parse(raw)
         .ok_or_else(|| ServerFnError::new(format!("`{raw}` is not one of 1h, 24h, 7d")))

@@ -9,6 +9,8 @@ pub struct AuthConfig {
     /// `LLM_BRIDGE_MASTER_KEY`: when set, `/v1` needs it as `Authorization: Bearer` (or `x-api-key`),
     /// `/api` and `/metrics` need it too, and the console needs a login with it. Unset: open.
     pub master_key: Option<Secret>,
+    pub jwt: super::jwt::JwtConfig,
+    pub oidc: super::oidc::OidcConfig,
 }
 
 impl AuthConfig {
@@ -16,6 +18,7 @@ impl AuthConfig {
         if let Some(key) = env.var("LLM_BRIDGE_MASTER_KEY") {
             self.master_key = Some(Secret::new(key));
         }
+        self.oidc.apply_env(env);
         Ok(())
     }
 
@@ -29,6 +32,7 @@ impl AuthConfig {
                 reason: "must be at least 16 characters".into(),
             });
         }
-        Ok(())
+        self.jwt.validate(origin)?;
+        self.oidc.validate(origin)
     }
 }

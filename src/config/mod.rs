@@ -6,9 +6,11 @@ mod auth;
 pub mod cache;
 mod deployments;
 pub mod env;
+mod jwt;
 mod limits;
 mod log;
 mod models;
+mod oidc;
 mod pricing;
 mod providers;
 mod responses;
@@ -16,6 +18,7 @@ mod routing;
 pub mod secret;
 mod server;
 mod store;
+mod teams;
 
 use std::path::{Path, PathBuf};
 
@@ -25,9 +28,11 @@ pub use self::auth::AuthConfig;
 pub use self::cache::{CacheConfig, CacheScope};
 pub use self::deployments::DeploymentConfig;
 pub use self::env::EnvSource;
+pub use self::jwt::{JwtConfig, JwtIssuer};
 pub use self::limits::LimitsConfig;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::models::ModelsConfig;
+pub use self::oidc::OidcConfig;
 pub use self::pricing::PriceConfig;
 pub use self::providers::{CustomProviderConfig, ProviderConfig, ProvidersConfig};
 pub use self::responses::ResponsesConfig;
@@ -35,12 +40,14 @@ pub use self::routing::{CircuitConfig, ModelRouting, RoutingConfig, Strategy};
 pub use self::secret::{MASK, Secret};
 pub use self::server::ServerConfig;
 pub use self::store::StoreConfig;
+pub use self::teams::TeamConfig;
 
 /// Every environment variable the gateway reads besides the providers' (see [`known_env_vars`]).
 pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_CONFIG",
     "LLM_BRIDGE_LISTEN",
     "LLM_BRIDGE_MASTER_KEY",
+    "LLM_BRIDGE_OIDC_CLIENT_SECRET",
     "LLM_BRIDGE_DATA_DIR",
     "LLM_BRIDGE_SITE_ROOT",
     "LEPTOS_SITE_ROOT",
@@ -103,6 +110,7 @@ pub struct Config {
     pub pricing: std::collections::BTreeMap<String, PriceConfig>,
     pub routing: RoutingConfig,
     pub deployments: Vec<DeploymentConfig>,
+    pub teams: Vec<TeamConfig>,
 }
 
 /// A configuration problem, precise enough to fix without reading the code.
@@ -210,6 +218,7 @@ impl Config {
         self.routing.validate(origin)?;
         pricing::validate(&self.pricing, &self.providers, origin)?;
         deployments::validate(&self.deployments, &self.providers, origin)?;
+        teams::validate(&self.teams, origin)?;
         Ok(())
     }
 

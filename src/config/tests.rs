@@ -217,3 +217,43 @@ fn retention_and_stats_switch() {
     .to_string();
     assert!(err.contains("LLM_BRIDGE_STATS"), "{err}");
 }
+
+#[test]
+fn jwt_issuers_and_teams_are_checked() {
+    let load = |text: &str| {
+        let file = write(text);
+        let cli = CliOverrides {
+            config_file: Some(file.path().into()),
+            ..Default::default()
+        };
+        Config::load(&cli, &env(&[])).map(|(c, _)| c)
+    };
+    let config = load(
+        "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"https://idp.example.com\"\naudiences = [\"urn:gw\"]\n\n[[teams]]\nname = \"research\"\nrpm = 10\n",
+    )
+    .unwrap();
+    assert!(config.auth.jwt.is_enabled());
+    assert_eq!(config.auth.jwt.team_claim, "team");
+    assert_eq!(config.teams[0].rpm, Some(10));
+    assert!(config.to_masked_toml().contains("[[teams]]"));
+
+    for (text, key) in [
+        (
+            "[[auth.jwt.issuers]]\nissuer = \"idp.example.com\"\naudiences = [\"a\"]\n",
+            "auth.jwt.issuers[0].issuer",
+        ),
+        (
+            "[[auth.jwt.issuers]]\nissuer = \"https://idp.example.com\"\naudiences = []\n",
+            "auth.jwt.issuers[0].audiences",
+        ),
+        ("[[teams]]\nname = \"a b\"\n", "teams[0].name"),
+        (
+            "[[teams]]\nname = \"a\"\n[[teams]]\nname = \"a\"\n",
+            "teams[1].name",
+        ),
+        ("[[teams]]\nname = \"a\"\ntpm = 0\n", "teams[0].tpm"),
+    ] {
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}

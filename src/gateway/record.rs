@@ -63,6 +63,8 @@ impl Recording {
             return Ok(());
         };
         self.record.client_key = admission.key_id().map(str::to_string);
+        self.record.team = admission.team_name().map(str::to_string);
+        self.record.user = admission.user.clone();
         let allowed = admission.check_model(&self.record.model);
         self.admission = Some(admission);
         allowed

@@ -8,16 +8,27 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, header};
 
-use super::Caller;
+use std::sync::Arc;
+
+use super::jwt::{JwtVerifier, Verdict, looks_like_jwt};
 use super::keys::{KeyRing, SECRET_PREFIX};
+use super::oidc::{OidcClient, Pending};
+use super::{Caller, Role};
 use crate::config::AuthConfig;
 
 pub const COOKIE: &str = "llmb_session";
 pub const SESSION_SECONDS: u64 = 12 * 3600;
+/// A sign-in with the OpenID provider under way (state, nonce and PKCE verifier, signed).
+pub const OIDC_COOKIE: &str = "llmb_oidc";
+pub const OIDC_SECONDS: u64 = 600;
 
 /// What the gateway needs to check credentials without keeping the key around in the clear.
 pub struct Auth {
     master: Option<blake3::Hash>,
+    /// With `[auth.jwt]` issuers: checks bearer tokens they signed.
+    jwt: Option<Arc<JwtVerifier>>,
+    /// With `[auth.oidc]`: console sign-in with an OpenID provider.
+    pub oidc: Option<Arc<OidcClient>>,
     session_key: [u8; 32],
     pub logins: LoginThrottle,
 }
@@ -81,17 +92,39 @@ impl Auth {
             .master_key
             .as_ref()
             .map(|k| k.expose().as_bytes().to_vec());
+        let oidc = OidcClient::start(&config.oidc).map(Arc::new);
+        // Sessions are signed with a key derived from the master key, or else from the OpenID
+        // client's secret (a console reached by single sign-on only).
+        let session_secret = key.clone().or_else(|| {
+            oidc.as_ref()
+                .and(config.oidc.client_secret.as_ref())
+                .map(|s| {
+                    let mut v = b"oidc:".to_vec();
+                    v.extend_from_slice(s.expose().as_bytes());
+                    v
+                })
+        });
         Auth {
             master: key.as_deref().map(blake3::hash),
-            session_key: key.as_deref().map_or([0; 32], |k| {
+            oidc,
+            jwt: config
+                .jwt
+                .is_enabled()
+                .then(|| JwtVerifier::start(&config.jwt)),
+            session_key: session_secret.as_deref().map_or([0; 32], |k| {
                 blake3::derive_key("llm-bridge console session v1", k)
             }),
             logins: LoginThrottle::default(),
         }
     }
 
+    /// No master key, no trusted issuer, no sign-in: anyone may use everything.
     pub fn is_open(&self) -> bool {
-        self.master.is_none()
+        self.master.is_none() && self.jwt.is_none() && self.oidc.is_none()
+    }
+
+    pub fn has_master_key(&self) -> bool {
+        self.master.is_some()
     }
 
     /// Constant-time: compares fixed-size hashes (`blake3::Hash` equality is constant-time).
@@ -100,37 +133,58 @@ impl Auth {
             .is_some_and(|m| m == blake3::hash(candidate.as_bytes()))
     }
 
-    pub fn new_session(&self) -> String {
-        let expires = crate::clock::now_s() + SESSION_SECONDS;
-        let payload = format!("{expires}.{:032x}", fastrand::u128(..));
+    pub fn new_session(&self, role: Role) -> String {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).expect("the operating system's random source");
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        self.sign(&format!("{nonce}.{}", role.as_str()), SESSION_SECONDS)
+    }
+
+    /// `<expires>.<content>.<mac>`: the content, readable by anyone, changeable by no one.
+    fn sign(&self, content: &str, seconds: u64) -> String {
+        let payload = format!("{}.{content}", crate::clock::now_s() + seconds);
         let mac = blake3::keyed_hash(&self.session_key, payload.as_bytes());
         format!("{payload}.{}", mac.to_hex())
     }
 
-    fn is_valid_session(&self, token: &str) -> bool {
-        let Some((payload, mac)) = token.rsplit_once('.') else {
-            return false;
-        };
-        let Ok(mac) = blake3::Hash::from_hex(mac) else {
-            return false;
-        };
-        let expires: u64 = payload
-            .split('.')
-            .next()
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
-        expires > crate::clock::now_s()
-            && blake3::keyed_hash(&self.session_key, payload.as_bytes()) == mac
+    /// The content of a value [`Auth::sign`] made, while it has not expired.
+    fn signed<'a>(&self, token: &'a str) -> Option<&'a str> {
+        let (payload, mac) = token.rsplit_once('.')?;
+        let mac = blake3::Hash::from_hex(mac).ok()?;
+        let (expires, content) = payload.split_once('.')?;
+        let expires: u64 = expires.parse().ok()?;
+        (expires > crate::clock::now_s()
+            && blake3::keyed_hash(&self.session_key, payload.as_bytes()) == mac)
+            .then_some(content)
+    }
+
+    /// The role of the request's console session, if it has a valid one.
+    pub fn session_role(&self, headers: &HeaderMap) -> Option<Role> {
+        let content = self.signed(cookie(headers, COOKIE)?)?;
+        // `<nonce>.<role>`; sessions from the master key before roles existed are admins'.
+        match content.split_once('.') {
+            Some((_, role)) => Role::parse(role),
+            None => Some(Role::Admin),
+        }
+    }
+
+    /// The cookie value that carries a sign-in under way.
+    pub fn oidc_cookie(&self, pending: &Pending) -> String {
+        self.sign(&pending.encode(), OIDC_SECONDS)
+    }
+
+    /// The sign-in under way this browser started, if its cookie is genuine and fresh.
+    pub fn oidc_pending(&self, headers: &HeaderMap) -> Option<Pending> {
+        Pending::decode(self.signed(cookie(headers, OIDC_COOKIE)?)?)
     }
 
     /// Who the request's credentials name (`Authorization: Bearer` or `x-api-key`), from what this
     /// replica knows: a virtual key it has not seen yet is `Wrong` here (see [`Auth::recheck`]).
     pub fn identify(&self, headers: &HeaderMap, keys: &KeyRing) -> Identity {
         let Some(sent) = presented(headers) else {
-            return if self.has_session(headers) {
-                Identity::Known(Caller::Session)
-            } else {
-                Identity::Nobody
+            return match self.session_role(headers) {
+                Some(role) => Identity::Known(Caller::Session(role)),
+                None => Identity::Nobody,
             };
         };
         if self.is_master_key(sent) {
@@ -139,8 +193,13 @@ impl Auth {
         if let Some(key) = keys.find(sent) {
             return Identity::Known(Caller::Key(key));
         }
-        if self.has_session(headers) {
-            return Identity::Known(Caller::Session);
+        if let Some(jwt) = &self.jwt
+            && looks_like_jwt(sent)
+        {
+            return jwt_identity(jwt.verify(sent));
+        }
+        if let Some(role) = self.session_role(headers) {
+            return Identity::Known(Caller::Session(role));
         }
         if sent.starts_with(SECRET_PREFIX) || !self.is_open() {
             Identity::Wrong
@@ -150,9 +209,10 @@ impl Auth {
         }
     }
 
-    /// Whether the request carries the master key or a console session (always, when open).
+    /// Whether the request carries the master key or an admin's console session (always, when
+    /// open).
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
-        if self.is_open() || self.has_session(headers) {
+        if self.is_open() || self.session_role(headers) == Some(Role::Admin) {
             return true;
         }
         presented(headers).is_some_and(|k| self.is_master_key(k))
@@ -160,13 +220,20 @@ impl Auth {
 
     /// For a request [`Auth::identify`] found `Wrong`: a secret that looks like a virtual key may
     /// have been created on another replica a moment ago, so the key ring looks it up again after
-    /// reading the keys from the store (bounded; see [`KeyRing::find_fresh`]).
+    /// reading the keys from the store (bounded; see [`KeyRing::find_fresh`]). A JWT signed by a
+    /// key not held yet is checked again after the issuers' keys are fetched (rate-limited).
     pub async fn recheck(
         &self,
         identity: Identity,
         headers: &HeaderMap,
         keys: &KeyRing,
     ) -> Identity {
+        if let Identity::UnknownSigningKey = identity
+            && let Some(jwt) = &self.jwt
+            && let Some(sent) = presented(headers)
+        {
+            return jwt_identity(jwt.verify_after_refresh(sent).await);
+        }
         if let Identity::Wrong = identity
             && let Some(sent) = presented(headers)
             && let Some(key) = keys.find_fresh(sent).await
@@ -174,10 +241,6 @@ impl Auth {
             return Identity::Known(Caller::Key(key));
         }
         identity
-    }
-
-    pub fn has_session(&self, headers: &HeaderMap) -> bool {
-        cookie(headers, COOKIE).is_some_and(|t| self.is_valid_session(t))
     }
 }
 
@@ -203,6 +266,14 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
+fn jwt_identity(verdict: Verdict) -> Identity {
+    match verdict {
+        Verdict::Valid(caller) => Identity::Known(Caller::Jwt(Arc::new(caller))),
+        Verdict::UnknownKey => Identity::UnknownSigningKey,
+        Verdict::Invalid(why) => Identity::Refused(why),
+    }
+}
+
 /// What a request's credentials name.
 pub enum Identity {
     Known(Caller),
@@ -210,4 +281,8 @@ pub enum Identity {
     Nobody,
     /// Credentials that match nothing (or a revoked virtual key).
     Wrong,
+    /// A JWT signed by a key none of the trusted issuers' key sets held when it arrived.
+    UnknownSigningKey,
+    /// A JWT that failed verification, and why.
+    Refused(String),
 }

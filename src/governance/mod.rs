@@ -5,8 +5,10 @@
 //! settled when its record is finished, so budgets and token limits count what really happened.
 
 pub mod identity;
+pub mod jwt;
 pub mod keys;
 pub mod limiter;
+pub mod oidc;
 pub mod period;
 
 use std::net::IpAddr;
@@ -17,7 +19,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use self::keys::{KeyRing, VirtualKey};
 use self::limiter::{Limiter, Rule, Verdict, Window};
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, TeamConfig};
 use crate::error::ApiError;
 use crate::shared::{BudgetPeriod, RequestRecord};
 
@@ -28,20 +30,53 @@ pub enum Caller {
     Anonymous,
     Master,
     /// Logged in to the console.
-    Session,
+    Session(Role),
     Key(Arc<VirtualKey>),
+    /// A verified JWT from a trusted identity provider.
+    Jwt(Arc<jwt::JwtCaller>),
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything: keys, teams, configuration, the API tester.
+    Admin,
+    /// Dashboards, providers, the request log and cost analysis.
+    Viewer,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
 }
 
 pub struct Governance {
     pub keys: Arc<KeyRing>,
     limiter: Limiter,
     limits: ArcSwap<LimitsConfig>,
+    teams: ArcSwap<Vec<Arc<TeamConfig>>>,
 }
 
 /// A request let in: what to settle when it finishes, and the rate-limit headers for the reply.
 pub struct Admission {
     governance: Arc<Governance>,
     pub key: Option<Arc<VirtualKey>>,
+    /// The team a JWT caller acts as.
+    pub team: Option<Arc<TeamConfig>>,
+    /// The user a JWT names.
+    pub user: Option<String>,
     rules: Vec<Rule>,
     requests: Option<Window>,
     tokens: Option<Window>,
@@ -52,6 +87,7 @@ impl Governance {
         data_dir: &std::path::Path,
         redis: Option<fred::prelude::Client>,
         limits: LimitsConfig,
+        teams: &[TeamConfig],
     ) -> Result<Arc<Governance>, String> {
         let keys = Arc::new(KeyRing::open(data_dir, redis.clone()).await?);
         keys.spawn_refresh();
@@ -59,7 +95,9 @@ impl Governance {
             keys,
             limiter: Limiter::new(redis),
             limits: ArcSwap::from_pointee(limits),
+            teams: ArcSwap::from_pointee(Vec::new()),
         });
+        governance.set_teams(teams);
         let weak = Arc::downgrade(&governance);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -75,6 +113,76 @@ impl Governance {
     /// New limits from a reloaded configuration.
     pub fn set_limits(&self, limits: LimitsConfig) {
         self.limits.store(Arc::new(limits));
+    }
+
+    /// The teams from a (re)loaded configuration.
+    pub fn set_teams(&self, teams: &[TeamConfig]) {
+        self.teams
+            .store(Arc::new(teams.iter().cloned().map(Arc::new).collect()));
+    }
+
+    pub fn team(&self, name: &str) -> Option<Arc<TeamConfig>> {
+        self.teams.load().iter().find(|t| t.name == name).cloned()
+    }
+
+    /// The team a JWT caller names, or why it may not go on.
+    fn team_of(&self, caller: &jwt::JwtCaller) -> Result<Arc<TeamConfig>, Box<Rejection>> {
+        let refused = |message: String, code: &str| {
+            crate::stats::metrics::observe_refusal("team");
+            Box::new(Rejection::error(
+                ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", message)
+                    .with_code(code),
+            ))
+        };
+        let Some(name) = &caller.team else {
+            return Err(refused(
+                "The token names no team; the identity provider must add the team claim.".into(),
+                "team_required",
+            ));
+        };
+        self.team(name).ok_or_else(|| {
+            refused(
+                format!("The team `{name}` is not configured on this gateway."),
+                "team_not_found",
+            )
+        })
+    }
+
+    /// Refuses a request once its spender has used its budget for the period.
+    fn check_budget(
+        &self,
+        spender: &str,
+        who: &str,
+        budget: Option<f64>,
+        period: BudgetPeriod,
+        now_s: u64,
+    ) -> Result<(), Box<Rejection>> {
+        let Some(budget) = budget else { return Ok(()) };
+        let (today, month) = self.keys.spend(spender);
+        let (spent, month_period, label) = match period {
+            BudgetPeriod::Day => (today, false, "daily"),
+            BudgetPeriod::Month => (month, true, "monthly"),
+        };
+        if spent < budget {
+            return Ok(());
+        }
+        crate::stats::metrics::observe_refusal("budget");
+        let reset = period::period_end(now_s, month_period);
+        let at = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(reset),
+        );
+        let mut r = Rejection::error(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                format!(
+                    "{who} has spent ${spent:.4} of its {label} budget of ${budget:.2}; it resets at {at}."
+                ),
+            )
+            .with_code("budget_exceeded"),
+        );
+        r.retry_after_s = Some(reset.saturating_sub(now_s).max(1));
+        Err(Box::new(r))
     }
 
     pub fn limits(&self) -> arc_swap::Guard<Arc<LimitsConfig>> {
@@ -141,36 +249,43 @@ impl Governance {
                     .with_code("key_expired"),
                 ));
             }
-            if let Some(budget) = k.settings.budget_usd {
-                let (today, month) = self.keys.spend(&k.id);
-                let (spent, month_period, label) = match k.settings.budget_period {
-                    BudgetPeriod::Day => (today, false, "daily"),
-                    BudgetPeriod::Month => (month, true, "monthly"),
-                };
-                if spent >= budget {
-                    crate::stats::metrics::observe_refusal("budget");
-                    let reset = period::period_end(now_s, month_period);
-                    let at = humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(reset),
-                    );
-                    let mut r = Rejection::error(
-                        ApiError::new(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "insufficient_quota",
-                            format!(
-                                "The API key `{}` ({}) has spent ${spent:.4} of its {label} budget of ${budget:.2}; it resets at {at}.",
-                                k.prefix, k.settings.name
-                            ),
-                        )
-                        .with_code("budget_exceeded"),
-                    );
-                    r.retry_after_s = Some(reset.saturating_sub(now_s).max(1));
-                    return Err(r);
-                }
-            }
+            self.check_budget(
+                &k.id,
+                &format!("The API key `{}` ({})", k.prefix, k.settings.name),
+                k.settings.budget_usd,
+                k.settings.budget_period,
+                now_s,
+            )
+            .map_err(|r| *r)?;
+        }
+        let (team, user) = match caller {
+            Caller::Jwt(jwt) => (
+                Some(self.team_of(jwt).map_err(|r| *r)?),
+                Some(jwt.user.clone()),
+            ),
+            _ => (None, None),
+        };
+        if let Some(t) = &team {
+            self.check_budget(
+                &team_spender(&t.name),
+                &format!("The team `{}`", t.name),
+                t.budget_usd,
+                t.budget_period,
+                now_s,
+            )
+            .map_err(|r| *r)?;
         }
         let limits = self.limits.load();
-        let mut rules = Vec::with_capacity(2);
+        let mut rules = Vec::with_capacity(3);
+        if let Some(t) = &team
+            && (t.rpm.is_some() || t.tpm.is_some())
+        {
+            rules.push(Rule {
+                scope: format!("team:{}", t.name),
+                rpm: t.rpm,
+                tpm: t.tpm,
+            });
+        }
         if let Some(k) = &key
             && (k.settings.rpm.is_some() || k.settings.tpm.is_some())
         {
@@ -190,6 +305,8 @@ impl Governance {
         let mut admission = Admission {
             governance: self.clone(),
             key,
+            team,
+            user,
             rules: Vec::new(),
             requests: None,
             tokens: None,
@@ -197,11 +314,7 @@ impl Governance {
         let verdicts: Vec<Verdict> = match rules.len() {
             0 => Vec::new(),
             1 => vec![self.limiter.check(&rules[0]).await],
-            _ => {
-                let (a, b) =
-                    tokio::join!(self.limiter.check(&rules[0]), self.limiter.check(&rules[1]));
-                vec![a, b]
-            }
+            _ => futures_util::future::join_all(rules.iter().map(|r| self.limiter.check(r))).await,
         };
         let mut refused: Option<(usize, u64)> = None;
         for (i, v) in verdicts.iter().enumerate() {
@@ -217,6 +330,8 @@ impl Governance {
             let rule = &rules[i];
             let (who, reason) = if rule.scope.starts_with("key:") {
                 ("this API key", "rate_limit_key")
+            } else if rule.scope.starts_with("team:") {
+                ("your team", "rate_limit_team")
             } else {
                 ("your address", "rate_limit_ip")
             };
@@ -248,6 +363,11 @@ impl Governance {
     }
 }
 
+/// The team's entry in the spend book (beside the virtual keys' ids, which never contain `:`).
+fn team_spender(name: &str) -> String {
+    format!("team:{name}")
+}
+
 /// The bucket with fewer left wins: that is the one the client runs into first.
 fn tighter(a: Option<Window>, b: Option<Window>) -> Option<Window> {
     match (a, b) {
@@ -261,8 +381,27 @@ impl Admission {
         self.key.as_ref().map(|k| k.id.as_str())
     }
 
-    /// Whether the key may use the model (as the client named it).
+    pub fn team_name(&self) -> Option<&str> {
+        self.team.as_ref().map(|t| t.name.as_str())
+    }
+
+    /// Whether the key (or the team) may use the model (as the client named it).
     pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
+        if let Some(t) = &self.team
+            && !t.allows_model(model)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                format!(
+                    "The team `{}` may not use the model `{model}`; it may use: {}.",
+                    t.name,
+                    t.models.join(", ")
+                ),
+            )
+            .with_param("model")
+            .with_code("model_not_allowed"));
+        }
         match &self.key {
             Some(k) if !k.allows_model(model) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -295,6 +434,11 @@ impl Admission {
         }
         if let Some(k) = &self.key {
             self.governance.keys.charge(&k.id, record.cost_usd);
+        }
+        if let Some(t) = &self.team {
+            self.governance
+                .keys
+                .charge(&team_spender(&t.name), record.cost_usd);
         }
     }
 
@@ -393,7 +537,9 @@ mod tests {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
             ..Default::default()
         };
-        let g = Governance::open(dir.path(), None, limits).await.unwrap();
+        let g = Governance::open(dir.path(), None, limits, &[])
+            .await
+            .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", "203.0.113.7, 10.1.1.1".parse().unwrap());
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();

@@ -65,6 +65,7 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         &config.server.data_dir,
         stats.store().redis().cloned(),
         config.limits.clone(),
+        &config.teams,
     )
     .await?;
     Ok(AppState::new(

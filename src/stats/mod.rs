@@ -118,7 +118,9 @@ impl Delta {
             format!("deployment:{}", r.deployment_label()),
             format!("key:{}", r.client_key.as_deref().unwrap_or("-")),
         ];
-        for dim in dims {
+        let teams = r.team.as_ref().map(|t| format!("team:{t}"));
+        let users = r.user.as_ref().map(|u| format!("user:{u}"));
+        for dim in dims.into_iter().chain(teams).chain(users) {
             self.counters
                 .entry((Granularity::Minute, minute, dim.clone()))
                 .or_default()

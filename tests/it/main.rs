@@ -12,6 +12,7 @@ mod gateway_openai;
 mod gateway_translated;
 mod governance;
 mod hardening;
+mod identity;
 mod messages;
 mod mock_translation;
 mod redis_governance;

@@ -295,6 +295,8 @@ fn RecordDialog(record: RequestRecord, #[prop(into)] on_close: Callback<()>) -> 
             "client_key",
             record.client_key.clone().unwrap_or_else(|| "—".into()),
         ),
+        ("team", record.team.clone().unwrap_or_else(|| "—".into())),
+        ("user", record.user.clone().unwrap_or_else(|| "—".into())),
         ("status", record.status.to_string()),
         (
             "error_class",

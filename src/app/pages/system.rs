@@ -11,6 +11,7 @@ use crate::shared::SystemInfo;
 
 #[server(prefix = "/console/fn")]
 pub async fn get_system() -> Result<SystemInfo, ServerFnError> {
+    crate::app::backend::require_admin().await?;
     let state = crate::app::backend::state();
     let (memory_rss_bytes, cpu_seconds) = process::usage().await;
     Ok(SystemInfo {

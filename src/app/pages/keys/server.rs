@@ -9,6 +9,7 @@ use super::KeyRow;
 
 #[server(prefix = "/console/fn")]
 pub async fn get_keys() -> Result<Vec<KeyRow>, ServerFnError> {
+    crate::app::backend::require_admin().await?;
     use crate::app::backend;
     let state = backend::state();
     let usage = state
@@ -36,6 +37,7 @@ pub async fn get_keys() -> Result<Vec<KeyRow>, ServerFnError> {
 
 #[server(prefix = "/console/fn", input = Json)]
 pub async fn create_key(settings: KeySettings) -> Result<CreatedKey, ServerFnError> {
+    crate::app::backend::require_admin().await?;
     let state = crate::app::backend::state();
     let created = state
         .governance
@@ -49,6 +51,7 @@ pub async fn create_key(settings: KeySettings) -> Result<CreatedKey, ServerFnErr
 
 #[server(prefix = "/console/fn")]
 pub async fn rotate_key(id: String) -> Result<CreatedKey, ServerFnError> {
+    crate::app::backend::require_admin().await?;
     let state = crate::app::backend::state();
     let rotated = state
         .governance
@@ -63,6 +66,7 @@ pub async fn rotate_key(id: String) -> Result<CreatedKey, ServerFnError> {
 
 #[server(prefix = "/console/fn")]
 pub async fn revoke_key(id: String) -> Result<(), ServerFnError> {
+    crate::app::backend::require_admin().await?;
     let state = crate::app::backend::state();
     if !state
         .governance

@@ -18,6 +18,7 @@ use crate::shared::TesterSetup;
 
 #[server(prefix = "/console/fn")]
 pub async fn get_tester_setup() -> Result<TesterSetup, ServerFnError> {
+    crate::app::backend::require_admin().await?;
     use crate::app::backend;
     use crate::shared::TesterModel;
     let state = backend::state();

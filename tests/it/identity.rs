@@ -1,0 +1,506 @@
+//! JWT callers, against a real OpenID provider (`oidc-provider` from npm, started on a free port
+//! with generated signing keys): tokens it issues with the client credentials grant are accepted
+//! for every key type, the caller acts as its team (models, rpm, budget), and forged, expired,
+//! foreign or unknown-key tokens are refused with a precise reason. Key rotation and an outage of
+//! the provider's key endpoint are covered too.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::*;
+
+const AUDIENCE: &str = "urn:llm-bridge";
+
+/// A running oidc-provider; killed on drop.
+struct OidcProvider {
+    child: Option<Child>,
+    port: u16,
+    issuer: String,
+    /// The signing set's keys: (kid, alg, private PEM, public PEM).
+    keys: Vec<(String, String, String, String)>,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+fn clients() -> Value {
+    json!([
+        {"client_id": "alice", "client_secret": "alice-secret-0123456789", "alg": "RS256",
+         "claims": {"team": "research", "role": "admin"}},
+        {"client_id": "erin", "client_secret": "erin-secret-0123456789", "alg": "ES256",
+         "claims": {"team": "research"}},
+        {"client_id": "eddy", "client_secret": "eddy-secret-0123456789", "alg": "EdDSA",
+         "claims": {"team": "research"}},
+        {"client_id": "tom", "client_secret": "tom-secret-0123456789", "alg": "RS256",
+         "claims": {"team": "thrifty"}},
+        {"client_id": "loner", "client_secret": "loner-secret-0123456789", "alg": "RS256"},
+        {"client_id": "ghost", "client_secret": "ghost-secret-0123456789", "alg": "ES256",
+         "claims": {"team": "no-such-team"}},
+    ])
+}
+
+impl OidcProvider {
+    /// Starts one, or returns None (skipping loudly) when Node.js or the package is missing
+    /// outside CI.
+    async fn start() -> Option<OidcProvider> {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        if !script.join("node_modules/oidc-provider").is_dir() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("tests/oidc/node_modules is missing: run scripts/setup.sh --test");
+            }
+            eprintln!("SKIPPED: oidc-provider is not installed (scripts/setup.sh --test)");
+            return None;
+        }
+        let mut provider = OidcProvider {
+            child: None,
+            port: 0,
+            issuer: String::new(),
+            keys: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+        };
+        provider.spawn(false).await;
+        Some(provider)
+    }
+
+    /// (Re)starts the process on the same port; `rotate` makes a new signing key set.
+    async fn spawn(&mut self, rotate: bool) {
+        let settings = json!({
+            "port": self.port,
+            "keys_file": self.dir.path().join("keys.json"),
+            "rotate": rotate,
+            "audience": AUDIENCE,
+            "clients": clients(),
+        });
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        let mut child = Command::new("node")
+            .arg(script.join("provider.mjs"))
+            .arg(settings.to_string())
+            .current_dir(&script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        tokio::time::timeout(Duration::from_secs(30), out.read_line(&mut line))
+            .await
+            .expect("the OpenID provider starts within 30 s")
+            .unwrap();
+        let started: Value = serde_json::from_str(&line).expect("the provider's first line");
+        self.port = started["port"].as_u64().unwrap() as u16;
+        self.issuer = started["issuer"].as_str().unwrap().to_string();
+        self.keys = started["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let s = |f: &str| k[f].as_str().unwrap().to_string();
+                (s("kid"), s("alg"), s("pem"), s("public_pem"))
+            })
+            .collect();
+        self.child = Some(child);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// An access token (a JWT) for the client, from the provider's token endpoint.
+    async fn token(&self, client: &str, resource: Option<&str>) -> String {
+        let secret = format!("{client}-secret-0123456789");
+        let mut form = vec![("grant_type", "client_credentials"), ("scope", "api")];
+        if let Some(r) = resource {
+            form.push(("resource", r));
+        }
+        let resp = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A token signed with the provider's own key of that algorithm, with any claims.
+    fn mint(&self, alg: &str, claims: Value) -> String {
+        let (kid, _, pem, _) = self.keys.iter().find(|k| k.1 == alg).unwrap();
+        let (algorithm, key) = match alg {
+            "RS256" => (
+                Algorithm::RS256,
+                EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            ),
+            "ES256" => (
+                Algorithm::ES256,
+                EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+            ),
+            _ => (
+                Algorithm::EdDSA,
+                EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+            ),
+        };
+        let mut header = Header::new(algorithm);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    /// Claims a token from this provider would carry, valid for an hour.
+    fn claims(&self, sub: &str, team: &str) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        json!({"iss": self.issuer, "aud": AUDIENCE, "sub": sub, "team": team,
+               "iat": now, "exp": now + 3600})
+    }
+}
+
+async fn gateway_for(provider: &OidcProvider) -> TestGateway {
+    let toml = format!(
+        r#"
+[auth.jwt]
+refresh_gap = "100ms"
+[[auth.jwt.issuers]]
+issuer = "{}"
+audiences = ["{AUDIENCE}"]
+
+[[teams]]
+name = "research"
+models = ["gpt-4o-mini", "text-embedding-3-small"]
+rpm = 6
+
+[[teams]]
+name = "thrifty"
+budget_usd = 0.0000001
+budget_period = "day"
+"#,
+        provider.issuer
+    );
+    let gw = TestGateway::start_locked(&toml).await;
+    // The verifier fetches the keys when it starts; wait for them so the first request needs none.
+    poll_until("the issuer's keys fetched", || async {
+        let token = provider.token("alice", None).await;
+        let resp = chat_with(&gw, &token, "gpt-4o-mini").await;
+        (resp.status() == 200).then_some(())
+    })
+    .await;
+    gw
+}
+
+async fn chat_with(gw: &TestGateway, token: &str, model: &str) -> reqwest::Response {
+    gw.post("/v1/chat/completions")
+        .bearer_auth(token)
+        .json(&hello(model))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The status and the error message of a refused request.
+async fn refusal(resp: reqwest::Response) -> (u16, String, String) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    (
+        status,
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn jwt_callers_act_as_their_team() {
+    let Some(provider) = OidcProvider::start().await else {
+        return;
+    };
+    let gw = gateway_for(&provider).await;
+
+    // One token per key type the provider signs with: RS256, ES256 and EdDSA.
+    for client in ["erin", "eddy"] {
+        let token = provider.token(client, None).await;
+        let resp = chat_with(&gw, &token, "gpt-4o-mini").await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "{client}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+    poll_until("the requests recorded with team and user", || async {
+        let log: Value = gw.master_json("/api/requests").await;
+        let users: Vec<&str> = log
+            .as_array()?
+            .iter()
+            .filter(|r| r["team"] == "research")
+            .filter_map(|r| r["user"].as_str())
+            .collect();
+        (users.contains(&"alice") && users.contains(&"erin") && users.contains(&"eddy"))
+            .then_some(())
+    })
+    .await;
+    let teams: Value = gw.master_json("/api/stats/teams").await;
+    let research = teams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "research")
+        .unwrap_or_else(|| panic!("{teams}"));
+    assert!(research["requests"].as_u64().unwrap() >= 3, "{teams}");
+    let users: Value = gw.master_json("/api/stats/users").await;
+    assert!(users.to_string().contains("\"eddy\""), "{users}");
+
+    // The team's models only.
+    let token = provider.token("erin", None).await;
+    let (status, message, code) = refusal(chat_with(&gw, &token, "gpt-4o").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (403, "model_not_allowed"),
+        "{message}"
+    );
+    assert!(message.contains("team `research`"), "{message}");
+
+    let models: Value = gw
+        .get("/v1/models")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"gpt-4o-mini") && !ids.contains(&"gpt-4o"),
+        "{ids:?}"
+    );
+
+    // A token is for /v1 only; the management API needs the master key.
+    let resp = gw
+        .get("/api/keys")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // No team claim, or a team the gateway does not know: refused, and said why.
+    let token = provider.token("loner", None).await;
+    let (status, _, code) = refusal(chat_with(&gw, &token, "gpt-4o-mini").await).await;
+    assert_eq!((status, code.as_str()), (403, "team_required"));
+    let token = provider.token("ghost", None).await;
+    let (status, message, code) = refusal(chat_with(&gw, &token, "gpt-4o-mini").await).await;
+    assert_eq!((status, code.as_str()), (403, "team_not_found"));
+    assert!(message.contains("no-such-team"), "{message}");
+
+    // The team's rpm (6) is shared by its members, whoever sends.
+    let mut statuses = Vec::new();
+    for client in ["alice", "erin", "eddy", "alice", "erin", "eddy", "alice"] {
+        let token = provider.token(client, None).await;
+        let resp = chat_with(&gw, &token, "gpt-4o-mini").await;
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            let (_, message, _) = refusal(resp).await;
+            assert!(message.contains("your team"), "{message}");
+        }
+    }
+    // Four requests of the team came before (the model refusal counts: it was admitted); the
+    // bucket refills one request every 10 s.
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|&&s| s == 429).count() >= 4,
+        "{statuses:?}"
+    );
+
+    // A team budget: the first request spends it, the next is refused until the day ends.
+    let token = provider.token("tom", None).await;
+    let first = chat_with(&gw, &token, "gpt-4o-mini").await;
+    assert_eq!(first.status(), 200);
+    first.bytes().await.unwrap();
+    let (status, message, code) = poll_until("the team's spend counted", || async {
+        let r = refusal(chat_with(&gw, &token, "gpt-4o-mini").await).await;
+        (r.0 == 429).then_some(r)
+    })
+    .await;
+    assert_eq!((status, code.as_str()), (429, "budget_exceeded"));
+    assert!(message.contains("team `thrifty`"), "{message}");
+}
+
+#[tokio::test]
+async fn forged_expired_and_foreign_tokens_are_refused_with_the_reason() {
+    let Some(provider) = OidcProvider::start().await else {
+        return;
+    };
+    let gw = gateway_for(&provider).await;
+    let now = provider.claims("mallory", "research")["iat"]
+        .as_u64()
+        .unwrap();
+    let refused = |token: String| {
+        let gw = &gw;
+        async move {
+            let (status, message, code) = refusal(chat_with(gw, &token, "gpt-4o-mini").await).await;
+            assert_eq!(
+                (status, code.as_str()),
+                (401, "invalid_api_key"),
+                "{message}"
+            );
+            assert!(!message.contains(&token[..20]), "the token is never echoed");
+            message
+        }
+    };
+
+    // Made by the provider's own keys, for every algorithm: accepted as a baseline.
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        let token = provider.mint(alg, provider.claims("mallory", "research"));
+        assert_eq!(
+            chat_with(&gw, &token, "gpt-4o-mini").await.status(),
+            200,
+            "{alg}"
+        );
+    }
+
+    let mut expired = provider.claims("mallory", "research");
+    expired["exp"] = json!(now - 3600);
+    assert!(
+        refused(provider.mint("RS256", expired))
+            .await
+            .contains("expired")
+    );
+
+    let mut early = provider.claims("mallory", "research");
+    early["nbf"] = json!(now + 3600);
+    assert!(
+        refused(provider.mint("ES256", early))
+            .await
+            .contains("not valid yet")
+    );
+
+    // A real token from the provider, for another audience.
+    let foreign = provider.token("alice", Some("urn:another-service")).await;
+    assert!(refused(foreign).await.contains("aud"));
+
+    let mut elsewhere = provider.claims("mallory", "research");
+    elsewhere["iss"] = json!("https://idp.example.com");
+    assert!(
+        refused(provider.mint("EdDSA", elsewhere))
+            .await
+            .contains("issuer")
+    );
+
+    // A real token with its signature changed.
+    let real = provider.token("alice", None).await;
+    let (body, signature) = real.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{body}.{flipped}{}", &signature[1..]);
+    assert!(refused(forged).await.contains("signature"));
+
+    // Its claims changed (another team), signature kept.
+    let (header, _) = body.split_once('.').unwrap();
+    let b64 = |v: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let tampered = format!(
+        "{header}.{}.{signature}",
+        b64(&provider.claims("alice", "thrifty"))
+    );
+    assert!(refused(tampered).await.contains("signature"));
+
+    // `alg: none`, with and without the key id of a real key.
+    let (rsa_kid, _, _, rsa_public) = provider.keys.iter().find(|k| k.1 == "RS256").unwrap();
+    let claims = b64(&provider.claims("mallory", "research"));
+    for header in [
+        json!({"alg": "none"}),
+        json!({"alg": "none", "kid": rsa_kid}),
+    ] {
+        refused(format!("{}.{claims}.", b64(&header))).await;
+    }
+
+    // HS256 with the RSA public key as the HMAC secret (the classic key-confusion attack).
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(rsa_kid.clone());
+    let confused = jsonwebtoken::encode(
+        &hs,
+        &provider.claims("mallory", "research"),
+        &EncodingKey::from_secret(rsa_public.as_bytes()),
+    )
+    .unwrap();
+    assert!(refused(confused).await.contains("algorithm"));
+
+    // A key id nobody publishes: the gateway asks the provider again, then refuses.
+    let mut stranger = Header::new(Algorithm::RS256);
+    stranger.kid = Some("no-such-key".into());
+    let (_, _, pem, _) = provider.keys.iter().find(|k| k.1 == "RS256").unwrap();
+    let unknown = jsonwebtoken::encode(
+        &stranger,
+        &provider.claims("mallory", "research"),
+        &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert!(refused(unknown).await.contains("no trusted issuer"));
+}
+
+#[tokio::test]
+async fn rotated_keys_are_fetched_and_held_keys_outlive_an_outage() {
+    let Some(mut provider) = OidcProvider::start().await else {
+        return;
+    };
+    let gw = gateway_for(&provider).await;
+    let before = provider.token("erin", None).await;
+
+    // The provider rotates: its tokens now name a key id the gateway has not seen.
+    provider.stop().await;
+    provider.spawn(true).await;
+    let after = provider.token("erin", None).await;
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_ne!(
+        kid(&before),
+        kid(&after),
+        "the provider signs with a new key"
+    );
+    let resp = chat_with(&gw, &after, "gpt-4o-mini").await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // The old key is still published, so tokens made before the rotation still work.
+    assert_eq!(chat_with(&gw, &before, "gpt-4o-mini").await.status(), 200);
+
+    // The provider goes away: the keys held keep working, unknown ones are refused quickly.
+    let minted = provider.mint("ES256", provider.claims("erin", "research"));
+    provider.stop().await;
+    assert_eq!(chat_with(&gw, &after, "gpt-4o-mini").await.status(), 200);
+    assert_eq!(chat_with(&gw, &minted, "gpt-4o-mini").await.status(), 200);
+    let mut stranger = Header::new(Algorithm::ES256);
+    stranger.kid = Some("rotated-away".into());
+    let (_, _, pem, _) = provider.keys.iter().find(|k| k.1 == "ES256").unwrap();
+    let unknown = jsonwebtoken::encode(
+        &stranger,
+        &provider.claims("erin", "research"),
+        &EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (status, _, _) = refusal(chat_with(&gw, &unknown, "gpt-4o-mini").await).await;
+    assert_eq!(status, 401);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(chat_with(&gw, &after, "gpt-4o-mini").await.status(), 200);
+}
