@@ -23,6 +23,34 @@ spawn env $(mock_wiring "http://127.0.0.1:$mock_port") LLM_BRIDGE_SITE_ROOT=targ
 wait_http "http://127.0.0.1:$gw_port/health/ready"
 (cd end2end && BASE_URL="http://127.0.0.1:$gw_port" npx playwright test)
 
+say "console sign-in through a real OpenID provider (Chromium)"
+sso_port=$(free_port)
+idp_port=$(free_port)
+idp_settings=$(cat <<EOF
+{"port": $idp_port,
+ "console": {"client_id": "console", "client_secret": "e2e-console-secret",
+             "redirect_uri": "http://127.0.0.1:$sso_port/login/oidc/callback"},
+ "users": {"ann": {"role": "admin", "name": "Ann"}, "vic": {"role": "viewer", "name": "Vic"},
+           "nora": {"name": "Nora"}}}
+EOF
+)
+spawn node tests/oidc/provider.mjs "$idp_settings" >/dev/null 2>&1
+wait_http "http://127.0.0.1:$idp_port/.well-known/openid-configuration"
+sso_dir=$(mktemp -d)
+cat > "$sso_dir/config.toml" <<EOF
+[auth.oidc]
+issuer = "http://127.0.0.1:$idp_port"
+client_id = "console"
+redirect_url = "http://127.0.0.1:$sso_port/login/oidc/callback"
+name = "Test IdP"
+EOF
+spawn env $(mock_wiring "http://127.0.0.1:$mock_port") LLM_BRIDGE_CONFIG="$sso_dir/config.toml" \
+  LLM_BRIDGE_SITE_ROOT=target/site LLM_BRIDGE_DATA_DIR="$sso_dir" LLM_BRIDGE_LISTEN="127.0.0.1:$sso_port" \
+  LLM_BRIDGE_MASTER_KEY=e2e-master-key-0123456789 LLM_BRIDGE_OIDC_CLIENT_SECRET=e2e-console-secret \
+  OPENAI_API_KEY=sk-e2e-openai RUST_LOG=warn target/release/llm-bridge
+wait_http "http://127.0.0.1:$sso_port/health/ready"
+(cd end2end && SSO_URL="http://127.0.0.1:$sso_port" npx playwright test sso.spec.ts)
+
 say "OpenAI Python SDK against the gateway"
 GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_openai_sdk.py
 

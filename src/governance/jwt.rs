@@ -227,9 +227,15 @@ impl JwtVerifier {
     async fn refresh_unknown(&self) {
         for i in 0..self.issuers.len() {
             let issuer = &self.issuers[i];
+            // An issuer whose keys were never fetched (it was down) is asked again sooner.
+            let gap = if issuer.keys.load().is_empty() {
+                self.config.refresh_gap.min(Duration::from_secs(1))
+            } else {
+                self.config.refresh_gap
+            };
             {
                 let mut asked = issuer.asked.lock().unwrap();
-                if asked.is_some_and(|t| t.elapsed() < self.config.refresh_gap) {
+                if asked.is_some_and(|t| t.elapsed() < gap) {
                     continue;
                 }
                 *asked = Some(Instant::now());

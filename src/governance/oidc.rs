@@ -176,10 +176,12 @@ impl OidcClient {
             .await
             .map_err(|e| format!("the token endpoint: {}", e.without_url()))?;
         let status = response.status();
-        let body: Value = response
-            .json()
+        let body = response
+            .bytes()
             .await
             .map_err(|e| format!("the token endpoint's reply: {}", e.without_url()))?;
+        let body: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("the token endpoint's reply is not JSON: {e}"))?;
         if !status.is_success() {
             let error = body.get("error").and_then(Value::as_str).unwrap_or("?");
             return Err(format!(

@@ -2,7 +2,8 @@
 //! with generated signing keys): tokens it issues with the client credentials grant are accepted
 //! for every key type, the caller acts as its team (models, rpm, budget), and forged, expired,
 //! foreign or unknown-key tokens are refused with a precise reason. Key rotation and an outage of
-//! the provider's key endpoint are covered too.
+//! the provider's key endpoint are covered too. Console sign-in goes through the provider's login
+//! and consent pages with the authorization code flow; roles decide what the session may do.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::process::{Child, Command};
 use crate::support::*;
 
 const AUDIENCE: &str = "urn:llm-bridge";
+const CONSOLE_SECRET: &str = "console-secret-0123456789";
 
 /// A running oidc-provider; killed on drop.
 struct OidcProvider {
@@ -25,6 +27,8 @@ struct OidcProvider {
     keys: Vec<(String, String, String, String)>,
     dir: tempfile::TempDir,
     http: reqwest::Client,
+    /// The console client's redirect URI, when it signs users in.
+    console: Option<String>,
 }
 
 fn clients() -> Value {
@@ -47,6 +51,11 @@ impl OidcProvider {
     /// Starts one, or returns None (skipping loudly) when Node.js or the package is missing
     /// outside CI.
     async fn start() -> Option<OidcProvider> {
+        Self::start_for(None).await
+    }
+
+    /// One that also signs console users in, sending them back to `redirect_uri`.
+    async fn start_for(console: Option<String>) -> Option<OidcProvider> {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         if !script.join("node_modules/oidc-provider").is_dir() {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -62,6 +71,7 @@ impl OidcProvider {
             keys: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
             http: reqwest::Client::new(),
+            console,
         };
         provider.spawn(false).await;
         Some(provider)
@@ -75,6 +85,10 @@ impl OidcProvider {
             "rotate": rotate,
             "audience": AUDIENCE,
             "clients": clients(),
+            "console": self.console.as_ref().map(|uri| json!({
+                "client_id": "console", "client_secret": CONSOLE_SECRET, "redirect_uri": uri,
+            })),
+            "users": {"ann": {"role": "admin"}, "vic": {"role": "viewer"}, "nora": {}},
         });
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         let mut child = Command::new("node")
@@ -93,6 +107,8 @@ impl OidcProvider {
             .expect("the OpenID provider starts within 30 s")
             .unwrap();
         let started: Value = serde_json::from_str(&line).expect("the provider's first line");
+        // It goes on writing notes to stdout: keep reading, or its writes fail and it stops.
+        tokio::spawn(async move { tokio::io::copy(&mut out, &mut tokio::io::sink()).await });
         self.port = started["port"].as_u64().unwrap() as u16;
         self.issuer = started["issuer"].as_str().unwrap().to_string();
         self.keys = started["keys"]
@@ -503,4 +519,222 @@ async fn rotated_keys_are_fetched_and_held_keys_outlive_an_outage() {
     assert_eq!(status, 401);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(chat_with(&gw, &after, "gpt-4o-mini").await.status(), 200);
+}
+
+/// A browser without JavaScript: follows redirects itself and keeps cookies by name (the gateway's
+/// and the provider's names differ; both run on 127.0.0.1).
+struct Browser {
+    http: reqwest::Client,
+    cookies: std::collections::HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let resp = request
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        for set in resp.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty()
+                || attributes.contains("Max-Age=0")
+                || attributes.contains("max-age=0")
+            {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        Page {
+            status: resp.status().as_u16(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string()),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        let request = self.http.get(url);
+        self.send(request).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(url).form(form);
+        self.send(request).await
+    }
+
+    /// Signs in as `login` through the provider's pages; the gateway's answer to the callback.
+    async fn sign_in(&mut self, gateway: &str, login: &str) -> Page {
+        let mut url = format!("{gateway}/login/oidc");
+        for _ in 0..12 {
+            let page = self.get(&url).await;
+            let next = if url.starts_with(&format!("{gateway}/login/oidc/callback")) {
+                return page;
+            } else if let Some(location) = &page.location {
+                location.clone()
+            } else {
+                let action = page
+                    .body
+                    .split("action=\"")
+                    .nth(1)
+                    .and_then(|a| a.split('"').next())
+                    .unwrap_or_else(|| panic!("a form at {url}: {}", page.body));
+                let action = reqwest::Url::parse(&url).unwrap().join(action).unwrap();
+                let answer = if page.body.contains("name=\"login\"") {
+                    self.post(
+                        action.as_str(),
+                        &[("prompt", "login"), ("login", login), ("password", "any")],
+                    )
+                    .await
+                } else {
+                    self.post(action.as_str(), &[("prompt", "consent")]).await
+                };
+                answer
+                    .location
+                    .expect("the provider redirects after a form")
+            };
+            url = reqwest::Url::parse(&url)
+                .unwrap()
+                .join(&next)
+                .unwrap()
+                .to_string();
+        }
+        panic!("the sign-in did not come back to the gateway");
+    }
+}
+
+#[tokio::test]
+async fn console_users_sign_in_through_the_provider_with_their_role() {
+    let port = free_port();
+    let gateway = format!("http://127.0.0.1:{port}");
+    let Some(provider) =
+        OidcProvider::start_for(Some(format!("{gateway}/login/oidc/callback"))).await
+    else {
+        return;
+    };
+    let toml = format!(
+        "[auth.oidc]\nissuer = \"{}\"\nclient_id = \"console\"\nredirect_url = \"{gateway}/login/oidc/callback\"\nname = \"Test <IdP>\"\n",
+        provider.issuer
+    );
+    let mock = llm_bridge_mock::MockUpstream::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let file = data_dir.path().join("config.toml");
+    std::fs::write(&file, toml).unwrap();
+    let mut env = mock_env(&mock);
+    env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
+    env.insert(
+        "LLM_BRIDGE_OIDC_CLIENT_SECRET".into(),
+        CONSOLE_SECRET.into(),
+    );
+    let cli = llm_bridge::config::CliOverrides {
+        config_file: Some(file),
+        ..Default::default()
+    };
+    let (config, _) = llm_bridge::config::Config::load(&cli, &env).unwrap();
+    let gw = TestGateway::serve_at(config, mock, data_dir, &format!("127.0.0.1:{port}")).await;
+
+    // The login page offers the provider, its name escaped.
+    let login = gw.get("/login").send().await.unwrap().text().await.unwrap();
+    assert!(login.contains("Sign in with Test &lt;IdP&gt;"), "{login}");
+
+    // An admin: the session opens every page and server function.
+    let mut ann = Browser::new();
+    let back = ann.sign_in(&gateway, "ann").await;
+    assert_eq!(
+        (back.status, back.location.as_deref()),
+        (303, Some("/")),
+        "{}",
+        back.body
+    );
+    assert!(ann.cookies.contains_key("llmb_session"));
+    assert!(
+        !ann.cookies.contains_key("llmb_oidc"),
+        "the sign-in cookie is cleared"
+    );
+    assert_eq!(ann.get(&format!("{gateway}/keys")).await.status, 200);
+    let keys = ann
+        .post(&format!("{gateway}/console/fn/get_keys"), &[])
+        .await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+
+    // A viewer: dashboards yes; the Keys page, its server functions and the API no.
+    let mut vic = Browser::new();
+    assert_eq!(vic.sign_in(&gateway, "vic").await.status, 303);
+    assert_eq!(vic.get(&format!("{gateway}/")).await.status, 200);
+    assert_eq!(vic.get(&format!("{gateway}/requests")).await.status, 200);
+    let page = vic.get(&format!("{gateway}/keys")).await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("your role is viewer"));
+    let keys = vic
+        .post(&format!("{gateway}/console/fn/get_keys"), &[])
+        .await;
+    assert!(
+        keys.status >= 400 && keys.body.contains("viewer"),
+        "{} {}",
+        keys.status,
+        keys.body
+    );
+    let api = vic.get(&format!("{gateway}/api/keys")).await;
+    assert_eq!(api.status, 403, "{}", api.body);
+
+    // No role from the provider: no session.
+    let mut nora = Browser::new();
+    let back = nora.sign_in(&gateway, "nora").await;
+    assert_eq!(back.status, 401);
+    assert!(!nora.cookies.contains_key("llmb_session"));
+
+    // A callback this browser did not start, or whose state or cookie was changed, is refused.
+    let mut eve = Browser::new();
+    let callback = format!("{gateway}/login/oidc/callback?code=abc&state=xyz");
+    let page = eve.get(&callback).await;
+    assert_eq!(page.status, 401);
+    assert!(
+        page.body.contains("expired or was started elsewhere"),
+        "{}",
+        page.body
+    );
+    eve.get(&format!("{gateway}/login/oidc")).await;
+    let page = eve.get(&callback).await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("does not match"), "{}", page.body);
+    eve.get(&format!("{gateway}/login/oidc")).await;
+    let cookie = eve.cookies.get_mut("llmb_oidc").unwrap();
+    let forged = format!("{}0", &cookie[..cookie.len() - 1]);
+    *cookie = forged;
+    let page = eve.get(&callback).await;
+    assert!(
+        page.body.contains("expired or was started elsewhere"),
+        "{}",
+        page.body
+    );
+    assert!(!eve.cookies.contains_key("llmb_session"));
 }

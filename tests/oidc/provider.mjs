@@ -4,12 +4,16 @@
 //
 // Settings: { "port": 0, "keys_file": "path", "rotate": false, "audience": "urn:llm-bridge",
 //             "clients": [{ "client_id", "client_secret", "alg": "RS256|ES256|EdDSA",
-//                           "claims": { "team": "...", "role": "..." } }] }
+//                           "claims": { "team": "...", "role": "..." } }],
+//             "console": { "client_id", "client_secret", "redirect_uri" },
+//             "users": { "<login>": { "role": "admin", "name": "..." } } }
 //
 // The signing keys (one RS256, one ES256, one EdDSA key) are generated on the first start and kept in
 // `keys_file`; `rotate` generates a new set that signs from now on, and publishes the old set after
 // it. Clients get JWT access tokens with the client credentials grant, for the audience asked for
-// with a resource indicator (RFC 8707), carrying the client's `claims`.
+// with a resource indicator (RFC 8707), carrying the client's `claims`. With `console`, that client
+// signs users in with the authorization code flow through the provider's development login page
+// (any password); the ID token carries the user's `users` claims (`role`, `name`).
 //
 // Once listening it prints one JSON line: { "issuer", "port", "keys": [{ "kid", "alg", "pem",
 // "public_pem" }] }: the keys of the set that signs, private in PKCS#8 PEM and public in SPKI PEM, so
@@ -23,6 +27,8 @@ import Provider from 'oidc-provider';
 const settings = JSON.parse(process.argv[2] ?? '{}');
 const audience = settings.audience ?? 'urn:llm-bridge';
 const clients = settings.clients ?? [];
+const users = settings.users ?? {};
+const console_ = settings.console;
 
 async function keySet() {
   const set = [];
@@ -48,17 +54,32 @@ const issuer = `http://127.0.0.1:${port}`;
 
 const byId = new Map(clients.map((c) => [c.client_id, c]));
 const provider = new Provider(issuer, {
-  clients: clients.map((c) => ({
-    client_id: c.client_id,
-    client_secret: c.client_secret,
-    grant_types: ['client_credentials'],
-    redirect_uris: [],
-    response_types: [],
-  })),
+  clients: [
+    ...clients.map((c) => ({
+      client_id: c.client_id,
+      client_secret: c.client_secret,
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+    })),
+    ...(console_ ? [{
+      client_id: console_.client_id,
+      client_secret: console_.client_secret,
+      grant_types: ['authorization_code'],
+      redirect_uris: [console_.redirect_uri],
+      response_types: ['code'],
+    }] : []),
+  ],
+  findAccount: (ctx, id) => ({
+    accountId: id,
+    claims: () => ({ sub: id, ...(users[id] ?? {}) }),
+  }),
+  claims: { openid: ['sub'], profile: ['name', 'role'] },
+  conformIdTokenClaims: false,
   jwks: { keys: sets.flat() },
   features: {
     clientCredentials: { enabled: true },
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(console_) },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => audience,

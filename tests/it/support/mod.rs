@@ -112,11 +112,22 @@ impl TestGateway {
         mock: MockUpstream,
         data_dir: tempfile::TempDir,
     ) -> TestGateway {
+        Self::serve_at(config, mock, data_dir, "127.0.0.1:0").await
+    }
+
+    /// Serves on the given address (a free port chosen beforehand, when the URL must be known
+    /// before the gateway starts).
+    pub async fn serve_at(
+        config: Config,
+        mock: MockUpstream,
+        data_dir: tempfile::TempDir,
+        addr: &str,
+    ) -> TestGateway {
         let state = llm_bridge::server::build_state(config)
             .await
             .expect("gateway state");
         let app = llm_bridge::server::router(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let limits =
             llm_bridge::server::connections::ConnectionLimits::from_config(&state.config().server);

@@ -7,7 +7,7 @@ use crate::shared::{CreatedKey, KeySettings};
 
 use super::KeyRow;
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", endpoint = "get_keys")]
 pub async fn get_keys() -> Result<Vec<KeyRow>, ServerFnError> {
     crate::app::backend::require_admin().await?;
     use crate::app::backend;
@@ -35,7 +35,7 @@ pub async fn get_keys() -> Result<Vec<KeyRow>, ServerFnError> {
         .collect())
 }
 
-#[server(prefix = "/console/fn", input = Json)]
+#[server(prefix = "/console/fn", endpoint = "create_key", input = Json)]
 pub async fn create_key(settings: KeySettings) -> Result<CreatedKey, ServerFnError> {
     crate::app::backend::require_admin().await?;
     let state = crate::app::backend::state();
