@@ -16,13 +16,13 @@ use tokio::process::{Child, Command};
 use crate::support::*;
 
 const AUDIENCE: &str = "urn:llm-bridge";
-const CONSOLE_SECRET: &str = "console-secret-0123456789";
+pub const CONSOLE_SECRET: &str = "console-secret-0123456789";
 
 /// A running oidc-provider; killed on drop.
-struct OidcProvider {
+pub struct OidcProvider {
     child: Option<Child>,
     port: u16,
-    issuer: String,
+    pub issuer: String,
     /// The signing set's keys: (kid, alg, private PEM, public PEM).
     keys: Vec<(String, String, String, String)>,
     dir: tempfile::TempDir,
@@ -55,7 +55,7 @@ impl OidcProvider {
     }
 
     /// One that also signs console users in, sending them back to `redirect_uri`.
-    async fn start_for(console: Option<String>) -> Option<OidcProvider> {
+    pub async fn start_for(console: Option<String>) -> Option<OidcProvider> {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         if !script.join("node_modules/oidc-provider").is_dir() {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -130,7 +130,7 @@ impl OidcProvider {
     }
 
     /// An access token (a JWT) for the client, from the provider's token endpoint.
-    async fn token(&self, client: &str, resource: Option<&str>) -> String {
+    pub async fn token(&self, client: &str, resource: Option<&str>) -> String {
         let secret = format!("{client}-secret-0123456789");
         let mut form = vec![("grant_type", "client_credentials"), ("scope", "api")];
         if let Some(r) = resource {
@@ -151,7 +151,7 @@ impl OidcProvider {
     }
 
     /// A token signed with the provider's own key of that algorithm, with any claims.
-    fn mint(&self, alg: &str, claims: Value) -> String {
+    pub fn mint(&self, alg: &str, claims: Value) -> String {
         let (kid, _, pem, _) = self.keys.iter().find(|k| k.1 == alg).unwrap();
         let (algorithm, key) = match alg {
             "RS256" => (
@@ -173,7 +173,7 @@ impl OidcProvider {
     }
 
     /// Claims a token from this provider would carry, valid for an hour.
-    fn claims(&self, sub: &str, team: &str) -> Value {
+    pub fn claims(&self, sub: &str, team: &str) -> Value {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -523,19 +523,19 @@ async fn rotated_keys_are_fetched_and_held_keys_outlive_an_outage() {
 
 /// A browser without JavaScript: follows redirects itself and keeps cookies by name (the gateway's
 /// and the provider's names differ; both run on 127.0.0.1).
-struct Browser {
+pub struct Browser {
     http: reqwest::Client,
-    cookies: std::collections::HashMap<String, String>,
+    pub cookies: std::collections::HashMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
 }
 
 impl Browser {
-    fn new() -> Browser {
+    pub fn new() -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -582,18 +582,18 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, url: &str) -> Page {
+    pub async fn get(&mut self, url: &str) -> Page {
         let request = self.http.get(url);
         self.send(request).await
     }
 
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
         let request = self.http.post(url).form(form);
         self.send(request).await
     }
 
     /// Signs in as `login` through the provider's pages; the gateway's answer to the callback.
-    async fn sign_in(&mut self, gateway: &str, login: &str) -> Page {
+    pub async fn sign_in(&mut self, gateway: &str, login: &str) -> Page {
         let mut url = format!("{gateway}/login/oidc");
         for _ in 0..12 {
             let page = self.get(&url).await;

@@ -1,7 +1,10 @@
 //! A whole gateway session — keys created, rotated and revoked, good and failing requests, streams,
-//! embeddings, every console page, the API, `/metrics` — and not one secret in any page, response,
-//! header, metric or log line (debug logging on).
+//! embeddings, JWT callers (good, expired and forged tokens), console sign-in through an OpenID
+//! provider, every console page, the API, `/metrics` — and not one secret in any page, response,
+//! header, metric or log line (debug logging on): provider keys, the master key, virtual keys,
+//! tokens, the OpenID client secret; nor a session cookie anywhere but the reply that set it.
 
+use crate::identity::{Browser, CONSOLE_SECRET, OidcProvider};
 use crate::support::*;
 use llm_bridge_mock::MockUpstream;
 use serde_json::{Value, json};
@@ -30,12 +33,42 @@ impl Transcript {
 async fn no_secret_appears_anywhere_in_a_full_session() {
     let mock = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let callback = format!("http://127.0.0.1:{port}/login/oidc/callback");
+    let Some(provider) = OidcProvider::start_for(Some(callback.clone())).await else {
+        return;
+    };
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[auth.jwt]
+[[auth.jwt.issuers]]
+issuer = "{issuer}"
+audiences = ["urn:llm-bridge"]
+
+[auth.oidc]
+issuer = "{issuer}"
+client_id = "console"
+redirect_url = "{callback}"
+
+[[teams]]
+name = "research"
+"#,
+            issuer = provider.issuer
+        ),
+    )
+    .unwrap();
     let mut env: Vec<(&str, String)> = mock_env(&mock)
         .into_iter()
         .map(|(k, v)| (&*Box::leak(k.into_boxed_str()), v))
         .collect();
     env.push(("LLM_BRIDGE_MASTER_KEY", MASTER.to_string()));
     env.push(("RUST_LOG", "debug".to_string()));
+    env.push(("LLM_BRIDGE_CONFIG", config.display().to_string()));
+    env.push(("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{port}")));
+    env.push(("LLM_BRIDGE_OIDC_CLIENT_SECRET", CONSOLE_SECRET.to_string()));
     let gw = Running::start(dir.path(), &env).await;
     let url = gw.url.clone();
     let http = reqwest::Client::builder()
@@ -161,6 +194,27 @@ async fn no_secret_appears_anywhere_in_a_full_session() {
         .unwrap();
     seen.keep("embeddings", emb).await;
 
+    // JWT callers: a token from the provider, one expired, one with its signature changed.
+    let token = provider.token("erin", None).await;
+    let mut expired = provider.claims("erin", "research");
+    expired["exp"] = json!(1);
+    let expired = provider.mint("ES256", expired);
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    for (what, jwt, status) in [
+        ("jwt", &token, 200),
+        ("expired jwt", &expired, 401),
+        ("forged jwt", &forged, 401),
+    ] {
+        let (got, _) = seen
+            .keep(
+                what,
+                chat(jwt.clone(), msg("gpt-4o-mini", true)).await.unwrap(),
+            )
+            .await;
+        assert_eq!(got, status, "{what}");
+    }
+    key_secrets.extend([token, expired, forged]);
+
     // The API and metrics.
     for path in [
         "/v1/models",
@@ -218,6 +272,22 @@ async fn no_secret_appears_anywhere_in_a_full_session() {
         let (status, _) = seen.keep(path, resp).await;
         assert_eq!(status, 200, "{path}");
     }
+    // Console sessions through the OpenID provider: an admin and a viewer.
+    let mut session_cookies = vec![cookie.split_once('=').unwrap().1.to_string()];
+    for (login, pages) in [
+        ("ann", &["/", "/keys", "/system"][..]),
+        ("vic", &["/", "/requests", "/keys"][..]),
+    ] {
+        let mut browser = Browser::new();
+        let back = browser.sign_in(&url, login).await;
+        assert_eq!(back.status, 303, "{login}: {}", back.body);
+        for path in pages {
+            let page = browser.get(&format!("{url}{path}")).await;
+            seen.0.push((format!("{login} {path}"), page.body));
+        }
+        session_cookies.push(browser.cookies["llmb_session"].clone());
+    }
+
     let wrong_login = http
         .post(format!("{url}/login"))
         .form(&[("key", "mk-not-the-master-key-000")])
@@ -249,7 +319,17 @@ async fn no_secret_appears_anywhere_in_a_full_session() {
 
     let mut secrets: Vec<String> = ALL_KEYS.iter().map(|k| k.to_string()).collect();
     secrets.push(MASTER.to_string());
+    secrets.push(CONSOLE_SECRET.to_string());
     secrets.extend(key_secrets);
+    // The replies that set a session cookie carry it by design (`login`); nothing else may.
+    for (what, text) in seen.0.iter().filter(|(what, _)| what != "login") {
+        for cookie in &session_cookies {
+            assert!(
+                !text.contains(cookie.as_str()),
+                "a session cookie appears in {what}"
+            );
+        }
+    }
     for (what, text) in &seen.0 {
         for secret in &secrets {
             assert!(

@@ -395,10 +395,14 @@ pub struct Running {
 
 impl Running {
     pub async fn start(data_dir: &std::path::Path, extra_env: &[(&str, String)]) -> Running {
-        let port = free_port();
+        // A listen address in `extra_env` wins (a URL the test had to know beforehand).
+        let listen = extra_env
+            .iter()
+            .find(|(k, _)| *k == "LLM_BRIDGE_LISTEN")
+            .map_or_else(|| format!("127.0.0.1:{}", free_port()), |(_, v)| v.clone());
         let log_file = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = bare_command();
-        cmd.env("LLM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        cmd.env("LLM_BRIDGE_LISTEN", &listen)
             .env("LLM_BRIDGE_DATA_DIR", data_dir)
             .env("LLM_BRIDGE_STATS_FLUSH_INTERVAL", "50ms")
             .stdout(Stdio::null())
@@ -407,7 +411,7 @@ impl Running {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start llm-bridge");
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("http://{listen}");
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if client
@@ -425,7 +429,8 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         let _ = child_kill(child);
-        panic!("llm-bridge did not start");
+        let log = std::fs::read_to_string(log_file.path()).unwrap_or_default();
+        panic!("llm-bridge did not start; its log:\n{log}");
     }
 
     pub fn terminate(&self) {
