@@ -738,3 +738,124 @@ async fn console_users_sign_in_through_the_provider_with_their_role() {
     );
     assert!(!eve.cookies.contains_key("llmb_session"));
 }
+
+/// Three gateway processes on one Redis: the team's rpm is one limit across them, and its budget,
+/// spent on one replica, is refused on the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_budget_and_rpm_hold_across_three_replicas() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let Some(provider) = OidcProvider::start().await else {
+        return;
+    };
+    let mock = llm_bridge_mock::MockUpstream::start().await;
+    const RPM: u64 = 30;
+    let mut gws = Vec::new();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"{}\"\naudiences = [\"{AUDIENCE}\"]\n\n\
+                 [[teams]]\nname = \"research\"\nrpm = {RPM}\n\n\
+                 [[teams]]\nname = \"thrifty\"\nbudget_usd = 0.000001\nbudget_period = \"month\"\n",
+                provider.issuer
+            ),
+        )
+        .unwrap();
+        let env = [
+            ("REDIS_URL", redis.url()),
+            ("LLM_BRIDGE_MASTER_KEY", MASTER.to_string()),
+            ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+            ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+            ("LLM_BRIDGE_CONFIG", config.display().to_string()),
+        ];
+        let gw = Running::start(dir.path(), &env).await;
+        gws.push((gw, dir));
+    }
+    let urls: Vec<String> = gws.iter().map(|(g, _)| g.url.clone()).collect();
+    let http = reqwest::Client::new();
+    let client = http.clone();
+    let chat = move |url: String, token: String| {
+        let http = client.clone();
+        async move {
+            http.post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(token)
+                .json(&hello("gpt-4o-mini"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Every replica has the provider's keys before the count starts (a refused token is not
+    // admitted, so it does not count).
+    let tokens = [
+        provider.token("alice", None).await,
+        provider.token("erin", None).await,
+        provider.token("eddy", None).await,
+    ];
+    for url in &urls {
+        poll_until("the replica holds the issuer's keys", || {
+            let (url, token) = (url.clone(), tokens[0].clone());
+            let http = http.clone();
+            async move {
+                let status = http
+                    .get(format!("{url}/v1/models"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                (status == 200).then_some(())
+            }
+        })
+        .await;
+    }
+
+    // Three members, each on its own replica, twice the team's rpm between them.
+    let mut tasks = Vec::new();
+    for (url, token) in urls.iter().zip(&tokens) {
+        let (url, token) = (url.clone(), token.clone());
+        let chat = chat.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..(2 * RPM / 3) {
+                match chat(url.clone(), token.clone()).await {
+                    200 => ok += 1,
+                    429 => {}
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+            ok
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += t.await.unwrap();
+    }
+    // The bucket refills one request every 2 s while the requests run (well under a second).
+    assert!(
+        (RPM..=RPM + 1).contains(&admitted),
+        "{admitted} admitted for a team rpm of {RPM}"
+    );
+
+    // The thrifty team spends its budget on the first replica; the others refuse it soon after.
+    let tom = provider.token("tom", None).await;
+    assert_eq!(chat(urls[0].clone(), tom.clone()).await, 200);
+    for url in &urls[1..] {
+        let status = poll_until("the other replica sees the team's spend", || {
+            let (url, tom) = (url.clone(), tom.clone());
+            let chat = chat.clone();
+            async move {
+                let status = chat(url, tom).await;
+                (status == 429).then_some(status)
+            }
+        })
+        .await;
+        assert_eq!(status, 429);
+    }
+}
