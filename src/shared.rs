@@ -326,6 +326,9 @@ pub struct KeySettings {
     pub budget_period: BudgetPeriod,
     /// Unix seconds after which the key stops working.
     pub expires_at: Option<u64>,
+    /// The team the key belongs to: the team's models, limits and budget apply too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ pub mod models;
 pub mod openapi;
 mod responses;
 mod stats;
+mod teams;
 mod v1;
 
 use axum::Router;
@@ -57,6 +58,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/keys", get(keys::list).post(keys::create))
         .route("/api/keys/{id}", get(keys::get_one).delete(keys::revoke))
         .route("/api/keys/{id}/rotate", post(keys::rotate))
+        .route("/api/teams", get(teams::list).post(teams::create))
+        .route(
+            "/api/teams/{name}",
+            get(teams::get_one).put(teams::update).delete(teams::delete),
+        )
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/{*rest}", any(hardening::unknown_route))

@@ -31,6 +31,11 @@ use utoipa::OpenApi;
         super::keys::get_one,
         super::keys::rotate,
         super::keys::revoke,
+        super::teams::list,
+        super::teams::get_one,
+        super::teams::create,
+        super::teams::update,
+        super::teams::delete,
     ),
     components(schemas(crate::providers::openai_types::ChatChunk))
 )]

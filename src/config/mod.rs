@@ -40,7 +40,7 @@ pub use self::routing::{CircuitConfig, ModelRouting, RoutingConfig, Strategy};
 pub use self::secret::{MASK, Secret};
 pub use self::server::ServerConfig;
 pub use self::store::StoreConfig;
-pub use self::teams::TeamConfig;
+pub use self::teams::{TeamConfig, validate_team};
 
 /// Every environment variable the gateway reads besides the providers' (see [`known_env_vars`]).
 pub const ENV_VARS: &[&str] = &[

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod limiter;
 pub mod oidc;
 pub mod period;
+pub mod teams;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -66,7 +67,7 @@ pub struct Governance {
     pub keys: Arc<KeyRing>,
     limiter: Limiter,
     limits: ArcSwap<LimitsConfig>,
-    teams: ArcSwap<Vec<Arc<TeamConfig>>>,
+    pub teams: Arc<teams::TeamBook>,
 }
 
 /// A request let in: what to settle when it finishes, and the rate-limit headers for the reply.
@@ -91,13 +92,13 @@ impl Governance {
     ) -> Result<Arc<Governance>, String> {
         let keys = Arc::new(KeyRing::open(data_dir, redis.clone()).await?);
         keys.spawn_refresh();
+        let teams = teams::TeamBook::open(data_dir, redis.clone(), teams).await?;
         let governance = Arc::new(Governance {
             keys,
             limiter: Limiter::new(redis),
             limits: ArcSwap::from_pointee(limits),
-            teams: ArcSwap::from_pointee(Vec::new()),
+            teams,
         });
-        governance.set_teams(teams);
         let weak = Arc::downgrade(&governance);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -117,12 +118,11 @@ impl Governance {
 
     /// The teams from a (re)loaded configuration.
     pub fn set_teams(&self, teams: &[TeamConfig]) {
-        self.teams
-            .store(Arc::new(teams.iter().cloned().map(Arc::new).collect()));
+        self.teams.set_configured(teams);
     }
 
     pub fn team(&self, name: &str) -> Option<Arc<TeamConfig>> {
-        self.teams.load().iter().find(|t| t.name == name).cloned()
+        self.teams.get(name)
     }
 
     /// The team a JWT caller names, or why it may not go on.
@@ -135,10 +135,13 @@ impl Governance {
             ))
         };
         let Some(name) = &caller.team else {
-            return Err(refused(
-                "The token names no team; the identity provider must add the team claim.".into(),
-                "team_required",
-            ));
+            return self.teams.of_member(&caller.user).ok_or_else(|| {
+                refused(
+                    "The token names no team and no team lists its user; the identity provider must add the team claim."
+                        .into(),
+                    "team_required",
+                )
+            });
         };
         self.team(name).ok_or_else(|| {
             refused(
@@ -263,6 +266,23 @@ impl Governance {
                 Some(self.team_of(jwt).map_err(|r| *r)?),
                 Some(jwt.user.clone()),
             ),
+            Caller::Key(k) => match &k.settings.team {
+                Some(name) => (
+                    Some(self.team(name).ok_or_else(|| {
+                        crate::stats::metrics::observe_refusal("team");
+                        Rejection::error(
+                            ApiError::new(
+                                StatusCode::FORBIDDEN,
+                                "invalid_request_error",
+                                format!("The key's team `{name}` does not exist (any more)."),
+                            )
+                            .with_code("team_not_found"),
+                        )
+                    })?),
+                    None,
+                ),
+                None => (None, None),
+            },
             _ => (None, None),
         };
         if let Some(t) = &team {
@@ -364,7 +384,7 @@ impl Governance {
 }
 
 /// The team's entry in the spend book (beside the virtual keys' ids, which never contain `:`).
-fn team_spender(name: &str) -> String {
+pub fn team_spender(name: &str) -> String {
     format!("team:{name}")
 }
 

@@ -858,4 +858,148 @@ async fn a_team_budget_and_rpm_hold_across_three_replicas() {
         .await;
         assert_eq!(status, 429);
     }
+
+    // A team created on one replica serves on the others within about a second.
+    let loner = provider.token("loner", None).await;
+    assert_eq!(chat(urls[2].clone(), loner.clone()).await, 403);
+    let created = http
+        .post(format!("{}/api/teams", urls[0]))
+        .bearer_auth(MASTER)
+        .json(&json!({"name": "ops", "members": ["loner"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    for url in &urls[1..] {
+        poll_until("the other replica knows the new team", || {
+            let (url, loner) = (url.clone(), loner.clone());
+            let chat = chat.clone();
+            async move { (chat(url, loner).await == 200).then_some(()) }
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn teams_are_managed_through_the_api_and_bind_members_and_keys() {
+    let Some(provider) = OidcProvider::start().await else {
+        return;
+    };
+    let gw = gateway_for(&provider).await;
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = gw
+            .http
+            .request(method, format!("{}{path}", gw.url))
+            .bearer_auth(MASTER);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    use reqwest::Method;
+
+    // The configured teams are listed, marked as such, and cannot be changed here.
+    let (status, list) = send(Method::GET, "/api/teams", None).await;
+    assert_eq!(status, 200);
+    let research = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "research")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(research["source"], "config");
+    let (status, err) = send(
+        Method::POST,
+        "/api/teams",
+        Some(json!({"name": "research"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (409, &json!("team_in_configuration"))
+    );
+    let (status, _) = send(Method::DELETE, "/api/teams/research", None).await;
+    assert_eq!(status, 409);
+
+    // Bad input gets a clear error.
+    let (status, err) = send(Method::POST, "/api/teams", Some(json!({"name": "a b"}))).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("name"),
+        "{err}"
+    );
+    let (status, _) = send(
+        Method::POST,
+        "/api/teams",
+        Some(json!({"name": "x", "rpm": 0})),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // A team made here: a token that names no team acts as the team listing its user.
+    let loner = provider.token("loner", None).await;
+    assert_eq!(chat_with(&gw, &loner, "gpt-4o-mini").await.status(), 403);
+    let (status, created) = send(
+        Method::POST,
+        "/api/teams",
+        Some(json!({"name": "platform", "members": ["loner"], "models": ["gpt-4o-mini"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["source"], "api");
+    let (status, _) = send(
+        Method::POST,
+        "/api/teams",
+        Some(json!({"name": "platform"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(chat_with(&gw, &loner, "gpt-4o-mini").await.status(), 200);
+    assert_eq!(chat_with(&gw, &loner, "gpt-4o").await.status(), 403);
+
+    // A virtual key in the team: the team's models apply to it, and its requests count for it.
+    let (status, key) = send(
+        Method::POST,
+        "/api/keys",
+        Some(json!({"name": "ci", "team": "platform"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap().to_string();
+    assert_eq!(chat_with(&gw, &secret, "gpt-4o").await.status(), 403);
+    assert_eq!(chat_with(&gw, &secret, "gpt-4o-mini").await.status(), 200);
+    poll_until("the key's request recorded for its team", || async {
+        let log: Value = gw.master_json("/api/requests").await;
+        log.as_array()?
+            .iter()
+            .any(|r| r["team"] == "platform" && r["client_key"] == key["id"])
+            .then_some(())
+    })
+    .await;
+
+    // Changed: all models; then deleted: the member and the key are refused again.
+    let (status, changed) = send(
+        Method::PUT,
+        "/api/teams/platform",
+        Some(json!({"name": "platform", "members": ["loner"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(chat_with(&gw, &secret, "gpt-4o").await.status(), 200);
+    let file = std::fs::read_to_string(gw.data_dir.path().join("teams.json")).unwrap();
+    assert!(
+        file.contains("platform") && file.contains("loner"),
+        "{file}"
+    );
+    let (status, _) = send(Method::DELETE, "/api/teams/platform", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = send(Method::GET, "/api/teams/platform", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(chat_with(&gw, &loner, "gpt-4o-mini").await.status(), 403);
+    let (status, _, code) = refusal(chat_with(&gw, &secret, "gpt-4o-mini").await).await;
+    assert_eq!((status, code.as_str()), (403, "team_not_found"));
 }

@@ -443,6 +443,10 @@ fn validate(mut s: KeySettings) -> Result<KeySettings, String> {
     {
         return Err("`expires_at` is in the past".into());
     }
+    s.team = s.team.filter(|t| !t.trim().is_empty());
+    if s.team.as_ref().is_some_and(|t| t.len() > 64) {
+        return Err("`team` must be a team's name".into());
+    }
     Ok(s)
 }
 

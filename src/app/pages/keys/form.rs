@@ -59,6 +59,8 @@ impl Draft {
             budget_period: self.period.get_untracked(),
             expires_at: expiry(&self.expires.get_untracked())
                 .ok_or("The expiry must be a date (YYYY-MM-DD).")?,
+            // Teams are given to keys through /api/keys.
+            team: None,
         })
     }
 }
