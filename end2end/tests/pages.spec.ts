@@ -71,7 +71,7 @@ test("every page is server-rendered with its data", async ({ page, request }) =>
 });
 
 test("the page routes answer and unknown ones are 404", async ({ request }) => {
-  for (const path of ["/", "/providers", "/tester", "/requests", "/keys", "/system"]) {
+  for (const path of ["/", "/providers", "/tester", "/requests", "/keys", "/teams", "/system"]) {
     expect((await request.get(path)).status(), path).toBe(200);
   }
   expect((await request.get("/no-such-page")).status()).toBe(404);
@@ -83,6 +83,7 @@ const PAGES: [string, string, string][] = [
   ["/tester", "tester", 'select[name="model"]'],
   ["/requests", "requests", "[data-count]"],
   ["/keys", "keys", '[data-testid="create-key"]'],
+  ["/teams", "teams", '[data-usage="user"], [data-usage="team"], .empty'],
   ["/system", "system", 'pre.config'],
 ];
 

@@ -46,8 +46,10 @@ test("a viewer sees the dashboards but not the Keys page nor its server function
   await signIn(page, "vic");
   await expect(page).toHaveURL(base + "/");
   await hydrated(page);
-  await page.goto(base + "/requests");
-  await hydrated(page);
+  for (const path of ["/requests", "/teams"]) {
+    await page.goto(base + path);
+    await hydrated(page);
+  }
 
   const keysPage = await page.goto(base + "/keys");
   expect(keysPage?.status()).toBe(403);

@@ -262,6 +262,21 @@ fn zh(en: &str) -> Option<&'static str> {
         "Cannot load the cost analysis: {}" => "无法加载成本分析：{}",
         "embeddings" => "嵌入模型",
         "Reasoning" => "推理过程",
+        // Teams
+        "Teams" => "团队",
+        "Team" => "团队",
+        "User" => "用户",
+        "Source" => "来源",
+        "Members" => "成员",
+        "Spent today" => "今日花费",
+        "Spent this month" => "本月花费",
+        "No teams yet." => "还没有团队。",
+        "Usage per team (24 h)" => "按团队的用量（24 小时）",
+        "Usage per user (24 h)" => "按用户的用量（24 小时）",
+        "Cannot load the teams: {}" => "无法加载团队：{}",
+        "Teams group JWT callers and virtual keys under shared models, limits and a budget. Define them in the configuration or with /api/teams." => {
+            "团队让 JWT 调用方和虚拟密钥共享模型、限额和预算。可在配置文件或通过 /api/teams 定义。"
+        }
         // Keys
         "Keys" => "密钥",
         "Give each client its own key, with the models it may use, rate limits, a budget and an expiry. A secret is shown once, when its key is created or rotated." => {

@@ -23,6 +23,7 @@ use pages::not_found::NotFound;
 use pages::providers::Providers;
 use pages::requests::Requests;
 use pages::system::System;
+use pages::teams::Teams;
 use pages::tester::Tester;
 
 /// The HTML document around the app (server-side only).
@@ -46,12 +47,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-const NAV: [(&str, &str, Icon); 6] = [
+const NAV: [(&str, &str, Icon); 7] = [
     ("/", "Dashboard", Icon::Dashboard),
     ("/providers", "Providers", Icon::Providers),
     ("/tester", "API tester", Icon::Tester),
     ("/requests", "Requests", Icon::Requests),
     ("/keys", "Keys", Icon::Keys),
+    ("/teams", "Teams", Icon::Teams),
     ("/system", "System", Icon::System),
 ];
 
@@ -145,6 +147,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/tester") view=Tester/>
                         <Route path=path!("/requests") view=Requests/>
                         <Route path=path!("/keys") view=Keys/>
+                        <Route path=path!("/teams") view=Teams/>
                         <Route path=path!("/system") view=System/>
                     </Routes>
                 </main>

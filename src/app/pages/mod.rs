@@ -4,4 +4,5 @@ pub mod not_found;
 pub mod providers;
 pub mod requests;
 pub mod system;
+pub mod teams;
 pub mod tester;
