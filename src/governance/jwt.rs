@@ -81,6 +81,40 @@ pub struct JwtVerifier {
     config: JwtConfig,
     issuers: Vec<Issuer>,
     http: reqwest::Client,
+    verified: Verified,
+}
+
+/// Tokens already verified, by their hash, until they expire: a client sends the same token with
+/// every request, and its signature need not be checked each time. Bounded; emptied whenever an
+/// issuer's keys are fetched again.
+#[derive(Default)]
+struct Verified(Mutex<std::collections::HashMap<blake3::Hash, (JwtCaller, u64)>>);
+
+/// Verified tokens remembered at most.
+const VERIFIED_TOKENS: usize = 4096;
+
+impl Verified {
+    fn get(&self, digest: &blake3::Hash, now_s: u64) -> Option<JwtCaller> {
+        let map = self.0.lock().unwrap();
+        let (caller, exp) = map.get(digest)?;
+        (*exp > now_s).then(|| caller.clone())
+    }
+
+    fn put(&self, digest: blake3::Hash, caller: JwtCaller, exp: u64) {
+        let mut map = self.0.lock().unwrap();
+        if map.len() >= VERIFIED_TOKENS {
+            let now = crate::clock::now_s();
+            map.retain(|_, (_, exp)| *exp > now);
+            if map.len() >= VERIFIED_TOKENS {
+                map.clear();
+            }
+        }
+        map.insert(digest, (caller, exp));
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
 }
 
 /// Whether a presented credential has the shape of a JWT (three base64url parts, a JSON header).
@@ -114,6 +148,7 @@ impl JwtVerifier {
                 .redirect(reqwest::redirect::Policy::limited(3))
                 .build()
                 .expect("a TLS client"),
+            verified: Verified::default(),
         });
         let weak = Arc::downgrade(&verifier);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -140,8 +175,19 @@ impl JwtVerifier {
 
     /// Checks a token against the keys held, without waiting on anything.
     pub fn verify(&self, token: &str) -> Verdict {
+        let digest = blake3::hash(token.as_bytes());
+        let now = crate::clock::now_s();
+        if let Some(caller) = self.verified.get(&digest, now) {
+            return Verdict::Valid(caller);
+        }
         match self.check(token) {
-            Ok(claims) => Verdict::Valid(self.caller(&claims)),
+            Ok(claims) => {
+                let caller = self.caller(&claims);
+                if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+                    self.verified.put(digest, caller.clone(), exp);
+                }
+                Verdict::Valid(caller)
+            }
             Err(Refusal::UnknownKey) => Verdict::UnknownKey,
             Err(Refusal::Invalid(why)) => Verdict::Invalid(why),
         }
@@ -255,6 +301,8 @@ impl JwtVerifier {
             Ok(Ok(keys)) => {
                 tracing::debug!(issuer = %issuer.config.issuer, keys = keys.len(), "JWT signing keys fetched");
                 issuer.keys.store(Arc::new(keys));
+                // A key the issuer withdrew must stop working: check every token afresh.
+                self.verified.clear();
             }
             Ok(Err(e)) => {
                 tracing::warn!(issuer = %issuer.config.issuer, error = %e, "cannot fetch the JWT signing keys; keeping the ones held")

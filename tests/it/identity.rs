@@ -79,10 +79,16 @@ impl OidcProvider {
 
     /// (Re)starts the process on the same port; `rotate` makes a new signing key set.
     async fn spawn(&mut self, rotate: bool) {
+        self.spawn_with(rotate, false).await;
+    }
+
+    /// `forget`: the older key sets are withdrawn.
+    async fn spawn_with(&mut self, rotate: bool, forget: bool) {
         let settings = json!({
             "port": self.port,
             "keys_file": self.dir.path().join("keys.json"),
             "rotate": rotate,
+            "forget": forget,
             "audience": AUDIENCE,
             "clients": clients(),
             "console": self.console.as_ref().map(|uri| json!({
@@ -183,7 +189,9 @@ impl OidcProvider {
     }
 }
 
-async fn gateway_for(provider: &OidcProvider) -> TestGateway {
+/// A gateway trusting the provider, with the teams `research` (limited to `rpm`) and `thrifty`
+/// (a tiny daily budget).
+async fn gateway_for(provider: &OidcProvider, rpm: u64) -> TestGateway {
     let toml = format!(
         r#"
 [auth.jwt]
@@ -195,14 +203,14 @@ audiences = ["{AUDIENCE}"]
 [[teams]]
 name = "research"
 models = ["gpt-4o-mini", "text-embedding-3-small"]
-rpm = 6
+rpm = {rpm}
 
 [[teams]]
 name = "thrifty"
 budget_usd = 0.0000001
 budget_period = "day"
 "#,
-        provider.issuer
+        provider.issuer,
     );
     let gw = TestGateway::start_locked(&toml).await;
     // The verifier fetches the keys when it starts; wait for them so the first request needs none.
@@ -246,7 +254,7 @@ async fn jwt_callers_act_as_their_team() {
     let Some(provider) = OidcProvider::start().await else {
         return;
     };
-    let gw = gateway_for(&provider).await;
+    let gw = gateway_for(&provider, 6).await;
 
     // One token per key type the provider signs with: RS256, ES256 and EdDSA.
     for client in ["erin", "eddy"] {
@@ -368,7 +376,7 @@ async fn forged_expired_and_foreign_tokens_are_refused_with_the_reason() {
     let Some(provider) = OidcProvider::start().await else {
         return;
     };
-    let gw = gateway_for(&provider).await;
+    let gw = gateway_for(&provider, 1000).await;
     let now = provider.claims("mallory", "research")["iat"]
         .as_u64()
         .unwrap();
@@ -482,7 +490,7 @@ async fn rotated_keys_are_fetched_and_held_keys_outlive_an_outage() {
     let Some(mut provider) = OidcProvider::start().await else {
         return;
     };
-    let gw = gateway_for(&provider).await;
+    let gw = gateway_for(&provider, 1000).await;
     let before = provider.token("erin", None).await;
 
     // The provider rotates: its tokens now name a key id the gateway has not seen.
@@ -519,6 +527,17 @@ async fn rotated_keys_are_fetched_and_held_keys_outlive_an_outage() {
     assert_eq!(status, 401);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(chat_with(&gw, &after, "gpt-4o-mini").await.status(), 200);
+
+    // The provider comes back having withdrawn every older key: once the gateway fetches the
+    // keys again (a token with the newest key id makes it), tokens of withdrawn keys stop working,
+    // though they were accepted a moment ago.
+    provider.spawn_with(true, true).await;
+    let newest = provider.token("erin", None).await;
+    tokio::time::sleep(Duration::from_millis(150)).await; // the refresh gap
+    assert_eq!(chat_with(&gw, &newest, "gpt-4o-mini").await.status(), 200);
+    let (status, message, _) = refusal(chat_with(&gw, &after, "gpt-4o-mini").await).await;
+    assert_eq!(status, 401, "{message}");
+    assert!(message.contains("no trusted issuer"), "{message}");
 }
 
 /// A browser without JavaScript: follows redirects itself and keeps cookies by name (the gateway's
@@ -728,7 +747,8 @@ async fn console_users_sign_in_through_the_provider_with_their_role() {
     assert!(page.body.contains("does not match"), "{}", page.body);
     eve.get(&format!("{gateway}/login/oidc")).await;
     let cookie = eve.cookies.get_mut("llmb_oidc").unwrap();
-    let forged = format!("{}0", &cookie[..cookie.len() - 1]);
+    let last = if cookie.ends_with('0') { "1" } else { "0" };
+    let forged = format!("{}{last}", &cookie[..cookie.len() - 1]);
     *cookie = forged;
     let page = eve.get(&callback).await;
     assert!(
@@ -885,7 +905,7 @@ async fn teams_are_managed_through_the_api_and_bind_members_and_keys() {
     let Some(provider) = OidcProvider::start().await else {
         return;
     };
-    let gw = gateway_for(&provider).await;
+    let gw = gateway_for(&provider, 1000).await;
     let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut request = gw
             .http

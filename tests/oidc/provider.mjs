@@ -10,7 +10,7 @@
 //
 // The signing keys (one RS256, one ES256, one EdDSA key) are generated on the first start and kept in
 // `keys_file`; `rotate` generates a new set that signs from now on, and publishes the old set after
-// it. Clients get JWT access tokens with the client credentials grant, for the audience asked for
+// it (unless `forget`). Clients get JWT access tokens with the client credentials grant, for the audience asked for
 // with a resource indicator (RFC 8707), carrying the client's `claims`. With `console`, that client
 // signs users in with the authorization code flow through the provider's development login page
 // (any password); the ID token carries the user's `users` claims (`role`, `name`).
@@ -44,6 +44,8 @@ let sets = settings.keys_file && existsSync(settings.keys_file)
   ? JSON.parse(readFileSync(settings.keys_file, 'utf8'))
   : [];
 if (sets.length === 0 || settings.rotate) sets = [await keySet(), ...sets];
+// `forget`: the older sets are withdrawn, no longer published.
+if (settings.forget) sets = [sets[0]];
 if (settings.keys_file) writeFileSync(settings.keys_file, JSON.stringify(sets));
 const signing = sets[0];
 

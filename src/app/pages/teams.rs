@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::app::components::status::{ErrorNote, Loading};
-use crate::app::components::use_refresh;
 use crate::app::components::usage_table::UsageTable;
+use crate::app::components::use_refresh;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
 use crate::shared::{BudgetPeriod, UsageRow};
