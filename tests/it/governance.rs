@@ -91,21 +91,7 @@ async fn keys_are_created_listed_used_rotated_and_revoked() {
     assert_eq!(metrics.status(), 403);
 
     // The key sees only its models.
-    let models: Value = gw
-        .get("/v1/models")
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = gw.model_ids(&secret).await;
     assert_eq!(ids, ["gpt-4o-mini"]);
     let hidden = gw
         .get("/v1/models/gpt-4o")

@@ -173,6 +173,25 @@ impl TestGateway {
         self.get(path).send().await.unwrap().json().await.unwrap()
     }
 
+    /// The model ids `GET /v1/models` lists for this key or token.
+    pub async fn model_ids(&self, key: &str) -> Vec<String> {
+        let models: serde_json::Value = self
+            .get("/v1/models")
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
         self.post("/v1/chat/completions")
             .json(&body)
