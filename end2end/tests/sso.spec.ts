@@ -36,7 +36,9 @@ test("an admin signs in through the provider and manages keys", async ({ page })
   expect(keys.status()).toBe(200);
 
   // Signing out ends the session.
-  await page.goto(base + "/logout");
+  await page.goto(base + "/");
+  await hydrated(page);
+  await page.getByRole("button", { name: "Log out" }).click();
   await expect(page).toHaveURL(base + "/login");
   await page.goto(base + "/");
   await expect(page).toHaveURL(base + "/login");
