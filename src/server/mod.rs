@@ -131,6 +131,11 @@ pub async fn serve(
     if !local.ip().is_loopback() && state.auth.is_open() {
         tracing::warn!(address = %local, "listening on a non-loopback address without authentication: anyone who can reach it can use the configured provider keys; set LLM_BRIDGE_MASTER_KEY");
     }
+    if !state.auth.is_open() && !state.auth.has_master_key() && state.auth.oidc.is_none() {
+        tracing::warn!(
+            "JWT callers are the only way in: nobody can log in to the console or call /api; set LLM_BRIDGE_MASTER_KEY or configure [auth.oidc]"
+        );
+    }
     let gateway = state.gateway();
     let enabled: Vec<&str> = gateway
         .providers

@@ -1009,3 +1009,38 @@ async fn teams_are_managed_through_the_api_and_bind_members_and_keys() {
     let (status, _, code) = refusal(chat_with(&gw, &secret, "gpt-4o-mini").await).await;
     assert_eq!((status, code.as_str()), (403, "team_not_found"));
 }
+
+/// With JWT callers as the only way in, the gateway says at startup that nobody can reach the
+/// console or `/api`, and it is not open: `/v1` needs a token.
+#[tokio::test]
+async fn a_gateway_with_only_jwt_callers_says_so_and_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[auth.jwt.issuers]]\nissuer = \"http://127.0.0.1:9\"\naudiences = [\"urn:llm-bridge\"]\n",
+    )
+    .unwrap();
+    let gw = Running::start(
+        dir.path(),
+        &[("LLM_BRIDGE_CONFIG", config.display().to_string())],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let v1 = http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&hello("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.status(), 401);
+    let api = http
+        .get(format!("{}/api/keys", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    gw.terminate();
+    let (_, log) = gw.wait_exit().await;
+    assert!(log.contains("JWT callers are the only way in"), "{log}");
+}
