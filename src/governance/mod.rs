@@ -127,16 +127,9 @@ impl Governance {
 
     /// The team a JWT caller names, or why it may not go on.
     fn team_of(&self, caller: &jwt::JwtCaller) -> Result<Arc<TeamConfig>, Box<Rejection>> {
-        let refused = |message: String, code: &str| {
-            crate::stats::metrics::observe_refusal("team");
-            Box::new(Rejection::error(
-                ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", message)
-                    .with_code(code),
-            ))
-        };
         let Some(name) = &caller.team else {
             return self.teams.of_member(&caller.user).ok_or_else(|| {
-                refused(
+                team_refusal(
                     "The token names no team and no team lists its user; the identity provider must add the team claim."
                         .into(),
                     "team_required",
@@ -144,30 +137,31 @@ impl Governance {
             });
         };
         self.team(name).ok_or_else(|| {
-            refused(
+            team_refusal(
                 format!("The team `{name}` is not configured on this gateway."),
                 "team_not_found",
             )
         })
     }
 
-    /// Refuses a request once its spender has used its budget for the period.
-    fn check_budget(
+    /// The refusal for a spender that has used its budget for the period; `who` names it in the
+    /// message (built only then).
+    fn budget_refusal(
         &self,
         spender: &str,
-        who: &str,
+        who: impl FnOnce() -> String,
         budget: Option<f64>,
         period: BudgetPeriod,
         now_s: u64,
-    ) -> Result<(), Box<Rejection>> {
-        let Some(budget) = budget else { return Ok(()) };
+    ) -> Option<Rejection> {
+        let budget = budget?;
         let (today, month) = self.keys.spend(spender);
         let (spent, month_period, label) = match period {
             BudgetPeriod::Day => (today, false, "daily"),
             BudgetPeriod::Month => (month, true, "monthly"),
         };
         if spent < budget {
-            return Ok(());
+            return None;
         }
         crate::stats::metrics::observe_refusal("budget");
         let reset = period::period_end(now_s, month_period);
@@ -179,13 +173,14 @@ impl Governance {
                 StatusCode::TOO_MANY_REQUESTS,
                 "insufficient_quota",
                 format!(
-                    "{who} has spent ${spent:.4} of its {label} budget of ${budget:.2}; it resets at {at}."
+                    "{} has spent ${spent:.4} of its {label} budget of ${budget:.2}; it resets at {at}.",
+                    who()
                 ),
             )
             .with_code("budget_exceeded"),
         );
         r.retry_after_s = Some(reset.saturating_sub(now_s).max(1));
-        Err(Box::new(r))
+        Some(r)
     }
 
     pub fn limits(&self) -> arc_swap::Guard<Arc<LimitsConfig>> {
@@ -252,14 +247,15 @@ impl Governance {
                     .with_code("key_expired"),
                 ));
             }
-            self.check_budget(
+            if let Some(r) = self.budget_refusal(
                 &k.id,
-                &format!("The API key `{}` ({})", k.prefix, k.settings.name),
+                || format!("The API key `{}` ({})", k.prefix, k.settings.name),
                 k.settings.budget_usd,
                 k.settings.budget_period,
                 now_s,
-            )
-            .map_err(|r| *r)?;
+            ) {
+                return Err(r);
+            }
         }
         let (team, user) = match caller {
             Caller::Jwt(jwt) => (
@@ -269,14 +265,9 @@ impl Governance {
             Caller::Key(k) => match &k.settings.team {
                 Some(name) => (
                     Some(self.team(name).ok_or_else(|| {
-                        crate::stats::metrics::observe_refusal("team");
-                        Rejection::error(
-                            ApiError::new(
-                                StatusCode::FORBIDDEN,
-                                "invalid_request_error",
-                                format!("The key's team `{name}` does not exist (any more)."),
-                            )
-                            .with_code("team_not_found"),
+                        *team_refusal(
+                            format!("The key's team `{name}` does not exist (any more)."),
+                            "team_not_found",
                         )
                     })?),
                     None,
@@ -285,15 +276,16 @@ impl Governance {
             },
             _ => (None, None),
         };
-        if let Some(t) = &team {
-            self.check_budget(
+        if let Some(t) = &team
+            && let Some(r) = self.budget_refusal(
                 &team_spender(&t.name),
-                &format!("The team `{}`", t.name),
+                || format!("The team `{}`", t.name),
                 t.budget_usd,
                 t.budget_period,
                 now_s,
             )
-            .map_err(|r| *r)?;
+        {
+            return Err(r);
         }
         let limits = self.limits.load();
         let mut rules = Vec::with_capacity(3);
@@ -381,6 +373,14 @@ impl Governance {
         admission.rules = rules;
         Ok(admission)
     }
+}
+
+/// A request refused for its team (403), counted as such.
+fn team_refusal(message: String, code: &str) -> Box<Rejection> {
+    crate::stats::metrics::observe_refusal("team");
+    Box::new(Rejection::error(
+        ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", message).with_code(code),
+    ))
 }
 
 /// The team's entry in the spend book (beside the virtual keys' ids, which never contain `:`).
