@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use metrics::gauge;
+use metrics::{counter, gauge};
 
 use crate::routing::circuit::CircuitState;
 use crate::state::AppState;
@@ -31,15 +31,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         gauge!("llm_bridge_in_flight_requests", "deployment" => d.id, "provider" => d.provider)
             .set(d.in_flight as f64);
     }
-    gauge!("llm_bridge_stats_dropped_records").set(state.stats.dropped() as f64);
+    counter!("llm_bridge_stats_dropped_records_total").absolute(state.stats.dropped());
     let store = state.stats.store().health().await;
     gauge!("llm_bridge_store_up", "backend" => store.backend).set(if store.reachable {
         1.0
     } else {
         0.0
     });
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
+    let mut text = handle.render();
+    crate::stats::metrics::render_budgets(&mut text, &state.governance.budget_use());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -24,6 +24,18 @@ use crate::config::{LimitsConfig, TeamConfig};
 use crate::error::ApiError;
 use crate::shared::{BudgetPeriod, RequestRecord};
 
+/// How much of a budget is spent in its current period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetUse {
+    /// `key` or `team`.
+    pub scope: &'static str,
+    /// The virtual key's id or the team's name.
+    pub id: String,
+    pub period: BudgetPeriod,
+    /// Spend over budget: 1 or more and the spender's requests are refused.
+    pub ratio: f64,
+}
+
 /// Who sent a request, as the authentication layer found out.
 #[derive(Clone)]
 pub enum Caller {
@@ -181,6 +193,40 @@ impl Governance {
         );
         r.retry_after_s = Some(reset.saturating_sub(now_s).max(1));
         Some(r)
+    }
+
+    /// How much of its budget each virtual key and team with one has spent in the current period
+    /// (read at scrape time: one entry per budget an admin set, never per client).
+    pub fn budget_use(&self) -> Vec<BudgetUse> {
+        let now_s = crate::clock::now_s();
+        let ratio = |spender: &str, budget: f64, period: BudgetPeriod| {
+            let (today, month) = self.keys.spend(spender);
+            let spent = match period {
+                BudgetPeriod::Day => today,
+                BudgetPeriod::Month => month,
+            };
+            spent / budget
+        };
+        let keys = self
+            .keys
+            .budgeted(now_s)
+            .into_iter()
+            .map(|(id, budget, period)| BudgetUse {
+                scope: "key",
+                ratio: ratio(&id, budget, period),
+                id,
+                period,
+            });
+        let teams = self.teams.list().into_iter().filter_map(|(t, _)| {
+            let budget = t.budget_usd.filter(|b| *b > 0.0)?;
+            Some(BudgetUse {
+                scope: "team",
+                ratio: ratio(&team_spender(&t.name), budget, t.budget_period),
+                id: t.name.clone(),
+                period: t.budget_period,
+            })
+        });
+        keys.chain(teams).collect()
     }
 
     pub fn limits(&self) -> arc_swap::Guard<Arc<LimitsConfig>> {
@@ -548,6 +594,54 @@ mod tests {
         assert_eq!(reset_text(1_500), "1.5s");
         assert_eq!(reset_text(6_000), "6s");
         assert_eq!(reset_text(360_000), "6m0s");
+    }
+
+    #[tokio::test]
+    async fn budget_use_covers_keys_and_teams_with_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let team = |name: &str, budget_usd: Option<f64>| TeamConfig {
+            name: name.into(),
+            members: Vec::new(),
+            models: Vec::new(),
+            rpm: None,
+            tpm: None,
+            budget_usd,
+            budget_period: BudgetPeriod::Day,
+        };
+        let teams = [team("research", Some(10.0)), team("free", None)];
+        let g = Governance::open(dir.path(), None, LimitsConfig::default(), &teams)
+            .await
+            .unwrap();
+        let settings = |name: &str, budget_usd: Option<f64>| crate::shared::KeySettings {
+            name: name.into(),
+            budget_usd,
+            ..Default::default()
+        };
+        let capped = g.keys.create(settings("capped", Some(2.0))).await.unwrap();
+        g.keys.create(settings("open", None)).await.unwrap();
+        g.keys.create(settings("blocked", Some(0.0))).await.unwrap();
+        g.keys.charge(&capped.info.id, 1.5);
+        g.keys.charge(&team_spender("research"), 12.5);
+
+        let mut uses = g.budget_use();
+        uses.sort_by(|a, b| a.scope.cmp(b.scope));
+        assert_eq!(
+            uses,
+            [
+                BudgetUse {
+                    scope: "key",
+                    id: capped.info.id.clone(),
+                    period: BudgetPeriod::Month,
+                    ratio: 0.75,
+                },
+                BudgetUse {
+                    scope: "team",
+                    id: "research".into(),
+                    period: BudgetPeriod::Day,
+                    ratio: 1.25,
+                },
+            ]
+        );
     }
 
     #[tokio::test]

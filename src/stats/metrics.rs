@@ -27,8 +27,119 @@ pub fn handle() -> &'static PrometheusHandle {
         // Another recorder may already be installed (e.g. by an embedding application): then ours
         // still renders what it records through this handle.
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         handle
     })
+}
+
+/// Help texts of the gateway's metric families (rendered with each family once it has a series).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "llm_bridge_requests_total",
+        "Finished requests per provider, model, deployment and HTTP status (refused ones under provider `none`)."
+    );
+    describe_counter!(
+        "llm_bridge_errors_total",
+        "Failed requests per provider, model and error class."
+    );
+    describe_histogram!(
+        "llm_bridge_request_duration_seconds",
+        "Request duration, first byte in to last byte out, per provider and model."
+    );
+    describe_histogram!(
+        "llm_bridge_time_to_first_token_seconds",
+        "Time until the first token of a reply, per provider and model."
+    );
+    describe_histogram!(
+        "llm_bridge_gateway_overhead_seconds",
+        "The gateway's own time before a reply is relayed (the upstream calls' time excluded)."
+    );
+    describe_counter!(
+        "llm_bridge_tokens_total",
+        "Tokens per provider, model and kind (prompt, completion, reasoning, cached)."
+    );
+    describe_gauge!(
+        "llm_bridge_cost_usd_total",
+        "Cost in USD per provider and model since the process started (only ever grows)."
+    );
+    describe_counter!(
+        "llm_bridge_upstream_attempts_total",
+        "Upstream calls per provider and deployment, retries and fallbacks included."
+    );
+    describe_counter!(
+        "llm_bridge_cache_requests_total",
+        "Response cache lookups per model and result (hit, miss, bypass)."
+    );
+    describe_counter!(
+        "llm_bridge_cache_saved_tokens_total",
+        "Prompt and completion tokens the response cache saved, per model."
+    );
+    describe_gauge!(
+        "llm_bridge_cache_saved_usd_total",
+        "USD the response cache saved per model since the process started (only ever grows)."
+    );
+    describe_counter!(
+        "llm_bridge_refused_total",
+        "/v1 requests refused before routing, per reason (rate_limit_key, rate_limit_team, rate_limit_ip, budget, expired, team)."
+    );
+    describe_gauge!(
+        "llm_bridge_circuit_state",
+        "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open."
+    );
+    describe_gauge!(
+        "llm_bridge_in_flight_requests",
+        "Requests in flight per deployment."
+    );
+    describe_counter!(
+        "llm_bridge_stats_dropped_records_total",
+        "Request records lost to the stats and request log: the queue was full, or the store stayed unreachable too long."
+    );
+    describe_gauge!(
+        "llm_bridge_store_up",
+        "Whether the store (embedded or Redis) answers: 1 yes, 0 no."
+    );
+}
+
+/// The family [`render_budgets`] writes.
+pub const BUDGET_FAMILY: &str = "llm_bridge_budget_used_ratio";
+
+/// Appends the budget gauges in the Prometheus text format. Written at scrape time from the
+/// governance state (not through the recorder), so a revoked key or deleted team leaves no stale
+/// series behind; the family's `# TYPE` line is always there.
+pub fn render_budgets(out: &mut String, uses: &[crate::governance::BudgetUse]) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP {BUDGET_FAMILY} Spend in the current budget period over the budget, per virtual key or team with a budget (1 or more: refused)."
+    );
+    let _ = writeln!(out, "# TYPE {BUDGET_FAMILY} gauge");
+    for u in uses {
+        let period = match u.period {
+            crate::shared::BudgetPeriod::Day => "day",
+            crate::shared::BudgetPeriod::Month => "month",
+        };
+        let _ = writeln!(
+            out,
+            "{BUDGET_FAMILY}{{scope=\"{}\",id=\"{}\",period=\"{period}\"}} {}",
+            u.scope,
+            escape_label(&u.id),
+            u.ratio
+        );
+    }
+    out.push('\n');
+}
+
+/// A label value as the text format wants it.
+fn escape_label(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
 }
 
 /// Histograms keep raw samples until they are folded into buckets: fold them regularly, scraped or not.
@@ -170,4 +281,47 @@ pub fn observe_overhead(seconds: f64) {
 /// A `/v1` request turned away before routing (`rate_limit_key`, `rate_limit_ip`, `budget`, `expired`).
 pub fn observe_refusal(reason: &'static str) {
     counter!("llm_bridge_refused_total", "reason" => reason).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::BudgetUse;
+    use crate::shared::BudgetPeriod;
+
+    #[test]
+    fn budgets_render_as_one_gauge_family() {
+        let mut out = String::new();
+        render_budgets(&mut out, &[]);
+        assert!(
+            out.contains("# TYPE llm_bridge_budget_used_ratio gauge\n"),
+            "{out}"
+        );
+        let uses = [
+            BudgetUse {
+                scope: "key",
+                id: "key_0123".into(),
+                period: BudgetPeriod::Day,
+                ratio: 0.5,
+            },
+            BudgetUse {
+                scope: "team",
+                id: "odd \"name\"\\".into(),
+                period: BudgetPeriod::Month,
+                ratio: 1.25,
+            },
+        ];
+        let mut out = String::new();
+        render_budgets(&mut out, &uses);
+        assert!(
+            out.contains(
+                "llm_bridge_budget_used_ratio{scope=\"key\",id=\"key_0123\",period=\"day\"} 0.5\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"llm_bridge_budget_used_ratio{scope="team",id="odd \"name\"\\",period="month"} 1.25"#),
+            "{out}"
+        );
+    }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use self::sync::{FORCED_READ_GAP, Shared, announce, listen};
 use super::period::{day_id, month_id};
-use crate::shared::{CreatedKey, KeyInfo, KeySettings};
+use crate::shared::{BudgetPeriod, CreatedKey, KeyInfo, KeySettings};
 use arc_swap::ArcSwap;
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -274,6 +274,19 @@ impl KeyRing {
                 .unwrap_or(0.0)
         };
         (get(day_key(now)), get(month_key(now)))
+    }
+
+    /// The keys with a budget (not expired, budget above zero): id, budget in USD and period.
+    pub fn budgeted(&self, now_s: u64) -> Vec<(String, f64, BudgetPeriod)> {
+        self.by_hash
+            .load()
+            .values()
+            .filter(|k| !k.is_expired(now_s))
+            .filter_map(|k| {
+                let budget = k.settings.budget_usd.filter(|b| *b > 0.0)?;
+                Some((k.id.clone(), budget, k.settings.budget_period))
+            })
+            .collect()
     }
 
     /// Adds a finished request's cost. Redis: written in the background, off the request path.
