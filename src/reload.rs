@@ -52,11 +52,29 @@ pub fn spawn(state: AppState, cli: CliOverrides, file: Option<PathBuf>) {
     });
 }
 
-/// Watches the file's directory (editors often replace the file rather than write it).
+/// The symlink a Kubernetes volume (ConfigMap, Secret, projected) swaps to publish new content:
+/// `config.toml -> ..data/config.toml`, `..data -> ..2026_01_02_03_04_05.123/`.
+const KUBELET_DATA: &str = "..data";
+
+/// Watches the directory the file is named in, as configured and not resolved, for changes to the
+/// file or to a kubelet's `..data` link. Editors often replace the file rather than write it, and a
+/// kubelet publishes a new ConfigMap by renaming a new `..data` link over the old one and deleting
+/// the directory the old one led to, so a watch on the resolved file would go with it. When the
+/// file is a link into another directory, that directory is watched for the target as well.
 fn watch(path: &Path, tx: mpsc::Sender<&'static str>) -> Option<notify::RecommendedWatcher> {
-    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let name = target.file_name()?.to_os_string();
-    let dir = target.parent()?.to_path_buf();
+    let name = path.file_name()?.to_os_string();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watched = vec![(dir.clone(), vec![name, KUBELET_DATA.into()])];
+    if let (Ok(target), Ok(real_dir)) = (std::fs::canonicalize(path), std::fs::canonicalize(&dir))
+        && let (Some(target_dir), Some(target_name)) = (target.parent(), target.file_name())
+        && !target_dir.starts_with(&real_dir)
+    {
+        watched.push((target_dir.to_path_buf(), vec![target_name.to_os_string()]));
+    }
+    let names: Vec<std::ffi::OsString> = watched.iter().flat_map(|(_, n)| n.clone()).collect();
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         let relevant = matches!(
@@ -65,7 +83,8 @@ fn watch(path: &Path, tx: mpsc::Sender<&'static str>) -> Option<notify::Recommen
         ) && event
             .paths
             .iter()
-            .any(|p| p.file_name() == Some(name.as_os_str()));
+            .filter_map(|p| p.file_name())
+            .any(|n| names.iter().any(|name| name == n));
         if relevant {
             let _ = tx.try_send("file change");
         }
@@ -77,9 +96,13 @@ fn watch(path: &Path, tx: mpsc::Sender<&'static str>) -> Option<notify::Recommen
             return None;
         }
     };
-    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-        tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config file's directory; reload with SIGHUP");
-        return None;
+    for (i, (dir, _)) in watched.iter().enumerate() {
+        if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config file's directory; reload with SIGHUP");
+            if i == 0 {
+                return None;
+            }
+        }
     }
     Some(watcher)
 }

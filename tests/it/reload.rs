@@ -178,3 +178,141 @@ async fn logged_values_cannot_forge_log_lines() {
     assert!(!log.lines().any(|l| l.starts_with("INFO forged")), "{log}");
     assert!(!log.contains("\u{1b}[2J"), "no raw escape sequences: {log}");
 }
+
+/// A directory laid out the way the kubelet mounts a ConfigMap: the file is a link through `..data`
+/// into a timestamped directory, and an update renames a new `..data` over the old one.
+struct KubeletVolume {
+    dir: tempfile::TempDir,
+    current: String,
+    generation: u32,
+}
+
+impl KubeletVolume {
+    fn new(config: &str) -> KubeletVolume {
+        let dir = tempfile::tempdir().unwrap();
+        let mut volume = KubeletVolume {
+            dir,
+            current: String::new(),
+            generation: 0,
+        };
+        let first = volume.write_generation(config);
+        std::os::unix::fs::symlink(&first, volume.dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/config.toml", volume.path()).unwrap();
+        volume.current = first;
+        volume
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    fn write_generation(&mut self, config: &str) -> String {
+        self.generation += 1;
+        let name = format!(
+            "..2026_12_02_10_00_0{}.00000000{}",
+            self.generation, self.generation
+        );
+        std::fs::create_dir(self.dir.path().join(&name)).unwrap();
+        std::fs::write(self.dir.path().join(&name).join("config.toml"), config).unwrap();
+        name
+    }
+
+    /// The kubelet's atomic update: new directory, `..data_tmp` link to it, renamed over `..data`,
+    /// the old directory removed.
+    fn update(&mut self, config: &str) {
+        let next = self.write_generation(config);
+        let tmp = self.dir.path().join("..data_tmp");
+        std::os::unix::fs::symlink(&next, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join("..data")).unwrap();
+        std::fs::remove_dir_all(self.dir.path().join(&self.current)).unwrap();
+        self.current = next;
+    }
+}
+
+#[tokio::test]
+async fn a_configmap_update_swapped_in_by_the_kubelet_is_picked_up_every_time() {
+    let mock = MockUpstream::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut volume = KubeletVolume::new(FAST);
+    let env = [
+        (
+            "LLM_BRIDGE_CONFIG",
+            volume.path().to_string_lossy().to_string(),
+        ),
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+        ("RUST_LOG", "info".to_string()),
+    ];
+    let gw = Running::start(data.path(), &env).await;
+    assert_eq!(status_at(&gw, "fast").await, 200);
+    assert_eq!(status_at(&gw, "quick").await, 404);
+
+    let generations = [
+        (QUICK, "quick", "fast"),
+        (
+            "[models.aliases]\nswift = \"gpt-4o-mini\"\n",
+            "swift",
+            "quick",
+        ),
+        (FAST, "fast", "swift"),
+    ];
+    for (n, (config, serves, gone)) in generations.into_iter().enumerate() {
+        volume.update(config);
+        let gw = &gw;
+        poll_until(
+            &format!("`{serves}` after update {}", n + 1),
+            move || async move { (status_at(gw, serves).await == 200).then_some(()) },
+        )
+        .await;
+        assert_eq!(
+            status_at(gw, gone).await,
+            404,
+            "update {}:\n{}",
+            n + 1,
+            gw.log()
+        );
+    }
+    let log = gw.log();
+    assert!(
+        !log.contains("configuration reload refused"),
+        "every update was read whole:\n{log}"
+    );
+}
+
+/// A chat request's status from a gateway started with [`Running::start`].
+async fn status_at(gw: &Running, model: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&hello(model))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_file_linked_from_another_directory_is_watched_where_it_lives() {
+    let mock = MockUpstream::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let named = tempfile::tempdir().unwrap();
+    let real = tempfile::tempdir().unwrap();
+    let target = real.path().join("gateway.toml");
+    std::fs::write(&target, FAST).unwrap();
+    let link = named.path().join("config.toml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let env = [
+        ("LLM_BRIDGE_CONFIG", link.to_string_lossy().to_string()),
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+    ];
+    let gw = Running::start(data.path(), &env).await;
+    assert_eq!(status_at(&gw, "fast").await, 200);
+    std::fs::write(&target, QUICK).unwrap();
+    let gw = &gw;
+    poll_until("the edited target", move || async move {
+        (status_at(gw, "quick").await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(status_at(gw, "fast").await, 404);
+}
