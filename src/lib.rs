@@ -12,6 +12,8 @@ pub mod clock;
 pub mod shared;
 
 #[cfg(feature = "ssr")]
+pub mod alerts;
+#[cfg(feature = "ssr")]
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod cli;

@@ -148,6 +148,7 @@ pub fn reload(state: &AppState, cli: &CliOverrides, trigger: &str) {
     }
     state.governance.set_limits(config.limits.clone());
     state.governance.set_teams(&config.teams);
+    state.stats.alerts().configure(&config.alerts);
     state.replace(config, gateway);
     tracing::info!(trigger, "configuration reloaded");
 }

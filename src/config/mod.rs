@@ -2,6 +2,7 @@
 //!
 //! Each file section has its own module and type; reading the type tells you the file format.
 
+pub mod alerts;
 mod auth;
 pub mod cache;
 mod deployments;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::alerts::{AlertKind, AlertsConfig, WebhookConfig, WebhookFormat};
 pub use self::auth::AuthConfig;
 pub use self::cache::{CacheConfig, CacheScope};
 pub use self::deployments::DeploymentConfig;
@@ -78,6 +80,7 @@ pub const ENV_VARS: &[&str] = &[
     "LLM_BRIDGE_CACHE_MAX_BYTES",
     "LLM_BRIDGE_CACHE_SCOPE",
     "LLM_BRIDGE_CACHE_ONLY_DETERMINISTIC",
+    "LLM_BRIDGE_ALERTS_WEBHOOK",
     "LLM_BRIDGE_LOG_FORMAT",
     "RUST_LOG",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -111,6 +114,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub deployments: Vec<DeploymentConfig>,
     pub teams: Vec<TeamConfig>,
+    pub alerts: AlertsConfig,
 }
 
 /// A configuration problem, precise enough to fix without reading the code.
@@ -186,6 +190,7 @@ impl Config {
         self.cache.apply_env(env)?;
         self.log.apply_env(env)?;
         self.providers.apply_env(env)?;
+        self.alerts.apply_env(env)?;
         Ok(())
     }
 
@@ -219,6 +224,7 @@ impl Config {
         pricing::validate(&self.pricing, &self.providers, origin)?;
         deployments::validate(&self.deployments, &self.providers, origin)?;
         teams::validate(&self.teams, origin)?;
+        self.alerts.validate(origin)?;
         Ok(())
     }
 

@@ -22,6 +22,7 @@ use backon::BackoffBuilder;
 use super::upstream::Failure;
 use crate::config::RoutingConfig;
 use crate::error::ApiError;
+use crate::routing::circuit::CircuitState;
 use crate::routing::limits::Slot;
 use crate::routing::{Candidate, Deployment};
 
@@ -160,20 +161,24 @@ impl<'a> Failover<'a> {
             .observe_latency(self.attempt_started.elapsed());
     }
 
-    /// Records a failed attempt; a failure that must not be retried ends the loop.
-    pub fn failed(&mut self, candidate: &Candidate, failure: Failure) {
+    /// Records a failed attempt; a failure that must not be retried ends the loop. True when this
+    /// failure opened the deployment's circuit.
+    pub fn failed(&mut self, candidate: &Candidate, failure: Failure) -> bool {
         let deployment = &candidate.deployment;
         tracing::debug!(deployment = %deployment.id, error = %failure.error, retryable = failure.retryable, "attempt failed");
         let rate_limited = failure.error.status == StatusCode::TOO_MANY_REQUESTS;
         let address = Arc::as_ptr(deployment) as usize;
+        let mut opened = false;
         if failure.retryable && !self.counted.contains(&address) {
             self.counted.push(address);
+            let was_open = deployment.circuit.state() == CircuitState::Open;
             deployment.circuit.on_failure(
                 Instant::now(),
                 &failure.error.message,
                 failure.retry_after,
                 rate_limited,
             );
+            opened = !was_open && deployment.circuit.state() == CircuitState::Open;
         } else {
             deployment.circuit.release_trial();
             self.fatal |= !failure.retryable;
@@ -183,6 +188,7 @@ impl<'a> Failover<'a> {
             error = error.with_retry_after(wait);
         }
         self.last = Some((error, deployment.clone()));
+        opened
     }
 
     /// Why the request could not be served.

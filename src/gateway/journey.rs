@@ -332,7 +332,13 @@ impl Gateway {
                     outcome = Some((reply, candidate, slot));
                     break;
                 }
-                Err(failure) => failover.failed(candidate, failure),
+                Err(failure) => {
+                    if failover.failed(candidate, failure) {
+                        self.stats
+                            .alerts()
+                            .circuit_opened(&candidate.deployment, &self.routing.config.circuit);
+                    }
+                }
             }
         }
         let attempts = failover.attempts;

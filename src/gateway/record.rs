@@ -171,8 +171,9 @@ impl Recording {
         self.span
             .record("gen_ai.usage.output_tokens", r.completion_tokens);
         if let Some(admission) = self.admission.take() {
-            admission.settle(&self.record);
+            admission.settle(&self.record, self.stats.alerts());
         }
+        self.stats.alerts().observe(&self.record);
         self.stats.record(std::mem::take(&mut self.record));
     }
 }

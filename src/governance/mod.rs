@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use self::keys::{KeyRing, VirtualKey};
 use self::limiter::{Limiter, Rule, Verdict, Window};
+use crate::alerts::Budget;
 use crate::config::{LimitsConfig, TeamConfig};
 use crate::error::ApiError;
 use crate::shared::{BudgetPeriod, RequestRecord};
@@ -485,8 +486,9 @@ impl Admission {
         }
     }
 
-    /// Counts what the finished request used against the key's budget and the token limits.
-    pub fn settle(&self, record: &RequestRecord) {
+    /// Counts what the finished request used against the key's budget and the token limits, and
+    /// tells `alerts` of a budget threshold it crossed.
+    pub fn settle(&self, record: &RequestRecord, alerts: &crate::alerts::Alerts) {
         // A cache hit used no provider tokens.
         let tokens = if record.cache == "hit" {
             0
@@ -498,13 +500,28 @@ impl Admission {
                 self.governance.limiter.debit(&rule.scope, tpm, tokens);
             }
         }
+        let keys = &self.governance.keys;
+        let cost = record.cost_usd;
         if let Some(k) = &self.key {
-            self.governance.keys.charge(&k.id, record.cost_usd);
+            keys.charge(&k.id, cost);
+            let budget = Budget {
+                spender: &k.id,
+                usd: k.settings.budget_usd,
+                period: k.settings.budget_period,
+            };
+            let who = || format!("key {} ({})", k.settings.name, k.prefix);
+            alerts.budget_charged(budget, cost, who, || keys.spend(&k.id));
         }
         if let Some(t) = &self.team {
-            self.governance
-                .keys
-                .charge(&team_spender(&t.name), record.cost_usd);
+            let spender = team_spender(&t.name);
+            keys.charge(&spender, cost);
+            let budget = Budget {
+                spender: &spender,
+                usd: t.budget_usd,
+                period: t.budget_period,
+            };
+            let who = || format!("team {}", t.name);
+            alerts.budget_charged(budget, cost, who, || keys.spend(&spender));
         }
     }
 

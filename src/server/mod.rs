@@ -53,6 +53,7 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
     let store = Store::open(&config).await?;
     let stats = Stats::start(store, config.store.flush_interval);
     stats.set_recording(config.store.stats);
+    stats.alerts().configure(&config.alerts);
     let gateway = Arc::new(Gateway::new(&config, stats.clone())?);
     let leptos_options = LeptosOptions::builder()
         .output_name("llm-bridge")

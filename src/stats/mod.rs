@@ -261,6 +261,8 @@ pub struct Stats {
     dropped: Arc<AtomicU64>,
     store: Arc<Store>,
     recording: std::sync::atomic::AtomicBool,
+    /// The alerts finished requests may raise (and the gateway's other alerts go through).
+    alerts: crate::alerts::Alerts,
 }
 
 impl Stats {
@@ -280,6 +282,7 @@ impl Stats {
             dropped,
             store,
             recording: std::sync::atomic::AtomicBool::new(true),
+            alerts: crate::alerts::Alerts::start(),
         })
     }
 
@@ -312,6 +315,10 @@ impl Stats {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn alerts(&self) -> &crate::alerts::Alerts {
+        &self.alerts
     }
 
     async fn window_counters(
