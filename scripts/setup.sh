@@ -46,7 +46,8 @@ if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
 fi
 
 if $want_test; then
-  apt_install redis-server chromium
+  # prometheus brings promtool (monitoring rule tests); kubectl renders the Kubernetes manifests.
+  apt_install redis-server chromium prometheus kubectl
   if [ ! -x target/py-sdk/bin/python ] || ! target/py-sdk/bin/python -c 'import openai, anthropic' 2>/dev/null; then
     say "installing the OpenAI Python SDK for the client tests"
     python3 -m venv target/py-sdk

@@ -496,12 +496,22 @@ async fn aggregate(
 
 /// Batches not yet written, oldest first. Each keeps its id across retries, so that a batch the
 /// store applied although the reply was lost (a connection cut after the write) is not counted twice.
+///
+/// Redis acknowledges a write before its replicas have it: a master that dies right after a write
+/// can take the last batches with it when a replica takes over (Cluster or Sentinel failover). So
+/// the batches written in the last [`REPLAY_WINDOW`] are kept, and when a write fails they are
+/// queued again in front of the unwritten ones. Their ids make the replay a no-op where the
+/// replica already had them.
 struct Unsent {
     batches: std::collections::VecDeque<(String, Delta)>,
+    written: std::collections::VecDeque<(std::time::Instant, String, Delta)>,
     prefix: u64,
     next: u64,
     dropped: Arc<AtomicU64>,
 }
+
+/// How long a written batch is kept for a replay after a failover (replication lag is far shorter).
+const REPLAY_WINDOW: Duration = Duration::from_secs(5);
 
 impl Unsent {
     fn new(dropped: Arc<AtomicU64>) -> Self {
@@ -510,6 +520,7 @@ impl Unsent {
         h.write_u64(crate::clock::now_ms());
         Unsent {
             batches: Default::default(),
+            written: Default::default(),
             prefix: h.finish(),
             next: 0,
             dropped,
@@ -532,12 +543,30 @@ impl Unsent {
     }
 
     async fn write(&mut self, store: &Store) {
+        let replays = store.redis().is_some();
         while let Some((id, delta)) = self.batches.front() {
             if let Err(e) = store.apply(id, delta).await {
-                tracing::warn!(error = %e, waiting = self.batches.len(), "stats store write failed; keeping the batch for the next flush");
+                let replayed = self.written.len();
+                while let Some((_, id, delta)) = self.written.pop_back() {
+                    self.batches.push_front((id, delta));
+                }
+                tracing::warn!(error = %e, waiting = self.batches.len(), replayed, "stats store write failed; keeping the batch for the next flush");
                 return;
             }
-            self.batches.pop_front();
+            let Some((id, delta)) = self.batches.pop_front() else {
+                break;
+            };
+            if replays {
+                let now = std::time::Instant::now();
+                while self
+                    .written
+                    .front()
+                    .is_some_and(|(at, _, _)| now.duration_since(*at) > REPLAY_WINDOW)
+                {
+                    self.written.pop_front();
+                }
+                self.written.push_back((now, id, delta));
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ mod hardening;
 mod identity;
 mod messages;
 mod mock_translation;
+mod redis_cluster;
 mod redis_governance;
 mod redis_store;
 mod reload;
