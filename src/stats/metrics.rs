@@ -95,6 +95,10 @@ fn describe() {
         "llm_bridge_stats_dropped_records_total",
         "Request records lost to the stats and request log: the queue was full, or the store stayed unreachable too long."
     );
+    describe_counter!(
+        "llm_bridge_alerts_total",
+        "Alerts to people per kind and outcome (sent and failed per webhook, dropped)."
+    );
     describe_gauge!(
         "llm_bridge_store_up",
         "Whether the store (embedded or Redis) answers: 1 yes, 0 no."
