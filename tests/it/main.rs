@@ -4,6 +4,7 @@
 
 mod support;
 
+mod abuse;
 mod alerts;
 mod auth;
 mod build_script;

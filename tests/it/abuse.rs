@@ -1,0 +1,287 @@
+//! Hostile clients while normal traffic runs, against the real binary: slow headers and stalled
+//! bodies (slowloris), HTTP/2 rapid reset, and bodies over the limit cut off while they stream in.
+//! Normal requests keep being answered, quickly, throughout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use llm_bridge_mock::MockUpstream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn gateway(mock: &MockUpstream, extra: &[(&str, &str)]) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", mock.url())),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    (Running::start(dir.path(), &env).await, dir)
+}
+
+/// Latencies of `n` normal chat requests sent one after another, all of which must succeed.
+async fn normal_requests(http: &reqwest::Client, url: &str, n: usize) -> Vec<Duration> {
+    let mut took = Vec::with_capacity(n);
+    for _ in 0..n {
+        let sent = Instant::now();
+        let resp = http
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&hello("gpt-4o-mini"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("a normal request is answered");
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+        took.push(sent.elapsed());
+    }
+    took.sort();
+    took
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn addr(url: &str) -> String {
+    url.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_and_stalled_bodies_do_not_slow_normal_requests() {
+    let mock = MockUpstream::start().await;
+    let (gw, _dir) = gateway(
+        &mock,
+        &[
+            ("LLM_BRIDGE_CLIENT_HEADER_TIMEOUT", "500ms"),
+            ("LLM_BRIDGE_CLIENT_BODY_TIMEOUT", "500ms"),
+            ("LLM_BRIDGE_MAX_CONNECTIONS", "1024"),
+        ],
+    )
+    .await;
+    // Normal requests are sent on fresh connections, as a pool under attack would have to.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let baseline = normal_requests(&http, &gw.url, 100).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let cut = Arc::new(AtomicU64::new(0));
+    let mut attackers = Vec::new();
+    // 300 connections sending their headers a byte every 100 ms; 100 sending a body that stalls.
+    for i in 0..400 {
+        let (target, stop, cut) = (addr(&gw.url), stop.clone(), cut.clone());
+        attackers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = tokio::net::TcpStream::connect(&target).await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let closed = if i < 300 {
+                    let head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+                    let mut closed = false;
+                    for byte in head {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if s.write_all(&[*byte]).await.is_err() {
+                            closed = true;
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    closed
+                } else {
+                    let _ = s
+                        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"model\":")
+                        .await;
+                    let mut buf = [0u8; 1024];
+                    matches!(
+                        tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await,
+                        Ok(Ok(_))
+                    )
+                };
+                if closed {
+                    cut.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let attacked = normal_requests(&http, &gw.url, 300).await;
+    stop.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.await.unwrap();
+    }
+    let cut = cut.load(Ordering::Relaxed);
+    eprintln!(
+        "slowloris: 400 hostile connections ({cut} cut by the gateway); normal requests p50 {:?} -> {:?}, \
+         p99 {:?} -> {:?}, slowest {:?}",
+        quantile(&baseline, 0.5),
+        quantile(&attacked, 0.5),
+        quantile(&baseline, 0.99),
+        quantile(&attacked, 0.99),
+        attacked.last().unwrap()
+    );
+    assert!(cut >= 100, "the gateway cut only {cut} hostile connections");
+    // Generous bounds: an attack that worked would hold requests for the header timeout or longer.
+    assert!(
+        quantile(&attacked, 0.99) < quantile(&baseline, 0.99) + Duration::from_millis(250),
+        "normal requests slowed down under the attack"
+    );
+    assert!(*attacked.last().unwrap() < Duration::from_millis(500));
+}
+
+/// Prior-knowledge HTTP/2 (h2c) spoken by hand: streams opened (HEADERS) and reset (RST_STREAM
+/// CANCEL) 100 at a time, 50,000 at most. `accepted_first`: the requests are `POST`s whose body
+/// never comes, reset only after the gateway has had time to start them; otherwise `GET`s reset
+/// in the same write. Returns the streams sent before the gateway closed the connection.
+async fn rapid_reset(url: String, accepted_first: bool) -> (u64, String) {
+    let tcp = tokio::net::TcpStream::connect(addr(&url)).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let (mut reader, mut writer) = tcp.into_split();
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(20), reader.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    writer.write_all(&preface).await.unwrap();
+    // :method, :scheme http, :path, :authority x: static table and literals, no dynamic table.
+    let path: &[u8] = if accepted_first {
+        b"/v1/chat/completions"
+    } else {
+        b"/v1/models"
+    };
+    let mut block = vec![if accepted_first { 0x83 } else { 0x82 }, 0x86, 0x04];
+    block.push(path.len() as u8);
+    block.extend_from_slice(path);
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    // END_HEADERS, and END_STREAM for the GETs.
+    let flags = if accepted_first { 0x4 } else { 0x5 };
+    let mut sent = 0u64;
+    let mut stream_id: u32 = 1;
+    let outcome = loop {
+        if sent >= 50_000 {
+            break "all sent".to_string();
+        }
+        let mut opens = Vec::with_capacity(100 * 40);
+        let mut resets = Vec::with_capacity(100 * 13);
+        for _ in 0..100 {
+            opens.extend_from_slice(&(block.len() as u32).to_be_bytes()[1..]);
+            opens.extend_from_slice(&[0x1, flags]);
+            opens.extend_from_slice(&stream_id.to_be_bytes());
+            opens.extend_from_slice(&block);
+            resets.extend_from_slice(&[0, 0, 4, 0x3, 0]);
+            resets.extend_from_slice(&stream_id.to_be_bytes());
+            resets.extend_from_slice(&8u32.to_be_bytes());
+            stream_id += 2;
+        }
+        if accepted_first {
+            if let Err(e) = writer.write_all(&opens).await {
+                break format!("the gateway closed the connection: {e}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        } else {
+            opens.extend_from_slice(&resets);
+            resets = opens;
+        }
+        if let Err(e) = writer.write_all(&resets).await {
+            break format!("the gateway closed the connection: {e}");
+        }
+        sent += 100;
+        tokio::task::yield_now().await;
+    };
+    drop(writer);
+    let _ = drain.await;
+    (sent, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rapid_reset_is_cut_off_and_normal_requests_continue() {
+    let mock = MockUpstream::start().await;
+    let (gw, _dir) = gateway(&mock, &[]).await;
+    let http = reqwest::Client::new();
+    let baseline = normal_requests(&http, &gw.url, 50).await;
+    for accepted_first in [false, true] {
+        let attack = tokio::spawn(rapid_reset(gw.url.clone(), accepted_first));
+        let during = normal_requests(&http, &gw.url, 100).await;
+        let (sent, outcome) = tokio::time::timeout(Duration::from_secs(60), attack)
+            .await
+            .expect("the attack ends")
+            .unwrap();
+        eprintln!(
+            "rapid reset ({}): {sent} streams opened and reset ({outcome}); \
+             normal requests p50 {:?} -> {:?}, slowest {:?}",
+            if accepted_first {
+                "after the request started"
+            } else {
+                "at once"
+            },
+            quantile(&baseline, 0.5),
+            quantile(&during, 0.5),
+            during.last().unwrap()
+        );
+        assert!(
+            sent < 50_000,
+            "the gateway let 50,000 reset streams through on one connection"
+        );
+        assert!(*during.last().unwrap() < Duration::from_secs(1));
+    }
+    // Only the normal requests reached the upstream, and the gateway is still healthy.
+    assert_eq!(mock.state.received().len(), 250);
+    assert_eq!(normal_requests(&http, &gw.url, 5).await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_while_it_streams_in() {
+    let mock = MockUpstream::start().await;
+    let (gw, _dir) = gateway(&mock, &[("LLM_BRIDGE_MAX_BODY_BYTES", "65536")]).await;
+    let mut s = tokio::net::TcpStream::connect(addr(&gw.url)).await.unwrap();
+    s.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (mut reader, mut writer) = s.into_split();
+    let reply = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") && got.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    // 16 KiB every 20 ms, up to 10 MiB: the refusal must come long before the end.
+    let chunk = format!("4000\r\n{}\r\n", "a".repeat(0x4000));
+    let mut sent = 0usize;
+    while sent < 10 << 20 && !reply.is_finished() {
+        if writer.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+        sent += 0x4000;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = reply.await.unwrap();
+    eprintln!("an endless body was refused after {sent} bytes had been sent");
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("\"error\""), "{reply}");
+    assert!(sent < 1 << 20, "{sent} bytes were sent before the refusal");
+    assert!(mock.state.received().is_empty());
+}
