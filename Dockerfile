@@ -2,7 +2,9 @@
 # Multi-stage build: cargo-leptos builds the server and the console; the runtime image holds only
 # the binary, the console's assets and curl for the health check.
 
-FROM rust:1.95-bookworm AS builder
+# Base images are pinned by digest (the tag says which release it is; the digest is what is pulled).
+# To update: `docker buildx imagetools inspect rust:1.95-bookworm` and replace the digest.
+FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
  && rm -rf /var/lib/apt/lists/*
@@ -17,7 +19,7 @@ ENV PATH=/src/tools/node_modules/.bin:$PATH
 COPY . .
 RUN cargo leptos build --release
 
-FROM debian:bookworm-slim AS runtime
+FROM debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251 AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \

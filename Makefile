@@ -1,7 +1,7 @@
 # The two commands: `make run` (install what is missing, build, serve on http://127.0.0.1:3000)
 # and `make test` (the whole test suite). `make bench` runs the benchmarks: the in-process one, the
 # reference harness (../shared/bench) with a socat forwarder as the floor, and instruction counts.
-.PHONY: run test bench lint
+.PHONY: run test bench lint supply-chain
 
 run:
 	scripts/run.sh
@@ -20,3 +20,6 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --features ssr --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+
+supply-chain:
+	scripts/supply-chain.sh

@@ -28,5 +28,7 @@ say "Redis for tests: $LLM_BRIDGE_TEST_REDIS_URL"
 say "cargo tests"
 cargo test --features ssr
 
+scripts/supply-chain.sh
+
 scripts/e2e.sh
 say "all tests passed"

@@ -86,4 +86,15 @@ fn dockerfile_runs_as_non_root_with_healthcheck() {
     assert!(text.contains("HEALTHCHECK") && text.contains("/health/live"));
     assert!(text.contains("LLM_BRIDGE_LISTEN=0.0.0.0:3000"));
     assert!(text.contains("cargo leptos build --release"));
+    // Every base image is pinned by digest.
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    for from in froms {
+        let image = from.split_whitespace().nth(1).unwrap();
+        let digest = image.split_once("@sha256:").map(|(_, d)| d);
+        assert!(
+            digest.is_some_and(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{from}: not pinned by digest"
+        );
+    }
 }
