@@ -285,3 +285,99 @@ async fn a_body_over_the_limit_is_refused_while_it_streams_in() {
     assert!(sent < 1 << 20, "{sent} bytes were sent before the refusal");
     assert!(mock.state.received().is_empty());
 }
+
+/// Malformed requests, each with the status and error `type` it gets; the README's table of
+/// malformed inputs lists the same rows. What the gateway needs (JSON, the model, the messages, the
+/// stream flag, sizes) it checks itself; the OpenAI dialect passes the rest through untouched for
+/// the provider to judge (200 here: the mock does not validate), and a translated provider
+/// (Gemini) gets the same body, which must be refused in OpenAI's shape or served.
+#[tokio::test]
+async fn malformed_input_gets_openai_errors() {
+    let gw = TestGateway::start_with("[server]\nmax_body_bytes = 65536\n", |_| {}).await;
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let json = "application/json";
+    let cases: Vec<(&str, &str, &str, Vec<u8>, u16)> = vec![
+        ("not JSON", "/v1/chat/completions", json, b"{".to_vec(), 400),
+        ("empty body", "/v1/chat/completions", json, vec![], 400),
+        ("a JSON array", "/v1/chat/completions", json, b"[]".to_vec(), 400),
+        ("invalid UTF-8", "/v1/chat/completions", json, b"{\"model\":\"\xff\xfe\"}".to_vec(), 400),
+        ("10,000 nested arrays", "/v1/chat/completions", json, nested.into_bytes(), 400),
+        ("no model", "/v1/chat/completions", json, br#"{"messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 400),
+        ("model is a number", "/v1/chat/completions", json, br#"{"model":5,"messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 400),
+        ("no messages", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini"}"#.to_vec(), 400),
+        ("messages is a string", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini","messages":"hi"}"#.to_vec(), 400),
+        ("unknown role", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini","messages":[{"role":"wizard","content":"hi"}]}"#.to_vec(), 200),
+        ("content is a number", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":5}]}"#.to_vec(), 200),
+        ("max_tokens 1e400", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini","max_tokens":1e400,"messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 400),
+        ("temperature is a word", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini","temperature":"hot","messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 200),
+        ("stream is a word", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini","stream":"yes","messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 400),
+        ("tools is an object", "/v1/chat/completions", json, br#"{"model":"gpt-4o-mini","tools":{},"messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 200),
+        ("unknown model", "/v1/chat/completions", json, br#"{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 404),
+        ("model name of 10,000 characters", "/v1/chat/completions", json, format!(r#"{{"model":"{}","messages":[]}}"#, "m".repeat(10_000)).into_bytes(), 400),
+        ("text/plain body", "/v1/chat/completions", "text/plain", br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#.to_vec(), 200),
+        ("body over the limit", "/v1/chat/completions", json, format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(70_000)).into_bytes(), 413),
+        ("embeddings without input", "/v1/embeddings", json, br#"{"model":"text-embedding-3-small"}"#.to_vec(), 400),
+        ("responses without input", "/v1/responses", json, br#"{"model":"gpt-4o-mini","input":5}"#.to_vec(), 400),
+    ];
+    let mut table =
+        String::from("| input | status | error type | translated (Gemini) |\n|---|---|---|---|\n");
+    let mut wrong = Vec::new();
+    for (what, path, content_type, body, want) in cases {
+        let resp = gw
+            .post(path)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let text = resp.text().await.unwrap();
+        let e: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let kind = match e["error"]["type"].as_str() {
+            Some(kind) => format!("`{kind}`"),
+            None => "passed through".to_string(),
+        };
+        let shaped = ct.starts_with("application/json")
+            && e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+            && e["error"]["type"].is_string();
+        let mut translated = "-".to_string();
+        if want == 200 {
+            // The same body to a translated provider: refused in OpenAI's shape, or served.
+            let body = String::from_utf8(body).unwrap();
+            let resp = gw
+                .post(path)
+                .header("content-type", content_type)
+                .body(body.replace("gpt-4o-mini", "gemini-2.5-flash"))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            let e: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            translated = match e["error"]["type"].as_str() {
+                Some(kind) => format!("{status} `{kind}`"),
+                None => status.to_string(),
+            };
+            if status >= 500 || (status >= 400 && e["error"]["message"].as_str().is_none()) {
+                wrong.push(format!("{what} (Gemini): {status} {text}"));
+            }
+            assert_no_secret(&text);
+        }
+        table.push_str(&format!("| {what} | {status} | {kind} | {translated} |\n"));
+        if status != want || (want != 200 && !shaped) {
+            wrong.push(format!("{what}: {status} (wanted {want}) {text}"));
+        }
+        assert_no_secret(&text);
+    }
+    eprintln!("{table}");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Only bodies passed through reached the upstream.
+    assert!(gw.mock.state.received().len() <= 10);
+}
