@@ -5,6 +5,9 @@
 //! the upstream and decode the reply → [`stats`] records usage and cost. [`app`] is the console.
 
 #![recursion_limit = "256"]
+// The server has no unsafe code. (The browser build's only unsafe code is wasm-bindgen's generated
+// entry point.)
+#![cfg_attr(feature = "ssr", forbid(unsafe_code))]
 
 pub mod app;
 pub mod calendar;

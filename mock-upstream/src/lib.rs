@@ -25,6 +25,8 @@
 //! Otherwise it answers [`REPLY_WORDS`] as text: one word per stream chunk, usage
 //! `PROMPT_TOKENS` in and `REPLY_WORDS.len()` out (plus `CACHED_TOKENS` cached).
 
+#![forbid(unsafe_code)]
+
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;

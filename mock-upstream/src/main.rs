@@ -1,6 +1,8 @@
 //! Runs the mock upstream on its own: `mock_upstream [ADDR]` (default 127.0.0.1:0; the bound
 //! address is printed). Used by the end2end tests and handy for trying the gateway without keys.
 
+#![forbid(unsafe_code)]
+
 use llm_bridge_mock::MockUpstream;
 
 #[tokio::main]
