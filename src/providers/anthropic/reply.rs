@@ -16,8 +16,10 @@ pub(super) fn finish_reason(stop_reason: Option<&str>, saw_tool_use: bool) -> &'
 }
 
 pub(super) fn usage_of(input: u64, cache_read: u64, cache_creation: u64, output: u64) -> Usage {
-    Usage::new(input + cache_read + cache_creation, output, cache_read, 0)
-        .with_cache_writes(cache_creation)
+    let prompt = input
+        .saturating_add(cache_read)
+        .saturating_add(cache_creation);
+    Usage::new(prompt, output, cache_read, 0).with_cache_writes(cache_creation)
 }
 
 pub(super) fn upstream_error(error: &WireError) -> ApiError {

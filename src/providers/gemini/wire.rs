@@ -200,7 +200,8 @@ impl UsageMetadata {
     pub(super) fn to_usage(&self) -> Usage {
         Usage::new(
             self.prompt_token_count,
-            self.candidates_token_count + self.thoughts_token_count,
+            self.candidates_token_count
+                .saturating_add(self.thoughts_token_count),
             self.cached_content_token_count,
             self.thoughts_token_count,
         )

@@ -32,7 +32,11 @@ impl WireUsage {
     fn usage(&self) -> Usage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let written = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self.input_tokens.unwrap_or(0) + read + written;
+        let prompt = self
+            .input_tokens
+            .unwrap_or(0)
+            .saturating_add(read)
+            .saturating_add(written);
         Usage::new(prompt, self.output_tokens.unwrap_or(0), read, 0).with_cache_writes(written)
     }
 }

@@ -25,7 +25,7 @@ pub fn usage_json(usage: Option<&Usage>) -> Value {
         "input_tokens_details": {"cached_tokens": u.cached_tokens()},
         "output_tokens": u.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
+        "total_tokens": u.prompt_tokens.saturating_add(u.completion_tokens),
     })
 }
 
