@@ -15,6 +15,9 @@ pub struct ChatStream {
     pub(super) stop_reason: Option<String>,
     /// Content block index → tool call index, for the tool_use blocks seen so far.
     pub(super) tool_blocks: Vec<(u32, u32)>,
+    /// The tool_use block (content block index, tool call index) still without arguments: a
+    /// call without input gets `{}` when its block stops, as in a whole reply.
+    pub(super) no_arguments_yet: Option<(u32, u32)>,
     /// The chunk with the non-null finish_reason is out.
     pub(super) finish_sent: bool,
     /// `message_stop` was seen.
@@ -34,6 +37,7 @@ impl ChatStream {
             output_tokens: 0,
             stop_reason: None,
             tool_blocks: Vec::new(),
+            no_arguments_yet: None,
             finish_sent: false,
             complete: false,
             finished: false,
@@ -123,6 +127,7 @@ impl ChatStream {
                     ReplyBlock::ToolUse { id, name, .. } => {
                         let n = self.tool_blocks.len() as u32;
                         self.tool_blocks.push((index, n));
+                        self.no_arguments_yet = Some((index, n));
                         let call = ToolCallDelta {
                             index: n,
                             id: Some(id),
@@ -187,6 +192,12 @@ impl ChatStream {
                         let Some(n) = self.tool_index(index) else {
                             return Ok(());
                         };
+                        if self
+                            .no_arguments_yet
+                            .is_some_and(|(block, _)| block == index)
+                        {
+                            self.no_arguments_yet = None;
+                        }
                         let call = ToolCallDelta {
                             index: n,
                             function: FunctionCallDelta {
@@ -220,7 +231,29 @@ impl ChatStream {
                 self.complete = true;
             }
             StreamEvent::Error { error } => return Err(upstream_error(&error)),
-            StreamEvent::ContentBlockStop {} | StreamEvent::Ping {} | StreamEvent::Unknown => {}
+            StreamEvent::ContentBlockStop { index } => {
+                if let Some((block, n)) = self.no_arguments_yet
+                    && index.is_none_or(|i| i == block)
+                {
+                    self.no_arguments_yet = None;
+                    let call = ToolCallDelta {
+                        index: n,
+                        function: FunctionCallDelta {
+                            arguments: Some("{}".to_string()),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    };
+                    self.write(
+                        out,
+                        Delta {
+                            tool_calls: Some(vec![call]),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+            StreamEvent::Ping {} | StreamEvent::Unknown => {}
         }
         Ok(())
     }

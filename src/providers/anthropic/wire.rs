@@ -166,7 +166,10 @@ pub(super) enum StreamEvent {
         index: u32,
         delta: BlockDelta,
     },
-    ContentBlockStop {},
+    ContentBlockStop {
+        #[serde(default)]
+        index: Option<u32>,
+    },
     MessageDelta {
         #[serde(default)]
         delta: MessageDeltaBody,
