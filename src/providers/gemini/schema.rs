@@ -6,6 +6,18 @@ use super::*;
 /// Deeper schemas are cut here: keeps a hostile schema from recursing without bound.
 pub(super) const MAX_SCHEMA_DEPTH: usize = 32;
 
+/// Past this many schema nodes reduced, `$ref`s are no longer inlined: definitions that each
+/// name the next one twice would otherwise grow the schema exponentially (2^32 nodes at the
+/// depth limit).
+pub(super) const MAX_SCHEMA_NODES: usize = 100_000;
+
+/// The `$ref`s being inlined (to stop at a recursive one) and the nodes reduced so far.
+#[derive(Default)]
+pub(super) struct Refs {
+    open: Vec<String>,
+    nodes: usize,
+}
+
 /// A function's parameters; none when they describe no property (Gemini rejects an OBJECT without properties).
 pub(super) fn function_parameters(schema: &Value) -> Option<Value> {
     let reduced = reduce_root(schema);
@@ -19,14 +31,14 @@ pub(super) fn function_parameters(schema: &Value) -> Option<Value> {
 }
 
 pub(super) fn reduce_root(schema: &Value) -> Map<String, Value> {
-    reduce_schema(schema, schema, &mut Vec::new(), 0)
+    reduce_schema(schema, schema, &mut Refs::default(), 0)
 }
 
 /// Keeps the JSON Schema keywords Gemini's Schema knows and rewrites the ones it spells differently.
 pub(super) fn reduce_schema(
     node: &Value,
     root: &Value,
-    refs: &mut Vec<String>,
+    refs: &mut Refs,
     depth: usize,
 ) -> Map<String, Value> {
     let mut out = Map::new();
@@ -34,19 +46,21 @@ pub(super) fn reduce_schema(
     if depth > MAX_SCHEMA_DEPTH {
         return out;
     }
+    refs.nodes += 1;
     let mut nullable = obj.get("nullable").and_then(Value::as_bool) == Some(true);
 
     // `$ref`: inline a local, non-recursive target beneath the node's own keywords; drop anything else.
     let mut inlined = None;
     if let Some(Value::String(r)) = obj.get("$ref")
-        && !refs.contains(r)
+        && !refs.open.contains(r)
+        && refs.nodes < MAX_SCHEMA_NODES
         && let Some(target) = r
             .strip_prefix('#')
             .and_then(|pointer| root.pointer(pointer))
     {
-        refs.push(r.clone());
+        refs.open.push(r.clone());
         inlined = Some(reduce_schema(target, root, refs, depth + 1));
-        refs.pop();
+        refs.open.pop();
     }
 
     let mut any_of: Vec<Value> = Vec::new();
