@@ -1,7 +1,7 @@
 # The two commands: `make run` (install what is missing, build, serve on http://127.0.0.1:3000)
 # and `make test` (the whole test suite). `make bench` runs the benchmarks: the in-process one, the
 # reference harness (../shared/bench) with a socat forwarder as the floor, and instruction counts.
-.PHONY: run test bench lint supply-chain
+.PHONY: run test bench lint supply-chain proptest-long
 
 run:
 	scripts/run.sh
@@ -23,3 +23,8 @@ lint:
 
 supply-chain:
 	scripts/supply-chain.sh
+
+# The property tests of the translators and decoders with many more cases than `make test` runs
+# them with (a longer job).
+proptest-long:
+	PROPTEST_CASES=20000 cargo test --features ssr --lib proptests

@@ -18,6 +18,8 @@ pub mod moonshot;
 pub mod openai;
 pub mod openai_compatible;
 pub mod openai_types;
+#[cfg(all(test, feature = "ssr"))]
+mod proptests;
 pub mod qwen;
 pub mod responses;
 pub mod spec;
