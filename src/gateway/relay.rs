@@ -93,6 +93,9 @@ impl<S: FromChunks> ChatTo<S> {
     }
 }
 
+/// How many bytes of translated events one write to the client gathers at most.
+const GATHER_BYTES: usize = 64 * 1024;
+
 /// A streamed reply.
 pub struct SseRelay<T> {
     upstream: Upstream,
@@ -170,7 +173,13 @@ impl<T: StreamOut> SseRelay<T> {
             if !out.is_empty() {
                 // Chunks the upstream connection already holds go out in the same write: one
                 // scheduling round lets its task hand them over, without waiting for new data.
-                match self.ready_chunk().await {
+                // Up to a bound: a fast upstream's whole reply must not gather in one write.
+                let ready = if out.len() < GATHER_BYTES {
+                    self.ready_chunk().await
+                } else {
+                    None
+                };
+                match ready {
                     Some(Some(Ok(chunk))) => {
                         self.decoder.push(&chunk);
                         continue;
@@ -577,5 +586,28 @@ mod tests {
     async fn before_the_reply_starts_a_failure_leaves_nothing_sent_to_fail_over() {
         let mut r = relay(GOOD_THEN_GARBLED);
         assert!(r.next().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_fast_upstream_is_relayed_in_bounded_writes() {
+        const EVENT: &str =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"word\"}}]}\n\n";
+        let events = (0..20_000).map(|_| Ok(Bytes::from_static(EVENT.as_bytes())));
+        let done = std::iter::once(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+        let upstream: Upstream = Box::pin(futures_util::stream::iter(events.chain(done)));
+        let mut r = SseRelay::new(
+            upstream,
+            ChatTranslator::OpenAi(PassthroughStream::new(true)),
+            Duration::from_secs(5),
+            "m".into(),
+            0,
+        );
+        let (mut writes, mut largest) = (0, 0);
+        while let Some(bytes) = r.next().await.unwrap() {
+            writes += 1;
+            largest = largest.max(bytes.len());
+        }
+        assert!(writes > 10, "{writes} writes");
+        assert!(largest < GATHER_BYTES + 1024, "a write of {largest} bytes");
     }
 }
