@@ -32,6 +32,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             .set(d.in_flight as f64);
     }
     counter!("llm_bridge_stats_dropped_records_total").absolute(state.stats.dropped());
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    gauge!("llm_bridge_runtime_alive_tasks").set(tasks as f64);
     let store = state.stats.store().health().await;
     gauge!("llm_bridge_store_up", "backend" => store.backend).set(if store.reachable {
         1.0

@@ -1,5 +1,6 @@
 //! Prometheus metrics through the `metrics` facade: each finished request updates counters and
-//! histograms; gauges that describe state (circuits, store, dropped records) are set at scrape time.
+//! histograms; gauges that describe state (circuits, store, dropped records, runtime tasks) are set at
+//! scrape time.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -98,6 +99,10 @@ fn describe() {
     describe_counter!(
         "llm_bridge_alerts_total",
         "Alerts to people per kind and outcome (sent and failed per webhook, dropped)."
+    );
+    describe_gauge!(
+        "llm_bridge_runtime_alive_tasks",
+        "Tasks alive in the gateway's async runtime (connections, requests, background work)."
     );
     describe_gauge!(
         "llm_bridge_store_up",
