@@ -17,6 +17,9 @@
 //! - `tools`: two parallel tool calls (`get_weather` for Paris and Tokyo);
 //! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
+//! - OpenAI dialect only: `reset` (the connection closes before any byte of the reply), `garbage`
+//!   (a 200 whose body is an HTML page instead of JSON; streams answer as usual), `chunks<N>`
+//!   (a reply of N words: N content chunks when streamed, usage N completion tokens);
 //! - OpenAI dialect only: `leakkey` (a 401 quoting the caller's key percent-encoded and cut short);
 //! - Anthropic only: `cachewrite` (the usage reports [`CACHE_WRITE_TOKENS`] written to the cache);
 //! - `length`: the answer is cut by the token limit; `nousage`: the reply reports no usage;
@@ -150,6 +153,15 @@ pub enum Behaviour {
     SlowFirst,
     Stall,
     BadJson,
+    Reset,
+    Garbage,
+}
+
+/// The N of `chunks<N>` in a model name.
+pub fn chunk_count(model: &str) -> Option<usize> {
+    let rest = model.split("chunks").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 impl MockState {
@@ -191,6 +203,10 @@ impl MockState {
             Behaviour::Stall
         } else if model.contains("badjson") {
             Behaviour::BadJson
+        } else if model.contains("reset") {
+            Behaviour::Reset
+        } else if model.contains("garbage") {
+            Behaviour::Garbage
         } else if model.contains("hang") {
             Behaviour::Hang
         } else if model.contains("tools") {

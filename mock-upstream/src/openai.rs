@@ -61,6 +61,24 @@ fn usage(behaviour: Behaviour) -> Value {
     })
 }
 
+/// [`usage`], with the completion of a `chunks<N>` model.
+fn usage_of(model: &str, behaviour: Behaviour) -> Value {
+    let mut u = usage(behaviour);
+    if let Some(n) = super::chunk_count(model) {
+        u["completion_tokens"] = json!(n);
+        u["total_tokens"] = json!(PROMPT_TOKENS + n as u64);
+    }
+    u
+}
+
+/// A reply whose body fails before its first byte: the connection closes without a response.
+fn reset() -> Response {
+    let body = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::other("connection reset by the mock"))
+    });
+    Response::new(Body::from_stream(body))
+}
+
 fn tool_calls() -> Value {
     json!([
         {"id": "call_paris", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
@@ -116,6 +134,13 @@ pub async fn chat(
                 "requests",
             );
         }
+        Behaviour::Reset => return reset(),
+        Behaviour::Garbage if !stream => {
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("<html><body>502 Bad Gateway</body></html>"))
+                .unwrap();
+        }
         _ => {}
     }
     if stream {
@@ -126,8 +151,11 @@ pub async fn chat(
             Behaviour::Length => "length",
             _ => "stop",
         };
-        let mut message =
-            json!({"role": "assistant", "content": REPLY_WORDS.concat(), "refusal": null});
+        let content = match super::chunk_count(&model) {
+            Some(n) => (0..n).map(|i| REPLY_WORDS[i % REPLY_WORDS.len()]).collect(),
+            None => REPLY_WORDS.concat(),
+        };
+        let mut message = json!({"role": "assistant", "content": content, "refusal": null});
         if behaviour == Behaviour::Tools {
             message["content"] = Value::Null;
             message["tool_calls"] = tool_calls();
@@ -144,7 +172,7 @@ pub async fn chat(
             "system_fingerprint": "fp_mock"
         });
         if behaviour != Behaviour::NoUsage {
-            reply["usage"] = usage(behaviour);
+            reply["usage"] = usage_of(&model, behaviour);
         }
         Json(reply).into_response()
     }
@@ -187,6 +215,11 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
                 None,
             ));
         }
+    } else if let Some(n) = super::chunk_count(&model) {
+        for i in 0..n {
+            let word = REPLY_WORDS[i % REPLY_WORDS.len()];
+            events.push(chunk(&model, json!({"content": word}), None));
+        }
     } else {
         for word in REPLY_WORDS {
             events.push(chunk(&model, json!({"content": word}), None));
@@ -217,7 +250,7 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
     if include_usage && behaviour != Behaviour::NoUsage {
         let c = json!({
             "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
-            "choices": [], "usage": usage(behaviour)
+            "choices": [], "usage": usage_of(&model, behaviour)
         });
         events.push(Bytes::from(format!("data: {c}\n\n")));
     }
