@@ -1,7 +1,9 @@
 # The two commands: `make run` (install what is missing, build, serve on http://127.0.0.1:3000)
 # and `make test` (the whole test suite). `make bench` runs the benchmarks: the in-process one, the
 # reference harness (../shared/bench) with a socat forwarder as the floor, and instruction counts.
-.PHONY: run test bench lint supply-chain proptest-long
+# `make soak` runs the soak for an hour and the chaos scenario for ten minutes (release build;
+# SOAK_SECONDS and CHAOS_SECONDS change that).
+.PHONY: run test bench lint soak supply-chain proptest-long
 
 run:
 	scripts/run.sh
@@ -28,3 +30,9 @@ supply-chain:
 # them with (a longer job).
 proptest-long:
 	PROPTEST_CASES=20000 cargo test --features ssr --lib proptests
+
+SOAK_SECONDS ?= 3600
+CHAOS_SECONDS ?= 600
+soak:
+	LLM_BRIDGE_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --features ssr --test it soak -- --nocapture
+	LLM_BRIDGE_CHAOS_SECONDS=$(CHAOS_SECONDS) cargo test --release --features ssr --test it chaos -- --nocapture
