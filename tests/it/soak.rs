@@ -1,4 +1,4 @@
-//! Soak: the real binary under a steady mix of traffic for `LLM_BRIDGE_SOAK_SECONDS` (90 s when
+//! Soak: the real binary under a steady mix of traffic for `LLM_BRIDGE_SOAK_SECONDS` (120 s when
 //! `CI=true`, 20 s otherwise; `make soak` runs it for an hour): plain replies, 10,000-chunk streams,
 //! slow readers that stop reading, clients that leave mid-stream, embeddings, refusals by a key's
 //! rate limit and invalid requests. Resident memory, sampled every second, stays flat after the
@@ -411,7 +411,7 @@ async fn idle_counts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_memory_stays_flat_and_every_request_is_recorded_once() {
-    let seconds = duration_from_env("LLM_BRIDGE_SOAK_SECONDS", 90, 20);
+    let seconds = duration_from_env("LLM_BRIDGE_SOAK_SECONDS", 120, 20);
     let mock = MockUpstream::start_on("127.0.0.1:0".parse().unwrap(), false).await;
     let dir = tempfile::tempdir().unwrap();
     let mut env: Vec<(&str, String)> = vec![("LLM_BRIDGE_MASTER_KEY", MASTER.into())];
