@@ -374,22 +374,6 @@ async fn gateways(url: &str, mock: &MockUpstream) -> Vec<(Running, tempfile::Tem
     out
 }
 
-async fn create_key(http: &reqwest::Client, url: &str, settings: Value) -> (String, String) {
-    let resp = http
-        .post(format!("{url}/api/keys"))
-        .bearer_auth(MASTER)
-        .json(&settings)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    let v: Value = resp.json().await.unwrap();
-    (
-        v["id"].as_str().unwrap().into(),
-        v["key"].as_str().unwrap().into(),
-    )
-}
-
 async fn chat(http: &reqwest::Client, url: &str, key: &str) -> u16 {
     match http
         .post(format!("{url}/v1/chat/completions"))
@@ -401,28 +385,6 @@ async fn chat(http: &reqwest::Client, url: &str, key: &str) -> u16 {
     {
         Ok(resp) => resp.status().as_u16(),
         Err(_) => 0,
-    }
-}
-
-/// Waits until every gateway answers `key` with `status` on `GET /v1/models`.
-async fn until_all(http: &reqwest::Client, urls: &[String], key: &str, status: u16) {
-    for url in urls {
-        let mut last = 0;
-        for _ in 0..100 {
-            last = http
-                .get(format!("{url}/v1/models"))
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16();
-            if last == status {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(last, status, "{url} did not pick up the key change");
     }
 }
 

@@ -498,3 +498,46 @@ pub fn child_kill(mut child: Child) -> std::io::Result<std::process::ExitStatus>
     child.kill()?;
     child.wait()
 }
+
+/// Creates a virtual key with `settings` through `/api/keys` (master key); its id and secret.
+pub async fn create_key(
+    http: &reqwest::Client,
+    url: &str,
+    settings: serde_json::Value,
+) -> (String, String) {
+    let resp = http
+        .post(format!("{url}/api/keys"))
+        .bearer_auth(MASTER)
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let v: serde_json::Value = resp.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().into(),
+        v["key"].as_str().unwrap().into(),
+    )
+}
+
+/// Waits until every gateway answers `key` with `status` on `GET /v1/models`.
+pub async fn until_all(http: &reqwest::Client, urls: &[String], key: &str, status: u16) {
+    for url in urls {
+        let mut last = 0;
+        for _ in 0..100 {
+            last = http
+                .get(format!("{url}/v1/models"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            if last == status {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(last, status, "{url} did not pick up the key change");
+    }
+}
