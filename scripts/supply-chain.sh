@@ -12,6 +12,11 @@ if ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
   cargo install "cargo-deny@$CARGO_DENY_VERSION" --locked
 fi
 
+# cargo-deny reads every platform's crates from Cargo.lock; a build fetches only this platform's
+# (Windows-only crates are missing on a fresh machine), so fetch them all first.
+say "fetching every platform's crates in Cargo.lock"
+cargo fetch --locked --quiet
+
 say "cargo deny: licences, bans, sources"
 cargo deny --offline check licenses bans sources
 
