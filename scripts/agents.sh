@@ -45,19 +45,30 @@ answer=$(cd "$work/project" && HOME="$work/home" CODEX_HOME="$work/codex-home" A
 expect "Codex: prompt, exec_command round trip, answer" "$answer"
 
 say "the request log shows both inbound APIs and Claude Code's session"
-# The request log is written in batches: wait (15 s at most) until both APIs are in it.
-for _ in $(seq 75); do
-  log=$(curl -fsS "$GATEWAY_URL/api/requests?limit=200")
-  [[ "$log" == *'"api":"responses"'* && "$log" == *'"api":"messages"'* ]] && break
-  sleep 0.2
-done
-python3 - "$log" <<'PY'
-import json, sys
-log = json.loads(sys.argv[1])
-agents = [r for r in log if "mock-agent" in (r.get("model") or "")]
-apis = {r["api"] for r in agents}
+# The request log is written in batches: wait (30 s at most) until both agents' requests are in it.
+if ! python3 - "$GATEWAY_URL" <<'PY'
+import json, sys, time, urllib.request
+deadline = time.monotonic() + 30
+while True:
+    log = json.load(urllib.request.urlopen(f"{sys.argv[1]}/api/requests?limit=200", timeout=10))
+    agents = [r for r in log if "mock-agent" in (r.get("model") or "")]
+    apis = {r["api"] for r in agents}
+    if {"messages", "responses"} <= apis or time.monotonic() > deadline:
+        break
+    time.sleep(0.2)
 assert {"messages", "responses"} <= apis, (apis, [(r["api"], r.get("model"), r["status"]) for r in log[:10]])
 assert any(r.get("session_id") for r in agents if r["api"] == "messages"), "no Claude Code session id"
 assert all(r["status"] == 200 for r in agents), [(r["api"], r["status"]) for r in agents]
 print(f"ok   {len(agents)} agent requests recorded: {sorted(apis)}")
 PY
+then
+  # What the gateway itself counted: finished requests per provider, requests in flight, records
+  # the stats dropped, and its log (GATEWAY_LOG, when the caller keeps one).
+  echo "FAIL the request log; the gateway's metrics:" >&2
+  curl -fsS "$GATEWAY_URL/metrics" | grep -E '^llm_bridge_(requests_total\{provider="(deepseek|openai)"|in_flight|stats_dropped|runtime_alive)' >&2 || true
+  if [ -n "${GATEWAY_LOG:-}" ]; then
+    echo "the gateway's log (last 40 lines):" >&2
+    tail -n 40 "$GATEWAY_LOG" >&2
+  fi
+  exit 1
+fi

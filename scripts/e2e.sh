@@ -14,12 +14,13 @@ mock_port=$(free_port)
 spawn target/release/mock_upstream "127.0.0.1:$mock_port"
 gw_port=$(free_port)
 data_dir=$(mktemp -d)
+gw_log="$data_dir/gateway.log"
 # Every provider's base URL on the mock; those without a key here stay disabled.
 spawn env $(mock_wiring "http://127.0.0.1:$mock_port") LLM_BRIDGE_SITE_ROOT=target/site LLM_BRIDGE_DATA_DIR="$data_dir" \
   LLM_BRIDGE_LISTEN="127.0.0.1:$gw_port" \
   OPENAI_API_KEY=sk-e2e-openai GEMINI_API_KEY=e2e-gemini ANTHROPIC_API_KEY=sk-ant-e2e \
   DEEPSEEK_API_KEY=sk-e2e-deepseek LLM_BRIDGE_STATS_FLUSH_INTERVAL=200ms RUST_LOG=warn \
-  target/release/llm-bridge
+  target/release/llm-bridge 2> >(tee "$gw_log" >&2)
 wait_http "http://127.0.0.1:$gw_port/health/ready"
 (cd end2end && BASE_URL="http://127.0.0.1:$gw_port" npx playwright test)
 
@@ -66,4 +67,4 @@ wait_http "http://127.0.0.1:$cache_port/health/ready"
 GATEWAY_URL="http://127.0.0.1:$cache_port" target/py-sdk/bin/python tests/python/test_cache_sdk.py
 
 say "Claude Code and Codex through the gateway"
-GATEWAY_URL="http://127.0.0.1:$gw_port" scripts/agents.sh
+GATEWAY_URL="http://127.0.0.1:$gw_port" GATEWAY_LOG="$gw_log" scripts/agents.sh
