@@ -149,13 +149,37 @@ pub fn reply_headers(
         headers.insert(HEADER_REQUEST_ID, v);
     }
     if let Some(d) = deployment {
-        headers.insert(HEADER_PROVIDER, header_text(&d.provider.name));
-        headers.insert(HEADER_DEPLOYMENT, header_text(&d.id));
+        let (provider, id) = d.header_values();
+        headers.insert(HEADER_PROVIDER, provider.clone());
+        headers.insert(HEADER_DEPLOYMENT, id.clone());
     }
     if attempts > 0 {
         headers.insert(HEADER_ATTEMPTS, HeaderValue::from(attempts));
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1e3)) {
-        headers.insert(HEADER_OVERHEAD, v);
+    headers.insert(HEADER_OVERHEAD, milliseconds(overhead));
+}
+
+/// A duration in milliseconds with three decimals (`0.042`), written without the float formatter.
+fn milliseconds(d: Duration) -> HeaderValue {
+    let us = d.as_micros().min(u64::MAX as u128) as u64;
+    let mut text = (us / 1000).to_string();
+    let frac = us % 1000;
+    text.push('.');
+    text.push(char::from(b'0' + (frac / 100) as u8));
+    text.push(char::from(b'0' + (frac / 10 % 10) as u8));
+    text.push(char::from(b'0' + (frac % 10) as u8));
+    HeaderValue::from_str(&text).expect("digits and a dot are a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overhead_is_written_in_milliseconds_with_three_decimals() {
+        assert_eq!(milliseconds(Duration::from_micros(42)), "0.042");
+        assert_eq!(milliseconds(Duration::from_micros(1_500)), "1.500");
+        assert_eq!(milliseconds(Duration::from_nanos(123_456_789)), "123.456");
+        assert_eq!(milliseconds(Duration::ZERO), "0.000");
     }
 }

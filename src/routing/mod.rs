@@ -34,9 +34,21 @@ pub struct Deployment {
     pub limits: Limits,
     /// Moving average of the time to the first byte, in microseconds (0: not measured yet).
     latency_us: AtomicU64,
+    /// The reply headers naming the provider and the deployment, made on first use.
+    header_values: std::sync::OnceLock<(axum::http::HeaderValue, axum::http::HeaderValue)>,
 }
 
 impl Deployment {
+    /// The values of the reply headers naming the provider and the deployment.
+    pub fn header_values(&self) -> &(axum::http::HeaderValue, axum::http::HeaderValue) {
+        self.header_values.get_or_init(|| {
+            (
+                crate::gateway::header_text(&self.provider.name),
+                crate::gateway::header_text(&self.id),
+            )
+        })
+    }
+
     pub fn api_key(&self) -> Option<&Secret> {
         self.key.as_ref()
     }
@@ -294,6 +306,7 @@ impl Routing {
                 circuit: circuit(),
                 limits: Limits::new(d.rpm, d.tpm, d.max_concurrent),
                 latency_us: AtomicU64::new(0),
+                header_values: Default::default(),
             }));
         }
         let explicit = explicit
@@ -348,6 +361,7 @@ impl Routing {
                     circuit: Circuit::new(self.config.circuit.clone()),
                     limits: Limits::new(None, None, None),
                     latency_us: AtomicU64::new(0),
+                    header_values: Default::default(),
                 })
             })
             .collect();
@@ -436,6 +450,7 @@ mod tests {
             circuit: Circuit::new(Default::default()),
             limits: Limits::new(None, None, None),
             latency_us: AtomicU64::new(0),
+            header_values: Default::default(),
         })
     }
 

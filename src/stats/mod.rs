@@ -100,6 +100,14 @@ impl Granularity {
     }
 }
 
+/// A dimension's key, `kind:value` (built without the formatting machinery: this runs per request).
+fn dim(kind: &str, value: &str) -> String {
+    let mut key = String::with_capacity(kind.len() + value.len());
+    key.push_str(kind);
+    key.push_str(value);
+    key
+}
+
 /// What one flush adds: counters per (granularity, bucket, dimension), and the new log entries.
 #[derive(Debug, Default)]
 pub struct Delta {
@@ -109,28 +117,31 @@ pub struct Delta {
 }
 
 impl Delta {
-    pub fn add(&mut self, r: &RequestRecord) {
+    pub fn add(&mut self, r: RequestRecord) {
         let minute = r.time_ms / 60_000;
-        let dims = [
-            "total".to_string(),
-            format!("provider:{}", r.provider),
-            format!("model:{}", r.model_label()),
-            format!("deployment:{}", r.deployment_label()),
-            format!("key:{}", r.client_key.as_deref().unwrap_or("-")),
-        ];
-        let teams = r.team.as_ref().map(|t| format!("team:{t}"));
-        let users = r.user.as_ref().map(|u| format!("user:{u}"));
-        for dim in dims.into_iter().chain(teams).chain(users) {
+        let dims = {
+            let deployment = r.deployment_label();
+            [
+                Some("total".to_string()),
+                Some(dim("provider:", &r.provider)),
+                Some(dim("model:", r.model_label())),
+                Some(dim("deployment:", &deployment)),
+                Some(dim("key:", r.client_key.as_deref().unwrap_or("-"))),
+                r.team.as_deref().map(|t| dim("team:", t)),
+                r.user.as_deref().map(|u| dim("user:", u)),
+            ]
+        };
+        for dim in dims.into_iter().flatten() {
             self.counters
                 .entry((Granularity::Minute, minute, dim.clone()))
                 .or_default()
-                .add_record(r);
+                .add_record(&r);
             self.counters
                 .entry((Granularity::Hour, minute / 60, dim))
                 .or_default()
-                .add_record(r);
+                .add_record(&r);
         }
-        self.recent.push(r.clone());
+        self.recent.push(r);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -463,11 +474,11 @@ async fn aggregate(
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Msg::Record(r)) => pending.add(&r),
+                Some(Msg::Record(r)) => pending.add(*r),
                 Some(Msg::Flush(done)) => {
                     // Take whatever is already queued before writing.
                     while let Ok(Msg::Record(r)) = rx.try_recv() {
-                        pending.add(&r);
+                        pending.add(*r);
                     }
                     unsent.push(std::mem::take(&mut pending));
                     unsent.write(&store).await;
