@@ -7,7 +7,6 @@ use std::time::Instant;
 use axum::Extension;
 use axum::extract::{ConnectInfo, Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -79,12 +78,13 @@ fn is_admin_page(path: &str) -> bool {
         .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
-pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Who is calling, put in the request's extensions; or the refusal.
+pub async fn authorize(state: &AppState, request: &mut Request) -> Result<(), Response> {
     let auth = &state.auth;
     let path = request.uri().path();
     let area = area(path);
     if matches!(area, Area::Open) {
-        return next.run(request).await;
+        return Ok(());
     }
     let headers = request.headers();
     let keys = &state.governance.keys;
@@ -94,38 +94,38 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
     let is_v1 = path.starts_with("/v1/");
     let caller = match (area, identity) {
         (Area::Api, Identity::Known(Caller::Key(_) | Caller::Jwt(_))) if !is_v1 => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "invalid_request_error",
                 "Virtual keys and tokens may call the /v1 API only; this needs the master key.",
             )
             .with_code("insufficient_permissions")
-            .into_response();
+            .into_response());
         }
         // The session cookie travels with any request the browser makes, other sites' included.
         (Area::Api, Identity::Known(Caller::Session(_)))
             if !is_safe_method(request.method()) && is_cross_site(headers) =>
         {
-            return cross_site_refused();
+            return Err(cross_site_refused());
         }
         (Area::Api, Identity::Known(Caller::Session(Role::Viewer))) => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "invalid_request_error",
                 "A viewer's console session may not call the API.",
             )
             .with_code("insufficient_permissions")
-            .into_response();
+            .into_response());
         }
         (Area::Api, Identity::Known(caller)) => caller,
         (Area::Api, Identity::Refused(why)) => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
                 format!("The bearer token was refused: {why}."),
             )
             .with_code("invalid_api_key")
-            .into_response();
+            .into_response());
         }
         (Area::Api, Identity::Nobody) if auth.is_open() => Caller::Anonymous,
         // A CORS preflight carries no credentials; the CORS layer answers it.
@@ -135,42 +135,42 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
             Caller::Anonymous
         }
         (Area::Api, _) => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
                 "Missing or incorrect API key: send the gateway's key or a virtual key as `Authorization: Bearer <key>` or `x-api-key`.",
             )
             .with_code("invalid_api_key")
-            .into_response();
+            .into_response());
         }
         (Area::Console, _) if !is_safe_method(request.method()) && is_cross_site(headers) => {
-            return cross_site_refused();
+            return Err(cross_site_refused());
         }
         (Area::Console, _) if auth.is_open() => Caller::Anonymous,
         (Area::Console, _) if auth.session_role(headers) == Some(Role::Viewer) => {
             if is_admin_page(path) {
-                return (
+                return Err((
                     StatusCode::FORBIDDEN,
                     Html("<!DOCTYPE html><title>Forbidden</title><p>This page is for admins; your role is viewer. <a href=\"/\">Dashboard</a></p>"),
                 )
-                    .into_response();
+                    .into_response());
             }
             Caller::Session(Role::Viewer)
         }
         (Area::Console, _) if auth.session_role(headers).is_some() => Caller::Session(Role::Admin),
         (Area::Console, _) if path.starts_with("/console/fn") => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
                 "Log in to the console first.",
             )
-            .into_response();
+            .into_response());
         }
-        (Area::Console, _) => return Redirect::to("/login").into_response(),
+        (Area::Console, _) => return Err(Redirect::to("/login").into_response()),
         (Area::Open, _) => unreachable!("handled above"),
     };
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    Ok(())
 }
 
 const LOGIN_PAGE: &str = r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Log in · LLM Bridge</title><link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/llm-bridge.css"></head><body><main class="content login"><h1>LLM Bridge</h1>{form}{sso}{error}</main></body></html>"#;

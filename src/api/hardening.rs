@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
@@ -17,20 +16,22 @@ pub const MAX_HEADERS: usize = 100;
 /// Refuses, before anything else looks at a request: a method other than GET or HEAD on the
 /// console's pages and static files (405), and too many or too large headers (431 in OpenAI's
 /// error shape).
-pub async fn screen(State(limit): State<usize>, request: Request, next: Next) -> Response {
+pub fn screen(request: &Request, limit: usize) -> Option<Response> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) && !is_dynamic(request.uri().path())
     {
-        return method_not_allowed(request.method());
+        return Some(method_not_allowed(request.method()));
     }
     let count = request.headers().len();
     if count > MAX_HEADERS {
-        return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "invalid_request_error",
-            format!("The request has {count} headers, over the limit of {MAX_HEADERS}."),
-        )
-        .with_code("headers_too_large")
-        .into_response();
+        return Some(
+            ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "invalid_request_error",
+                format!("The request has {count} headers, over the limit of {MAX_HEADERS}."),
+            )
+            .with_code("headers_too_large")
+            .into_response(),
+        );
     }
     let size: usize = request
         .headers()
@@ -38,15 +39,17 @@ pub async fn screen(State(limit): State<usize>, request: Request, next: Next) ->
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if size > limit {
-        return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "invalid_request_error",
-            format!("The request headers are {size} bytes, over the limit of {limit} bytes."),
-        )
-        .with_code("headers_too_large")
-        .into_response();
+        return Some(
+            ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "invalid_request_error",
+                format!("The request headers are {size} bytes, over the limit of {limit} bytes."),
+            )
+            .with_code("headers_too_large")
+            .into_response(),
+        );
     }
-    next.run(request).await
+    None
 }
 
 /// Paths answered by handlers rather than by the console's pages and static files.

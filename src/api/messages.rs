@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -116,16 +115,11 @@ pub async fn count_tokens(
 
 /// On `/v1/messages…`: errors (from any layer: authentication, limits, the gateway) in Anthropic's
 /// shape, `retry-after` kept, and the request id as Anthropic's `request-id` too.
-pub async fn anthropic_errors(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
+pub async fn anthropic_shape(
+    state: &AppState,
+    client_id: Option<HeaderValue>,
+    response: Response,
 ) -> Response {
-    if !request.uri().path().starts_with("/v1/messages") {
-        return next.run(request).await;
-    }
-    let client_id = request.headers().get(&HEADER_REQUEST_ID).cloned();
-    let response = next.run(request).await;
     let status = response.status();
     let (mut parts, body) = response.into_parts();
     let id = match parts.headers.get(&HEADER_REQUEST_ID) {

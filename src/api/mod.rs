@@ -14,9 +14,40 @@ mod teams;
 mod v1;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{any, get, post};
 
+use crate::gateway::HEADER_REQUEST_ID;
 use crate::state::AppState;
+
+/// The front door every request passes, in one layer: the request's method and headers are
+/// screened, the caller identified (or refused), and on `/v1/messages…` every error is put in
+/// Anthropic's shape. One layer rather than three: each layer of its own cost a service clone and
+/// a boxed future per request.
+pub async fn front_door(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let anthropic = request.uri().path().starts_with("/v1/messages");
+    let client_id = anthropic
+        .then(|| request.headers().get(&HEADER_REQUEST_ID).cloned())
+        .flatten();
+    let response = match hardening::screen(&request, state.config().server.max_header_bytes) {
+        Some(refused) => return refused,
+        None => match auth::authorize(&state, &mut request).await {
+            Ok(()) => next.run(request).await,
+            Err(refused) => refused,
+        },
+    };
+    if anthropic {
+        messages::anthropic_shape(&state, client_id, response).await
+    } else {
+        response
+    }
+}
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let admission = axum::middleware::from_fn_with_state(state.clone(), v1::admit);

@@ -94,19 +94,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::api::auth::require,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::api::messages::anthropic_errors,
+            crate::api::front_door,
         ))
         .layer(DefaultBodyLimit::max(state.config().server.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.config().server.client_body_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.config().server.max_header_bytes,
-            crate::api::hardening::screen,
         ))
         .with_state(state)
 }
