@@ -28,7 +28,9 @@ struct File {
 
 pub struct Catalogue {
     models: Vec<CatalogueModel>,
-    by_id: HashMap<String, usize>,
+    /// foldhash: looked up several times per request; the ids come from the catalogue and the
+    /// configuration, never from a client.
+    by_id: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 /// `[pricing."<model>"]`: overrides a catalogued model's prices, or adds a model to the catalogue
