@@ -3,8 +3,8 @@
 # separate mock and load-generator processes on core 0, the gateway (or a plain socat forwarder,
 # the floor of one extra process hop) on core 1. Phases: non-stream and 20-token streams at
 # concurrency 1 and 64, to the OpenAI-dialect passthrough and to a translated provider (Gemini),
-# then streams with events 1 ms apart (`--itl-ms 1`). Results: target/bench-harness/*.json and a
-# summary table. `BENCH_DURATION` (seconds per phase, default 5) makes the run longer.
+# then response-cache hits (non-stream), then streams with events 1 ms apart (`--itl-ms 1`).
+# Results: target/bench-harness/*.json and a summary table. `BENCH_DURATION` (seconds per phase, default 5) makes the run longer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -39,14 +39,15 @@ run() {
     --out "$out/$name.json" "$@" >/dev/null
 }
 
-start_gateway() {
+start_gateway() { # [VAR=value…]: extra settings for the gateway
   gw_port=$(free_port)
   rm -rf "$out/data"
-  LLM_BRIDGE_LISTEN=127.0.0.1:$gw_port LLM_BRIDGE_DATA_DIR=$out/data RUST_LOG=warn \
+  env "$@" LLM_BRIDGE_LISTEN=127.0.0.1:$gw_port LLM_BRIDGE_DATA_DIR=$out/data RUST_LOG=warn \
     OPENAI_API_KEY=sk-bench OPENAI_BASE_URL=http://127.0.0.1:$mock_port/v1 \
     GEMINI_API_KEY=bench GEMINI_BASE_URL=http://127.0.0.1:$mock_port/v1beta \
-    spawn taskset -c 1 target/release/llm-bridge
+    taskset -c 1 target/release/llm-bridge &
   gw_pid=$!
+  pids+=("$gw_pid")
   wait_http "http://127.0.0.1:$gw_port/health"
 }
 
@@ -62,6 +63,11 @@ start_gateway
 run openai "http://127.0.0.1:$gw_port" gpt-4o-mini "$gw_pid"
 run gemini "http://127.0.0.1:$gw_port" gemini-2.5-flash "$gw_pid"
 stop "$gw_pid"
+
+# The response cache (embedded): after the first request every non-stream request is a hit.
+start_gateway LLM_BRIDGE_CACHE=on
+run openai-cache "http://127.0.0.1:$gw_port" gpt-4o-mini "$gw_pid" --only ns_c1,ns_cH
+stop "$gw_pid"
 stop "$mock_pid"
 
 start_mock --itl-ms 1
@@ -75,7 +81,7 @@ out = sys.argv[1]
 def load(n):
     with open(f"{out}/{n}.json") as f:
         return json.load(f)
-runs = {n: load(n) for n in ("socat", "openai", "gemini", "openai-itl1")}
+runs = {n: load(n) for n in ("socat", "openai", "gemini", "openai-cache", "openai-itl1")}
 floor = runs["socat"]["phases"]["ns_c1"].get("added_latency_us", {}).get("p50")
 print(f"\nreference harness, gateway pinned to one core; socat forwarder adds {floor} µs p50 at c=1\n")
 print(f"| run | phase | added p50 µs | gateway CPU µs/req | req/s | direct req/s |")
