@@ -469,6 +469,9 @@ async fn aggregate(
     let mut pending = Delta::default();
     let mut unsent = Unsent::new(dropped);
     let mut last_persist = std::time::Instant::now();
+    // The embedded store's file is written in a task of its own: a disk slow to sync (seconds,
+    // on a busy machine) must not hold back the batches, the request log and the counters.
+    let mut persisting: Option<tokio::task::JoinHandle<()>> = None;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -482,12 +485,14 @@ async fn aggregate(
                     }
                     unsent.push(std::mem::take(&mut pending));
                     unsent.write(&store).await;
+                    finish_persisting(&mut persisting).await;
                     store.persist().await;
                     let _ = done.send(());
                 }
                 None => {
                     unsent.push(pending);
                     unsent.write(&store).await;
+                    finish_persisting(&mut persisting).await;
                     store.persist().await;
                     return;
                 }
@@ -495,13 +500,24 @@ async fn aggregate(
             _ = tick.tick() => {
                 unsent.push(std::mem::take(&mut pending));
                 unsent.write(&store).await;
-                // The embedded store's file is rewritten at most every few seconds (when changed).
-                if last_persist.elapsed() >= PERSIST_EVERY {
-                    store.persist().await;
+                // The embedded store's file is rewritten at most every few seconds (when changed),
+                // one write at a time.
+                if last_persist.elapsed() >= PERSIST_EVERY
+                    && persisting.as_ref().is_none_or(|p| p.is_finished())
+                {
+                    let store = store.clone();
+                    persisting = Some(tokio::spawn(async move { store.persist().await }));
                     last_persist = std::time::Instant::now();
                 }
             }
         }
+    }
+}
+
+/// Waits for the file write in progress, if any.
+async fn finish_persisting(persisting: &mut Option<tokio::task::JoinHandle<()>>) {
+    if let Some(write) = persisting.take() {
+        let _ = write.await;
     }
 }
 
@@ -579,5 +595,57 @@ impl Unsent {
                 self.written.push_back((now, id, delta));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> RequestRecord {
+        RequestRecord {
+            time_ms: crate::clock::now_ms(),
+            request_id: id.to_string(),
+            status: 200,
+            ..Default::default()
+        }
+    }
+
+    async fn logged(stats: &Stats) -> Vec<String> {
+        let recent = stats.recent(10, &RecentFilter::default()).await.unwrap();
+        recent.into_iter().map(|r| r.request_id).collect()
+    }
+
+    /// A disk that does not answer (here: the stats file's temporary twin is a FIFO nobody reads,
+    /// so opening it blocks) holds back the file only, never the request log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_file_write_does_not_hold_back_the_request_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), 100, Retention::default()).unwrap();
+        let fifo = dir.path().join("stats.json.tmp");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let stats = Stats::start(Store::Embedded(store), Duration::from_millis(50));
+
+        stats.record(record("before"));
+        // The first write of the file starts after PERSIST_EVERY and blocks on the FIFO.
+        tokio::time::sleep(PERSIST_EVERY + Duration::from_millis(500)).await;
+        let first = logged(&stats).await;
+        stats.record(record("during"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while logged(&stats).await.len() < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let second = logged(&stats).await;
+
+        // Let the write finish (read the FIFO) so that the runtime can stop, then judge.
+        std::thread::spawn(move || {
+            let mut reader = std::fs::File::open(fifo).unwrap();
+            std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(first, ["before"]);
+        assert_eq!(second, ["during", "before"]);
     }
 }
