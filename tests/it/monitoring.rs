@@ -565,14 +565,5 @@ fn key_budget_ratio(scrape: &str) -> Option<f64> {
 
 /// Creates a virtual key with the master key; returns its secret.
 async fn create_key(http: &reqwest::Client, url: &str, settings: Value) -> String {
-    let resp = http
-        .post(format!("{url}/api/keys"))
-        .bearer_auth(MASTER)
-        .json(&settings)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let created: Value = resp.json().await.unwrap();
-    created["key"].as_str().unwrap().to_string()
+    crate::support::create_key(http, url, settings).await.1
 }
