@@ -22,8 +22,12 @@ test("the request log filters by status and shows one record", async ({ page, re
   await page.getByLabel("Status").selectOption("error");
   await expect(page).toHaveURL(/status=error/);
   const rows = page.locator("table.log tbody tr");
+  // The failed request is the newest, so it heads the unfiltered log as well: wait until
+  // the filtered rows have replaced the others rather than checking once.
+  await expect
+    .poll(() => rows.evaluateAll((els) => els.length > 0 && els.every((e) => e.classList.contains("row-error"))))
+    .toBe(true);
   await expect(rows.first()).toContainText("openai/gpt-fail400");
-  expect(await rows.evaluateAll((els) => els.every((e) => e.classList.contains("row-error")))).toBe(true);
 
   await rows.first().getByRole("button").click();
   const dialog = page.getByRole("dialog", { name: /^Request / });
