@@ -67,6 +67,10 @@ impl EmbeddedStore {
         })
     }
 
+    pub fn recent_cap(&self) -> usize {
+        self.recent_cap
+    }
+
     pub async fn apply(&self, delta: &Delta) -> Result<(), String> {
         {
             let mut data = self.data.lock().unwrap();

@@ -8,7 +8,7 @@ pub(crate) mod embedded;
 pub mod metrics;
 mod redis;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -113,11 +113,16 @@ fn dim(kind: &str, value: &str) -> String {
 pub struct Delta {
     /// foldhash: hashing these keys with the default SipHash was half the cost of adding a record.
     pub counters: HashMap<(Granularity, u64, String), Counters, foldhash::fast::RandomState>,
-    pub recent: Vec<RequestRecord>,
+    /// The batch's newest records, oldest first: no more than the request log keeps, since older
+    /// ones would be trimmed off it at once (a busy second holds tens of thousands of requests).
+    pub recent: VecDeque<RequestRecord>,
+    /// How many requests the batch counts, logged or not.
+    pub records: u64,
 }
 
 impl Delta {
-    pub fn add(&mut self, r: RequestRecord) {
+    /// Counts a request, and keeps it for the request log among the newest `log_cap`.
+    pub fn add(&mut self, r: RequestRecord, log_cap: usize) {
         let minute = r.time_ms / 60_000;
         let dims = {
             let deployment = r.deployment_label();
@@ -141,11 +146,18 @@ impl Delta {
                 .or_default()
                 .add_record(&r);
         }
-        self.recent.push(r);
+        self.records += 1;
+        if log_cap == 0 {
+            return;
+        }
+        if self.recent.len() >= log_cap {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(r);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty() && self.recent.is_empty()
+        self.counters.is_empty() && self.records == 0
     }
 }
 
@@ -171,6 +183,14 @@ impl Store {
                 config.store.recent_requests,
                 Retention::from_config(&config.store),
             )?)),
+        }
+    }
+
+    /// How many requests the request log keeps.
+    fn log_cap(&self) -> usize {
+        match self {
+            Store::Embedded(s) => s.recent_cap(),
+            Store::Redis(s) => s.recent_cap(),
         }
     }
 
@@ -466,8 +486,9 @@ async fn aggregate(
     every: Duration,
     dropped: Arc<AtomicU64>,
 ) {
+    let log_cap = store.log_cap();
     let mut pending = Delta::default();
-    let mut unsent = Unsent::new(dropped);
+    let mut unsent = Unsent::new(dropped, log_cap);
     let mut last_persist = std::time::Instant::now();
     // The embedded store's file is written in a task of its own: a disk slow to sync (seconds,
     // on a busy machine) must not hold back the batches, the request log and the counters.
@@ -477,11 +498,11 @@ async fn aggregate(
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Msg::Record(r)) => pending.add(*r),
+                Some(Msg::Record(r)) => pending.add(*r, log_cap),
                 Some(Msg::Flush(done)) => {
                     // Take whatever is already queued before writing.
                     while let Ok(Msg::Record(r)) = rx.try_recv() {
-                        pending.add(*r);
+                        pending.add(*r, log_cap);
                     }
                     unsent.push(std::mem::take(&mut pending));
                     unsent.write(&store).await;
@@ -530,18 +551,19 @@ async fn finish_persisting(persisting: &mut Option<tokio::task::JoinHandle<()>>)
 /// queued again in front of the unwritten ones. Their ids make the replay a no-op where the
 /// replica already had them.
 struct Unsent {
-    batches: std::collections::VecDeque<(String, Delta)>,
-    written: std::collections::VecDeque<(std::time::Instant, String, Delta)>,
+    batches: VecDeque<(String, Delta)>,
+    written: VecDeque<(std::time::Instant, String, Delta)>,
     prefix: u64,
     next: u64,
     dropped: Arc<AtomicU64>,
+    log_cap: usize,
 }
 
 /// How long a written batch is kept for a replay after a failover (replication lag is far shorter).
 const REPLAY_WINDOW: Duration = Duration::from_secs(5);
 
 impl Unsent {
-    fn new(dropped: Arc<AtomicU64>) -> Self {
+    fn new(dropped: Arc<AtomicU64>, log_cap: usize) -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(crate::clock::now_ms());
@@ -551,6 +573,7 @@ impl Unsent {
             prefix: h.finish(),
             next: 0,
             dropped,
+            log_cap,
         }
     }
 
@@ -564,8 +587,23 @@ impl Unsent {
         if self.batches.len() > MAX_UNSENT_BATCHES
             && let Some((_, lost)) = self.batches.pop_front()
         {
-            self.dropped
-                .fetch_add(lost.recent.len() as u64, Ordering::Relaxed);
+            self.dropped.fetch_add(lost.records, Ordering::Relaxed);
+        }
+        self.trim_waiting_logs();
+    }
+
+    /// While the store is unreachable batches pile up, but only the newest `log_cap` records can
+    /// reach the request log: older batches keep their counters and let go of their records.
+    fn trim_waiting_logs(&mut self) {
+        let mut kept = 0;
+        for (_, delta) in self.batches.iter_mut().rev() {
+            if kept < self.log_cap {
+                kept += delta.recent.len();
+            } else if delta.recent.is_empty() {
+                break; // the older ones were let go of before
+            } else {
+                delta.recent = VecDeque::new();
+            }
         }
     }
 
@@ -616,6 +654,57 @@ mod tests {
         recent.into_iter().map(|r| r.request_id).collect()
     }
 
+    fn ids(delta: &Delta) -> Vec<&str> {
+        delta.recent.iter().map(|r| r.request_id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_batch_counts_every_request_and_keeps_only_the_newest_for_the_log() {
+        let mut delta = Delta::default();
+        for i in 0..10 {
+            delta.add(record(&i.to_string()), 3);
+        }
+        assert_eq!(ids(&delta), ["7", "8", "9"]);
+        assert_eq!(delta.records, 10);
+        let total = delta
+            .counters
+            .iter()
+            .find(|((g, _, dim), _)| *g == Granularity::Minute && dim == "total")
+            .map(|(_, c)| c.requests);
+        assert_eq!(total, Some(10));
+    }
+
+    #[test]
+    fn waiting_batches_let_go_of_records_the_log_cannot_keep() {
+        let mut unsent = Unsent::new(Arc::new(AtomicU64::new(0)), 3);
+        for batch in 0..5 {
+            let mut delta = Delta::default();
+            for i in 0..2 {
+                delta.add(record(&format!("{batch}.{i}")), 3);
+            }
+            unsent.push(delta);
+        }
+        let logs: Vec<Vec<&str>> = unsent.batches.iter().map(|(_, d)| ids(d)).collect();
+        let empty: Vec<&str> = Vec::new();
+        assert_eq!(
+            logs,
+            [
+                empty.clone(),
+                empty.clone(),
+                empty,
+                vec!["3.0", "3.1"],
+                vec!["4.0", "4.1"]
+            ]
+        );
+        // Their counters stay: every request is still counted once written.
+        assert!(
+            unsent
+                .batches
+                .iter()
+                .all(|(_, d)| d.records == 2 && !d.counters.is_empty())
+        );
+    }
+
     /// A disk that does not answer (here: the stats file's temporary twin is a FIFO nobody reads,
     /// so opening it blocks) holds back the file only, never the request log.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,13 +727,18 @@ mod tests {
         }
         let second = logged(&stats).await;
 
-        // Let the write finish (read the FIFO) so that the runtime can stop, then judge.
-        std::thread::spawn(move || {
-            let mut reader = std::fs::File::open(fifo).unwrap();
-            std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
-        })
-        .join()
-        .unwrap();
+        // Let every write finish so that the runtime can stop: opened for reading and writing, the
+        // FIFO has a reader at once, so a writer blocked in opening it (this one, or a later one:
+        // syncing a FIFO fails, so the file stays dirty and is written again) goes on into the
+        // pipe's buffer. The handle stays open for the rest of the process; once the FIFO is
+        // removed, later writes make a plain file.
+        let unblock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        std::fs::remove_file(&fifo).unwrap();
+        std::mem::forget(unblock);
         assert_eq!(first, ["before"]);
         assert_eq!(second, ["during", "before"]);
     }

@@ -105,6 +105,10 @@ impl RedisStore {
         &self.client
     }
 
+    pub fn recent_cap(&self) -> usize {
+        self.recent_cap
+    }
+
     /// Applies a batch atomically and at most once (see [`APPLY_SCRIPT`]).
     pub async fn apply(&self, batch_id: &str, delta: &Delta) -> Result<(), String> {
         let mut by_key: HashMap<String, (i64, Vec<(String, u64)>)> = HashMap::new();
