@@ -136,11 +136,22 @@ fn skip_ws(json: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// How far a string is searched byte by byte before the vector search takes over: most strings in
+/// a reply (keys, ids, one token of text) are shorter, and setting the vector search up for each
+/// of them cost more than the walk itself.
+const SHORT_STRING: usize = 16;
+
 /// The index just past the string that opens at `i`.
 fn string_end(json: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     loop {
-        j += memchr::memchr2(b'"', b'\\', json.get(j..)?)?;
+        let rest = json.get(j..)?;
+        let near = &rest[..rest.len().min(SHORT_STRING)];
+        j += match near.iter().position(|&b| b == b'"' || b == b'\\') {
+            Some(k) => k,
+            None if rest.len() <= SHORT_STRING => return None,
+            None => SHORT_STRING + memchr::memchr2(b'"', b'\\', &rest[SHORT_STRING..])?,
+        };
         if json[j] == b'\\' {
             j += 2;
         } else {
@@ -148,6 +159,17 @@ fn string_end(json: &[u8], i: usize) -> Option<usize> {
         }
     }
 }
+
+/// The bytes a walk through an object or array stops at: quotes and brackets.
+static STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
 
 /// The index just past the value that starts at `i`.
 fn value_end(json: &[u8], i: usize) -> Option<usize> {
@@ -157,19 +179,21 @@ fn value_end(json: &[u8], i: usize) -> Option<usize> {
             let mut depth = 0usize;
             let mut j = i;
             loop {
-                match json.get(j)? {
-                    b'"' => {
-                        j = string_end(json, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
+                let b = *json.get(j)?;
+                if STRUCTURAL[b as usize] {
+                    match b {
+                        b'"' => {
+                            j = string_end(json, j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        _ => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
                         }
                     }
-                    _ => {}
                 }
                 j += 1;
             }

@@ -5,6 +5,7 @@
 //! `PROPTEST_CASES` (proptest's own variable) for a longer run, e.g. `make proptest-long` (the
 //! dearest properties run a fixed fraction of that number).
 
+mod json_edit;
 mod requests;
 mod sse;
 mod streams;
