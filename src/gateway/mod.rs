@@ -10,6 +10,7 @@ pub mod embeddings;
 pub mod failover;
 pub mod journey;
 pub mod messages;
+mod quiet;
 pub mod record;
 pub mod relay;
 pub mod response_store;

@@ -12,6 +12,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
+use super::quiet::Quiet;
 use super::record::{Recording, estimate_tokens};
 use super::upstream::{Failure, Sent};
 use crate::error::ApiError;
@@ -102,6 +103,7 @@ pub struct SseRelay<T> {
     decoder: SseDecoder,
     translator: T,
     idle: Duration,
+    quiet: Quiet,
     recording: Option<Recording>,
     slot: Option<Slot>,
     upstream_model: String,
@@ -127,6 +129,7 @@ impl<T: StreamOut> SseRelay<T> {
             decoder: SseDecoder::default(),
             translator,
             idle,
+            quiet: Quiet::new(idle),
             recording: None,
             slot: None,
             upstream_model,
@@ -193,18 +196,18 @@ impl<T: StreamOut> SseRelay<T> {
                 return Ok(Some(Bytes::from(out)));
             }
             let item = match self.lookahead.take() {
-                Some(item) => Ok(item),
-                None => tokio::time::timeout(self.idle, self.upstream.next()).await,
+                Some(item) => Some(item),
+                None => self.quiet.next(&mut self.upstream).await,
             };
             match item {
-                Ok(Some(Ok(chunk))) => self.decoder.push(&chunk),
-                Ok(Some(Err(e))) => {
+                Some(Some(Ok(chunk))) => self.decoder.push(&chunk),
+                Some(Some(Err(e))) => {
                     return Err(ApiError::bad_gateway(format!(
                         "the upstream stream broke off: {}",
                         root_cause(&e)
                     )));
                 }
-                Ok(None) => {
+                Some(None) => {
                     if let Some(event) = self.decoder.finish()
                         && let Err(e) = self.translator.event(&event, &mut out)
                     {
@@ -225,7 +228,7 @@ impl<T: StreamOut> SseRelay<T> {
                     }
                     return Ok(Some(Bytes::from(out)));
                 }
-                Err(_) => {
+                None => {
                     return Err(ApiError::gateway_timeout(format!(
                         "the upstream sent nothing for {:?}",
                         self.idle
@@ -247,11 +250,15 @@ impl<T: StreamOut> SseRelay<T> {
 
     /// The upstream's next item if it is already there (after one yield to the runtime).
     async fn ready_chunk(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
-        if let Some(item) = self.upstream.next().now_or_never() {
-            return Some(item);
+        let mut ready = self.upstream.next().now_or_never();
+        if ready.is_none() {
+            tokio::task::yield_now().await;
+            ready = self.upstream.next().now_or_never();
         }
-        tokio::task::yield_now().await;
-        self.upstream.next().now_or_never()
+        if ready.is_some() {
+            self.quiet.heard();
+        }
+        ready
     }
 
     /// Ends the stream after a failure: the error as an event, then `[DONE]`.

@@ -136,28 +136,44 @@ fn skip_ws(json: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// How far a string is searched byte by byte before the vector search takes over: most strings in
-/// a reply (keys, ids, one token of text) are shorter, and setting the vector search up for each
-/// of them cost more than the walk itself.
-const SHORT_STRING: usize = 16;
-
 /// The index just past the string that opens at `i`.
 fn string_end(json: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     loop {
-        let rest = json.get(j..)?;
-        let near = &rest[..rest.len().min(SHORT_STRING)];
-        j += match near.iter().position(|&b| b == b'"' || b == b'\\') {
-            Some(k) => k,
-            None if rest.len() <= SHORT_STRING => return None,
-            None => SHORT_STRING + memchr::memchr2(b'"', b'\\', &rest[SHORT_STRING..])?,
-        };
+        j += quote_or_backslash(json.get(j..)?)?;
         if json[j] == b'\\' {
             j += 2;
         } else {
             return Some(j + 1);
         }
     }
+}
+
+/// Where the first `"` or `\\` in `bytes` is, eight bytes at a time: most strings in a reply
+/// (keys, ids, a token of text) are short, and setting up a vector search for each of them cost
+/// more than the walk itself.
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let found = has_byte(x, b'"') | has_byte(x, b'\\');
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|k| at + k)
+}
+
+/// The high bit of each byte of `x` that equals `b`: exact for the lowest such byte (a borrow can
+/// mark bytes above it too, never below), which is the one [`quote_or_backslash`] wants.
+const fn has_byte(x: u64, b: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let y = x ^ (ONES * b as u64);
+    y.wrapping_sub(ONES) & !y & (ONES << 7)
 }
 
 /// The bytes a walk through an object or array stops at: quotes and brackets.
@@ -218,6 +234,25 @@ mod tests {
 
     fn parsed(json: &[u8]) -> Value {
         serde_json::from_slice(json).unwrap()
+    }
+
+    #[test]
+    fn finds_the_first_quote_or_backslash_at_any_position() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for (found, other) in [(b'"', b'\\'), (b'\\', b'"')] {
+                    // Bytes either side of the sought ones in value, and a later one of each kind.
+                    let mut bytes: Vec<u8> =
+                        (0..len).map(|i| [b'!', b'#', b'[', 0xe2][i % 4]).collect();
+                    if at < len {
+                        bytes[at] = found;
+                        bytes.extend([other, found]);
+                    }
+                    let expected = (at < len).then_some(at);
+                    assert_eq!(quote_or_backslash(&bytes), expected, "{len} {at}");
+                }
+            }
+        }
     }
 
     #[test]
