@@ -13,6 +13,7 @@ use super::journey::{Attempt, Conversation, Endpoint};
 use super::record::Recording;
 use super::relay::{self, Started};
 use super::upstream::Failure;
+use super::whole;
 use crate::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::dialect::{self, ChatReply, ChatTranslator};
@@ -54,7 +55,7 @@ impl Endpoint for Chat {
                 relay::start_passthrough(candidate, sent, usage_from_tail, prompt_bytes).await
             }
             ChatReply::Translate(wire, ctx) => {
-                let raw = relay::read_whole(candidate, sent).await?;
+                let raw = whole::read_whole(candidate, sent).await?;
                 let (json, usage) =
                     dialect::chat_reply(wire, &raw, &ctx).map_err(Failure::from_reply)?;
                 Ok(Started::Complete(json, usage))

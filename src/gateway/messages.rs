@@ -14,6 +14,7 @@ use super::journey::{Attempt, Conversation, Endpoint};
 use super::record::Recording;
 use super::relay::{self, ChatTo, Started, StreamOut};
 use super::upstream::Failure;
+use super::whole;
 use crate::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::dialect::{self, ChatReply, InboundReply};
@@ -127,7 +128,7 @@ impl Endpoint for Messages {
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
             InboundReply::Chat(whole) => {
-                let chat = relay::read_whole_chat(candidate, sent, whole).await?;
+                let chat = whole::read_whole_chat(candidate, sent, whole).await?;
                 let (json, usage) =
                     reply::message(&chat, &id, &candidate.model).map_err(Failure::from_reply)?;
                 Ok(Started::Complete(json, usage.unwrap_or_default()))

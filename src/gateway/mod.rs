@@ -17,6 +17,7 @@ pub mod response_store;
 pub mod responses;
 pub mod route;
 pub mod upstream;
+pub mod whole;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -30,6 +30,11 @@ impl Quiet {
         }
     }
 
+    /// How long the upstream may be silent.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
     /// The upstream spoke (an item taken without [`Quiet::next`]).
     pub fn heard(&mut self) {
         self.heard = Instant::now();

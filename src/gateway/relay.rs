@@ -17,7 +17,7 @@ use super::record::{Recording, estimate_tokens};
 use super::upstream::{Failure, Sent};
 use crate::error::ApiError;
 use crate::providers::chunks::FromChunks;
-use crate::providers::dialect::{self, ChatReply, ChatTranslator};
+use crate::providers::dialect::ChatTranslator;
 use crate::providers::openai_types::Usage;
 use crate::providers::sse::{self, SseDecoder, SseEvent};
 use crate::routing::Candidate;
@@ -102,7 +102,6 @@ pub struct SseRelay<T> {
     upstream: Upstream,
     decoder: SseDecoder,
     translator: T,
-    idle: Duration,
     quiet: Quiet,
     recording: Option<Recording>,
     slot: Option<Slot>,
@@ -128,7 +127,6 @@ impl<T: StreamOut> SseRelay<T> {
             upstream,
             decoder: SseDecoder::default(),
             translator,
-            idle,
             quiet: Quiet::new(idle),
             recording: None,
             slot: None,
@@ -231,7 +229,7 @@ impl<T: StreamOut> SseRelay<T> {
                 None => {
                     return Err(ApiError::gateway_timeout(format!(
                         "the upstream sent nothing for {:?}",
-                        self.idle
+                        self.quiet.limit()
                     )));
                 }
             }
@@ -382,10 +380,6 @@ impl PassthroughBody {
     }
 }
 
-/// Largest non-stream reply the gateway reads whole (to translate it); OpenAI-dialect chat replies
-/// are streamed through.
-const MAX_WHOLE_REPLY: usize = 32 * 1024 * 1024;
-
 /// A reply that has started: the first bytes are in hand, the rest follows.
 pub enum Started<T> {
     Stream(Box<SseRelay<T>>, Bytes),
@@ -481,64 +475,6 @@ pub async fn start_passthrough<T>(
             provider.display_name
         )))),
         Err(e) => Err(Failure::from_reply(e)),
-    }
-}
-
-/// A whole non-stream chat reply as OpenAI's JSON, translated from the upstream's dialect when
-/// it has one, for the inbound APIs that rewrite it (Messages, Responses).
-pub async fn read_whole_chat(
-    candidate: &Candidate,
-    sent: Sent,
-    reply: ChatReply,
-) -> Result<Vec<u8>, Failure> {
-    let raw = read_whole(candidate, sent).await?;
-    match reply {
-        ChatReply::Translate(wire, ctx) => Ok(dialect::chat_reply(wire, &raw, &ctx)
-            .map_err(Failure::from_reply)?
-            .0),
-        _ => Ok(raw),
-    }
-}
-
-/// The whole reply (bounded), for replies translated as a whole.
-pub async fn read_whole(candidate: &Candidate, sent: Sent) -> Result<Vec<u8>, Failure> {
-    let idle = candidate.deployment.provider.timeouts.idle;
-    read_all(
-        Box::pin(sent.response.bytes_stream()),
-        MAX_WHOLE_REPLY,
-        idle,
-    )
-    .await
-    .map_err(Failure::from_reply)
-}
-
-/// A whole (bounded) upstream body, for replies that must be translated as a whole.
-async fn read_all(mut upstream: Upstream, cap: usize, idle: Duration) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    loop {
-        match tokio::time::timeout(idle, upstream.next()).await {
-            Ok(Some(Ok(chunk))) => {
-                if body.len() + chunk.len() > cap {
-                    return Err(ApiError::bad_gateway(format!(
-                        "the upstream reply is larger than {} MiB",
-                        cap >> 20
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(Some(Err(e))) => {
-                return Err(ApiError::bad_gateway(format!(
-                    "the upstream reply broke off: {}",
-                    root_cause(&e)
-                )));
-            }
-            Ok(None) => return Ok(body),
-            Err(_) => {
-                return Err(ApiError::gateway_timeout(format!(
-                    "the upstream sent nothing for {idle:?}"
-                )));
-            }
-        }
     }
 }
 

@@ -182,24 +182,12 @@ impl Unsent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::tests::{ids, record};
     use crate::stats::{EmbeddedStore, RecentFilter, Retention, Stats};
-
-    fn record(id: &str) -> RequestRecord {
-        RequestRecord {
-            time_ms: crate::clock::now_ms(),
-            request_id: id.to_string(),
-            status: 200,
-            ..Default::default()
-        }
-    }
 
     async fn logged(stats: &Stats) -> Vec<String> {
         let recent = stats.recent(10, &RecentFilter::default()).await.unwrap();
         recent.into_iter().map(|r| r.request_id).collect()
-    }
-
-    fn ids(delta: &Delta) -> Vec<&str> {
-        delta.recent.iter().map(|r| r.request_id.as_str()).collect()
     }
 
     #[test]

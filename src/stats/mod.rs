@@ -475,7 +475,7 @@ fn overview_of(window: Window, c: &Counters) -> Overview {
 mod tests {
     use super::*;
 
-    fn record(id: &str) -> RequestRecord {
+    pub(super) fn record(id: &str) -> RequestRecord {
         RequestRecord {
             time_ms: crate::clock::now_ms(),
             request_id: id.to_string(),
@@ -484,7 +484,7 @@ mod tests {
         }
     }
 
-    fn ids(delta: &Delta) -> Vec<&str> {
+    pub(super) fn ids(delta: &Delta) -> Vec<&str> {
         delta.recent.iter().map(|r| r.request_id.as_str()).collect()
     }
 
