@@ -125,13 +125,13 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-struct HeaderInjector<'a>(&'a mut reqwest::header::HeaderMap);
+struct HeaderInjector<'a>(&'a mut axum::http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         if let (Ok(name), Ok(value)) = (
-            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
-            reqwest::header::HeaderValue::from_str(&value),
+            axum::http::HeaderName::from_bytes(key.as_bytes()),
+            axum::http::HeaderValue::from_str(&value),
         ) {
             self.0.insert(name, value);
         }
@@ -193,7 +193,7 @@ pub fn attempt_span(
 }
 
 /// Adds `traceparent` for the span to an upstream request.
-pub fn inject(span: &tracing::Span, headers: &mut reqwest::header::HeaderMap) {
+pub fn inject(span: &tracing::Span, headers: &mut axum::http::HeaderMap) {
     if enabled() {
         TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
     }

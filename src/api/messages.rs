@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::error::parse_json;
 use crate::gateway::HEADER_REQUEST_ID;
 use crate::gateway::record::estimate_tokens;
+use crate::gateway::upstream::read_capped;
 use crate::governance::Admission;
 use crate::providers::messages::error_json;
 use crate::providers::spec::Wire;
@@ -23,6 +24,8 @@ use crate::state::AppState;
 
 /// Set on a `count_tokens` answer that is the gateway's estimate, not the provider's count.
 pub const HEADER_ESTIMATED: HeaderName = HeaderName::from_static("x-llm-bridge-estimated");
+/// A token count is a few bytes of JSON; more is cut.
+const MAX_COUNT_REPLY: usize = 64 * 1024;
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 
 pub async fn messages(
@@ -92,8 +95,8 @@ pub async fn count_tokens(
             .await
         {
             Ok(sent) => {
-                let status = sent.response.status();
-                let bytes = sent.response.bytes().await.unwrap_or_default();
+                let status = sent.status();
+                let bytes = read_capped(sent, MAX_COUNT_REPLY).await;
                 let mut response = Response::new(Body::from(bytes));
                 *response.status_mut() = status;
                 response.headers_mut().insert(

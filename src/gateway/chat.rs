@@ -55,7 +55,7 @@ impl Endpoint for Chat {
                 relay::start_passthrough(candidate, sent, usage_from_tail, prompt_bytes).await
             }
             ChatReply::Translate(wire, ctx) => {
-                let raw = whole::read_whole(candidate, sent).await?;
+                let raw = whole::read_whole(sent).await?;
                 let (json, usage) =
                     dialect::chat_reply(wire, &raw, &ctx).map_err(Failure::from_reply)?;
                 Ok(Started::Complete(json, usage))

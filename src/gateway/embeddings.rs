@@ -72,7 +72,7 @@ impl Endpoint for Embeddings {
         let sent = gateway
             .send_once(deployment, &encoded.url, encoded.body, a.span)
             .await?;
-        let raw = read_capped(sent.response, MAX_EMBEDDINGS_REPLY, provider.timeouts.idle).await;
+        let raw = read_capped(sent, MAX_EMBEDDINGS_REPLY).await;
         let embedded = encoded
             .reply
             .decode(raw, &provider.display_name)

@@ -128,7 +128,7 @@ impl Endpoint for Messages {
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
             InboundReply::Chat(whole) => {
-                let chat = whole::read_whole_chat(candidate, sent, whole).await?;
+                let chat = whole::read_whole_chat(sent, whole).await?;
                 let (json, usage) =
                     reply::message(&chat, &id, &candidate.model).map_err(Failure::from_reply)?;
                 Ok(Started::Complete(json, usage.unwrap_or_default()))

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod chat;
 pub mod embeddings;
 pub mod failover;
+pub mod http_client;
 pub mod journey;
 pub mod messages;
 mod quiet;
@@ -46,7 +47,7 @@ pub struct Gateway {
     pub stats: Arc<Stats>,
     /// The response cache, when `[cache]` is enabled.
     pub cache: Option<Arc<cache::Cache>>,
-    http: reqwest::Client,
+    http: http_client::Client,
     urls: upstream::ParsedUrls,
     request_ids: RequestIds,
     answered_models: route::AnsweredModels,
@@ -54,14 +55,10 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: &Config, stats: Arc<Stats>) -> Result<Gateway, String> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.server.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .user_agent(concat!("llm-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = http_client::Client::new(
+            config.server.connect_timeout,
+            http_client::proxies_from_env(),
+        )?;
         let providers = Providers::from_config(config);
         Ok(Gateway {
             routing: Routing::new(config, &providers),

@@ -1,8 +1,10 @@
-//! The idle timeout between an upstream's chunks, kept by one timer per reply.
+//! The idle timeout between an upstream's chunks, and the reply's total timeout, kept by one
+//! timer per reply.
 //!
 //! A timeout per chunk put a timer into the runtime's wheel and took it out again for every
 //! event of every stream. Here the timer is set once and moved only when it fires: if the
-//! upstream was heard from since, it is set again for the rest of the allowance.
+//! upstream was heard from since, it is set again for the rest of the allowance, never past the
+//! reply's deadline.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -10,23 +12,39 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
-use super::relay::Upstream;
+use crate::error::ApiError;
 
 pub struct Quiet {
     timer: Pin<Box<Sleep>>,
     heard: Instant,
     limit: Duration,
+    /// When the whole reply must be in, and the allowance that set it.
+    deadline: Option<(Instant, Duration)>,
 }
 
 impl Quiet {
+    /// At most `limit` of silence between chunks, however long the reply takes.
     pub fn new(limit: Duration) -> Quiet {
         Quiet {
             timer: Box::pin(tokio::time::sleep(limit)),
             heard: Instant::now(),
             limit,
+            deadline: None,
+        }
+    }
+
+    /// At most `limit` of silence, and the whole reply within `total` of `started`.
+    pub fn with_total(limit: Duration, started: Instant, total: Duration) -> Quiet {
+        let deadline = started + total;
+        let heard = Instant::now();
+        Quiet {
+            timer: Box::pin(tokio::time::sleep_until((heard + limit).min(deadline))),
+            heard,
+            limit,
+            deadline: Some((deadline, total)),
         }
     }
 
@@ -40,18 +58,19 @@ impl Quiet {
         self.heard = Instant::now();
     }
 
-    /// The upstream's next item, or `None` once it has been silent for the whole limit.
-    pub async fn next(
-        &mut self,
-        upstream: &mut Upstream,
-    ) -> Option<Option<reqwest::Result<Bytes>>> {
+    /// The upstream's next item, or `None` once it has been silent for the whole limit or the
+    /// reply's deadline has passed ([`Quiet::error`] says which).
+    pub async fn next<S, E>(&mut self, upstream: &mut S) -> Option<Option<Result<Bytes, E>>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
         poll_fn(|cx| {
             if let Poll::Ready(item) = upstream.poll_next_unpin(cx) {
                 self.heard = Instant::now();
                 return Poll::Ready(Some(item));
             }
             while self.timer.as_mut().poll(cx).is_ready() {
-                let until = self.heard + self.limit;
+                let until = self.until();
                 if Instant::now() >= until {
                     return Poll::Ready(None);
                 }
@@ -61,11 +80,33 @@ impl Quiet {
         })
         .await
     }
+
+    fn until(&self) -> Instant {
+        let idle_until = self.heard + self.limit;
+        match self.deadline {
+            Some((deadline, _)) => idle_until.min(deadline),
+            None => idle_until,
+        }
+    }
+
+    /// The client's error once [`Quiet::next`] gave up.
+    pub fn error(&self) -> ApiError {
+        match self.deadline {
+            Some((deadline, total)) if Instant::now() >= deadline => {
+                ApiError::gateway_timeout(format!("the upstream reply took longer than {total:?}"))
+            }
+            _ => {
+                ApiError::gateway_timeout(format!("the upstream sent nothing for {:?}", self.limit))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::gateway::relay::Upstream;
 
     /// A stream that sends an item every `every`, `n` times, then stalls.
     fn ticking(every: Duration, n: usize) -> Upstream {
@@ -101,5 +142,33 @@ mod tests {
         let from = Instant::now();
         assert!(quiet.next(&mut upstream).await.is_none());
         assert_eq!(from.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_reply_still_ends_at_its_deadline() {
+        let mut upstream = ticking(Duration::from_millis(700), 100);
+        let start = Instant::now();
+        let mut quiet = Quiet::with_total(Duration::from_secs(1), start, Duration::from_secs(5));
+        let mut chunks = 0;
+        while let Some(item) = quiet.next(&mut upstream).await {
+            assert!(item.unwrap().is_ok());
+            chunks += 1;
+        }
+        assert_eq!(chunks, 7, "0.7 s apart: seven within 5 s");
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        assert!(quiet.error().message.contains("took longer than 5s"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_before_the_deadline_is_reported_as_silence() {
+        let mut upstream = ticking(Duration::from_millis(10), 1);
+        let mut quiet = Quiet::with_total(
+            Duration::from_secs(1),
+            Instant::now(),
+            Duration::from_secs(60),
+        );
+        assert!(quiet.next(&mut upstream).await.is_some());
+        assert!(quiet.next(&mut upstream).await.is_none());
+        assert!(quiet.error().message.contains("sent nothing for 1s"));
     }
 }

@@ -3,7 +3,6 @@
 //! with `data: [DONE]` (after an error event if the upstream failed midway).
 
 use std::pin::Pin;
-use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -23,7 +22,9 @@ use crate::providers::sse::{self, SseDecoder, SseEvent};
 use crate::routing::Candidate;
 use crate::routing::limits::Slot;
 
-pub type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+/// An upstream reply's body, chunk by chunk.
+pub type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
+pub type BodyError = hyper::Error;
 
 /// What a streamed reply's client receives, event by event, in the client's API.
 pub trait StreamOut: Send + 'static {
@@ -110,16 +111,15 @@ pub struct SseRelay<T> {
     events: u64,
     done: bool,
     /// The end of the upstream or its error, seen while gathering ready chunks.
-    lookahead: Option<Option<reqwest::Result<Bytes>>>,
+    lookahead: Option<Option<Result<Bytes, BodyError>>>,
     /// A failure met after events the client has not been sent yet: reported once they are.
     failed: Option<ApiError>,
 }
 
 impl<T: StreamOut> SseRelay<T> {
     pub fn new(
-        upstream: Upstream,
+        (upstream, quiet): (Upstream, Quiet),
         translator: T,
-        idle: Duration,
         upstream_model: String,
         prompt_bytes: usize,
     ) -> SseRelay<T> {
@@ -127,7 +127,7 @@ impl<T: StreamOut> SseRelay<T> {
             upstream,
             decoder: SseDecoder::default(),
             translator,
-            quiet: Quiet::new(idle),
+            quiet,
             recording: None,
             slot: None,
             upstream_model,
@@ -226,12 +226,7 @@ impl<T: StreamOut> SseRelay<T> {
                     }
                     return Ok(Some(Bytes::from(out)));
                 }
-                None => {
-                    return Err(ApiError::gateway_timeout(format!(
-                        "the upstream sent nothing for {:?}",
-                        self.quiet.limit()
-                    )));
-                }
+                None => return Err(self.quiet.error()),
             }
         }
     }
@@ -247,7 +242,7 @@ impl<T: StreamOut> SseRelay<T> {
     }
 
     /// The upstream's next item if it is already there (after one yield to the runtime).
-    async fn ready_chunk(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
+    async fn ready_chunk(&mut self) -> Option<Option<Result<Bytes, BodyError>>> {
         let mut ready = self.upstream.next().now_or_never();
         if ready.is_none() {
             tokio::task::yield_now().await;
@@ -291,7 +286,7 @@ pub struct PassthroughBody {
     upstream: Upstream,
     /// Reads the usage from the reply's last bytes.
     usage_of: fn(&[u8]) -> Option<Usage>,
-    idle: Duration,
+    quiet: Quiet,
     tail: Vec<u8>,
     total: usize,
     recording: Option<Recording>,
@@ -304,16 +299,15 @@ const TAIL_BYTES: usize = 16 * 1024;
 
 impl PassthroughBody {
     pub fn new(
-        upstream: Upstream,
+        (upstream, quiet): (Upstream, Quiet),
         usage_of: fn(&[u8]) -> Option<Usage>,
-        idle: Duration,
         upstream_model: String,
         prompt_bytes: usize,
     ) -> Self {
         PassthroughBody {
             upstream,
             usage_of,
-            idle,
+            quiet,
             tail: Vec::new(),
             total: 0,
             recording: None,
@@ -329,8 +323,8 @@ impl PassthroughBody {
     }
 
     pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
-        match tokio::time::timeout(self.idle, self.upstream.next()).await {
-            Ok(Some(Ok(chunk))) => {
+        match self.quiet.next(&mut self.upstream).await {
+            Some(Some(Ok(chunk))) => {
                 self.total += chunk.len();
                 self.tail.extend_from_slice(&chunk);
                 if self.tail.len() > 2 * TAIL_BYTES {
@@ -338,11 +332,11 @@ impl PassthroughBody {
                 }
                 Ok(Some(chunk))
             }
-            Ok(Some(Err(e))) => Err(ApiError::bad_gateway(format!(
+            Some(Some(Err(e))) => Err(ApiError::bad_gateway(format!(
                 "the upstream reply broke off: {}",
                 root_cause(&e)
             ))),
-            Ok(None) => {
+            Some(None) => {
                 self.slot = None;
                 if let Some(r) = self.recording.take() {
                     let (prompt_bytes, total) = (self.prompt_bytes, self.total);
@@ -354,10 +348,7 @@ impl PassthroughBody {
                 }
                 Ok(None)
             }
-            Err(_) => Err(ApiError::gateway_timeout(format!(
-                "the upstream sent nothing for {:?}",
-                self.idle
-            ))),
+            None => Err(self.quiet.error()),
         }
     }
 
@@ -431,9 +422,8 @@ pub async fn start_stream<T: StreamOut>(
 ) -> Result<Started<T>, Failure> {
     let provider = &candidate.deployment.provider;
     let mut relay = SseRelay::new(
-        Box::pin(sent.response.bytes_stream()),
+        sent.into_body(),
         translator,
-        provider.timeouts.idle,
         candidate.model.clone(),
         prompt_bytes,
     );
@@ -460,9 +450,8 @@ pub async fn start_passthrough<T>(
 ) -> Result<Started<T>, Failure> {
     let provider = &candidate.deployment.provider;
     let mut relay = PassthroughBody::new(
-        Box::pin(sent.response.bytes_stream()),
+        sent.into_body(),
         usage_of,
-        provider.timeouts.idle,
         candidate.model.clone(),
         prompt_bytes,
     );
@@ -489,6 +478,7 @@ pub fn root_cause(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::providers::openai_compatible::PassthroughStream;
@@ -496,9 +486,8 @@ mod tests {
     fn relay(body: &'static str) -> SseRelay<ChatTranslator> {
         let upstream: Upstream = Box::pin(futures_util::stream::iter([Ok(Bytes::from(body))]));
         SseRelay::new(
-            upstream,
+            (upstream, Quiet::new(Duration::from_secs(5))),
             ChatTranslator::OpenAi(PassthroughStream::new(true)),
-            Duration::from_secs(5),
             "m".into(),
             0,
         )
@@ -539,9 +528,8 @@ mod tests {
         let done = std::iter::once(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
         let upstream: Upstream = Box::pin(futures_util::stream::iter(events.chain(done)));
         let mut r = SseRelay::new(
-            upstream,
+            (upstream, Quiet::new(Duration::from_secs(5))),
             ChatTranslator::OpenAi(PassthroughStream::new(true)),
-            Duration::from_secs(5),
             "m".into(),
             0,
         );

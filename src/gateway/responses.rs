@@ -321,7 +321,7 @@ impl Endpoint for Responses {
             }
             // Kept: the gateway reads the reply whole to keep it.
             InboundReply::Passthrough if peek.store => {
-                let raw = whole::read_whole(candidate, sent).await?;
+                let raw = whole::read_whole(sent).await?;
                 let usage = passthrough::usage_of_response(&raw);
                 if let (Some(keep), Ok(response)) = (
                     self.keep(peek, history),
@@ -349,7 +349,7 @@ impl Endpoint for Responses {
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
             InboundReply::Chat(whole) => {
-                let chat = whole::read_whole_chat(candidate, sent, whole).await?;
+                let chat = whole::read_whole_chat(sent, whole).await?;
                 let (response, usage) =
                     responses_stream::whole(&chat, start()).map_err(Failure::from_reply)?;
                 if let Some(keep) = self.keep(peek, history) {

@@ -5,20 +5,41 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::providers::dialect;
 use crate::routing::Deployment;
 
 use super::Gateway;
+use super::http_client::{self, Response};
+use super::quiet::Quiet;
+use super::relay::Upstream;
 
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// An upstream's reply whose headers have come; its body is bounded by the provider's idle and
+/// total timeouts, the total counted from when the request was sent.
 pub struct Sent {
-    pub response: reqwest::Response,
+    pub response: Response,
+    started: Instant,
+    idle: Duration,
+    total: Duration,
+}
+
+impl Sent {
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The body, and the timer that bounds its silences and its whole.
+    pub fn into_body(self) -> (Upstream, Quiet) {
+        let quiet = Quiet::with_total(self.idle, self.started, self.total);
+        (Box::pin(http_client::body_stream(self.response)), quiet)
+    }
 }
 
 /// A failed attempt: the client's error if nothing else works, and what the router should know.
@@ -55,17 +76,21 @@ impl Failure {
 /// Upstream URLs, parsed once each: parsing one (and checking its host name) was a tenth of the
 /// gateway's work per request. Bounded: past [`MAX_PARSED_URLS`] the cache starts over.
 #[derive(Default)]
-pub struct ParsedUrls(Mutex<HashMap<String, reqwest::Url>>);
+pub struct ParsedUrls(Mutex<HashMap<String, Uri>>);
 
 const MAX_PARSED_URLS: usize = 1024;
 
 impl ParsedUrls {
-    /// `None` when the URL does not parse: the client then reports the error as it would.
-    fn parsed(&self, url: &str) -> Option<reqwest::Url> {
+    /// `None` when the URL is not an absolute `http` or `https` URL. A URL is read as the WHATWG
+    /// URL standard reads it (as the configuration was checked), then taken as a URI.
+    fn parsed(&self, url: &str) -> Option<Uri> {
         if let Some(parsed) = self.0.lock().expect("url cache").get(url) {
             return Some(parsed.clone());
         }
-        let parsed = reqwest::Url::parse(url).ok()?;
+        let parsed = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())?;
+        let parsed: Uri = parsed.as_str().parse().ok()?;
         let mut cache = self.0.lock().expect("url cache");
         if cache.len() >= MAX_PARSED_URLS {
             cache.clear();
@@ -84,7 +109,7 @@ impl Gateway {
         body: Bytes,
         span: &tracing::Span,
     ) -> Result<Sent, Failure> {
-        let no_headers = reqwest::header::HeaderMap::new();
+        let no_headers = HeaderMap::new();
         self.send_with(deployment, url, body, no_headers, span)
             .await
     }
@@ -96,25 +121,33 @@ impl Gateway {
         deployment: &Deployment,
         url: &str,
         body: Bytes,
-        forwarded: reqwest::header::HeaderMap,
+        forwarded: HeaderMap,
         span: &tracing::Span,
     ) -> Result<Sent, Failure> {
         let provider = &deployment.provider;
         let timeouts = provider.timeouts;
-        let mut trace_headers = reqwest::header::HeaderMap::new();
-        crate::telemetry::inject(span, &mut trace_headers);
-        let builder = match self.urls.parsed(url) {
-            Some(parsed) => self.http.post(parsed),
-            None => self.http.post(url),
+        let Some(uri) = self.urls.parsed(url) else {
+            return Err(Failure::fatal(ApiError::bad_gateway(format!(
+                "{}: the upstream URL is not an http(s) URL",
+                provider.display_name
+            ))));
         };
-        let request = self
-            .authorised(deployment, builder)
-            .header("content-type", "application/json")
-            .headers(trace_headers)
-            .headers(forwarded)
-            .timeout(timeouts.total)
-            .body(body);
-        match tokio::time::timeout(timeouts.first_byte, request.send()).await {
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = deployment.api_key()
+            && dialect::authorise(provider.wire, key.expose(), &mut headers).is_err()
+        {
+            return Err(Failure::fatal(ApiError::bad_gateway(format!(
+                "{}: the API key cannot be sent in a header",
+                provider.display_name
+            ))));
+        }
+        crate::telemetry::inject(span, &mut headers);
+        // The client's headers replace the gateway's of the same name.
+        headers.extend(forwarded);
+        let started = Instant::now();
+        let sent = self.http.post(uri, headers, body);
+        match tokio::time::timeout(timeouts.first_byte.min(timeouts.total), sent).await {
             Err(_) => {
                 let msg = format!(
                     "{}: no response within {:?}",
@@ -131,7 +164,7 @@ impl Gateway {
                     &format!("{}: {}", provider.display_name, describe(&e)),
                     deployment,
                 );
-                let error = if e.is_timeout() {
+                let error = if http_client::is_timeout(&e) {
                     ApiError::gateway_timeout(msg)
                 } else {
                     ApiError::bad_gateway(msg)
@@ -142,15 +175,20 @@ impl Gateway {
                     retry_after: None,
                 })
             }
-            Ok(Ok(response)) if response.status().is_success() => {
-                span.record("http.response.status_code", response.status().as_u16());
-                Ok(Sent { response })
-            }
             Ok(Ok(response)) => {
                 let status = response.status().as_u16();
                 span.record("http.response.status_code", status);
-                let retry_after = retry_after(response.headers());
-                let error = self.refusal(deployment, response).await;
+                let sent = Sent {
+                    response,
+                    started,
+                    idle: timeouts.idle,
+                    total: timeouts.total,
+                };
+                if sent.status().is_success() {
+                    return Ok(sent);
+                }
+                let retry_after = retry_after(sent.response.headers());
+                let error = self.refusal(deployment, sent).await;
                 let retryable = status == 429 || status == 408 || status >= 500;
                 Err(Failure {
                     error,
@@ -161,23 +199,11 @@ impl Gateway {
         }
     }
 
-    fn authorised(
-        &self,
-        deployment: &Deployment,
-        request: reqwest::RequestBuilder,
-    ) -> reqwest::RequestBuilder {
-        let Some(key) = deployment.api_key() else {
-            return request;
-        };
-        dialect::authorise(deployment.provider.wire, key.expose(), request)
-    }
-
     /// An upstream non-2xx answer as the client's error: 4xx keeps its status, 5xx becomes 502.
-    async fn refusal(&self, deployment: &Deployment, response: reqwest::Response) -> ApiError {
+    async fn refusal(&self, deployment: &Deployment, sent: Sent) -> ApiError {
         let provider = &deployment.provider;
-        let status =
-            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let body = read_capped(response, MAX_ERROR_BODY, provider.timeouts.idle).await;
+        let status = sent.status();
+        let body = read_capped(sent, MAX_ERROR_BODY).await;
         let message = dialect::error_message(provider.wire, &body).unwrap_or_else(|| {
             let text = String::from_utf8_lossy(&body);
             let text = text.trim();
@@ -200,11 +226,11 @@ impl Gateway {
     }
 }
 
-/// Reads at most `cap` bytes of a body, giving up after `idle` of silence.
-pub async fn read_capped(response: reqwest::Response, cap: usize, idle: Duration) -> Vec<u8> {
+/// Reads at most `cap` bytes of a body, giving up at the reply's idle or total timeout.
+pub async fn read_capped(sent: Sent, cap: usize) -> Vec<u8> {
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
+    let (mut stream, mut quiet) = sent.into_body();
+    while let Some(Some(Ok(chunk))) = quiet.next(&mut stream).await {
         let room = cap - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= cap {
@@ -215,10 +241,10 @@ pub async fn read_capped(response: reqwest::Response, cap: usize, idle: Duration
 }
 
 /// A transport error without the noise, and never with a key.
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: &http_client::Error) -> String {
     let kind = if e.is_connect() {
         "cannot connect"
-    } else if e.is_timeout() {
+    } else if http_client::is_timeout(e) {
         "timed out"
     } else {
         "request failed"
@@ -237,7 +263,7 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// `Retry-After` in seconds (or `retry-after-ms`), as OpenAI, Anthropic and others send it.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let get = |name: &str| {
         headers
             .get(name)

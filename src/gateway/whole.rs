@@ -1,15 +1,11 @@
 //! Replies read whole before they go on: those translated as a whole (a provider's non-stream
 //! reply in its own dialect), bounded in size and in silence.
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
-
+use super::quiet::Quiet;
 use super::relay::{Upstream, root_cause};
 use super::upstream::{Failure, Sent};
 use crate::error::ApiError;
 use crate::providers::dialect::{self, ChatReply};
-use crate::routing::Candidate;
 
 /// Largest non-stream reply the gateway reads whole (to translate it); OpenAI-dialect chat replies
 /// are streamed through.
@@ -17,12 +13,8 @@ const MAX_WHOLE_REPLY: usize = 32 * 1024 * 1024;
 
 /// A whole non-stream chat reply as OpenAI's JSON, translated from the upstream's dialect when
 /// it has one, for the inbound APIs that rewrite it (Messages, Responses).
-pub async fn read_whole_chat(
-    candidate: &Candidate,
-    sent: Sent,
-    reply: ChatReply,
-) -> Result<Vec<u8>, Failure> {
-    let raw = read_whole(candidate, sent).await?;
+pub async fn read_whole_chat(sent: Sent, reply: ChatReply) -> Result<Vec<u8>, Failure> {
+    let raw = read_whole(sent).await?;
     match reply {
         ChatReply::Translate(wire, ctx) => Ok(dialect::chat_reply(wire, &raw, &ctx)
             .map_err(Failure::from_reply)?
@@ -32,23 +24,21 @@ pub async fn read_whole_chat(
 }
 
 /// The whole reply (bounded), for replies translated as a whole.
-pub async fn read_whole(candidate: &Candidate, sent: Sent) -> Result<Vec<u8>, Failure> {
-    let idle = candidate.deployment.provider.timeouts.idle;
-    read_all(
-        Box::pin(sent.response.bytes_stream()),
-        MAX_WHOLE_REPLY,
-        idle,
-    )
-    .await
-    .map_err(Failure::from_reply)
+pub async fn read_whole(sent: Sent) -> Result<Vec<u8>, Failure> {
+    read_all(sent.into_body(), MAX_WHOLE_REPLY)
+        .await
+        .map_err(Failure::from_reply)
 }
 
 /// A whole (bounded) upstream body, for replies that must be translated as a whole.
-async fn read_all(mut upstream: Upstream, cap: usize, idle: Duration) -> Result<Vec<u8>, ApiError> {
+async fn read_all(
+    (mut upstream, mut quiet): (Upstream, Quiet),
+    cap: usize,
+) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     loop {
-        match tokio::time::timeout(idle, upstream.next()).await {
-            Ok(Some(Ok(chunk))) => {
+        match quiet.next(&mut upstream).await {
+            Some(Some(Ok(chunk))) => {
                 if body.len() + chunk.len() > cap {
                     return Err(ApiError::bad_gateway(format!(
                         "the upstream reply is larger than {} MiB",
@@ -57,18 +47,14 @@ async fn read_all(mut upstream: Upstream, cap: usize, idle: Duration) -> Result<
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Some(Err(e))) => {
+            Some(Some(Err(e))) => {
                 return Err(ApiError::bad_gateway(format!(
                     "the upstream reply broke off: {}",
                     root_cause(&e)
                 )));
             }
-            Ok(None) => return Ok(body),
-            Err(_) => {
-                return Err(ApiError::gateway_timeout(format!(
-                    "the upstream sent nothing for {idle:?}"
-                )));
-            }
+            Some(None) => return Ok(body),
+            None => return Err(quiet.error()),
         }
     }
 }

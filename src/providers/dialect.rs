@@ -3,6 +3,8 @@
 //! family is a variant of [`Wire`], its own folder, and one arm in each function here; the gateway
 //! does not change.
 
+use axum::http::header::{AUTHORIZATION, InvalidHeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 
 use super::openai_compatible::{self, Edits, PassthroughStream, usage_from_tail};
@@ -19,19 +21,30 @@ pub struct Encoded<R> {
     pub reply: R,
 }
 
-/// Adds the upstream's authentication to a request.
-pub fn authorise(
-    wire: Wire,
-    key: &str,
-    request: reqwest::RequestBuilder,
-) -> reqwest::RequestBuilder {
+/// Adds the upstream's authentication to a request's headers (marked sensitive, so that they are
+/// never printed); an error when the key cannot be a header value.
+pub fn authorise(wire: Wire, key: &str, headers: &mut HeaderMap) -> Result<(), InvalidHeaderValue> {
+    let secret = |value: &str| {
+        let mut value = HeaderValue::from_str(value)?;
+        value.set_sensitive(true);
+        Ok::<_, InvalidHeaderValue>(value)
+    };
     match wire {
-        Wire::OpenAi(_) => request.bearer_auth(key),
-        Wire::Gemini => request.header("x-goog-api-key", key),
-        Wire::Anthropic => request
-            .header("x-api-key", key)
-            .header("anthropic-version", anthropic::API_VERSION),
+        Wire::OpenAi(_) => {
+            headers.insert(AUTHORIZATION, secret(&format!("Bearer {key}"))?);
+        }
+        Wire::Gemini => {
+            headers.insert("x-goog-api-key", secret(key)?);
+        }
+        Wire::Anthropic => {
+            headers.insert("x-api-key", secret(key)?);
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(anthropic::API_VERSION),
+            );
+        }
     }
+    Ok(())
 }
 
 /// The message inside an upstream's error body, if it has the upstream's error shape.
