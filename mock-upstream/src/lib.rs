@@ -19,7 +19,8 @@
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
 //! - OpenAI dialect only: `reset` (the connection closes before any byte of the reply), `garbage`
 //!   (a 200 whose body is an HTML page instead of JSON; streams answer as usual), `chunks<N>`
-//!   (a reply of N words: N content chunks when streamed, usage N completion tokens);
+//!   (a reply of N words: N content chunks when streamed, usage N completion tokens), `drip`
+//!   (a stream whose events come 100 ms apart);
 //! - OpenAI dialect only: `leakkey` (a 401 quoting the caller's key percent-encoded and cut short);
 //! - Anthropic only: `cachewrite` (the usage reports [`CACHE_WRITE_TOKENS`] written to the cache);
 //! - `length`: the answer is cut by the token limit; `nousage`: the reply reports no usage;
@@ -152,6 +153,8 @@ pub enum Behaviour {
     Safety,
     SlowFirst,
     Stall,
+    /// A stream whose events come 100 ms apart.
+    Drip,
     BadJson,
     Reset,
     Garbage,
@@ -201,6 +204,8 @@ impl MockState {
             Behaviour::SlowFirst
         } else if model.contains("stall") {
             Behaviour::Stall
+        } else if model.contains("drip") {
+            Behaviour::Drip
         } else if model.contains("badjson") {
             Behaviour::BadJson
         } else if model.contains("reset") {

@@ -236,6 +236,14 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
             .chain(futures_util::stream::pending());
         return sse_response(Body::from_stream(body));
     }
+    if behaviour == Behaviour::Drip {
+        // Each event 100 ms after the last: a steady stream that takes its time.
+        let body = futures_util::stream::iter(events).then(|event| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Ok::<_, std::io::Error>(event)
+        });
+        return sse_response(Body::from_stream(body));
+    }
     if behaviour == Behaviour::Cut {
         events.truncate(3);
         let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))

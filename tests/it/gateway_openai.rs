@@ -503,6 +503,43 @@ async fn upstream_timeout_is_504() {
 }
 
 #[tokio::test]
+async fn a_steady_stream_still_ends_at_the_total_timeout() {
+    // Events 100 ms apart never trip the 1 s idle timeout; the 1 s total cuts the stream.
+    let gw = TestGateway::start_with(
+        "[server]\nidle_timeout = \"1s\"\n\
+         [providers.openai]\nmodels = [\"m-drip\"]\ntotal_timeout = \"1s\"\n",
+        |_| {},
+    )
+    .await;
+    let mut body = hello("m-drip");
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let resp = gw.chat(body).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let elapsed = started.elapsed();
+    let chunks = sse_chunks(&text);
+    let (last, before) = chunks.split_last().unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("took longer than 1s"),
+        "{text}"
+    );
+    let words = before
+        .iter()
+        .filter(|c| c["choices"][0]["delta"]["content"].is_string())
+        .count();
+    assert!(
+        (3..llm_bridge_mock::REPLY_WORDS.len()).contains(&words),
+        "{words} words before the cut: {text}"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[tokio::test]
 async fn stream_cut_midway_ends_with_error_event_and_done() {
     let gw = TestGateway::start_with("[providers.openai]\nmodels = [\"m-cut\"]\n", |_| {}).await;
     let mut body = hello("m-cut");
