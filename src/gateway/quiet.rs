@@ -23,6 +23,8 @@ pub struct Quiet {
     limit: Duration,
     /// When the whole reply must be in, and the allowance that set it.
     deadline: Option<(Instant, Duration)>,
+    /// When the reply's first event must have come, until it has.
+    first: Option<(Instant, Duration)>,
 }
 
 impl Quiet {
@@ -33,6 +35,7 @@ impl Quiet {
             heard: Instant::now(),
             limit,
             deadline: None,
+            first: None,
         }
     }
 
@@ -45,7 +48,21 @@ impl Quiet {
             heard,
             limit,
             deadline: Some((deadline, total)),
+            first: None,
         }
+    }
+
+    /// The first event must come within `limit` from now (a timeout kept by this timer rather
+    /// than one around the wait, which was polled at every wake-up of the reply's task).
+    pub fn first_within(&mut self, limit: Duration) {
+        self.first = Some((Instant::now() + limit, limit));
+        let until = self.until();
+        self.timer.as_mut().reset(until);
+    }
+
+    /// The first event has come.
+    pub fn answered(&mut self) {
+        self.first = None;
     }
 
     /// How long the upstream may be silent.
@@ -82,17 +99,22 @@ impl Quiet {
     }
 
     fn until(&self) -> Instant {
-        let idle_until = self.heard + self.limit;
-        match self.deadline {
-            Some((deadline, _)) => idle_until.min(deadline),
-            None => idle_until,
-        }
+        [self.deadline, self.first]
+            .into_iter()
+            .flatten()
+            .fold(self.heard + self.limit, |until, (at, _)| until.min(at))
     }
 
     /// The client's error once [`Quiet::next`] gave up.
     pub fn error(&self) -> ApiError {
+        let now = Instant::now();
+        if let Some((at, limit)) = self.first
+            && now >= at
+        {
+            return ApiError::gateway_timeout(format!("no first token within {limit:?}"));
+        }
         match self.deadline {
-            Some((deadline, total)) if Instant::now() >= deadline => {
+            Some((deadline, total)) if now >= deadline => {
                 ApiError::gateway_timeout(format!("the upstream reply took longer than {total:?}"))
             }
             _ => {
@@ -157,6 +179,33 @@ mod tests {
         assert_eq!(chunks, 7, "0.7 s apart: seven within 5 s");
         assert_eq!(start.elapsed(), Duration::from_secs(5));
         assert!(quiet.error().message.contains("took longer than 5s"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_event_has_its_own_limit_until_it_comes() {
+        // Chunks come every 0.7 s, under the 1 s idle limit, but the first takes too long.
+        let mut upstream = ticking(Duration::from_millis(700), 10);
+        let mut quiet = Quiet::new(Duration::from_secs(1));
+        quiet.first_within(Duration::from_millis(500));
+        let from = Instant::now();
+        assert!(quiet.next(&mut upstream).await.is_none());
+        assert_eq!(from.elapsed(), Duration::from_millis(500));
+        assert!(
+            quiet
+                .error()
+                .message
+                .contains("no first token within 500ms")
+        );
+
+        let mut upstream = ticking(Duration::from_millis(400), 10);
+        let mut quiet = Quiet::new(Duration::from_secs(1));
+        quiet.first_within(Duration::from_millis(500));
+        assert!(quiet.next(&mut upstream).await.is_some());
+        quiet.answered();
+        // 0.4 s between chunks from here on: the first event's limit no longer applies.
+        for _ in 0..5 {
+            assert!(matches!(quiet.next(&mut upstream).await, Some(Some(Ok(_)))));
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -427,17 +427,17 @@ pub async fn start_stream<T: StreamOut>(
         candidate.model.clone(),
         prompt_bytes,
     );
-    match tokio::time::timeout(provider.timeouts.first_byte, relay.next()).await {
-        Ok(Ok(Some(first))) => Ok(Started::Stream(Box::new(relay), first)),
-        Ok(Ok(None)) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
+    relay.quiet.first_within(provider.timeouts.first_byte);
+    match relay.next().await {
+        Ok(Some(first)) => {
+            relay.quiet.answered();
+            Ok(Started::Stream(Box::new(relay), first))
+        }
+        Ok(None) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
             "{}: empty stream",
             provider.display_name
         )))),
-        Ok(Err(e)) => Err(Failure::from_reply(e)),
-        Err(_) => Err(Failure::from_reply(ApiError::gateway_timeout(format!(
-            "{}: no first token within {:?}",
-            provider.display_name, provider.timeouts.first_byte
-        )))),
+        Err(e) => Err(Failure::from_reply(e)),
     }
 }
 

@@ -26,6 +26,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 use tower_service::Service;
 
 use crate::config::ServerConfig;
@@ -126,17 +127,19 @@ pub async fn serve(
                 )
                 .into_owned(),
         );
-        tokio::spawn(async move {
+        let served = tokio::spawn(async move {
             let _permit = permit;
-            tokio::select! {
-                result = conn => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
-                }
-                reason = activity.expired(limits) => {
-                    tracing::debug!(%peer, reason, "connection closed");
-                }
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+        // The watchdog is a task of its own: in the connection's task its timer was polled at
+        // every wake-up, once per event of a streamed reply.
+        let served = served.abort_handle();
+        tokio::spawn(async move {
+            if let Some(reason) = activity.expired(limits, &served).await {
+                served.abort();
+                tracing::debug!(%peer, reason, "connection closed");
             }
         });
     }
@@ -196,14 +199,22 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// Resolves, naming the reason, when the connection should be closed.
-    async fn expired(&self, limits: ConnectionLimits) -> &'static str {
+    /// Resolves, naming the reason, when the connection should be closed; `None` once it has
+    /// ended by itself.
+    async fn expired(
+        &self,
+        limits: ConnectionLimits,
+        served: &AbortHandle,
+    ) -> Option<&'static str> {
         let header_ms = limits.header_timeout.as_millis() as u64;
         let idle_ms = limits.idle_timeout.as_millis() as u64;
         let mut tick = tokio::time::interval(limits.tick());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if served.is_finished() {
+                return None;
+            }
             if self.in_flight.load(Ordering::Relaxed) > 0 {
                 continue;
             }
@@ -211,10 +222,10 @@ impl Activity {
             let head = self.head_started.load(Ordering::Relaxed);
             if head != NONE_PENDING {
                 if now.saturating_sub(head) >= header_ms {
-                    return "request headers not received in time";
+                    return Some("request headers not received in time");
                 }
             } else if now.saturating_sub(self.last_seen.load(Ordering::Relaxed)) >= idle_ms {
-                return "idle";
+                return Some("idle");
             }
         }
     }
