@@ -331,6 +331,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_https_url_is_reached_over_tls_naming_its_host_and_offering_http2() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hello = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = socket.read(&mut buf).await.unwrap();
+            buf.truncate(n);
+            buf
+        });
+        let client = Client::new(Duration::from_secs(2), None).unwrap();
+        let uri: Uri = format!("https://localhost:{port}/v1/x").parse().unwrap();
+        let sent = client.post(uri, HeaderMap::new(), Bytes::from_static(b"{}"));
+        let result = tokio::time::timeout(Duration::from_secs(5), sent)
+            .await
+            .unwrap();
+        assert!(result.is_err(), "the listener never answers the handshake");
+        let hello = hello.await.unwrap();
+        // A TLS handshake record (ClientHello), not the request in the clear.
+        assert_eq!(hello[0], 0x16, "{hello:?}");
+        assert_eq!(hello[5], 0x01, "{hello:?}");
+        assert!(!hello.windows(4).any(|w| w == b"POST"));
+        let has = |needle: &[u8]| hello.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"localhost"), "server name indication");
+        assert!(
+            has(b"\x02h2") && has(b"\x08http/1.1"),
+            "ALPN offers h2 and http/1.1"
+        );
+    }
+
+    #[tokio::test]
     async fn hosts_named_by_no_proxy_are_reached_directly() {
         let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = upstream.local_addr().unwrap().port();
