@@ -1,5 +1,5 @@
-//! The idle timeout between an upstream's chunks, and the reply's total timeout, kept by one
-//! timer per reply.
+//! A reply's timeouts, kept by one timer per reply: the idle timeout between the upstream's
+//! chunks, the reply's total timeout, and a stream's first-event timeout.
 //!
 //! A timeout per chunk put a timer into the runtime's wheel and took it out again for every
 //! event of every stream. Here the timer is set once and moved only when it fires: if the
