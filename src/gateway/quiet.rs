@@ -65,11 +65,6 @@ impl Quiet {
         self.first = None;
     }
 
-    /// How long the upstream may be silent.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
-
     /// The upstream spoke (an item taken without [`Quiet::next`]).
     pub fn heard(&mut self) {
         self.heard = Instant::now();
