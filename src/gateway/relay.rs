@@ -98,6 +98,9 @@ impl<S: FromChunks> ChatTo<S> {
 /// How many bytes of translated events one write to the client gathers at most.
 const GATHER_BYTES: usize = 64 * 1024;
 
+/// After a yield found no more upstream data, how many events go out without one.
+const SPACED_EVENTS_WITHOUT_YIELD: u8 = 7;
+
 /// A streamed reply.
 pub struct SseRelay<T> {
     upstream: Upstream,
@@ -114,6 +117,10 @@ pub struct SseRelay<T> {
     lookahead: Option<Option<Result<Bytes, BodyError>>>,
     /// A failure met after events the client has not been sent yet: reported once they are.
     failed: Option<ApiError>,
+    /// Events to send without a yield to look for more, after a yield found nothing: an upstream
+    /// whose events arrive spread out in time would otherwise cost an empty poll of the runtime's
+    /// reactor (a system call) per event.
+    yields_to_skip: u8,
 }
 
 impl<T: StreamOut> SseRelay<T> {
@@ -136,6 +143,7 @@ impl<T: StreamOut> SseRelay<T> {
             done: false,
             lookahead: None,
             failed: None,
+            yields_to_skip: 0,
         }
     }
 
@@ -241,12 +249,23 @@ impl<T: StreamOut> SseRelay<T> {
         Ok(Some(Bytes::from(out)))
     }
 
-    /// The upstream's next item if it is already there (after one yield to the runtime).
+    /// The upstream's next item if it is already there, after one yield to the runtime. While
+    /// events arrive spread out in time (a yield found nothing), the yield is skipped for the next
+    /// few events; a chunk found ready, or a yield that finds one, brings gathering back.
     async fn ready_chunk(&mut self) -> Option<Option<Result<Bytes, BodyError>>> {
         let mut ready = self.upstream.next().now_or_never();
         if ready.is_none() {
+            if self.yields_to_skip > 0 {
+                self.yields_to_skip -= 1;
+                return None;
+            }
             tokio::task::yield_now().await;
             ready = self.upstream.next().now_or_never();
+            if ready.is_none() {
+                self.yields_to_skip = SPACED_EVENTS_WITHOUT_YIELD;
+            }
+        } else {
+            self.yields_to_skip = 0;
         }
         if ready.is_some() {
             self.quiet.heard();
@@ -478,6 +497,7 @@ pub fn root_cause(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -540,5 +560,107 @@ mod tests {
         }
         assert!(writes > 10, "{writes} writes");
         assert!(largest < GATHER_BYTES + 1024, "a write of {largest} bytes");
+    }
+
+    /// An upstream whose chunks arrive after the given gaps; a zero gap is a chunk the connection
+    /// has read but hands over only once it has been polled for nothing and run again.
+    struct Scripted {
+        gaps: std::collections::VecDeque<Duration>,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        polled: bool,
+        empty_polls: Arc<AtomicUsize>,
+    }
+
+    impl Scripted {
+        /// The relay and the count of its empty polls of the upstream.
+        fn relay(
+            gaps: impl IntoIterator<Item = Duration>,
+        ) -> (SseRelay<ChatTranslator>, Arc<AtomicUsize>) {
+            let empty_polls = Arc::new(AtomicUsize::new(0));
+            let upstream = Scripted {
+                gaps: gaps.into_iter().collect(),
+                timer: None,
+                polled: false,
+                empty_polls: empty_polls.clone(),
+            };
+            let relay = SseRelay::new(
+                (Box::pin(upstream), Quiet::new(Duration::from_secs(5))),
+                ChatTranslator::OpenAi(PassthroughStream::new(true)),
+                "m".into(),
+                0,
+            );
+            (relay, empty_polls)
+        }
+    }
+
+    impl Stream for Scripted {
+        type Item = Result<Bytes, BodyError>;
+
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            let Some(&gap) = self.gaps.front() else {
+                return std::task::Poll::Ready(None);
+            };
+            let arrived = if gap.is_zero() {
+                std::mem::replace(&mut self.polled, true)
+            } else {
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+                timer.as_mut().poll(cx).is_ready()
+            };
+            if !arrived {
+                self.empty_polls.fetch_add(1, Ordering::Relaxed);
+                if gap.is_zero() {
+                    cx.waker().wake_by_ref();
+                }
+                return std::task::Poll::Pending;
+            }
+            self.gaps.pop_front();
+            (self.timer, self.polled) = (None, false);
+            let chunk: &'static [u8] = if self.gaps.is_empty() {
+                b"data: [DONE]\n\n"
+            } else {
+                b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"w\"}}]}\n\n"
+            };
+            std::task::Poll::Ready(Some(Ok(Bytes::from_static(chunk))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_spread_out_in_time_go_out_without_a_yield_each() {
+        let events = 40;
+        let (mut r, empty_polls) = Scripted::relay(vec![Duration::from_millis(10); events + 1]);
+        let mut writes = 0;
+        while r.next().await.unwrap().is_some() {
+            writes += 1;
+        }
+        assert_eq!(writes, events + 1, "one write per event, then [DONE]");
+        // Waiting for an event finds nothing once, and so does the look for a second one; a
+        // yield before every write would make that three per event.
+        let empty = empty_polls.load(Ordering::Relaxed);
+        assert!(
+            empty < events * 5 / 2,
+            "{empty} empty polls for {events} events"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_after_spaced_events_is_gathered_again() {
+        let burst = 1_000;
+        let gaps = [Duration::from_millis(10); 2]
+            .into_iter()
+            .chain(std::iter::repeat_n(Duration::ZERO, burst));
+        let (mut r, _) = Scripted::relay(gaps);
+        let mut writes = 0;
+        while r.next().await.unwrap().is_some() {
+            writes += 1;
+        }
+        assert!(
+            writes < 30,
+            "{writes} writes for {burst} events that came at once"
+        );
     }
 }
