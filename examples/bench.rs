@@ -575,7 +575,7 @@ async fn miss_lookup_us() -> f64 {
                     Caching::Chat,
                     "chat",
                     "gpt-4o-mini",
-                    None,
+                    "master",
                     &headers,
                     body,
                     (false, false),

@@ -51,9 +51,11 @@ struct CountPeek {
 }
 
 /// `POST /v1/messages/count_tokens`: Anthropic counts; for other providers the gateway estimates
-/// (about four bytes a token) and says so in `x-llm-bridge-estimated`.
+/// (about four bytes a token) and says so in `x-llm-bridge-estimated`. Admitted as any request
+/// (key expiry, budgets, teams, rate limits) and only for the models the caller may use.
 pub async fn count_tokens(
     State(state): State<AppState>,
+    admission: Option<Extension<Arc<Admission>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -65,6 +67,11 @@ pub async fn count_tokens(
         Ok(peek) => peek,
         Err(e) => return e.into_response(),
     };
+    if let Some(admission) = &admission
+        && let Err(e) = admission.check_model(&peek.model)
+    {
+        return e.into_response();
+    }
     let gateway = state.gateway();
     let plan = match gateway.plan(&peek.model) {
         Ok(plan) => plan,

@@ -66,13 +66,16 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/v1/responses",
-            post(responses::create).route_layer(admission),
+            post(responses::create).route_layer(admission.clone()),
         )
         .route(
             "/v1/responses/{id}",
             get(responses::get_one).delete(responses::delete),
         )
-        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route(
+            "/v1/messages/count_tokens",
+            post(messages::count_tokens).route_layer(admission),
+        )
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get_one));
     if let Some(cors) = hardening::cors(&state.config().server) {

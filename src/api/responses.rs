@@ -1,5 +1,6 @@
 //! OpenAI's Responses API on `/v1/responses` (what Codex speaks): create, and read or delete a
-//! kept response. A virtual key sees only the responses it created; the master key sees all.
+//! kept response. Every caller sees only the responses it created ([`Owner`]); the master key sees
+//! all. An expired virtual key reads and deletes nothing.
 
 use std::sync::Arc;
 
@@ -11,16 +12,21 @@ use axum::response::{IntoResponse, Json, Response};
 use bytes::Bytes;
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::gateway::responses::not_found;
+use crate::governance::owner::Owner;
 use crate::governance::{Admission, Caller};
 use crate::state::AppState;
 
-/// The caller's virtual key, whose responses it may read; `None` for the master key (all).
-fn key_of(caller: Option<Extension<Caller>>) -> Option<String> {
-    match caller.map(|c| c.0) {
-        Some(Caller::Key(key)) => Some(key.id.clone()),
-        _ => None,
+/// Whose responses the caller may read, or why it may read none (an expired key).
+fn owner_of(caller: Option<Extension<Caller>>) -> Result<Owner, ApiError> {
+    let caller = caller.map_or(Caller::Anonymous, |c| c.0);
+    if let Caller::Key(key) = &caller
+        && key.is_expired(crate::clock::now_s())
+    {
+        return Err(crate::governance::expired(key));
     }
+    Ok(Owner::of(&caller))
 }
 
 pub async fn create(
@@ -36,7 +42,7 @@ pub async fn create(
                 .gateway()
                 .responses(
                     state.responses.clone(),
-                    key_of(caller),
+                    Owner::of(&caller.map_or(Caller::Anonymous, |c| c.0)),
                     &headers,
                     body,
                     admission.map(|a| a.0),
@@ -53,12 +59,13 @@ pub async fn get_one(
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Response {
-    let key = key_of(caller);
-    match state.responses.get(&id).await {
-        Some(stored) if stored.readable_by(key.as_deref()) => {
-            Json(&stored.response).into_response()
-        }
-        _ => not_found(&id).into_response(),
+    let owner = match owner_of(caller) {
+        Ok(owner) => owner,
+        Err(e) => return e.into_response(),
+    };
+    match state.responses.get(&id, &owner).await {
+        Some(stored) => Json(&stored.response).into_response(),
+        None => not_found(&id).into_response(),
     }
 }
 
@@ -68,12 +75,13 @@ pub async fn delete(
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Response {
-    let key = key_of(caller);
-    match state.responses.get(&id).await {
-        Some(stored) if stored.readable_by(key.as_deref()) => {
-            state.responses.delete(&id).await;
-            Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
-        }
-        _ => not_found(&id).into_response(),
+    let owner = match owner_of(caller) {
+        Ok(owner) => owner,
+        Err(e) => return e.into_response(),
+    };
+    if state.responses.delete(&id, &owner).await {
+        Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
+    } else {
+        not_found(&id).into_response()
     }
 }

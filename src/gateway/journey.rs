@@ -226,13 +226,13 @@ impl Gateway {
         let mut cached = None;
         if let Some(cache) = self.cache.as_ref().filter(|_| E::CACHING != Caching::Off) {
             let resolved = self.aliases.get(model).map_or(model, String::as_str);
-            let owner = recording.record.client_key.as_deref();
+            let owner = recording.owner();
             let consulted = cache
                 .consult(
                     E::CACHING,
                     E::NAME,
                     resolved,
-                    owner,
+                    owner.id(),
                     headers,
                     &body,
                     (peek.stream(), peek.include_usage()),

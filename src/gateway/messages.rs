@@ -48,7 +48,7 @@ impl StreamOut for MessagesOut {
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         match self {
             MessagesOut::FromChat(c) => c.finish(out),
-            MessagesOut::Passthrough(_) => Ok(()),
+            MessagesOut::Passthrough(p) => p.finish(),
         }
     }
 
@@ -60,7 +60,9 @@ impl StreamOut for MessagesOut {
     }
 
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
-        anthropic_api::error_event(error, out);
+        if !matches!(self, MessagesOut::Passthrough(p) if p.errored()) {
+            anthropic_api::error_event(error, out);
+        }
     }
 }
 

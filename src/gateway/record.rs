@@ -70,6 +70,14 @@ impl Recording {
         allowed
     }
 
+    /// Who owns what is kept for this request: the admitted caller's owner; the administrator's
+    /// for a request made by the gateway itself (the console's tester).
+    pub fn owner(&self) -> crate::governance::owner::Owner {
+        self.admission
+            .as_ref()
+            .map_or_else(crate::governance::owner::Owner::master, |a| a.owner.clone())
+    }
+
     pub fn started(&self) -> Instant {
         self.started
     }

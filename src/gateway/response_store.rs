@@ -1,7 +1,8 @@
 //! The responses `POST /v1/responses` keeps (`store`), for `GET`/`DELETE /v1/responses/{id}` and
 //! `previous_response_id`. Each entry is the response object and the conversation that led to it
-//! (input and output items), so that the next turn can go to any provider. Entries live in memory
-//! (a byte cap, oldest out first, a TTL) and, with Redis configured, in Redis too (`SET … EX`), so
+//! (input and output items), so that the next turn can go to any provider. Each belongs to the
+//! caller that created it ([`Owner`]). Entries live in memory as their JSON, the bytes counted
+//! against the cap being the bytes held (a byte cap, oldest out first, a TTL) and, with Redis configured, in Redis too (`SET … EX`), so
 //! every replica finds them. Writes to Redis happen off the request path; with Redis, Redis is
 //! the truth (a response deleted on another replica is gone here too), and the memory copy only
 //! serves while its write to Redis is on its way or when Redis cannot be reached.
@@ -11,19 +12,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::ResponsesConfig;
+use crate::governance::owner::Owner;
 
 /// How long a Redis read or write may take before the gateway goes on without it.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// What an entry costs beside its JSON: its id twice (the map and the order), the map's slot, the
+/// entry's fields and the allocations' headers.
+const ENTRY_OVERHEAD: usize = 160;
 
-/// A kept response.
+/// A kept response, as it is written (to memory and Redis) and read back.
 #[derive(Serialize, Deserialize)]
 pub struct StoredResponse {
-    /// The virtual key that created it (empty for the master key); only it may read it.
+    /// The owner id of the caller that created it ([`Owner`]); only that caller (and the
+    /// administrator) may read, continue or delete it.
     pub owner: String,
     /// The response object, as the client received it.
     pub response: Value,
@@ -31,27 +38,86 @@ pub struct StoredResponse {
     pub items: Vec<Value>,
 }
 
-impl StoredResponse {
-    /// Whether the caller with virtual key `key` may read it (`None`: the master key, all).
-    pub fn readable_by(&self, key: Option<&str>) -> bool {
-        key.is_none_or(|key| key == self.owner)
+/// A stored response's JSON, written without building the [`StoredResponse`]: `items` is the
+/// conversation before the output, already written as the members of a JSON array.
+pub fn stored_json(owner: &str, response: &Value, items: &[u8], output: &[Value]) -> Vec<u8> {
+    let mut json = Vec::with_capacity(items.len() + 256);
+    json.extend_from_slice(b"{\"owner\":");
+    serde_json::to_writer(&mut json, owner).expect("a string serialises");
+    json.extend_from_slice(b",\"response\":");
+    serde_json::to_writer(&mut json, response).expect("a JSON value serialises");
+    json.extend_from_slice(b",\"items\":[");
+    json.extend_from_slice(items);
+    let mut first = items.is_empty();
+    for item in output {
+        if !first {
+            json.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut json, item).expect("a JSON value serialises");
+    }
+    json.extend_from_slice(b"]}");
+    json
+}
+
+/// Appends `items` to `out` as members of a JSON array (with a comma after earlier ones).
+pub fn write_items(out: &mut Vec<u8>, items: &[Value]) {
+    for item in items {
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, item).expect("a JSON value serialises");
     }
 }
 
+/// An entry in memory: its JSON as written to Redis (what it costs is what is counted).
 struct Entry {
-    stored: Arc<StoredResponse>,
-    bytes: usize,
+    json: Bytes,
+    /// Which `put` wrote it: an older id in `order` for a replaced entry is passed over.
+    seq: u64,
     expires: Instant,
     /// Its write to Redis has landed (always true without Redis).
     synced: Arc<AtomicBool>,
 }
 
+impl Entry {
+    fn cost(&self, id: &str) -> usize {
+        self.json.len() + 2 * id.len() + ENTRY_OVERHEAD
+    }
+}
+
 #[derive(Default)]
 struct Local {
     entries: HashMap<String, Entry>,
-    /// Ids in the order they were stored (an id may appear again after being replaced).
-    order: VecDeque<String>,
+    /// Ids with the `seq` of their `put`, oldest first. Entries replaced or deleted since leave
+    /// stale pairs here, passed over when they come to the front and dropped when they outnumber
+    /// the live ones.
+    order: VecDeque<(String, u64)>,
     bytes: usize,
+    next_seq: u64,
+}
+
+impl Local {
+    fn remove(&mut self, id: &str) -> bool {
+        match self.entries.remove(id) {
+            Some(e) => {
+                self.bytes -= e.cost(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the stale pairs of `order` once they are more than the live ones: each pair is
+    /// looked at a bounded number of times, whatever the pattern of puts and deletes.
+    fn compact(&mut self) {
+        if self.order.len() <= 2 * self.entries.len() + 64 {
+            return;
+        }
+        let entries = &self.entries;
+        self.order
+            .retain(|(id, seq)| entries.get(id).is_some_and(|e| e.seq == *seq));
+    }
 }
 
 pub struct ResponseStore {
@@ -84,12 +150,24 @@ impl ResponseStore {
         }
     }
 
+    /// The largest stored response (with its conversation), in bytes of JSON.
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_entry_bytes
+    }
+
     /// Keeps a response; too large ones are not kept (and a warning says so).
-    pub fn put(&self, id: &str, stored: StoredResponse) {
+    pub fn put(&self, id: &str, stored: &StoredResponse) {
+        self.put_json(
+            id,
+            serde_json::to_vec(stored).expect("a stored response serialises"),
+        );
+    }
+
+    /// Keeps a response written as a [`StoredResponse`]'s JSON.
+    pub fn put_json(&self, id: &str, json: Vec<u8>) {
         if !valid_id(id) {
             return;
         }
-        let json = serde_json::to_vec(&stored).expect("a stored response serialises");
         if json.len() > self.max_entry_bytes {
             tracing::warn!(
                 bytes = json.len(),
@@ -98,8 +176,9 @@ impl ResponseStore {
             );
             return;
         }
+        let json = Bytes::from(json);
         let synced = Arc::new(AtomicBool::new(self.redis.is_none()));
-        self.keep(id, Arc::new(stored), json.len(), synced.clone());
+        self.keep(id, json.clone(), synced.clone());
         if let Some(redis) = self.redis.clone() {
             let (key, ttl) = (redis_key(id), self.ttl.as_secs().max(1) as i64);
             tokio::spawn(async move {
@@ -113,39 +192,55 @@ impl ResponseStore {
         }
     }
 
-    fn keep(&self, id: &str, stored: Arc<StoredResponse>, bytes: usize, synced: Arc<AtomicBool>) {
+    /// Puts an entry in memory, then lets the oldest go while over the byte cap and the expired
+    /// ones at the front go. Every step is O(1) (amortised): the lock is held briefly.
+    fn keep(&self, id: &str, json: Bytes, synced: Arc<AtomicBool>) {
         let mut local = self.local.lock().expect("response store lock");
+        let seq = local.next_seq;
+        local.next_seq += 1;
+        local.remove(id);
         let entry = Entry {
-            stored,
-            bytes,
+            json,
+            seq,
             expires: Instant::now() + self.ttl,
             synced,
         };
-        if let Some(old) = local.entries.insert(id.to_string(), entry) {
-            local.bytes -= old.bytes;
-        }
-        local.bytes += bytes;
-        local.order.push_back(id.to_string());
+        local.bytes += entry.cost(id);
+        local.entries.insert(id.to_string(), entry);
+        local.order.push_back((id.to_string(), seq));
         let now = Instant::now();
-        while let Some(oldest) = local.order.front().cloned() {
-            let expired = local.entries.get(&oldest).is_none_or(|e| e.expires <= now);
-            if local.bytes <= self.max_bytes && !expired {
+        while let Some((oldest, seq)) = local.order.front() {
+            let live = local.entries.get(oldest).filter(|e| e.seq == *seq);
+            let Some(entry) = live else {
+                // Replaced or deleted since: a stale pair.
+                local.order.pop_front();
+                continue;
+            };
+            if local.bytes <= self.max_bytes && entry.expires > now {
                 break;
             }
-            local.order.pop_front();
-            // The id may have been stored again since: only its latest entry counts.
-            if local.order.contains(&oldest) && !expired {
-                continue;
-            }
-            if let Some(e) = local.entries.remove(&oldest) {
-                local.bytes -= e.bytes;
-            }
+            let (oldest, _) = local.order.pop_front().expect("the front was just read");
+            local.remove(&oldest);
         }
+        local.compact();
     }
 
-    /// A kept response: from Redis when configured (the memory copy only while its write is on
-    /// its way, or when Redis cannot be reached), else from memory.
-    pub async fn get(&self, id: &str) -> Option<Arc<StoredResponse>> {
+    /// A kept response, if `owner` may use it: from Redis when configured (the memory copy only
+    /// while its write is on its way, or when Redis cannot be reached), else from memory. Another
+    /// caller's response is not found, exactly as an unknown id.
+    pub async fn get(&self, id: &str, owner: &Owner) -> Option<StoredResponse> {
+        let json = self.json(id).await?;
+        let stored: StoredResponse = match serde_json::from_slice(&json) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %e, "a stored response cannot be read");
+                return None;
+            }
+        };
+        owner.may_use(&stored.owner).then_some(stored)
+    }
+
+    async fn json(&self, id: &str) -> Option<Bytes> {
         if !valid_id(id) {
             return None;
         }
@@ -155,45 +250,33 @@ impl ResponseStore {
                 .entries
                 .get(id)
                 .filter(|e| e.expires > Instant::now())
-                .map(|e| (e.stored.clone(), e.synced.load(Ordering::Acquire)))
+                .map(|e| (e.json.clone(), e.synced.load(Ordering::Acquire)))
         };
         let Some(redis) = &self.redis else {
-            return local.map(|(stored, _)| stored);
+            return local.map(|(json, _)| json);
         };
-        let read = redis.get::<Option<Vec<u8>>, _>(redis_key(id));
+        let read = redis.get::<Option<Bytes>, _>(redis_key(id));
         match tokio::time::timeout(REDIS_TIMEOUT, read).await {
-            Ok(Ok(Some(json))) => match serde_json::from_slice(&json) {
-                Ok(stored) => Some(Arc::new(stored)),
-                Err(_) => local.map(|(stored, _)| stored),
-            },
+            Ok(Ok(Some(json))) => Some(json),
             // Not in Redis: deleted or expired, unless this replica's write has not landed yet.
-            Ok(Ok(None)) => local
-                .filter(|(_, synced)| !synced)
-                .map(|(stored, _)| stored),
+            Ok(Ok(None)) => local.filter(|(_, synced)| !synced).map(|(json, _)| json),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read a stored response from Redis");
-                local.map(|(stored, _)| stored)
+                local.map(|(json, _)| json)
             }
             Err(_) => {
                 tracing::warn!("reading a stored response from Redis timed out");
-                local.map(|(stored, _)| stored)
+                local.map(|(json, _)| json)
             }
         }
     }
 
-    /// Forgets a response; whether it was kept.
-    pub async fn delete(&self, id: &str) -> bool {
-        if !valid_id(id) {
+    /// Forgets a response if `owner` may use it; whether it did.
+    pub async fn delete(&self, id: &str, owner: &Owner) -> bool {
+        if self.get(id, owner).await.is_none() {
             return false;
         }
-        let removed = {
-            let mut local = self.local.lock().expect("response store lock");
-            let removed = local.entries.remove(id);
-            if let Some(e) = &removed {
-                local.bytes -= e.bytes;
-            }
-            removed.is_some()
-        };
+        let removed = self.local.lock().expect("response store lock").remove(id);
         let Some(redis) = &self.redis else {
             return removed;
         };
@@ -206,6 +289,13 @@ impl ResponseStore {
     /// Bytes held in memory.
     pub fn bytes(&self) -> usize {
         self.local.lock().expect("response store lock").bytes
+    }
+
+    /// (entries, ids in the eviction order) held in memory.
+    #[cfg(test)]
+    fn counts(&self) -> (usize, usize) {
+        let local = self.local.lock().expect("response store lock");
+        (local.entries.len(), local.order.len())
     }
 }
 
@@ -225,42 +315,86 @@ mod tests {
 
     fn entry(text: &str) -> StoredResponse {
         StoredResponse {
-            owner: String::new(),
+            owner: "master".into(),
             response: json!({"text": text}),
             items: vec![],
         }
     }
 
+    fn master() -> Owner {
+        Owner::master()
+    }
+
     #[tokio::test]
     async fn oldest_entries_go_first_when_full() {
-        let s = store(200);
+        let s = store(2000);
         for i in 0..10 {
-            s.put(&format!("resp_{i}"), entry(&"x".repeat(40)));
+            s.put(&format!("resp_{i}"), &entry(&"x".repeat(40)));
         }
-        assert!(s.bytes() <= 200, "{} bytes held", s.bytes());
-        assert!(s.get("resp_0").await.is_none());
-        assert!(s.get("resp_9").await.is_some());
+        assert!(s.bytes() <= 2000, "{} bytes held", s.bytes());
+        assert!(s.get("resp_0", &master()).await.is_none());
+        assert!(s.get("resp_9", &master()).await.is_some());
     }
 
     #[tokio::test]
     async fn replacing_an_entry_counts_it_once() {
         let s = store(10_000);
-        s.put("resp_a", entry("one"));
+        s.put("resp_a", &entry("one"));
         let one = s.bytes();
-        s.put("resp_a", entry("two"));
+        s.put("resp_a", &entry("two"));
         assert_eq!(s.bytes(), one);
-        assert_eq!(s.get("resp_a").await.unwrap().response["text"], "two");
-        assert!(s.delete("resp_a").await);
+        let got = s.get("resp_a", &master()).await.unwrap();
+        assert_eq!(got.response["text"], "two");
+        assert!(s.delete("resp_a", &master()).await);
         assert_eq!(s.bytes(), 0);
-        assert!(!s.delete("resp_a").await);
+        assert!(!s.delete("resp_a", &master()).await);
     }
 
     #[tokio::test]
     async fn odd_ids_and_large_entries_are_not_kept() {
         let s = store(10_000);
-        s.put("resp_../x", entry("a"));
-        s.put("resp_big", entry(&"x".repeat(2000)));
+        s.put("resp_../x", &entry("a"));
+        s.put("resp_big", &entry(&"x".repeat(2000)));
         assert_eq!(s.bytes(), 0);
-        assert!(s.get("resp_../x").await.is_none());
+        assert!(s.get("resp_../x", &master()).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn written_json_reads_back_as_the_conversation() {
+        let s = store(10_000);
+        let mut items = Vec::new();
+        write_items(&mut items, &[json!({"role": "user", "content": "a"})]);
+        write_items(&mut items, &[json!({"role": "user", "content": "b"})]);
+        let output = [json!({"type": "message", "content": "c"})];
+        s.put_json(
+            "resp_w",
+            stored_json("key:k1", &json!({"id": "resp_w"}), &items, &output),
+        );
+        s.put_json("resp_e", stored_json("key:k1", &json!({}), b"", &output));
+        let got = s.get("resp_w", &master()).await.unwrap();
+        assert_eq!(got.owner, "key:k1");
+        let texts: Vec<_> = got.items.iter().map(|i| i["content"].clone()).collect();
+        assert_eq!(texts, [json!("a"), json!("b"), json!("c")]);
+        assert_eq!(s.get("resp_e", &master()).await.unwrap().items.len(), 1);
+    }
+
+    /// Many puts and deletes keep the eviction order bounded by the live entries, and a put
+    /// after them costs no walk over the deleted ones.
+    #[tokio::test]
+    async fn deletes_and_replacements_leave_no_growing_order() {
+        let s = store(1 << 30);
+        for i in 0..50_000 {
+            s.put(&format!("resp_{i}"), &entry("x"));
+        }
+        for i in 0..50_000 {
+            assert!(s.delete(&format!("resp_{i}"), &master()).await);
+        }
+        for _ in 0..10_000 {
+            s.put("resp_again", &entry("y"));
+        }
+        let (entries, order) = s.counts();
+        assert_eq!(entries, 1);
+        assert!(order <= 2 * entries + 64, "{order} ids in the order");
+        assert!(s.get("resp_again", &master()).await.is_some());
     }
 }

@@ -18,11 +18,12 @@ use super::Gateway;
 use super::journey::{Attempt, Endpoint, Peek};
 use super::record::Recording;
 use super::relay::{self, ChatTo, Started, StreamOut};
-use super::response_store::{ResponseStore, StoredResponse};
+use super::response_store::{ResponseStore, StoredResponse, stored_json, write_items};
 use super::upstream::Failure;
 use super::whole;
 use crate::error::{ApiError, parse_json};
 use crate::governance::Admission;
+use crate::governance::owner::Owner;
 use crate::providers::dialect::{self, ChatReply, InboundReply};
 use crate::providers::openai_types::Usage;
 use crate::providers::responses::passthrough::{self, PassthroughStream};
@@ -58,8 +59,8 @@ impl Peek for ResponsesPeek {
 /// The conversation before this request, from `previous_response_id`.
 enum History {
     None,
-    Found(Arc<StoredResponse>),
-    /// Not kept here (or not the caller's): only an upstream with its own store may know it.
+    Found(StoredResponse),
+    /// Not kept here, or another caller's (which is the same to this caller).
     Missing(String),
 }
 
@@ -67,8 +68,9 @@ enum History {
 struct Keep {
     store: Arc<ResponseStore>,
     owner: String,
-    /// The conversation up to this response's output.
-    items: Vec<Value>,
+    /// The conversation up to this response's output, written as JSON array members (a fraction
+    /// of what it takes as values, for as long as the reply lasts).
+    items: Vec<u8>,
 }
 
 impl Keep {
@@ -76,14 +78,8 @@ impl Keep {
         let Some(id) = response["id"].as_str() else {
             return;
         };
-        let mut items = self.items;
-        items.extend_from_slice(output);
-        let stored = StoredResponse {
-            owner: self.owner,
-            response: response.clone(),
-            items,
-        };
-        self.store.put(id, stored);
+        let json = stored_json(&self.owner, response, &self.items, output);
+        self.store.put_json(id, json);
     }
 }
 
@@ -164,16 +160,15 @@ impl StreamOut for ResponsesOut {
 /// The Responses endpoint, with the store it keeps responses in and the caller it keeps them for.
 pub struct Responses {
     store: Arc<ResponseStore>,
-    /// The caller's virtual key; `None` for the master key, which may read every response.
-    key: Option<String>,
+    owner: Owner,
     history: OnceCell<History>,
 }
 
 impl Responses {
-    pub fn new(store: Arc<ResponseStore>, key: Option<String>) -> Responses {
+    pub fn new(store: Arc<ResponseStore>, owner: Owner) -> Responses {
         Responses {
             store,
-            key,
+            owner,
             history: OnceCell::new(),
         }
     }
@@ -184,11 +179,9 @@ impl Responses {
                 let Some(id) = &peek.previous else {
                     return History::None;
                 };
-                match self.store.get(id).await {
-                    Some(stored) if stored.readable_by(self.key.as_deref()) => {
-                        History::Found(stored)
-                    }
-                    _ => History::Missing(id.clone()),
+                match self.store.get(id, &self.owner).await {
+                    Some(stored) => History::Found(stored),
+                    None => History::Missing(id.clone()),
                 }
             })
             .await
@@ -198,14 +191,22 @@ impl Responses {
         if !peek.store {
             return None;
         }
-        let mut items = match history {
-            History::Found(stored) => stored.items.clone(),
-            _ => Vec::new(),
-        };
-        items.extend_from_slice(&peek.input);
+        let mut items = Vec::new();
+        if let History::Found(stored) = history {
+            write_items(&mut items, &stored.items);
+        }
+        write_items(&mut items, &peek.input);
+        if items.len() > self.store.max_entry_bytes() {
+            tracing::warn!(
+                bytes = items.len(),
+                limit = self.store.max_entry_bytes(),
+                "a conversation is larger than responses.max_entry_bytes: not stored"
+            );
+            return None;
+        }
         Some(Keep {
             store: self.store.clone(),
-            owner: self.key.clone().unwrap_or_default(),
+            owner: self.owner.id().to_string(),
             items,
         })
     }
@@ -241,7 +242,7 @@ impl Endpoint for Responses {
     type Started = Started<ResponsesOut>;
 
     fn peek(&self, body: &[u8]) -> Result<ResponsesPeek, ApiError> {
-        let request: Map<String, Value> = parse_json(body)?;
+        let mut request: Map<String, Value> = parse_json(body)?;
         let model = match request.get("model") {
             Some(Value::String(model)) => model.clone(),
             _ => {
@@ -271,7 +272,7 @@ impl Endpoint for Responses {
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
             previous,
-            input: request::input_items(&request)?,
+            input: request::input_items(&mut request)?,
             request,
         })
     }
@@ -289,7 +290,9 @@ impl Endpoint for Responses {
         let (items, body): (&[Value], Bytes) = match history {
             History::Found(stored) if passthrough => (&[], with_history(peek, stored)),
             History::Found(stored) => (&stored.items, a.body.clone()),
-            History::Missing(_) if passthrough => (&[], a.body.clone()),
+            // An id this gateway does not hold goes to an upstream with its own store only for
+            // the administrator: for anyone else it may be another caller's conversation there.
+            History::Missing(_) if passthrough && self.owner.sees_all() => (&[], a.body.clone()),
             History::Missing(id) => {
                 return Err(Failure::fatal(
                     not_found(id).with_param("previous_response_id"),
@@ -386,12 +389,12 @@ impl Gateway {
     pub async fn responses(
         &self,
         store: Arc<ResponseStore>,
-        key: Option<String>,
+        owner: Owner,
         headers: &HeaderMap,
         body: Bytes,
         admission: Option<Arc<Admission>>,
     ) -> Response {
-        self.serve(&Responses::new(store, key), headers, body, admission)
+        self.serve(&Responses::new(store, owner), headers, body, admission)
             .await
     }
 }

@@ -33,6 +33,9 @@ const MAX_CLAIM_CHARS: usize = 128;
 #[derive(Debug, Clone)]
 pub struct JwtCaller {
     pub user: String,
+    /// The token's issuer and subject, digested: the same person from the same identity
+    /// provider, whatever their display name (what they own on the gateway is keyed by it).
+    pub principal: String,
     pub team: Option<String>,
     pub role: Option<String>,
 }
@@ -391,12 +394,24 @@ impl JwtVerifier {
                 .collect();
             (!clean.is_empty()).then_some(clean)
         };
+        let user = text(&self.config.user_claim).unwrap_or_else(|| "(unnamed)".into());
         JwtCaller {
-            user: text(&self.config.user_claim).unwrap_or_else(|| "(unnamed)".into()),
+            principal: principal(claims, &user),
+            user,
             team: text(&self.config.team_claim),
             role: text(&self.config.role_claim),
         }
     }
+}
+
+/// A fixed-length digest of the token's issuer and subject (the user claim when it has no `sub`).
+fn principal(claims: &Map<String, Value>, user: &str) -> String {
+    let claim = |name: &str| claims.get(name).and_then(Value::as_str);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(claim("iss").unwrap_or("").as_bytes());
+    hasher.update(b"\0");
+    hasher.update(claim("sub").unwrap_or(user).as_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
 }
 
 /// A key usable for verifying signatures, with the one algorithm it verifies.

@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limiter;
 pub mod oidc;
+pub mod owner;
 pub mod period;
 pub mod teams;
 
@@ -91,6 +92,8 @@ pub struct Admission {
     pub team: Option<Arc<TeamConfig>>,
     /// The user a JWT names.
     pub user: Option<String>,
+    /// Who owns what the gateway keeps for this request (its cache entries, its stored response).
+    pub owner: owner::Owner,
     rules: Vec<Rule>,
     requests: Option<Window>,
     tokens: Option<Window>,
@@ -281,18 +284,7 @@ impl Governance {
         let now_s = crate::clock::now_s();
         if let Some(k) = &key {
             if k.is_expired(now_s) {
-                crate::stats::metrics::observe_refusal("expired");
-                return Err(Rejection::error(
-                    ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "invalid_request_error",
-                        format!(
-                            "The API key `{}` ({}) has expired.",
-                            k.prefix, k.settings.name
-                        ),
-                    )
-                    .with_code("key_expired"),
-                ));
+                return Err(Rejection::error(expired(k)));
             }
             if let Some(r) = self.budget_refusal(
                 &k.id,
@@ -366,6 +358,7 @@ impl Governance {
             key,
             team,
             user,
+            owner: owner::Owner::of(caller),
             rules: Vec::new(),
             requests: None,
             tokens: None,
@@ -420,6 +413,20 @@ impl Governance {
         admission.rules = rules;
         Ok(admission)
     }
+}
+
+/// The refusal of an expired virtual key (401), counted as such.
+pub fn expired(k: &VirtualKey) -> ApiError {
+    crate::stats::metrics::observe_refusal("expired");
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        format!(
+            "The API key `{}` ({}) has expired.",
+            k.prefix, k.settings.name
+        ),
+    )
+    .with_code("key_expired")
 }
 
 /// A request refused for its team (403), counted as such.

@@ -13,8 +13,10 @@ pub type Unqualified = &'static str;
 pub struct KeyInput<'a> {
     pub api: &'static str,
     pub model: &'a str,
-    /// The virtual key when entries are per key; empty for the master key or a shared cache.
+    /// The caller's owner id when entries are per key; empty for a shared cache.
     pub owner: &'a str,
+    /// The request headers that change the reply (Messages: `anthropic-version`, `anthropic-beta`).
+    pub variant: &'a str,
     /// A stream and a whole reply share one entry (`stream` and `stream_options` are left out).
     pub across_modes: bool,
     pub only_deterministic: bool,
@@ -26,8 +28,12 @@ pub fn key(input: &KeyInput, body: &[u8]) -> Result<Key, Unqualified> {
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else {
         return Err("not a JSON object");
     };
-    let choices = fields.get("n").and_then(Value::as_u64).unwrap_or(1);
-    if choices > 1 && !input.multiple_choices {
+    // `n` as the upstream reads it: `2.0` asks for two choices as `2` does.
+    let choices = match fields.get("n") {
+        None | Some(Value::Null) => 1.0,
+        Some(n) => n.as_f64().unwrap_or(f64::INFINITY),
+    };
+    if choices != 1.0 && !input.multiple_choices {
         return Err("several choices");
     }
     if input.only_deterministic && input.api != "embeddings" {
@@ -46,7 +52,7 @@ pub fn key(input: &KeyInput, body: &[u8]) -> Result<Key, Unqualified> {
         fields.remove("stream_options");
     }
     let mut hasher = blake3::Hasher::new();
-    for part in [input.api, input.model, input.owner] {
+    for part in [input.api, input.model, input.owner, input.variant] {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
@@ -75,6 +81,7 @@ mod tests {
             api: "chat",
             model: "gpt-4o",
             owner: "",
+            variant: "",
             across_modes: true,
             only_deterministic: false,
             multiple_choices: false,
@@ -104,6 +111,22 @@ mod tests {
     }
 
     #[test]
+    fn several_choices_are_never_cached_however_written() {
+        for n in ["2", "2.0", "1.5", "\"2\"", "1e1"] {
+            let body = format!(r#"{{"model":"m","messages":[],"temperature":0,"n":{n}}}"#);
+            assert_eq!(
+                key(&input(), body.as_bytes()),
+                Err("several choices"),
+                "n = {n}"
+            );
+        }
+        for n in ["1", "1.0", "null"] {
+            let body = format!(r#"{{"model":"m","messages":[],"temperature":0,"n":{n}}}"#);
+            assert!(key(&input(), body.as_bytes()).is_ok(), "n = {n}");
+        }
+    }
+
+    #[test]
     fn the_api_model_and_owner_split_entries() {
         let body = br#"{"model":"m","messages":[]}"#;
         let base = key(&input(), body).unwrap();
@@ -119,7 +142,11 @@ mod tests {
             api: "messages",
             ..input()
         };
-        for other in [other_model, other_owner, other_api] {
+        let other_variant = KeyInput {
+            variant: "2023-06-01\ninterleaved-thinking-2025-05-14",
+            ..input()
+        };
+        for other in [other_model, other_owner, other_api, other_variant] {
             assert_ne!(base, key(&other, body).unwrap());
         }
         let per_mode = KeyInput {

@@ -134,7 +134,7 @@ impl Cache {
         caching: Caching,
         api: &'static str,
         model: &str,
-        owner: Option<&str>,
+        owner: &str,
         headers: &HeaderMap,
         body: &[u8],
         (stream, include_usage): (bool, bool),
@@ -148,13 +148,14 @@ impl Cache {
             return Ok(bypass);
         }
         let owner = match self.config.scope {
-            CacheScope::PerKey => owner.unwrap_or(""),
+            CacheScope::PerKey => owner,
             CacheScope::Shared => "",
         };
         let input = KeyInput {
             api,
             model,
             owner,
+            variant: &variant(api, headers),
             across_modes: caching == Caching::Chat,
             only_deterministic: self.config.only_deterministic,
             multiple_choices: self.config.multiple_choices,
@@ -297,6 +298,23 @@ enum Lookup {
     Found(Arc<Entry>),
     Absent,
     Unreachable,
+}
+
+/// The request headers that change the reply, as part of the key: what a Messages request
+/// forwards to Anthropic (`anthropic-version`, each `anthropic-beta`), newline-separated.
+fn variant(api: &str, headers: &HeaderMap) -> String {
+    if api != "messages" {
+        return String::new();
+    }
+    let mut variant = String::new();
+    for name in ["anthropic-version", "anthropic-beta"] {
+        for value in headers.get_all(name) {
+            variant.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            variant.push('\n');
+        }
+        variant.push('\n');
+    }
+    variant
 }
 
 fn redis_key(key: &Key) -> String {

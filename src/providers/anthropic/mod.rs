@@ -60,5 +60,18 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     }
 }
 
+/// The failure an `error` event of an Anthropic stream reports (`overloaded_error` as 503).
+pub fn stream_error(data: &[u8]) -> ApiError {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        error: WireError,
+    }
+    let error = serde_json::from_slice::<Envelope>(data)
+        .map(|e| e.error)
+        .unwrap_or_default();
+    upstream_error(&error)
+}
+
 #[cfg(test)]
 mod tests;

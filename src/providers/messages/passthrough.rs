@@ -57,16 +57,27 @@ pub fn usage_of_message(body: &[u8]) -> Option<Usage> {
     crate::providers::openai_compatible::last_usage::<WireUsage>(body).map(|u| u.usage())
 }
 
-/// A Messages stream forwarded event by event, exactly as the upstream framed it.
+/// A Messages stream forwarded event by event, exactly as the upstream framed it. It succeeded
+/// only if it reached `message_stop`: an `error` event or an end before it is a failure (not
+/// recorded as a success, never cached).
 #[derive(Default)]
 pub struct PassthroughStream {
     usage: Option<WireUsage>,
+    stopped: bool,
+    /// The upstream's own `error` event was forwarded: the client has its error already.
+    errored: bool,
 }
 
 impl PassthroughStream {
     pub fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
         let name = event.event.as_deref().unwrap_or("");
         match name {
+            "error" => {
+                sse::write_event(out, event);
+                self.errored = true;
+                return Err(crate::providers::anthropic::stream_error(&event.data));
+            }
+            "message_stop" => self.stopped = true,
             "message_start" => {
                 if let Ok(start) = serde_json::from_slice::<Start>(&event.data) {
                     self.usage
@@ -83,6 +94,21 @@ impl PassthroughStream {
         }
         sse::write_event(out, event);
         Ok(())
+    }
+
+    pub fn finish(&mut self) -> Result<(), ApiError> {
+        if self.stopped {
+            Ok(())
+        } else {
+            Err(ApiError::bad_gateway(
+                "Anthropic: the stream ended before message_stop",
+            ))
+        }
+    }
+
+    /// Whether the upstream's `error` event already told the client of the failure.
+    pub fn errored(&self) -> bool {
+        self.errored
     }
 
     pub fn usage(&self) -> Option<Usage> {

@@ -16,15 +16,15 @@ fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
 /// At most this many dropped tool types are named in the response header.
 const MAX_DROPPED_NAMED: usize = 8;
 
-/// The request's `input` as items: a string is one user message.
-pub fn input_items(request: &Map<String, Value>) -> Result<Vec<Value>, ApiError> {
-    match request.get("input") {
+/// The request's `input` as items, taken out of it (it is kept once): a string is one user message.
+pub fn input_items(request: &mut Map<String, Value>) -> Result<Vec<Value>, ApiError> {
+    match request.remove("input") {
         Some(Value::String(text)) => Ok(vec![json!({
             "type": "message",
             "role": "user",
             "content": [{"type": "input_text", "text": text}],
         })]),
-        Some(Value::Array(items)) if !items.is_empty() => Ok(items.clone()),
+        Some(Value::Array(items)) if !items.is_empty() => Ok(items),
         Some(Value::Array(_)) => Err(invalid("`input` must hold at least one item", "input")),
         None | Some(Value::Null) => Err(invalid("`input` is required", "input")),
         Some(_) => Err(invalid(

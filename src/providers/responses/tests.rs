@@ -10,8 +10,8 @@ fn request(v: Value) -> Map<String, Value> {
 }
 
 fn chat(v: Value, history: &[Value]) -> Value {
-    let r = request(v);
-    let input = input_items(&r).unwrap();
+    let mut r = request(v);
+    let input = input_items(&mut r).unwrap();
     serde_json::from_slice(&chat_body(&r, history, &input, false).unwrap()).unwrap()
 }
 
@@ -91,8 +91,8 @@ fn history_comes_before_the_new_input() {
 #[test]
 fn what_chat_cannot_express_is_refused_by_name() {
     let refused = |v: Value| {
-        let r = request(v);
-        let input = input_items(&r)?;
+        let mut r = request(v);
+        let input = input_items(&mut r)?;
         chat_body(&r, &[], &input, false).map(|_| ())
     };
     let e = refused(json!({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}))
