@@ -208,7 +208,11 @@ pub fn stream_events(model: &str, b: Behaviour) -> Vec<Value> {
     } else {
         events.push(json!({"type": "content_block_start", "index": index,
             "content_block": {"type": "text", "text": ""}}));
-        let words = if b == Behaviour::Cut {
+        let broken = matches!(
+            b,
+            Behaviour::Cut | Behaviour::ErrorMidway | Behaviour::Truncated
+        );
+        let words = if broken {
             &REPLY_WORDS[..2]
         } else {
             &REPLY_WORDS[..]
@@ -217,7 +221,11 @@ pub fn stream_events(model: &str, b: Behaviour) -> Vec<Value> {
             events.push(json!({"type": "content_block_delta", "index": index,
                 "delta": {"type": "text_delta", "text": word}}));
         }
-        if b == Behaviour::Cut {
+        if b == Behaviour::ErrorMidway {
+            events.push(json!({"type": "error",
+                "error": {"type": "overloaded_error", "message": "Overloaded"}}));
+        }
+        if broken {
             return events;
         }
         events.push(json!({"type": "content_block_stop", "index": index}));
@@ -230,12 +238,25 @@ pub fn stream_events(model: &str, b: Behaviour) -> Vec<Value> {
 }
 
 pub fn stream_reply(model: &str, b: Behaviour) -> Response {
-    let frames: Vec<Result<Bytes, std::io::Error>> = stream_events(model, b)
+    let mut frames: Vec<Result<Bytes, std::io::Error>> = stream_events(model, b)
         .iter()
         .map(|e| Ok(frame(e)))
         .collect();
+    // The error event, or the end without `message_stop`, comes a while after the words: the
+    // client has the start of the reply by then.
+    let late = match b {
+        Behaviour::ErrorMidway => frames.pop(),
+        _ => None,
+    };
     let frames = stream::iter(frames);
-    let body = if b == Behaviour::Cut {
+    let body = if matches!(b, Behaviour::ErrorMidway | Behaviour::Truncated) {
+        let late = stream::once(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            late
+        })
+        .filter_map(std::future::ready);
+        Body::from_stream(frames.chain(late))
+    } else if b == Behaviour::Cut {
         // One yield first, so hyper flushes the head and the events already given; then the error aborts
         // the connection: the client sees a reply that breaks off without message_stop.
         let abort = stream::once(async {

@@ -158,6 +158,10 @@ pub enum Behaviour {
     BadJson,
     Reset,
     Garbage,
+    /// Anthropic: an `error` event (overloaded) after a few words, then the stream ends.
+    ErrorMidway,
+    /// Anthropic: a few words, then the stream ends cleanly without `message_stop`.
+    Truncated,
 }
 
 /// The N of `chunks<N>` in a model name.
@@ -218,6 +222,10 @@ impl MockState {
             Behaviour::Tools
         } else if model.contains("reasoning") {
             Behaviour::Reasoning
+        } else if model.contains("errormidway") {
+            Behaviour::ErrorMidway
+        } else if model.contains("truncated") {
+            Behaviour::Truncated
         } else if model.contains("cut") {
             Behaviour::Cut
         } else if model.contains("length") {

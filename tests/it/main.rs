@@ -20,6 +20,7 @@ mod kubernetes;
 mod messages;
 mod mock_translation;
 mod monitoring;
+mod ownership;
 mod redis_cluster;
 mod redis_governance;
 mod redis_store;

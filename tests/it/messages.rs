@@ -380,3 +380,140 @@ async fn cache_writes_are_recorded_and_priced_at_the_cache_write_price() {
         assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
     }
 }
+
+#[tokio::test]
+async fn count_tokens_is_admitted_as_any_request() {
+    let gw = TestGateway::start_locked("[[teams]]\nname = \"gone\"\n").await;
+    let count = |key: String, model: &'static str| {
+        let gw = &gw;
+        async move {
+            let resp = gw
+                .post("/v1/messages/count_tokens")
+                .bearer_auth(key)
+                .header("anthropic-version", VERSION)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let v: Value = resp.json().await.unwrap();
+            (
+                status,
+                v["error"]["type"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    let counted = |gw: &TestGateway| {
+        gw.mock
+            .state
+            .received()
+            .iter()
+            .filter(|r| r.path.ends_with("/count_tokens"))
+            .count()
+    };
+    let (_, limited) = create_key(
+        &gw.http,
+        &gw.url,
+        json!({"name": "limited", "models": ["claude-sonnet-4-5"]}),
+    )
+    .await;
+    // A model the key may not use: refused before Anthropic is asked.
+    let (status, kind) = count(limited.clone(), "claude-opus-4-5").await;
+    assert_eq!(status, 403, "{kind}");
+    assert_eq!(counted(&gw), 0);
+    assert_eq!(count(limited, "claude-sonnet-4-5").await.0, 200);
+    assert_eq!(counted(&gw), 1);
+    // The key's rate limit counts these too.
+    let (_, slow) = create_key(&gw.http, &gw.url, json!({"name": "slow", "rpm": 2})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(count(slow.clone(), "claude-sonnet-4-5").await.0);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(counted(&gw), 3);
+    // A key whose team was removed since.
+    let (_, orphan) = create_key(&gw.http, &gw.url, json!({"name": "o", "team": "gone"})).await;
+    gw.state.governance.set_teams(&[]);
+    let (status, _) = count(orphan, "claude-sonnet-4-5").await;
+    assert_eq!(status, 403);
+    assert_eq!(counted(&gw), 3);
+}
+
+#[tokio::test]
+async fn a_broken_anthropic_stream_is_a_failure_and_never_cached() {
+    let mut toml = String::from("[cache]\nenabled = true\n");
+    for model in ["claude-errormidway", "claude-truncated"] {
+        toml +=
+            &format!("[pricing.{model}]\nprovider = \"anthropic\"\ninput = 3.0\noutput = 15.0\n");
+    }
+    let gw = TestGateway::start_with(&toml, |_| {}).await;
+    for model in ["claude-errormidway", "claude-truncated"] {
+        let mut body = ask(model);
+        body["stream"] = json!(true);
+        let body = serde_json::to_vec(&body).unwrap();
+        for round in 0..2 {
+            let resp = post(&gw, &body).await;
+            assert_eq!(resp.status(), 200);
+            assert_ne!(
+                resp.headers()
+                    .get("x-llm-bridge-cache")
+                    .map(|v| v.to_str().unwrap()),
+                Some("hit"),
+                "{model}: round {round}"
+            );
+            let events = sse_events(&resp.text().await.unwrap());
+            let errors: Vec<_> = events.iter().filter(|(name, _)| name == "error").collect();
+            assert_eq!(errors.len(), 1, "{model}: {events:?}");
+            assert!(!events.iter().any(|(name, _)| name == "message_stop"));
+            if model.ends_with("errormidway") {
+                assert_eq!(
+                    errors[0].1["error"]["type"], "overloaded_error",
+                    "as Anthropic sent it"
+                );
+            }
+        }
+    }
+    let log = poll_until("four requests recorded", || async {
+        let log = gw.get_json("/api/requests").await;
+        (log.as_array().unwrap().len() == 4).then_some(log)
+    })
+    .await;
+    for record in log.as_array().unwrap() {
+        assert_eq!(record["error_class"], "upstream", "a failure: {record}");
+    }
+    let calls = gw
+        .mock
+        .state
+        .received()
+        .iter()
+        .filter(|r| r.path == "/v1/messages")
+        .count();
+    assert_eq!(calls, 4, "each request reached Anthropic");
+}
+
+#[tokio::test]
+async fn the_messages_cache_keeps_apart_what_anthropic_headers_change() {
+    let gw = TestGateway::start_with("[cache]\nenabled = true\n", |_| {}).await;
+    let body = serde_json::to_vec(&ask("claude-sonnet-4-5")).unwrap();
+    let send = |beta: &'static str| {
+        gw.post("/v1/messages")
+            .header("content-type", "application/json")
+            .header("anthropic-version", VERSION)
+            .header("anthropic-beta", beta)
+            .body(body.clone())
+            .send()
+    };
+    let outcome = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-llm-bridge-cache")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(outcome(&send(BETA).await.unwrap()).as_deref(), Some("miss"));
+    assert_eq!(outcome(&send(BETA).await.unwrap()).as_deref(), Some("hit"));
+    let other = send("context-1m-2025-08-07").await.unwrap();
+    assert_eq!(
+        outcome(&other).as_deref(),
+        Some("miss"),
+        "another beta, another reply"
+    );
+}
