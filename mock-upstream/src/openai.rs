@@ -236,14 +236,6 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
             .chain(futures_util::stream::pending());
         return sse_response(Body::from_stream(body));
     }
-    if behaviour == Behaviour::Drip {
-        // Each event 100 ms after the last: a steady stream that takes its time.
-        let body = futures_util::stream::iter(events).then(|event| async move {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            Ok::<_, std::io::Error>(event)
-        });
-        return sse_response(Body::from_stream(body));
-    }
     if behaviour == Behaviour::Cut {
         events.truncate(3);
         let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
@@ -263,6 +255,15 @@ fn stream_reply(model: String, behaviour: Behaviour, include_usage: bool) -> Res
         events.push(Bytes::from(format!("data: {c}\n\n")));
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    if behaviour == Behaviour::Drip {
+        // Each event 100 ms after the last: a steady, complete
+        // stream that takes its time.
+        let body = futures_util::stream::iter(events).then(|event| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Ok::<_, std::io::Error>(event)
+        });
+        return sse_response(Body::from_stream(body));
+    }
     if behaviour == Behaviour::BadJson {
         let rest = events.split_off(3);
         let garbled = Bytes::from(format!(

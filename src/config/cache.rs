@@ -20,7 +20,8 @@ pub struct CacheConfig {
     pub max_ttl: Duration,
     /// `LLM_BRIDGE_CACHE_MAX_ENTRY_BYTES`: larger replies are not cached.
     pub max_entry_bytes: usize,
-    /// `LLM_BRIDGE_CACHE_MAX_BYTES`: the most the entries take in memory.
+    /// `LLM_BRIDGE_CACHE_MAX_BYTES`: the most the entries take in memory. Replies being gathered
+    /// for an entry take at most a quarter more, all together; past that they are not cached.
     pub max_bytes: usize,
     /// `LLM_BRIDGE_CACHE_SCOPE`: `shared` (every caller sees every entry) or `per-key` (a virtual
     /// key sees only the entries its own requests made).

@@ -265,9 +265,11 @@ async fn errors_cut_streams_oversized_and_sampled_replies_are_never_cached() {
         let r = gw.chat(sampled.clone()).await;
         assert_eq!(cache_header(&r), "bypass", "only deterministic requests");
     }
-    let several = json!({"model": "gpt-4o-mini", "n": 2, "seed": 1, "messages": [{"role": "user", "content": "Hi"}]});
-    assert_eq!(cache_header(&gw.chat(several).await), "bypass");
-    assert_eq!(upstream_calls(&gw), 7);
+    for n in [json!(2), json!(2.0)] {
+        let several = json!({"model": "gpt-4o-mini", "n": n, "seed": 1, "messages": [{"role": "user", "content": "Hi"}]});
+        assert_eq!(cache_header(&gw.chat(several).await), "bypass", "n = {n}");
+    }
+    assert_eq!(upstream_calls(&gw), 8);
 
     // Embeddings larger than max_entry_bytes are not kept; small ones are.
     let inputs: Vec<String> = (0..64).map(|i| format!("text {i}")).collect();
@@ -506,4 +508,75 @@ async fn responses_are_not_cached() {
         let _ = r.bytes().await;
     }
     assert_eq!(upstream_calls(&gw), 2);
+}
+
+#[tokio::test]
+async fn a_follower_outlives_the_client_of_the_reply_it_follows() {
+    let gw = TestGateway::start_with(ON, |_| {}).await;
+    // Events 100 ms apart: the reply lasts about two seconds.
+    let body = json!({"model": "openai/gpt-4o-mini-drip", "stream": true,
+                      "messages": [{"role": "user", "content": "Follow me"}]});
+    let mut leader = gw.chat(body.clone()).await;
+    assert_eq!(cache_header(&leader), "miss");
+    // The leader's reply has started: an identical request now follows it.
+    leader.chunk().await.unwrap().expect("a first chunk");
+    let follower = gw.chat(body.clone()).await;
+    assert_eq!(cache_header(&follower), "hit");
+    // The leader's client goes away.
+    drop(leader);
+    let stream = follower.text().await.unwrap();
+    let chunks = sse_chunks(&stream);
+    assert!(
+        chunks.iter().all(|c| c["error"].is_null()),
+        "the follower's stream broke: {stream}"
+    );
+    assert_eq!(stream_text(&stream).0, REPLY_WORDS.concat());
+    assert_eq!(upstream_calls(&gw), 1);
+    // The reply ended well: it was written for the next request.
+    let again = gw.chat(body).await;
+    assert_eq!(cache_header(&again), "hit");
+    assert_eq!(
+        stream_text(&again.text().await.unwrap()).0,
+        REPLY_WORDS.concat()
+    );
+    assert_eq!(upstream_calls(&gw), 1);
+}
+
+#[tokio::test]
+async fn replies_gathered_for_the_cache_stay_within_its_budget() {
+    const MAX_BYTES: usize = 2 * 1024 * 1024;
+    let gw = TestGateway::start_with(
+        &format!("[cache]\nenabled = true\nmax_bytes = {MAX_BYTES}\n"),
+        |_| {},
+    )
+    .await;
+    let cache = gw.state.gateway().cache.clone().unwrap();
+    // Eight different large streams (about 750 kB each), whose clients do not read at first.
+    let replies = futures_util::future::join_all((0..8).map(|i| {
+        gw.chat(
+            json!({"model": "openai/gpt-4o-mini-chunks5000", "stream": true,
+                       "messages": [{"role": "user", "content": format!("large {i}")}]}),
+        )
+    }))
+    .await;
+    let mut most = 0;
+    for _ in 0..40 {
+        most = most.max(cache.gathering_bytes());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let texts = futures_util::future::join_all(replies.into_iter().map(|r| r.text())).await;
+    for text in texts {
+        assert!(
+            text.unwrap().ends_with("data: [DONE]\n\n"),
+            "every client gets its reply"
+        );
+    }
+    most = most.max(cache.gathering_bytes());
+    assert!(most > 0, "replies were gathered");
+    assert!(most <= MAX_BYTES / 4, "{most} bytes gathered at once");
+    poll_until("the gathered bytes given back", || async {
+        (cache.gathering_bytes() == 0).then_some(())
+    })
+    .await;
+    assert!(cache.size().1 <= MAX_BYTES);
 }

@@ -198,7 +198,7 @@ async fn stored_responses_answer_only_their_owner_on_every_way_in() {
         .await;
         assert_eq!(status, 200, "{}: own delete", owner.name);
         assert_eq!(body["deleted"], true);
-        let (status, _) = status_of(gw.get(&path).bearer_auth(&MASTER)).await;
+        let (status, _) = status_of(gw.get(&path).bearer_auth(MASTER)).await;
         assert_eq!(status, 404, "{}: deleted", owner.name);
     }
 

@@ -63,7 +63,7 @@ impl Fill {
         } else {
             cap
         };
-        let live = Live::new();
+        let live = Live::new(self.cache.gathering.clone());
         if let Some(flight) = &self.flight {
             flight.started(Started {
                 live: live.clone(),
@@ -149,6 +149,31 @@ impl Drop for Gathering {
 struct Tee {
     inner: BodyDataStream,
     gathering: Option<Gathering>,
+}
+
+impl Drop for Tee {
+    /// The client went away before the reply ended. Requests following the reply as it arrives
+    /// must not break with it: the rest of the upstream reply is read for them (and written to
+    /// the cache if it ends well), bounded as any reply is by the relay's timeouts.
+    fn drop(&mut self) {
+        let Some(gathering) = self.gathering.take() else {
+            return;
+        };
+        if !gathering.live.is_followed() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = std::mem::replace(&mut self.inner, Body::empty().into_data_stream());
+        runtime.spawn(async move {
+            let mut rest = Tee {
+                inner,
+                gathering: Some(gathering),
+            };
+            while futures_util::StreamExt::next(&mut rest).await.is_some() {}
+        });
+    }
 }
 
 impl Stream for Tee {

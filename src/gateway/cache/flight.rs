@@ -2,6 +2,7 @@
 //! entry its reply writes, or, when they stream a chat reply the way the leader does, follow its
 //! stream as it arrives ([`Live`], [`Follow`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,10 +18,44 @@ use crate::error::ApiError;
 use crate::gateway::record::Recording;
 use crate::providers::sse;
 
+/// The most the replies being gathered may hold together (a quarter of the cache's cap): past
+/// it, a reply goes to its client without being gathered, so however many large streams are in
+/// flight, what the cache holds stays bounded.
+pub struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Budget {
+        Budget {
+            used: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
 /// A leader's reply as it goes to its client: the bytes so far, and how it ended.
 pub struct Live {
     inner: Mutex<LiveInner>,
     grown: watch::Sender<()>,
+    budget: Arc<Budget>,
 }
 
 struct LiveInner {
@@ -30,20 +65,22 @@ struct LiveInner {
 }
 
 impl Live {
-    pub fn new() -> Arc<Live> {
+    pub fn new(budget: Arc<Budget>) -> Arc<Live> {
         Arc::new(Live {
             inner: Mutex::new(LiveInner {
                 bytes: Vec::new(),
                 end: None,
             }),
             grown: watch::Sender::new(()),
+            budget,
         })
     }
 
-    /// Appends a chunk unless that makes more than `cap` bytes (`false` then).
+    /// Appends a chunk unless that makes more than `cap` bytes, or more than the budget of all
+    /// replies being gathered (`false` then).
     pub fn push(&self, chunk: &[u8], cap: usize) -> bool {
         let mut inner = self.inner.lock().expect("live lock");
-        if inner.bytes.len() + chunk.len() > cap {
+        if inner.bytes.len() + chunk.len() > cap || !self.budget.take(chunk.len()) {
             return false;
         }
         inner.bytes.extend_from_slice(chunk);
@@ -57,6 +94,11 @@ impl Live {
         f(&self.inner.lock().expect("live lock").bytes)
     }
 
+    /// Whether a request follows this reply as it arrives.
+    pub fn is_followed(&self) -> bool {
+        self.grown.receiver_count() > 0
+    }
+
     pub fn end(&self, written: bool) {
         let mut inner = self.inner.lock().expect("live lock");
         if inner.end.is_none() {
@@ -64,6 +106,13 @@ impl Live {
         }
         drop(inner);
         self.grown.send_replace(());
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let held = self.inner.get_mut().map_or(0, |inner| inner.bytes.len());
+        self.budget.give_back(held);
     }
 }
 

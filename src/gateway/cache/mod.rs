@@ -81,6 +81,8 @@ pub struct Cache {
     /// Unix ms until which Redis is not asked.
     redis_paused_until: AtomicU64,
     flights: Mutex<HashMap<Key, Phase>>,
+    /// The bytes of the replies being gathered for an entry, all requests together.
+    gathering: Arc<flight::Budget>,
     /// How long a coalesced request waits for the first one's reply.
     coalesce_wait: Duration,
 }
@@ -114,6 +116,7 @@ impl Cache {
             redis,
             redis_paused_until: AtomicU64::new(0),
             flights: Mutex::new(HashMap::new()),
+            gathering: Arc::new(flight::Budget::new(config.max_bytes / 4)),
             coalesce_wait,
         }
     }
@@ -125,6 +128,11 @@ impl Cache {
     /// (entries, bytes) in memory.
     pub fn size(&self) -> (usize, usize) {
         self.memory.size()
+    }
+
+    /// Bytes of replies being gathered for an entry.
+    pub fn gathering_bytes(&self) -> usize {
+        self.gathering.used()
     }
 
     /// Looks the request up (waiting for an identical one in flight), or says how to go on.
