@@ -260,6 +260,8 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        // Providers take requests of many megabytes (long conversations).
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
 }
 

@@ -381,3 +381,73 @@ async fn malformed_input_gets_openai_errors() {
     // Only bodies passed through reached the upstream.
     assert!(gw.mock.state.received().len() <= 10);
 }
+
+/// The process's resident memory, from `/proc`.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Conversations of 4 MB, made of many small items (each several times larger as parsed JSON than
+/// as text), kept by any caller: what the process holds afterwards grows by the store's cap at
+/// most, as the kernel counts it (not by the entries' count of serialised bytes).
+#[tokio::test]
+async fn large_conversations_kept_for_callers_stay_within_the_stores_memory() {
+    const MAX_BYTES: u64 = 16 * 1024 * 1024;
+    let mock = MockUpstream::start().await;
+    let (gw, _dir) = gateway(
+        &mock,
+        &[
+            ("DEEPSEEK_API_KEY", DEEPSEEK_KEY),
+            ("DEEPSEEK_BASE_URL", &mock.url()),
+            ("LLM_BRIDGE_RESPONSES_MAX_BYTES", &MAX_BYTES.to_string()),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let item = serde_json::json!({"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "a small item of a large conversation"}]});
+    let input: Vec<_> = std::iter::repeat_n(item, 32_000).collect();
+    let request = |store: bool| {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "model": "deepseek/deepseek-chat", "input": input, "store": store,
+        }))
+        .unwrap();
+        assert!(body.len() > 3_500_000, "{} bytes", body.len());
+        let req = http
+            .post(format!("{}/v1/responses", gw.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send();
+        async move {
+            let resp = req.await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let v: serde_json::Value = resp.json().await.unwrap();
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    // The same requests, not kept: the memory one such request works in.
+    for _ in 0..2 {
+        request(false).await;
+    }
+    let pid = gw.child.id();
+    let before = rss_bytes(pid);
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(request(true).await);
+    }
+    let grown = rss_bytes(pid).saturating_sub(before);
+    // The newest are kept, the oldest went to stay under the cap.
+    let status = |id: &String| {
+        let req = http.get(format!("{}/v1/responses/{id}", gw.url)).send();
+        async move { req.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(ids.last().unwrap()).await, 200);
+    assert_eq!(status(&ids[0]).await, 404);
+    assert!(grown < 2 * MAX_BYTES, "RSS grew by {} MiB", grown >> 20);
+}
