@@ -538,6 +538,66 @@ async fn login_attempts_are_rate_limited() {
     assert!(locked.headers().contains_key("retry-after"));
 }
 
+async fn login_from(gw: &TestGateway, client: &reqwest::Client, ip: &str, key: &str) -> u16 {
+    client
+        .post(format!("{}/login", gw.url))
+        .header("x-forwarded-for", ip)
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn wrong_logins_from_many_addresses_do_not_lock_out_the_master_key() {
+    let gw = TestGateway::start_locked("[limits]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // More distinct addresses than the throttle tracks, each with a wrong key.
+    let gw = std::sync::Arc::new(gw);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..16u32 {
+        let (gw, client) = (gw.clone(), client.clone());
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            for i in (worker..4400).step_by(16) {
+                let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+                statuses.push(login_from(&gw, &client, &ip, "wrong-key").await);
+            }
+            statuses
+        });
+    }
+    let statuses: Vec<u16> = tasks.join_all().await.into_iter().flatten().collect();
+    assert!(
+        statuses.iter().all(|s| *s == 401),
+        "each address's first wrong key is a 401"
+    );
+
+    // The right key from an address that sent no wrong key signs in.
+    assert_eq!(login_from(&gw, &client, "192.0.2.1", MASTER).await, 303);
+    assert_eq!(login_from(&gw, &client, "2001:db8:1::1", MASTER).await, 303);
+    // Meanwhile, with that many wrong keys about, an address is locked after its first one.
+    assert_eq!(
+        login_from(&gw, &client, "192.0.2.2", "wrong-key").await,
+        401
+    );
+    assert_eq!(login_from(&gw, &client, "192.0.2.2", MASTER).await, 429);
+    // An IPv6 /64 is one address.
+    assert_eq!(
+        login_from(&gw, &client, "2001:db8:2::1", "wrong-key").await,
+        401
+    );
+    assert_eq!(
+        login_from(&gw, &client, "2001:db8:2::ffff", MASTER).await,
+        429
+    );
+    assert_eq!(login_from(&gw, &client, "2001:db8:3::1", MASTER).await, 303);
+}
+
 #[tokio::test]
 async fn health_details_need_the_key() {
     let gw = TestGateway::start_locked("").await;
