@@ -325,6 +325,92 @@ async fn until_closed(
     }
 }
 
+/// Sends `request` as it is on a new connection; the reply's status, head and body.
+async fn raw_reply(gw: &TestGateway, request: &[u8]) -> (u16, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw_connect(gw).await;
+    stream.write_all(request).await.unwrap();
+    let (reply, closed) = until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "the connection is closed after: {reply}");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_openai_json_errors() {
+    let gw = TestGateway::start().await;
+    let many: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let good = "GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n";
+    let cases = [
+        (
+            format!("GET /v1/models HTTP/1.1\r\nhost: x\r\n{many}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000)),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n".to_string(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "GET /v1/models HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n".to_string(),
+            400,
+            "invalid_request",
+        ),
+        // After a request served on the same connection.
+        (
+            format!("{good}GET /v1/models HTTP/1.1\r\nhost: x\r\n{many}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, head, body) = raw_reply(&gw, request.as_bytes()).await;
+        let body = if request.starts_with(good) {
+            assert_eq!(got, 200, "{head}");
+            let second = body.find("HTTP/1.1 ").expect("a second reply");
+            let reply = &body[second..];
+            let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/json"),
+                "{head}"
+            );
+            body.to_string()
+        } else {
+            assert_eq!(got, status, "{head}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{head}"
+            );
+            body
+        };
+        let e: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON: {body}"));
+        assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+        assert_eq!(e["error"]["code"], code, "{e}");
+        assert!(e["error"]["param"].is_null(), "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{e}"
+        );
+    }
+    assert!(gw.mock.state.received().is_empty());
+}
+
 const SLOW_CLIENTS: &str = "[server]\nclient_header_timeout = \"400ms\"\nclient_body_timeout = \"400ms\"\nclient_idle_timeout = \"600ms\"\n";
 
 #[tokio::test]
