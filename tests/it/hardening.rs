@@ -411,6 +411,63 @@ async fn requests_hyper_cannot_parse_get_openai_json_errors() {
     assert!(gw.mock.state.received().is_empty());
 }
 
+#[tokio::test]
+async fn a_viewer_gets_403_from_admin_pages_and_functions_however_the_path_is_spelled() {
+    use llm_bridge::governance::Role;
+    let gw =
+        TestGateway::start_locked("[[teams]]\nname = \"research\"\nbudget_usd = 100.0\n").await;
+    let viewer = format!("llmb_session={}", gw.state.auth.new_session(Role::Viewer));
+    let admin = format!("llmb_session={}", gw.state.auth.new_session(Role::Admin));
+    let page = |path: &str, cookie: &str| {
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n")
+    };
+    let (status, _, _) = raw_reply(&gw, page("/requests", &viewer).as_bytes()).await;
+    assert_eq!(status, 200);
+    for path in ["/keys", "/teams", "/system", "/tester", "/keys/", "/%6beys"] {
+        let (status, _, body) = raw_reply(&gw, page(path, &viewer).as_bytes()).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("your role is viewer"), "{path}: {body}");
+    }
+    // A path with `.`, `..` or empty segments is refused for anyone, before it is matched.
+    for path in [
+        "/./keys",
+        "/foo/../keys",
+        "/x/%2e%2e/keys",
+        "/.%2E/teams",
+        "//keys",
+        "/login/../keys",
+        "/pkg/../system",
+    ] {
+        for cookie in [&viewer, &admin] {
+            let (status, head, body) = raw_reply(&gw, page(path, cookie).as_bytes()).await;
+            assert_eq!(status, 400, "{path}: {body}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            let e: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(e["error"]["code"], "invalid_path", "{e}");
+        }
+    }
+    // The admin pages' server functions answer a viewer 403, the teams' too.
+    let call = |name: &str, cookie: &str| {
+        gw.post(&format!("/console/fn/{name}"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("")
+            .send()
+    };
+    for name in ["get_teams", "get_keys"] {
+        let resp = call(name, &viewer).await.unwrap();
+        assert_eq!(resp.status(), 403, "{name}");
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.contains("viewer") && !text.contains("research"),
+            "{name}: {text}"
+        );
+    }
+    let resp = call("get_teams", &admin).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("research"));
+}
+
 const SLOW_CLIENTS: &str = "[server]\nclient_header_timeout = \"400ms\"\nclient_body_timeout = \"400ms\"\nclient_idle_timeout = \"600ms\"\n";
 
 #[tokio::test]
