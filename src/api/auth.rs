@@ -71,9 +71,11 @@ fn area(path: &str) -> Area {
     }
 }
 
-/// Console pages only admins open (their server functions check the role themselves).
+/// Console pages only admins open (their server functions check the role themselves). The path
+/// is decoded first; `.`, `..` and empty segments never get here (`api::hardening::screen`).
 fn is_admin_page(path: &str) -> bool {
-    ["/keys", "/system", "/tester"]
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    ["/keys", "/system", "/teams", "/tester"]
         .iter()
         .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }

@@ -13,10 +13,24 @@ use crate::error::ApiError;
 /// Most headers a request may carry (431 past it).
 pub const MAX_HEADERS: usize = 100;
 
-/// Refuses, before anything else looks at a request: a method other than GET or HEAD on the
-/// console's pages and static files (405), and too many or too large headers (431 in OpenAI's
-/// error shape).
+/// Refuses, before anything else looks at a request: a path with an empty, `.` or `..` segment
+/// (400), a method other than GET or HEAD on the console's pages and static files (405), and too
+/// many or too large headers (431), all in OpenAI's error shape.
 pub fn screen(request: &Request, limit: usize) -> Option<Response> {
+    if is_unnormalised(request.uri().path()) {
+        return Some(
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                format!(
+                    "The path `{}` has an empty, `.` or `..` segment or a backslash; send it in its plain form.",
+                    request.uri().path().escape_default()
+                ),
+            )
+            .with_code("invalid_path")
+            .into_response(),
+        );
+    }
     if !matches!(*request.method(), Method::GET | Method::HEAD) && !is_dynamic(request.uri().path())
     {
         return Some(method_not_allowed(request.method()));
@@ -50,6 +64,30 @@ pub fn screen(request: &Request, limit: usize) -> Option<Response> {
         );
     }
     None
+}
+
+/// A path another reader (the console's router, a proxy) may resolve to something else than it
+/// reads here: `//`, a `.` or `..` segment (percent-encoded or not), or a backslash, which URL
+/// parsers take for `/`. Access decisions are made on the path as it is, so such paths are refused.
+fn is_unnormalised(path: &str) -> bool {
+    let Some(body) = path.strip_prefix('/') else {
+        return false;
+    };
+    if path.contains("//") || path.contains('\\') {
+        return true;
+    }
+    let encoded = path.contains('%');
+    if encoded && path.to_ascii_lowercase().contains("%5c") {
+        return true;
+    }
+    body.split('/').any(|segment| {
+        if encoded && segment.contains('%') {
+            let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+            segment == "." || segment == ".."
+        } else {
+            segment == "." || segment == ".."
+        }
+    })
 }
 
 /// Paths answered by handlers rather than by the console's pages and static files.
@@ -171,4 +209,38 @@ pub fn cors(config: &ServerConfig) -> Option<CorsLayer> {
             .expose_headers(exposed)
             .max_age(Duration::from_secs(600)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unnormalised;
+
+    #[test]
+    fn paths_are_refused_unless_in_their_plain_form() {
+        for path in [
+            "/./keys",
+            "/foo/../keys",
+            "/x/%2e%2E/keys",
+            "//keys",
+            "/keys//",
+            "/a\\keys",
+            "/a%5Ckeys",
+            "/keys/.",
+            "/%2e",
+        ] {
+            assert!(is_unnormalised(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/keys",
+            "/keys/",
+            "/v1/models/gpt-4o-mini",
+            "/pkg/llm-bridge.js",
+            "/v1/models/a.b",
+            "/...",
+            "*",
+        ] {
+            assert!(!is_unnormalised(path), "{path}");
+        }
+    }
 }

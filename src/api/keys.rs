@@ -51,6 +51,12 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = state.governance.check_key_team(&settings).await {
+        return ApiError::invalid_request(e)
+            .with_param("team")
+            .with_code("team_not_found")
+            .into_response();
+    }
     match state.governance.keys.create(settings).await {
         Ok(created) => {
             tracing::info!(key_id = %created.info.id, name = %created.info.settings.name, "virtual key created");

@@ -10,7 +10,7 @@ pub fn state() -> AppState {
     expect_context::<AppState>()
 }
 
-/// Refuses a server function to anyone but an admin (a viewer's console session).
+/// Refuses a server function to anyone but an admin (a viewer's console session), with 403.
 pub async fn require_admin() -> Result<(), ServerFnError> {
     use crate::governance::{Caller, Role};
     let caller = leptos_axum::extract::<axum::Extension<Caller>>()
@@ -18,11 +18,21 @@ pub async fn require_admin() -> Result<(), ServerFnError> {
         .map(|c| c.0)
         .unwrap_or(Caller::Anonymous);
     match caller {
-        Caller::Session(Role::Viewer) => Err(ServerFnError::new(
+        Caller::Session(Role::Viewer) => Err(refused(
+            axum::http::StatusCode::FORBIDDEN,
             "This needs an admin; your role is viewer.",
         )),
         _ => Ok(()),
     }
+}
+
+/// A server function's refusal, answered with `status` (rather than the 500 every error gets
+/// otherwise).
+pub fn refused(status: axum::http::StatusCode, message: impl Into<String>) -> ServerFnError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+    }
+    ServerFnError::new(message.into())
 }
 
 pub fn window(raw: &str) -> Result<Window, ServerFnError> {

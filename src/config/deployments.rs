@@ -63,10 +63,8 @@ pub(super) fn validate(
         if d.weight == 0 {
             return Err(invalid("weight", "must be at least 1".into()));
         }
-        if let Some(url) = &d.base_url
-            && reqwest::Url::parse(url).is_err()
-        {
-            return Err(invalid("base_url", format!("`{url}` is not a URL")));
+        if let Some(url) = &d.base_url {
+            super::providers::check_url(url).map_err(|reason| invalid("base_url", reason))?;
         }
     }
     Ok(())

@@ -175,13 +175,101 @@ impl ProvidersConfig {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(()),
-        Ok(parsed) => Err(format!(
-            "`{url}`: scheme `{}` is not http or https",
+/// An upstream base URL: http or https, without credentials (`user:password@`) or a query or
+/// fragment. Credentials there would sit in every request line and in logs; a query would end up
+/// before the path the gateway appends. The error shows the URL with those parts masked.
+pub(super) fn check_url(url: &str) -> Result<(), String> {
+    let shown = mask_url(url);
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err(format!("`{shown}` is not a URL: {e}")),
+    };
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{shown}`: scheme `{}` is not http or https",
             parsed.scheme()
-        )),
-        Err(e) => Err(format!("`{url}` is not a URL: {e}")),
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "`{shown}` has credentials in it (`user:password@`); put the key in `api_key` instead"
+        ));
+    }
+    if parsed.query().is_some() || url.contains('?') {
+        return Err(format!(
+            "`{shown}` has a query string; the gateway appends paths such as `/chat/completions` to the base URL, so it must end with a path (put a key in `api_key` instead)"
+        ));
+    }
+    if parsed.fragment().is_some() || url.contains('#') {
+        return Err(format!("`{shown}` has a fragment (`#…`); remove it"));
+    }
+    Ok(())
+}
+
+/// A URL as it may be shown: the user and password before `@`, the values of its query and its
+/// fragment replaced by `***`. Works on text that does not parse as a URL too.
+fn mask_url(url: &str) -> String {
+    let (rest, fragment) = match url.split_once('#') {
+        Some((rest, _)) => (rest, "#***"),
+        None => (url, ""),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => {
+            let masked: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) => format!("{name}=***"),
+                    None => "***".to_string(),
+                })
+                .collect();
+            (rest, format!("?{}", masked.join("&")))
+        }
+        None => (rest, String::new()),
+    };
+    let (scheme, after) = match rest.split_once("://") {
+        Some((scheme, after)) => (format!("{scheme}://"), after),
+        None => (String::new(), rest),
+    };
+    let authority_end = after.find('/').unwrap_or(after.len());
+    let (authority, path) = after.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    format!("{scheme}{authority}{path}{query}{fragment}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_urls_keep_no_credentials() {
+        assert_eq!(
+            mask_url("https://user:pa55@llm.example.com/v1?api-key=s3cret&x#frag"),
+            "https://***@llm.example.com/v1?api-key=***&***#***"
+        );
+        assert_eq!(
+            mask_url("http://127.0.0.1:8000/v1"),
+            "http://127.0.0.1:8000/v1"
+        );
+        assert_eq!(mask_url("not a url?key=s3cret"), "not a url?key=***");
+    }
+
+    #[test]
+    fn base_urls_with_credentials_queries_or_fragments_are_refused() {
+        assert!(check_url("https://llm.example.com/v1").is_ok());
+        for (url, says) in [
+            ("https://user:pa55@llm.example.com/v1", "credentials"),
+            ("https://user@llm.example.com/v1", "credentials"),
+            ("https://llm.example.com/v1?api-key=s3cret", "query"),
+            ("https://llm.example.com/v1?", "query"),
+            ("https://llm.example.com/v1#s3cret", "fragment"),
+            ("ftp://llm.example.com/v1", "scheme"),
+        ] {
+            let err = check_url(url).unwrap_err();
+            assert!(err.contains(says), "{url}: {err}");
+            assert!(!err.contains("pa55") && !err.contains("s3cret"), "{err}");
+        }
     }
 }

@@ -35,26 +35,64 @@ pub struct Auth {
 
 /// Wrong master keys allowed per client address and window on the login form.
 const LOGIN_FAILURES: u32 = 10;
+/// The same while wrong keys arrive from many addresses at once (see [`LOGIN_PRESSURE`]).
+const LOGIN_FAILURES_UNDER_PRESSURE: u32 = 1;
 const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-/// Addresses tracked at most; past it (after dropping expired windows) they share one window.
+/// Addresses tracked at most; past it (after dropping expired windows) the oldest is forgotten.
 const LOGIN_ADDRESSES: usize = 4096;
+/// Wrong keys from all addresses together in one window past which each address is allowed
+/// [`LOGIN_FAILURES_UNDER_PRESSURE`] instead of [`LOGIN_FAILURES`].
+const LOGIN_PRESSURE: u32 = 200;
 
-/// Slows down guessing the master key: after [`LOGIN_FAILURES`] wrong keys from one address, its
-/// further attempts are refused until its window ends.
+/// Slows down guessing the master key: after [`LOGIN_FAILURES`] wrong keys from one address (an
+/// IPv6 /64 counts as one address), its further attempts are refused until its window ends. While
+/// more than [`LOGIN_PRESSURE`] wrong keys arrived in the last window from everywhere, an address
+/// is locked out after its first wrong key. Nothing here is shared between addresses: an address
+/// that has not sent a wrong key recently may always try, so the right key still signs in however
+/// many wrong ones others send.
 #[derive(Default)]
 pub struct LoginThrottle {
-    failures: std::sync::Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    inner: std::sync::Mutex<Throttled>,
+}
+
+#[derive(Default)]
+struct Throttled {
+    /// Per address: wrong keys in its window, and when the window started.
+    failures: HashMap<IpAddr, (u32, Instant)>,
+    /// All addresses together: wrong keys in the window, and when it started.
+    total: Option<(u32, Instant)>,
+}
+
+impl Throttled {
+    fn under_pressure(&self, now: Instant) -> bool {
+        self.total
+            .is_some_and(|(count, since)| count > LOGIN_PRESSURE && now < since + LOGIN_WINDOW)
+    }
+}
+
+/// What the throttle tracks for a client address: IPv4 addresses one by one, IPv6 addresses by
+/// their /64 (one host usually holds a whole /64).
+fn login_slot(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
 }
 
 impl LoginThrottle {
     /// `Err(wait)` while the address is locked out.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), std::time::Duration> {
-        let failures = self.failures.lock().unwrap();
-        let entry = failures
-            .get(&ip)
-            .or_else(|| failures.get(&SHARED_LOGIN_SLOT));
-        match entry {
-            Some((count, since)) if *count >= LOGIN_FAILURES && now < *since + LOGIN_WINDOW => {
+        let inner = self.inner.lock().unwrap();
+        let allowed = if inner.under_pressure(now) {
+            LOGIN_FAILURES_UNDER_PRESSURE
+        } else {
+            LOGIN_FAILURES
+        };
+        match inner.failures.get(&login_slot(ip)) {
+            Some((count, since)) if *count >= allowed && now < *since + LOGIN_WINDOW => {
                 Err(*since + LOGIN_WINDOW - now)
             }
             _ => Ok(()),
@@ -62,29 +100,36 @@ impl LoginThrottle {
     }
 
     pub fn failed(&self, ip: IpAddr, now: Instant) {
-        let mut failures = self.failures.lock().unwrap();
+        let ip = login_slot(ip);
+        let mut inner = self.inner.lock().unwrap();
+        let total = inner.total.get_or_insert((0, now));
+        if now >= total.1 + LOGIN_WINDOW {
+            *total = (0, now);
+        }
+        total.0 = total.0.saturating_add(1);
+        let failures = &mut inner.failures;
         if !failures.contains_key(&ip) && failures.len() >= LOGIN_ADDRESSES {
             failures.retain(|_, (_, since)| now < *since + LOGIN_WINDOW);
+            if failures.len() >= LOGIN_ADDRESSES
+                && let Some(oldest) = failures
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(ip, _)| *ip)
+            {
+                failures.remove(&oldest);
+            }
         }
-        let ip = if failures.contains_key(&ip) || failures.len() < LOGIN_ADDRESSES {
-            ip
-        } else {
-            SHARED_LOGIN_SLOT
-        };
         let entry = failures.entry(ip).or_insert((0, now));
         if now >= entry.1 + LOGIN_WINDOW {
             *entry = (0, now);
         }
-        entry.0 += 1;
+        entry.0 = entry.0.saturating_add(1);
     }
 
     pub fn succeeded(&self, ip: IpAddr) {
-        self.failures.lock().unwrap().remove(&ip);
+        self.inner.lock().unwrap().failures.remove(&login_slot(ip));
     }
 }
-
-/// The window addresses share when too many are tracked.
-const SHARED_LOGIN_SLOT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
 
 impl Auth {
     pub fn new(config: &AuthConfig) -> Auth {
@@ -285,4 +330,55 @@ pub enum Identity {
     UnknownSigningKey,
     /// A JWT that failed verification, and why.
     Refused(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_address() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        for _ in 0..LOGIN_FAILURES {
+            throttle.failed(ip("2001:db8::1"), now);
+        }
+        assert!(throttle.check(ip("2001:db8::ffff:2"), now).is_err());
+        assert!(throttle.check(ip("2001:db8:0:1::1"), now).is_ok());
+        for _ in 0..LOGIN_FAILURES {
+            throttle.failed(ip("::ffff:192.0.2.1"), now);
+        }
+        assert!(throttle.check(ip("192.0.2.1"), now).is_err());
+        assert!(throttle.check(ip("192.0.2.2"), now).is_ok());
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_oldest_address_instead_of_sharing_one() {
+        let throttle = LoginThrottle::default();
+        let start = Instant::now();
+        for _ in 0..LOGIN_FAILURES {
+            throttle.failed(ip("198.51.100.1"), start);
+        }
+        assert!(throttle.check(ip("198.51.100.1"), start).is_err());
+        let later = start + std::time::Duration::from_secs(1);
+        for i in 0..LOGIN_ADDRESSES as u32 + 50 {
+            throttle.failed(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), later);
+        }
+        let inner = throttle.inner.lock().unwrap();
+        assert_eq!(inner.failures.len(), LOGIN_ADDRESSES);
+        assert!(!inner.failures.contains_key(&ip("198.51.100.1")));
+        drop(inner);
+        // Under pressure, each address gets one wrong key; one that sent none is not refused.
+        assert!(throttle.check(ip("203.0.113.9"), later).is_ok());
+        throttle.failed(ip("203.0.113.9"), later);
+        assert!(throttle.check(ip("203.0.113.9"), later).is_err());
+        // Once the window has passed, the pressure is gone.
+        let next = later + LOGIN_WINDOW;
+        throttle.failed(ip("203.0.113.10"), next);
+        assert!(throttle.check(ip("203.0.113.10"), next).is_ok());
+    }
 }

@@ -8,7 +8,7 @@
 //! The key decides the algorithm: a token must be signed with the algorithm of the key its `kid`
 //! names (the key's `alg`, or the one its type implies), so `none`, HMAC with a public key, or an
 //! RSA token checked against an EC key are all refused. `iss`, `aud` and `exp` are required;
-//! `nbf` is checked when present.
+//! `nbf` is checked when present; a header with `crit` is refused.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -129,6 +129,20 @@ pub fn looks_like_jwt(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Whether a token's header has `crit`: extensions the token says must be understood, and this
+/// gateway understands none (RFC 7515 §4.1.11). A header that cannot be read counts as having it.
+fn has_critical_extensions(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else {
+        return true;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .is_none_or(|header| header.contains_key("crit"))
+}
+
 impl JwtVerifier {
     /// The verifier, with a background task that fetches the key sets now and then every
     /// `refresh_interval` (sooner while an issuer has no keys yet).
@@ -202,6 +216,12 @@ impl JwtVerifier {
             Ok(h) => h,
             Err(_) => return Err(Refusal::Invalid("it is not a well-formed JWT".into())),
         };
+        if has_critical_extensions(token) {
+            return Err(Refusal::Invalid(
+                "its header lists critical extensions (crit), which this gateway does not support"
+                    .into(),
+            ));
+        }
         let mut found = None;
         for issuer in &self.issuers {
             let keys = issuer.keys.load();

@@ -141,6 +141,24 @@ impl Governance {
         self.teams.get(name)
     }
 
+    /// Refuses a new key naming a team that does not exist: a team created later under that name
+    /// would take the key in, with its budget and models. The message starts with the field.
+    pub async fn check_key_team(
+        &self,
+        settings: &crate::shared::KeySettings,
+    ) -> Result<(), String> {
+        let Some(team) = settings.team.as_deref().filter(|t| !t.trim().is_empty()) else {
+            return Ok(());
+        };
+        match self.teams.get_fresh(team).await {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "`team`: there is no team `{}`; create it first ([[teams]] in the configuration or POST /api/teams)",
+                team.escape_default()
+            )),
+        }
+    }
+
     /// The team a JWT caller names, or why it may not go on.
     fn team_of(&self, caller: &jwt::JwtCaller) -> Result<Arc<TeamConfig>, Box<Rejection>> {
         let Some(name) = &caller.team else {

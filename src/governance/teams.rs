@@ -98,6 +98,16 @@ impl TeamBook {
         find(&self.configured.load()).or_else(|| find(&self.stored.load()))
     }
 
+    /// The team with this name, reading the stored teams again first when it is not known here
+    /// (with Redis, another replica may have just created it).
+    pub async fn get_fresh(&self, name: &str) -> Option<Arc<TeamConfig>> {
+        if let Some(team) = self.get(name) {
+            return Some(team);
+        }
+        self.catch_up().await;
+        self.get(name)
+    }
+
     /// The team that lists this user as a member (the first, configured ones first).
     pub fn of_member(&self, user: &str) -> Option<Arc<TeamConfig>> {
         let find = |list: &Vec<Arc<TeamConfig>>| {

@@ -1,6 +1,8 @@
 //! Client connections: accepted up to a cap, served by hyper (HTTP/1.1 and HTTP/2), and closed when
-//! a client is too slow to send its request's headers or stays idle too long. Slow request bodies
-//! are cut by the router's body timeout (see [`super::router`]).
+//! a client is too slow to send its request's headers or stays idle too long. The replies hyper
+//! writes by itself to HTTP/1.1 requests it cannot parse (400, 414, 431) get a JSON body in
+//! OpenAI's error shape on their way out. Slow request bodies are cut by the router's body timeout
+//! (see [`super::router`]).
 //!
 //! Each connection carries a small [`Activity`] record: the socket wrapper notes when bytes
 //! arrive, the service wrapper notes when a request starts and when its reply has been sent, and a
@@ -31,9 +33,10 @@ use tower_service::Service;
 
 use crate::config::ServerConfig;
 
-/// Headers hyper parses per request at most (it answers 431 with an empty body past it). The
-/// gateway's own limit, answered with a JSON error, is lower (`api::hardening::MAX_HEADERS`). Kept
-/// small: hyper allocates room for this many headers for every request it parses.
+/// Headers hyper parses per request at most (past it, hyper answers 431 itself, and
+/// [`TrackedStream`] gives that reply its JSON body). The gateway's own limit is lower
+/// (`api::hardening::MAX_HEADERS`). Kept small: hyper allocates room for this many headers for
+/// every request it parses.
 const PARSED_HEADERS: usize = 128;
 
 /// How long a client may take, and how many may be connected at once.
@@ -112,6 +115,7 @@ pub async fn serve(
         let io = TokioIo::new(TrackedStream {
             inner: tcp,
             activity: activity.clone(),
+            replaced: Bytes::new(),
         });
         let service = ConnectionService {
             app: app.clone(),
@@ -193,6 +197,12 @@ impl Activity {
         }
     }
 
+    /// No request is being served: a reply head written now is hyper's own, to a request it could
+    /// not parse (or the empty-bodied end of one whose body it has already dropped).
+    fn serves_nothing(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+    }
+
     fn request_started(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.head_started.store(NONE_PENDING, Ordering::Relaxed);
@@ -242,10 +252,114 @@ impl Drop for InFlight {
     }
 }
 
-/// The socket, noting when bytes arrive.
+/// The socket, noting when bytes arrive, and turning hyper's own error replies into JSON.
 struct TrackedStream {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// A reply written in place of one of hyper's, not yet all sent.
+    replaced: Bytes,
+}
+
+impl TrackedStream {
+    /// Sends what is left of a replaced reply.
+    fn poll_replaced(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.replaced.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.replaced))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let _ = self.replaced.split_to(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes `bytes` for hyper, or their JSON replacement when they are one of hyper's own error
+    /// replies; either way they count as written.
+    fn poll_write_or_replace(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_replaced(cx))?;
+        let reply = if self.activity.serves_nothing() {
+            json_error_reply(bytes)
+        } else {
+            None
+        };
+        match reply {
+            Some(reply) => {
+                self.replaced = reply;
+                // Sent now as far as the socket takes it; the rest on the next write or flush.
+                if let Poll::Ready(Err(e)) = self.poll_replaced(cx) {
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Ok(bytes.len()))
+            }
+            None => Pin::new(&mut self.inner).poll_write(cx, bytes),
+        }
+    }
+}
+
+/// The most one of hyper's own error replies takes (a status line and two or three headers).
+const MAX_ERROR_HEAD: usize = 1024;
+
+/// hyper answers a request it cannot parse by itself, before the router sees it, with an empty
+/// body: 400 (a malformed request line or header, conflicting framing), 414 (a URI over 64 KiB)
+/// or 431 (more headers than it parses, or a head larger than its buffer). Such a reply is a
+/// lone response head with `content-length: 0` and at most `date` and `connection` besides (the
+/// router's replies carry more); this is the same head with a JSON body in OpenAI's error shape.
+fn json_error_reply(bytes: &[u8]) -> Option<Bytes> {
+    if bytes.len() > MAX_ERROR_HEAD || !bytes.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let head = std::str::from_utf8(bytes).ok()?;
+    let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?;
+    let (message, code) = match status {
+        "400" => (
+            "The request could not be read: its request line, a header or its framing (Content-Length, Transfer-Encoding) is malformed.",
+            "invalid_request",
+        ),
+        "414" => ("The request URI is too long.", "uri_too_long"),
+        "431" => (
+            "The request has too many headers, or they are too large.",
+            "headers_too_large",
+        ),
+        _ => return None,
+    };
+    let lines: Vec<&str> = head.trim_end().split("\r\n").collect();
+    // hyper's reply has these headers and no others.
+    let is_hypers = lines[1..].iter().all(|line| {
+        let name = line.split(':').next().unwrap_or_default();
+        ["content-length", "date", "connection"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+    });
+    let is_empty = lines
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case("content-length: 0"));
+    if !is_hypers || !is_empty {
+        return None;
+    }
+    let body = serde_json::json!({"error": {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": null,
+        "code": code,
+    }})
+    .to_string();
+    let mut reply = String::with_capacity(head.len() + body.len() + 64);
+    for line in lines {
+        if line.eq_ignore_ascii_case("content-length: 0") {
+            reply.push_str("content-type: application/json\r\n");
+            reply.push_str(&format!("content-length: {}\r\n", body.len()));
+        } else {
+            reply.push_str(line);
+            reply.push_str("\r\n");
+        }
+    }
+    reply.push_str("\r\n");
+    reply.push_str(&body);
+    Some(Bytes::from(reply))
 }
 
 impl AsyncRead for TrackedStream {
@@ -269,7 +383,7 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.poll_write_or_replace(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -277,6 +391,20 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_replaced(cx))?;
+        // One of hyper's own error replies is one small head, written when no request is being
+        // served: only then are the pieces looked at together.
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let first = bufs.iter().find(|b| !b.is_empty());
+        let last = bufs.iter().rev().find(|b| !b.is_empty());
+        if total <= MAX_ERROR_HEAD
+            && first.is_some_and(|b| b.starts_with(b"HTTP/1.1 4"))
+            && last.is_some_and(|b| b.ends_with(b"\r\n\r\n"))
+            && self.activity.serves_nothing()
+        {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            return self.poll_write_or_replace(cx, &joined);
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -285,10 +413,12 @@ impl AsyncWrite for TrackedStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_replaced(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_replaced(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -443,3 +443,65 @@ async fn an_open_gateway_refuses_unknown_virtual_keys_but_not_placeholders() {
     assert_eq!(chat_as(&gw, &secret, "gpt-4o-mini").await.status(), 200);
     assert_eq!(chat_as(&gw, &secret, "gpt-4o-mini").await.status(), 429);
 }
+
+#[tokio::test]
+async fn a_key_may_name_only_a_team_that_exists() {
+    let gw = TestGateway::start_locked("[[teams]]\nname = \"research\"\n").await;
+    let create = |settings: Value| {
+        gw.post("/api/keys")
+            .bearer_auth(MASTER)
+            .json(&settings)
+            .send()
+    };
+    let resp = create(json!({"name": "early", "team": "later"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+    assert_eq!(e["error"]["param"], "team", "{e}");
+    assert_eq!(e["error"]["code"], "team_not_found", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("`later`"),
+        "{e}"
+    );
+    assert!(gw.state.governance.keys.is_empty(), "no key was made");
+
+    // The console refuses it too.
+    let admin = format!(
+        "llmb_session={}",
+        gw.state
+            .auth
+            .new_session(llm_bridge::governance::Role::Admin)
+    );
+    let resp = gw
+        .post("/console/fn/create_key")
+        .header("cookie", &admin)
+        .json(&json!({"settings": {"name": "early", "team": "later"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("`later`"));
+    assert!(gw.state.governance.keys.is_empty(), "no key was made");
+
+    // A configured team, and one made with the API, may be named.
+    create_key(&gw, json!({"name": "r", "team": "research"})).await;
+    let resp = gw
+        .post("/api/teams")
+        .bearer_auth(MASTER)
+        .json(&json!({"name": "later"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    create_key(&gw, json!({"name": "early", "team": "later"})).await;
+    let resp = gw
+        .post("/console/fn/create_key")
+        .header("cookie", &admin)
+        .json(&json!({"settings": {"name": "console", "team": "later"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}

@@ -325,6 +325,149 @@ async fn until_closed(
     }
 }
 
+/// Sends `request` as it is on a new connection; the reply's status, head and body.
+async fn raw_reply(gw: &TestGateway, request: &[u8]) -> (u16, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw_connect(gw).await;
+    stream.write_all(request).await.unwrap();
+    let (reply, closed) = until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "the connection is closed after: {reply}");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_openai_json_errors() {
+    let gw = TestGateway::start().await;
+    let many: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let good = "GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n";
+    let cases = [
+        (
+            format!("GET /v1/models HTTP/1.1\r\nhost: x\r\n{many}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000)),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n".to_string(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "GET /v1/models HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n".to_string(),
+            400,
+            "invalid_request",
+        ),
+        // After a request served on the same connection.
+        (
+            format!("{good}GET /v1/models HTTP/1.1\r\nhost: x\r\n{many}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, head, body) = raw_reply(&gw, request.as_bytes()).await;
+        let body = if request.starts_with(good) {
+            assert_eq!(got, 200, "{head}");
+            let second = body.find("HTTP/1.1 ").expect("a second reply");
+            let reply = &body[second..];
+            let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/json"),
+                "{head}"
+            );
+            body.to_string()
+        } else {
+            assert_eq!(got, status, "{head}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{head}"
+            );
+            body
+        };
+        let e: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON: {body}"));
+        assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+        assert_eq!(e["error"]["code"], code, "{e}");
+        assert!(e["error"]["param"].is_null(), "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{e}"
+        );
+    }
+    assert!(gw.mock.state.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_viewer_gets_403_from_admin_pages_and_functions_however_the_path_is_spelled() {
+    use llm_bridge::governance::Role;
+    let gw =
+        TestGateway::start_locked("[[teams]]\nname = \"research\"\nbudget_usd = 100.0\n").await;
+    let viewer = format!("llmb_session={}", gw.state.auth.new_session(Role::Viewer));
+    let admin = format!("llmb_session={}", gw.state.auth.new_session(Role::Admin));
+    let page = |path: &str, cookie: &str| {
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n")
+    };
+    let (status, _, _) = raw_reply(&gw, page("/requests", &viewer).as_bytes()).await;
+    assert_eq!(status, 200);
+    for path in ["/keys", "/teams", "/system", "/tester", "/keys/", "/%6beys"] {
+        let (status, _, body) = raw_reply(&gw, page(path, &viewer).as_bytes()).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("your role is viewer"), "{path}: {body}");
+    }
+    // A path with `.`, `..` or empty segments is refused for anyone, before it is matched.
+    for path in [
+        "/./keys",
+        "/foo/../keys",
+        "/x/%2e%2e/keys",
+        "/.%2E/teams",
+        "//keys",
+        "/login/../keys",
+        "/pkg/../system",
+    ] {
+        for cookie in [&viewer, &admin] {
+            let (status, head, body) = raw_reply(&gw, page(path, cookie).as_bytes()).await;
+            assert_eq!(status, 400, "{path}: {body}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            let e: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(e["error"]["code"], "invalid_path", "{e}");
+        }
+    }
+    // The admin pages' server functions answer a viewer 403, the teams' too.
+    let call = |name: &str, cookie: &str| {
+        gw.post(&format!("/console/fn/{name}"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("")
+            .send()
+    };
+    for name in ["get_teams", "get_keys"] {
+        let resp = call(name, &viewer).await.unwrap();
+        assert_eq!(resp.status(), 403, "{name}");
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.contains("viewer") && !text.contains("research"),
+            "{name}: {text}"
+        );
+    }
+    let resp = call("get_teams", &admin).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("research"));
+}
+
 const SLOW_CLIENTS: &str = "[server]\nclient_header_timeout = \"400ms\"\nclient_body_timeout = \"400ms\"\nclient_idle_timeout = \"600ms\"\n";
 
 #[tokio::test]
@@ -536,6 +679,66 @@ async fn login_attempts_are_rate_limited() {
         "no more guesses until the window ends"
     );
     assert!(locked.headers().contains_key("retry-after"));
+}
+
+async fn login_from(gw: &TestGateway, client: &reqwest::Client, ip: &str, key: &str) -> u16 {
+    client
+        .post(format!("{}/login", gw.url))
+        .header("x-forwarded-for", ip)
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn wrong_logins_from_many_addresses_do_not_lock_out_the_master_key() {
+    let gw = TestGateway::start_locked("[limits]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // More distinct addresses than the throttle tracks, each with a wrong key.
+    let gw = std::sync::Arc::new(gw);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..16u32 {
+        let (gw, client) = (gw.clone(), client.clone());
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            for i in (worker..4400).step_by(16) {
+                let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+                statuses.push(login_from(&gw, &client, &ip, "wrong-key").await);
+            }
+            statuses
+        });
+    }
+    let statuses: Vec<u16> = tasks.join_all().await.into_iter().flatten().collect();
+    assert!(
+        statuses.iter().all(|s| *s == 401),
+        "each address's first wrong key is a 401"
+    );
+
+    // The right key from an address that sent no wrong key signs in.
+    assert_eq!(login_from(&gw, &client, "192.0.2.1", MASTER).await, 303);
+    assert_eq!(login_from(&gw, &client, "2001:db8:1::1", MASTER).await, 303);
+    // Meanwhile, with that many wrong keys about, an address is locked after its first one.
+    assert_eq!(
+        login_from(&gw, &client, "192.0.2.2", "wrong-key").await,
+        401
+    );
+    assert_eq!(login_from(&gw, &client, "192.0.2.2", MASTER).await, 429);
+    // An IPv6 /64 is one address.
+    assert_eq!(
+        login_from(&gw, &client, "2001:db8:2::1", "wrong-key").await,
+        401
+    );
+    assert_eq!(
+        login_from(&gw, &client, "2001:db8:2::ffff", MASTER).await,
+        429
+    );
+    assert_eq!(login_from(&gw, &client, "2001:db8:3::1", MASTER).await, 303);
 }
 
 #[tokio::test]

@@ -1044,3 +1044,61 @@ async fn a_gateway_with_only_jwt_callers_says_so_and_is_closed() {
     let (_, log) = gw.wait_exit().await;
     assert!(log.contains("JWT callers are the only way in"), "{log}");
 }
+
+/// An Ed25519 signing key (PKCS#8) and its public half, for tokens made by the test itself.
+const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFkochRKFXPpiUWlp+R72lk4jZiV7iZr3kMLOR2sDXj1\n-----END PRIVATE KEY-----\n";
+const ED25519_X: &str = "WWHqSJIym_TKZRiqMdHTolVWd3E3HR75kNCtAPAsh-k";
+
+/// A token with exactly this header and these claims, signed with [`ED25519_PEM`].
+fn signed_token(header: &Value, claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let message = format!("{}.{}", b64(header), b64(claims));
+    let key = EncodingKey::from_ed_pem(ED25519_PEM.as_bytes()).unwrap();
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[tokio::test]
+async fn tokens_with_critical_header_extensions_are_refused() {
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": ED25519_X}]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || std::future::ready(axum::Json(jwks.clone()))),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let issuer = "https://idp.example.com";
+    let toml = format!(
+        "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"{issuer}\"\njwks_url = \"{jwks_url}\"\naudiences = [\"{AUDIENCE}\"]\n\n[[teams]]\nname = \"research\"\n"
+    );
+    let gw = TestGateway::start_locked(&toml).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"iss": issuer, "aud": AUDIENCE, "sub": "carol", "team": "research", "iat": now, "exp": now + 600});
+    let plain = signed_token(&json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"}), &claims);
+    poll_until("the issuer's keys fetched", || async {
+        (chat_with(&gw, &plain, "gpt-4o-mini").await.status() == 200).then_some(())
+    })
+    .await;
+
+    for header in [
+        json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1", "crit": ["https://example.com/ext"], "https://example.com/ext": true}),
+        json!({"alg": "EdDSA", "kid": "k1", "crit": ["exp"], "exp": now + 600}),
+        json!({"alg": "EdDSA", "kid": "k1", "crit": []}),
+    ] {
+        let token = signed_token(&header, &claims);
+        let (status, message, code) = refusal(chat_with(&gw, &token, "gpt-4o-mini").await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "invalid_api_key"),
+            "{header}"
+        );
+        assert!(message.contains("crit"), "{message}");
+    }
+    assert_eq!(chat_with(&gw, &plain, "gpt-4o-mini").await.status(), 200);
+    server.abort();
+}

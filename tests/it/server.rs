@@ -69,6 +69,71 @@ fn check_config_prints_masked_configuration() {
 }
 
 #[test]
+fn base_urls_with_credentials_or_a_query_are_refused_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |toml: &str, env: &[(&str, &str)]| {
+        let file = dir.path().join("bridge.toml");
+        std::fs::write(&file, toml).unwrap();
+        let mut cmd = bare_command();
+        cmd.args(["check-config", "--config"]).arg(&file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains("pa55word") && !text.contains("s3cret-key"),
+            "{text}"
+        );
+        (out.status.code(), text)
+    };
+    let custom = |url: &str| {
+        format!("[[providers.custom]]\nname = \"vllm\"\nbase_url = \"{url}\"\nmodels = [\"m\"]\n")
+    };
+
+    let (code, text) = check(&custom("https://llm.example.com/v1"), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    for (url, says) in [
+        ("https://admin:pa55word@llm.example.com/v1", "credentials"),
+        ("https://llm.example.com/v1?api-key=s3cret-key", "query"),
+        ("https://llm.example.com/v1#s3cret-key", "fragment"),
+    ] {
+        let (code, text) = check(&custom(url), &[]);
+        assert_eq!(code, Some(2), "{url}: {text}");
+        assert!(
+            text.contains("providers.custom[0].base_url") && text.contains(says),
+            "{text}"
+        );
+        assert!(
+            text.contains("llm.example.com"),
+            "the host is still named: {text}"
+        );
+    }
+    let (code, text) = check(
+        "",
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("OPENAI_BASE_URL", "https://u:pa55word@api.example.com/v1"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("providers.openai.base_url"), "{text}");
+    let (code, text) = check(
+        &format!(
+            "{}[[deployments]]\nmodel = \"m\"\nprovider = \"vllm\"\nbase_url = \"https://other.example.com/v1?key=s3cret-key\"\n",
+            custom("https://llm.example.com/v1")
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("deployments[0].base_url"), "{text}");
+}
+
+#[test]
 fn check_config_rejects_bad_input_precisely() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");

@@ -38,6 +38,7 @@ pub struct TeamsData {
 #[server(prefix = "/console/fn", endpoint = "get_teams")]
 pub async fn get_teams() -> Result<TeamsData, ServerFnError> {
     use crate::app::backend;
+    backend::require_admin().await?;
     let state = backend::state();
     let window = backend::window("24h")?;
     let (by_team, by_user) = futures_util::try_join!(

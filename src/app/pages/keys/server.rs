@@ -39,6 +39,11 @@ pub async fn get_keys() -> Result<Vec<KeyRow>, ServerFnError> {
 pub async fn create_key(settings: KeySettings) -> Result<CreatedKey, ServerFnError> {
     crate::app::backend::require_admin().await?;
     let state = crate::app::backend::state();
+    state
+        .governance
+        .check_key_team(&settings)
+        .await
+        .map_err(|e| crate::app::backend::refused(axum::http::StatusCode::BAD_REQUEST, e))?;
     let created = state
         .governance
         .keys
