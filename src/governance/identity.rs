@@ -59,6 +59,9 @@ pub struct LoginThrottle {
 struct Throttled {
     /// Per address: wrong keys in its window, and when the window started.
     failures: HashMap<IpAddr, (u32, Instant)>,
+    /// Addresses in the order their windows started (a pair whose window was restarted since is
+    /// stale and passed over): the oldest is found without a walk over all of them.
+    started: std::collections::VecDeque<(IpAddr, Instant)>,
     /// All addresses together: wrong keys in the window, and when it started.
     total: Option<(u32, Instant)>,
 }
@@ -107,23 +110,28 @@ impl LoginThrottle {
             *total = (0, now);
         }
         total.0 = total.0.saturating_add(1);
-        let failures = &mut inner.failures;
-        if !failures.contains_key(&ip) && failures.len() >= LOGIN_ADDRESSES {
-            failures.retain(|_, (_, since)| now < *since + LOGIN_WINDOW);
-            if failures.len() >= LOGIN_ADDRESSES
-                && let Some(oldest) = failures
-                    .iter()
-                    .min_by_key(|(_, (_, since))| *since)
-                    .map(|(ip, _)| *ip)
-            {
+        let Throttled {
+            failures, started, ..
+        } = &mut *inner;
+        // Full: the address whose window started first is forgotten (an expired one, if any).
+        while !failures.contains_key(&ip) && failures.len() >= LOGIN_ADDRESSES {
+            let Some((oldest, since)) = started.pop_front() else {
+                break;
+            };
+            if failures.get(&oldest).is_some_and(|(_, s)| *s == since) {
                 failures.remove(&oldest);
             }
         }
         let entry = failures.entry(ip).or_insert((0, now));
-        if now >= entry.1 + LOGIN_WINDOW {
+        if entry.0 == 0 || now >= entry.1 + LOGIN_WINDOW {
             *entry = (0, now);
+            started.push_back((ip, now));
         }
         entry.0 = entry.0.saturating_add(1);
+        // Pairs left by restarted or forgotten windows never outnumber the live ones for long.
+        if started.len() > 2 * failures.len() + 64 {
+            started.retain(|(ip, since)| failures.get(ip).is_some_and(|(_, s)| s == since));
+        }
     }
 
     pub fn succeeded(&self, ip: IpAddr) {
@@ -371,6 +379,7 @@ mod tests {
         let inner = throttle.inner.lock().unwrap();
         assert_eq!(inner.failures.len(), LOGIN_ADDRESSES);
         assert!(!inner.failures.contains_key(&ip("198.51.100.1")));
+        assert!(inner.started.len() <= 2 * LOGIN_ADDRESSES + 64);
         drop(inner);
         // Under pressure, each address gets one wrong key; one that sent none is not refused.
         assert!(throttle.check(ip("203.0.113.9"), later).is_ok());
