@@ -158,6 +158,8 @@ pub enum Behaviour {
     BadJson,
     Reset,
     Garbage,
+    /// OpenAI: a non-stream reply of 200 whose JSON breaks off.
+    HalfJson,
     /// Anthropic: an `error` event (overloaded) after a few words, then the stream ends.
     ErrorMidway,
     /// Anthropic: a few words, then the stream ends cleanly without `message_stop`.
@@ -186,7 +188,16 @@ impl MockState {
                     .collect::<String>()
             })
             .and_then(|n| n.parse::<u32>().ok());
-        let b = if model.contains("fail500once") {
+        let b = if model.contains("pausethen500") {
+            // 429 (Retry-After: 1) first, then one 500, then replies.
+            match self.hit(model) {
+                1 => Behaviour::Fail429,
+                2 => Behaviour::Fail500,
+                _ => Behaviour::Text,
+            }
+        } else if model.contains("halfjson") {
+            Behaviour::HalfJson
+        } else if model.contains("fail500once") {
             if self.hit(model) == 1 {
                 Behaviour::Fail500
             } else {

@@ -135,6 +135,14 @@ pub async fn chat(
             );
         }
         Behaviour::Reset => return reset(),
+        Behaviour::HalfJson if !stream => {
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    r#"{"id":"chatcmpl-mock","object":"chat.completion","choices":["#,
+                ))
+                .unwrap();
+        }
         Behaviour::Garbage if !stream => {
             return Response::builder()
                 .header(header::CONTENT_TYPE, "application/json")

@@ -49,6 +49,10 @@ pub struct Failover<'a> {
     backoff: Option<backon::ExponentialBackoff>,
     /// Deployments (by address) this request has already counted a failure against.
     counted: Vec<usize>,
+    /// Deployments whose circuit this request's own failure opened (a failed half-open trial, or
+    /// the failure that tripped it). With nothing else left, the request's retries go there: a
+    /// circuit protects an upstream from other requests, not from this one's next attempt.
+    opened_here: Vec<usize>,
     /// A deployment was tried although its circuit was open.
     panicked: bool,
     /// Every circuit was open because of upstream rate limits: how long until the first reopens.
@@ -73,6 +77,7 @@ impl<'a> Failover<'a> {
             fatal: false,
             backoff: None,
             counted: Vec::new(),
+            opened_here: Vec::new(),
             panicked: false,
             rate_limited_for: None,
         }
@@ -103,6 +108,11 @@ impl<'a> Failover<'a> {
             }
             // The end of a round through the plan.
             self.next_index = 0;
+            if !self.progressed
+                && let Some(own) = self.own_retry(now)
+            {
+                return Some(own);
+            }
             if !self.progressed {
                 if self.limited && self.started.elapsed() < self.config.limit_wait {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -129,6 +139,20 @@ impl<'a> Failover<'a> {
                 .unwrap_or(config.retry_max_delay);
             tokio::time::sleep(delay.min(self.deadline.saturating_duration_since(now))).await;
         }
+    }
+
+    /// Nothing else could be tried this round: a deployment whose circuit this request opened
+    /// itself (not by a rate limit) takes its next attempt.
+    fn own_retry(&mut self, now: Instant) -> Option<(&'a Candidate, Slot)> {
+        let candidate = self.plan.iter().find(|c| {
+            let address = Arc::as_ptr(&c.deployment) as usize;
+            self.opened_here.contains(&address) && !c.deployment.circuit.is_rate_limited()
+        })?;
+        let slot = candidate.deployment.limits.try_acquire(now, self.tokens)?;
+        self.attempts += 1;
+        self.progressed = true;
+        self.attempt_started = now;
+        Some((candidate, slot))
     }
 
     /// Every circuit is open and nothing was tried: 429 when upstream rate limits opened them all,
@@ -179,6 +203,9 @@ impl<'a> Failover<'a> {
                 rate_limited,
             );
             opened = !was_open && deployment.circuit.state() == CircuitState::Open;
+            if opened && !rate_limited {
+                self.opened_here.push(address);
+            }
         } else {
             deployment.circuit.release_trial();
             self.fatal |= !failure.retryable;

@@ -710,3 +710,18 @@ async fn prometheus_metrics_describe_requests_and_deployments() {
         "client-chosen names stay out of the labels"
     );
 }
+
+#[tokio::test]
+async fn a_reply_of_200_whose_json_breaks_off_is_a_502() {
+    let gw = TestGateway::start().await;
+    let resp = gw.chat(hello("openai/gpt-4o-mini-halfjson")).await;
+    assert_eq!(resp.status(), 502);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "upstream_error", "{body}");
+    let log = poll_until("the failure recorded", || async {
+        let log = gw.get_json("/api/requests").await;
+        (log.as_array().unwrap().len() == 1).then_some(log)
+    })
+    .await;
+    assert_eq!(log[0]["status"], 502);
+}

@@ -329,3 +329,24 @@ async fn several_keys_are_separate_deployments() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_trial_after_a_rate_limit_pause_still_retries_on_the_only_deployment() {
+    let gw = TestGateway::start_with(
+        "[providers.openai]\nmodels = [\"m-pausethen500\", \"m-fail500once\"]\n",
+        |_| {},
+    )
+    .await;
+    // A 429 with Retry-After: 1 pauses the one deployment.
+    let paused = gw.chat(hello("m-pausethen500")).await;
+    assert_eq!(paused.status(), 429);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The first request after the pause meets one 500 (the trial fails) and is retried there.
+    let resp = gw.chat(hello("m-pausethen500")).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(resp.headers()["x-llm-bridge-attempts"], "2");
+    // As it is on a deployment that was never paused.
+    let resp = gw.chat(hello("m-fail500once")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-llm-bridge-attempts"], "2");
+}

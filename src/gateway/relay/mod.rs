@@ -312,9 +312,14 @@ pub struct PassthroughBody {
     slot: Option<Slot>,
     upstream_model: String,
     prompt_bytes: usize,
+    /// The upstream's reply has ended (while its start was read).
+    ended: bool,
 }
 
 const TAIL_BYTES: usize = 16 * 1024;
+/// A non-stream reply is read this far before it is answered: one that ends within it (most do)
+/// is checked to be JSON, so the client gets 502 rather than a 200 it cannot parse.
+const CHECKED_BYTES: usize = 64 * 1024;
 
 impl PassthroughBody {
     pub fn new(
@@ -333,6 +338,7 @@ impl PassthroughBody {
             slot: None,
             upstream_model,
             prompt_bytes,
+            ended: false,
         }
     }
 
@@ -342,6 +348,9 @@ impl PassthroughBody {
     }
 
     pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        if self.ended {
+            return self.finish();
+        }
         match self.quiet.next(&mut self.upstream).await {
             Some(Some(Ok(chunk))) => {
                 self.total += chunk.len();
@@ -356,19 +365,30 @@ impl PassthroughBody {
                 root_cause(&e)
             ))),
             Some(None) => {
-                self.slot = None;
-                if let Some(r) = self.recording.take() {
-                    let (prompt_bytes, total) = (self.prompt_bytes, self.total);
-                    r.succeed(
-                        (self.usage_of)(&self.tail),
-                        || (estimate_tokens(prompt_bytes), estimate_tokens(total)),
-                        &self.upstream_model,
-                    );
-                }
-                Ok(None)
+                self.ended = true;
+                self.finish()
             }
             None => Err(self.quiet.error()),
         }
+    }
+
+    /// The reply has ended: a success if it ends as a JSON object does.
+    fn finish(&mut self) -> Result<Option<Bytes>, ApiError> {
+        if self.tail.iter().rev().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
+            return Err(ApiError::bad_gateway(
+                "the upstream reply ended before its JSON did",
+            ));
+        }
+        self.slot = None;
+        if let Some(r) = self.recording.take() {
+            let (prompt_bytes, total) = (self.prompt_bytes, self.total);
+            r.succeed(
+                (self.usage_of)(&self.tail),
+                || (estimate_tokens(prompt_bytes), estimate_tokens(total)),
+                &self.upstream_model,
+            );
+        }
+        Ok(None)
     }
 
     pub fn into_body(self, first: Bytes) -> Body {
@@ -474,16 +494,36 @@ pub async fn start_passthrough<T>(
         candidate.model.clone(),
         prompt_bytes,
     );
-    match relay.next().await {
-        Ok(Some(first)) if first.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => {
-            Ok(Started::Passthrough(Box::new(relay), first))
-        }
-        Ok(_) => Err(Failure::from_reply(ApiError::bad_gateway(format!(
+    let not_json = || {
+        Failure::from_reply(ApiError::bad_gateway(format!(
             "{}: the upstream reply is not JSON",
             provider.display_name
-        )))),
-        Err(e) => Err(Failure::from_reply(e)),
+        )))
+    };
+    let first = match relay.next().await {
+        Ok(Some(first)) if first.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => first,
+        Ok(_) => return Err(not_json()),
+        Err(e) => return Err(Failure::from_reply(e)),
+    };
+    // Read on to the end of a small reply, and check it whole.
+    let mut head = Vec::new();
+    while !relay.ended && head.len() + first.len() < CHECKED_BYTES {
+        match relay.next().await {
+            Ok(Some(more)) => head.extend_from_slice(&more),
+            Ok(None) => {}
+            Err(e) => return Err(Failure::from_reply(e)),
+        }
     }
+    let first = if head.is_empty() {
+        first
+    } else {
+        head.splice(0..0, first.iter().copied());
+        Bytes::from(head)
+    };
+    if relay.ended && serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_err() {
+        return Err(not_json());
+    }
+    Ok(Started::Passthrough(Box::new(relay), first))
 }
 
 pub fn root_cause(e: &dyn std::error::Error) -> String {
