@@ -92,6 +92,9 @@ pub async fn dispatch(
                     "* GenerateContentRequest.contents: contents is not specified",
                 );
             }
+            if let Some(refused) = unsigned_call(model, &request) {
+                return refused;
+            }
             if action == "generateContent" {
                 json_response(StatusCode::OK, &reply(model, behaviour))
             } else {
@@ -168,6 +171,60 @@ pub fn weather_call(city: &str) -> Value {
     json!({"functionCall": {"name": "get_weather", "args": {"city": city}}})
 }
 
+/// Whether the model thinks as Gemini 3 does: the first function call part of a reply carries a
+/// thought signature, which the next turn must send back on that part.
+fn signs_calls(model: &str) -> bool {
+    model.contains("gemini-3")
+}
+
+/// The signature the mock gives a function call (and expects back with it).
+pub fn thought_signature(call: &Value) -> String {
+    format!(
+        "sig/{}/{}",
+        call["name"].as_str().unwrap_or(""),
+        call["args"]
+    )
+}
+
+/// The calls of a reply, the first signed when the model signs its calls.
+fn weather_calls(model: &str, cities: &[&str]) -> Vec<Value> {
+    let mut parts: Vec<Value> = cities.iter().map(|c| weather_call(c)).collect();
+    if signs_calls(model)
+        && let Some(first) = parts.first_mut()
+    {
+        first["thoughtSignature"] = json!(thought_signature(&first["functionCall"]));
+    }
+    parts
+}
+
+/// Gemini 3's refusal of a turn whose earlier function calls come back without their thought
+/// signature (or with another one): the first function call part of each model turn must carry
+/// the signature it was given.
+fn unsigned_call(model: &str, request: &Value) -> Option<Response> {
+    if !signs_calls(model) {
+        return None;
+    }
+    let contents = request["contents"].as_array()?;
+    let mut position = 0;
+    for content in contents.iter().filter(|c| c["role"] == "model") {
+        let parts = content["parts"].as_array().map_or(&[][..], Vec::as_slice);
+        let Some(first) = parts.iter().find(|p| p.get("functionCall").is_some()) else {
+            continue;
+        };
+        position += 1;
+        if first["thoughtSignature"].as_str() != Some(&thought_signature(&first["functionCall"])) {
+            let name = first["functionCall"]["name"].as_str().unwrap_or("");
+            return Some(error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {position}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                ),
+            ));
+        }
+    }
+    None
+}
+
 /// A GenerateContentResponse with one candidate (`parts` None: no content).
 pub fn response(
     model: &str,
@@ -210,7 +267,7 @@ pub fn reply(model: &str, behaviour: Behaviour) -> Value {
         Behaviour::Malformed | Behaviour::Safety => response(model, None, finish, usage),
         Behaviour::Tools => response(
             model,
-            Some(vec![weather_call("Paris"), weather_call("Tokyo")]),
+            Some(weather_calls(model, &["Paris", "Tokyo"])),
             finish,
             usage,
         ),
@@ -241,7 +298,7 @@ pub fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
             events
         }
         Behaviour::Tools => vec![
-            response(model, Some(vec![weather_call("Paris")]), None, None),
+            response(model, Some(weather_calls(model, &["Paris"])), None, None),
             response(
                 model,
                 Some(vec![weather_call("Tokyo")]),

@@ -4,7 +4,7 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
+const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\", \"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
 const ANTHROPIC_MODELS: &str = "[providers.anthropic]\nmodels = [\"a-tools\", \"a-reasoning\", \"a-length\", \"a-cut\", \"a-fail400\", \"a-safety\"]\n";
 
 fn config() -> String {
@@ -475,4 +475,82 @@ async fn usage_and_cost_recorded_per_family() {
         (gemini_cost - expected).abs() < 1e-12,
         "{gemini_cost} vs {expected}"
     );
+}
+
+/// Gemini 3 signs its function calls and refuses the next turn unless each comes back with its
+/// signature: the signature rides on the chat tool call (`extra_content.google.thought_signature`,
+/// as on Google's own OpenAI-compatible endpoint), whole and streamed, and goes back on its part.
+#[tokio::test]
+async fn gemini_thought_signatures_go_out_on_tool_calls_and_come_back() {
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let model = "gemini-3-pro-tools";
+    let whole: Value = gw.chat(ask(model)).await.json().await.unwrap();
+    let calls = whole["choices"][0]["message"]["tool_calls"].clone();
+    let signed = |call: &Value| {
+        call.pointer("/extra_content/google/thought_signature")
+            .cloned()
+    };
+    assert_eq!(
+        signed(&calls[0]),
+        Some(json!("sig/get_weather/{\"city\":\"Paris\"}")),
+        "{calls}"
+    );
+    assert_eq!(
+        signed(&calls[1]),
+        None,
+        "only the first call of a turn is signed"
+    );
+
+    // Streamed: the signature comes with the call's first delta.
+    let text = gw
+        .chat(stream(ask(model), false))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let streamed: Vec<Value> = sse_chunks(&text)
+        .iter()
+        .flat_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(signed(&streamed[0]), signed(&calls[0]), "{text}");
+
+    let next_turn = |calls: Value| {
+        let mut body = ask(model);
+        let messages = body["messages"].as_array_mut().unwrap();
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
+        for call in calls.as_array().unwrap() {
+            messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "sunny"}));
+        }
+        body
+    };
+    // Sent back as received: the signature is on its part, and Gemini takes the turn.
+    let resp = gw.chat(next_turn(calls.clone())).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last().body;
+    assert_eq!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        "sig/get_weather/{\"city\":\"Paris\"}"
+    );
+    // Without it, or altered, Gemini refuses the turn (as the real API does).
+    let mut unsigned = calls.clone();
+    unsigned[0].as_object_mut().unwrap().remove("extra_content");
+    let mut altered = calls.clone();
+    altered[0]["extra_content"]["google"]["thought_signature"] = json!("sig/forged");
+    for calls in [unsigned, altered] {
+        let resp = gw.chat(next_turn(calls)).await;
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("thought_signature"),
+            "{body}"
+        );
+    }
 }

@@ -66,6 +66,7 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
                         name,
                         arguments: input.to_string(),
                     },
+                    extra_content: None,
                 });
             }
             ReplyBlock::Other => {}

@@ -136,6 +136,7 @@ impl ChatStream {
                                 name: Some(name),
                                 arguments: Some(String::new()),
                             },
+                            extra_content: None,
                         };
                         self.write(
                             out,

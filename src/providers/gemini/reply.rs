@@ -70,12 +70,33 @@ pub(super) fn map_finish(reason: &str) -> Result<&'static str, ApiError> {
     })
 }
 
-/// A candidate's parts sorted out: answer text, thought text and function calls (name, arguments JSON).
+/// A function call of a reply: its name, its arguments (JSON) and its thought signature.
+pub(super) struct Call {
+    pub(super) name: String,
+    pub(super) arguments: String,
+    pub(super) signature: Option<String>,
+}
+
+/// A candidate's parts sorted out: answer text, thought text and function calls.
 #[derive(Default)]
 pub(super) struct Sorted {
     pub(super) text: String,
     pub(super) thoughts: String,
-    pub(super) calls: Vec<(String, String)>,
+    pub(super) calls: Vec<Call>,
+}
+
+/// Where a chat completions tool call carries Gemini's thought signature, as Google's own
+/// OpenAI-compatible endpoint does: `extra_content.google.thought_signature`.
+pub(super) fn signature_content(signature: Option<String>) -> Option<Value> {
+    signature.map(|s| serde_json::json!({"google": {"thought_signature": s}}))
+}
+
+/// The thought signature a client sent back on a tool call.
+pub(super) fn signature_of(extra_content: Option<&Value>) -> Option<String> {
+    extra_content?
+        .pointer("/google/thought_signature")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 pub(super) fn sort_parts(content: Option<GContent>) -> Sorted {
@@ -87,7 +108,11 @@ pub(super) fn sort_parts(content: Option<GContent>) -> Sorted {
             } else {
                 call.args.to_string()
             };
-            sorted.calls.push((call.name, args));
+            sorted.calls.push(Call {
+                name: call.name,
+                arguments: args,
+                signature: part.thought_signature,
+            });
         } else if let Some(text) = part.text {
             if part.thought == Some(true) {
                 sorted.thoughts.push_str(&text);
@@ -136,12 +161,16 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
         let tool_calls: Vec<ToolCall> = sorted
             .calls
             .into_iter()
-            .map(|(name, arguments)| {
+            .map(|call| {
                 calls_made += 1;
                 ToolCall {
                     id: call_id(&short, calls_made - 1),
                     kind: "function".into(),
-                    function: FunctionCall { name, arguments },
+                    function: FunctionCall {
+                        name: call.name,
+                        arguments: call.arguments,
+                    },
+                    extra_content: signature_content(call.signature),
                 }
             })
             .collect();

@@ -76,6 +76,7 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                             name: call.function.name.clone(),
                             args,
                         }),
+                        thought_signature: signature_of(call.extra_content.as_ref()),
                         ..Default::default()
                     });
                 }

@@ -88,15 +88,16 @@ impl ChatStream {
             }
             if !sorted.calls.is_empty() {
                 let mut deltas = Vec::with_capacity(sorted.calls.len());
-                for (name, arguments) in sorted.calls {
+                for call in sorted.calls {
                     deltas.push(ToolCallDelta {
                         index: state.calls,
                         id: Some(call_id(&self.short, self.calls_made)),
                         kind: Some("function".into()),
                         function: FunctionCallDelta {
-                            name: Some(name),
-                            arguments: Some(arguments),
+                            name: Some(call.name),
+                            arguments: Some(call.arguments),
                         },
+                        extra_content: signature_content(call.signature),
                     });
                     state.calls += 1;
                     self.calls_made += 1;

@@ -40,6 +40,10 @@ pub(super) struct Part {
     pub(super) function_call: Option<GFunctionCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) function_response: Option<GFunctionResponse>,
+    /// Gemini 3's signature of its thinking, on a function call (or text) part: the next turn
+    /// must send it back on that part, or the request is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) thought_signature: Option<String>,
 }
 
 impl Part {
