@@ -49,6 +49,9 @@ pub struct ToolCallDelta {
     pub id: Option<String>,
     #[serde(default)]
     pub function: Option<FunctionDelta>,
+    /// What the provider needs back with the call (Gemini's thought signature).
+    #[serde(default)]
+    pub extra_content: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,6 +118,8 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
         id: Option<String>,
         #[serde(default)]
         function: Option<FunctionDelta>,
+        #[serde(default)]
+        extra_content: Option<serde_json::Value>,
     }
     let whole: Whole = serde_json::from_slice(chat)
         .map_err(|e| ApiError::bad_gateway(format!("the upstream reply is not readable: {e}")))?;
@@ -135,6 +140,7 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
                         index: i as u32,
                         id: call.id,
                         function: call.function,
+                        extra_content: call.extra_content,
                     })
                     .collect(),
             },

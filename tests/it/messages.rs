@@ -517,3 +517,74 @@ async fn the_messages_cache_keeps_apart_what_anthropic_headers_change() {
         "another beta, another reply"
     );
 }
+
+/// Through Messages to Gemini 3: a signed call's signature rides to the client in a thinking block
+/// before its tool_use (whole and streamed), and the client sending the blocks back as it got them
+/// is what lets Gemini take the next turn.
+#[tokio::test]
+async fn gemini_thought_signatures_ride_in_thinking_blocks() {
+    let gw = TestGateway::start_with(
+        "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\"]\n",
+        |_| {},
+    )
+    .await;
+    let mut first = ask("gemini-3-pro-tools");
+    first["tools"] = json!([{"name": "get_weather", "description": "Weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let whole: Value = post(&gw, &serde_json::to_vec(&first).unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let content = whole["content"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = content
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["thinking", "tool_use", "tool_use"], "{whole}");
+    let signature = content[0]["signature"].as_str().unwrap().to_string();
+
+    let mut streamed = first.clone();
+    streamed["stream"] = json!(true);
+    let events = sse_events(
+        &post(&gw, &serde_json::to_vec(&streamed).unwrap())
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let blocks: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, e)| e.pointer("/content_block/type").and_then(Value::as_str))
+        .collect();
+    assert_eq!(blocks, ["thinking", "tool_use", "tool_use"], "{events:?}");
+    let signatures: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, e)| e.pointer("/delta/signature").and_then(Value::as_str))
+        .collect();
+    assert_eq!(signatures.len(), 1, "{events:?}");
+    assert!(signatures[0].starts_with("llmb1.") && signature.starts_with("llmb1."));
+
+    let next_turn = |assistant: Vec<Value>| {
+        let mut body = first.clone();
+        let results: Vec<Value> = assistant
+            .iter()
+            .filter(|b| b["type"] == "tool_use")
+            .map(|b| json!({"type": "tool_result", "tool_use_id": b["id"], "content": "sunny"}))
+            .collect();
+        let messages = body["messages"].as_array_mut().unwrap();
+        messages.push(json!({"role": "assistant", "content": assistant}));
+        messages.push(json!({"role": "user", "content": results}));
+        serde_json::to_vec(&body).unwrap()
+    };
+    let resp = post(&gw, &next_turn(content.clone())).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last().body;
+    assert_eq!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        "sig/get_weather/{\"city\":\"Paris\"}"
+    );
+    // A client that drops the thinking block: Gemini refuses the turn.
+    let resp = post(&gw, &next_turn(content[1..].to_vec())).await;
+    assert_eq!(resp.status(), 400);
+}

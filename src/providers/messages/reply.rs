@@ -51,6 +51,11 @@ pub fn message(chat: &[u8], id: &str, model: &str) -> Result<(Vec<u8>, Option<Us
                 arguments
             })
             .unwrap_or_else(|_| json!({}));
+            if let (Some(id), Some(extra)) = (call["id"].as_str(), call.get("extra_content"))
+                && extra.is_object()
+            {
+                content.push(super::carried::block(id, extra));
+            }
             content.push(json!({
                 "type": "tool_use",
                 "id": call["id"],

@@ -133,6 +133,7 @@ fn push_turn(messages: &mut Vec<Value>, turn: &Value, i: usize) -> Result<(), Ap
     let mut parts = Vec::new();
     let mut tool_calls = Vec::new();
     let mut reasoning = String::new();
+    let mut carried = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
         let at = format!("{param}.content[{j}]");
         match block.get("type").and_then(Value::as_str).unwrap_or("") {
@@ -164,7 +165,10 @@ fn push_turn(messages: &mut Vec<Value>, turn: &Value, i: usize) -> Result<(), Ap
                 }));
             }
             "thinking" if role == "assistant" => {
-                reasoning.push_str(block["thinking"].as_str().unwrap_or_default());
+                match block["signature"].as_str().and_then(super::carried::read) {
+                    Some(call) => carried.push(call),
+                    None => reasoning.push_str(block["thinking"].as_str().unwrap_or_default()),
+                }
             }
             // Encrypted reasoning only Anthropic can read: nothing to pass to another provider.
             "redacted_thinking" if role == "assistant" => {}
@@ -176,6 +180,11 @@ fn push_turn(messages: &mut Vec<Value>, turn: &Value, i: usize) -> Result<(), Ap
                     at,
                 ));
             }
+        }
+    }
+    for (id, extra) in carried {
+        if let Some(call) = tool_calls.iter_mut().find(|c| c["id"] == id.as_str()) {
+            call["extra_content"] = extra;
         }
     }
     if role == "assistant" {

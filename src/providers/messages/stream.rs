@@ -106,6 +106,30 @@ impl MessagesStream {
         }
     }
 
+    /// A thinking block carrying what the tool call `id` needs back ([`super::carried`]).
+    fn carry(&mut self, id: &str, extra_content: &Value, out: &mut Vec<u8>) {
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        let first = json!({"type": "thinking", "thinking": "", "signature": ""});
+        event(
+            out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": first}),
+        );
+        let signature = super::carried::signature(id, extra_content);
+        Self::delta(
+            out,
+            index,
+            json!({"type": "signature_delta", "signature": signature}),
+        );
+        event(
+            out,
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": index}),
+        );
+    }
+
     fn delta(out: &mut Vec<u8>, index: u32, delta: Value) {
         event(
             out,
@@ -135,6 +159,9 @@ impl MessagesStream {
                 Self::delta(out, index, json!({"type": "text_delta", "text": text}));
             }
             for call in delta.tool_calls {
+                if let (Some(id), Some(extra)) = (&call.id, &call.extra_content) {
+                    self.carry(id, extra, out);
+                }
                 let function = call.function.unwrap_or(FunctionDelta {
                     name: None,
                     arguments: None,
