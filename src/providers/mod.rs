@@ -7,6 +7,7 @@
 //! one line in [`BUILTIN`].
 
 pub mod anthropic;
+pub mod carried;
 pub mod catalogue;
 pub mod chunks;
 pub mod deepseek;

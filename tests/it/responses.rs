@@ -495,3 +495,89 @@ async fn a_response_from_openai_is_kept_too_and_continues_elsewhere() {
         404
     );
 }
+
+/// Through Responses to Gemini 3, as Codex uses it (`store: false`, the whole conversation sent
+/// each turn): a signed call's signature rides in a reasoning item's `encrypted_content` before
+/// its function call, whole and streamed, and comes back with the items; with
+/// `previous_response_id` the kept conversation carries it.
+#[tokio::test]
+async fn gemini_thought_signatures_ride_in_reasoning_items() {
+    let gw = TestGateway::start_with(
+        "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\"]\n",
+        |_| {},
+    )
+    .await;
+    let user = json!({"type": "message", "role": "user", "content": "Weather in Paris and Tokyo?"});
+    let tools = json!([{"type": "function", "name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let first = json!({"model": "gemini-3-pro-tools", "input": [user], "tools": tools,
+        "store": false, "include": ["reasoning.encrypted_content"]});
+    let reply: Value = post(&gw, &first).await.json().await.unwrap();
+    let output = reply["output"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = output.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["reasoning", "function_call", "function_call"],
+        "{reply}"
+    );
+    assert!(
+        output[0]["encrypted_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("llmb1.")
+    );
+
+    let mut streamed = first.clone();
+    streamed["stream"] = json!(true);
+    let text = post(&gw, &streamed).await.text().await.unwrap();
+    let added: Vec<String> = sse_events(&text)
+        .iter()
+        .filter(|(name, _)| name == "response.output_item.added")
+        .map(|(_, e)| e["item"]["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        added,
+        ["reasoning", "function_call", "function_call"],
+        "{text}"
+    );
+
+    let next_turn = |items: &[Value]| {
+        let mut input = vec![user.clone()];
+        input.extend_from_slice(items);
+        for item in items.iter().filter(|i| i["type"] == "function_call") {
+            input.push(json!({"type": "function_call_output", "call_id": item["call_id"], "output": "sunny"}));
+        }
+        json!({"model": "gemini-3-pro-tools", "input": input, "tools": tools, "store": false})
+    };
+    let resp = post(&gw, &next_turn(&output)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last().body;
+    assert_eq!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        "sig/get_weather/{\"city\":\"Paris\"}"
+    );
+    // Without the reasoning item Gemini refuses the turn.
+    let resp = post(&gw, &next_turn(&output[1..])).await;
+    assert_eq!(resp.status(), 400);
+
+    // Kept by the gateway: the next turn needs only the tool results.
+    let mut kept = first.clone();
+    kept["store"] = json!(true);
+    let reply: Value = post(&gw, &kept).await.json().await.unwrap();
+    let results: Vec<Value> = reply["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .map(
+            |i| json!({"type": "function_call_output", "call_id": i["call_id"], "output": "sunny"}),
+        )
+        .collect();
+    let resp = post(
+        &gw,
+        &json!({"model": "gemini-3-pro-tools", "previous_response_id": reply["id"],
+                "input": results, "tools": tools}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}

@@ -5,7 +5,6 @@
 //! OpenAI's chat completions ([`request`]), which every provider's translator already speaks, and
 //! the reply comes back as a message ([`reply`]) or as Messages stream events ([`stream`]).
 
-pub mod carried;
 pub mod passthrough;
 pub mod reply;
 pub mod request;

@@ -54,7 +54,7 @@ pub fn message(chat: &[u8], id: &str, model: &str) -> Result<(Vec<u8>, Option<Us
             if let (Some(id), Some(extra)) = (call["id"].as_str(), call.get("extra_content"))
                 && extra.is_object()
             {
-                content.push(super::carried::block(id, extra));
+                content.push(crate::providers::carried::block(id, extra));
             }
             content.push(json!({
                 "type": "tool_use",

@@ -165,7 +165,10 @@ fn push_turn(messages: &mut Vec<Value>, turn: &Value, i: usize) -> Result<(), Ap
                 }));
             }
             "thinking" if role == "assistant" => {
-                match block["signature"].as_str().and_then(super::carried::read) {
+                match block["signature"]
+                    .as_str()
+                    .and_then(crate::providers::carried::read)
+                {
                     Some(call) => carried.push(call),
                     None => reasoning.push_str(block["thinking"].as_str().unwrap_or_default()),
                 }

@@ -117,7 +117,7 @@ impl MessagesStream {
             "content_block_start",
             &json!({"type": "content_block_start", "index": index, "content_block": first}),
         );
-        let signature = super::carried::signature(id, extra_content);
+        let signature = crate::providers::carried::signature(id, extra_content);
         Self::delta(
             out,
             index,

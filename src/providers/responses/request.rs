@@ -141,6 +141,8 @@ pub fn dropped_tools(request: &Map<String, Value>) -> Result<Vec<String>, ApiErr
 struct Turns {
     messages: Vec<Value>,
     reasoning: String,
+    /// What reasoning items carried for the function calls that follow them (call id, extra).
+    carried: Vec<(String, Value)>,
 }
 
 impl Turns {
@@ -153,7 +155,7 @@ impl Turns {
         match kind {
             "message" => self.message(item, param),
             "function_call" => {
-                let call = json!({
+                let mut call = json!({
                     "id": item["call_id"],
                     "type": "function",
                     "function": {
@@ -161,6 +163,13 @@ impl Turns {
                         "arguments": item.get("arguments").and_then(Value::as_str).unwrap_or("{}"),
                     },
                 });
+                if let Some(at) = self
+                    .carried
+                    .iter()
+                    .position(|(id, _)| item["call_id"] == *id)
+                {
+                    call["extra_content"] = self.carried.swap_remove(at).1;
+                }
                 if !matches!(self.messages.last(), Some(last) if last["role"] == "assistant") {
                     let message = self.assistant(Value::Null);
                     self.messages.push(message);
@@ -190,6 +199,14 @@ impl Turns {
                 Ok(())
             }
             "reasoning" => {
+                let carried = item
+                    .get("encrypted_content")
+                    .and_then(Value::as_str)
+                    .and_then(crate::providers::carried::read);
+                if let Some(call) = carried {
+                    self.carried.push(call);
+                    return Ok(());
+                }
                 for part in ["summary", "content"] {
                     if let Some(Value::Array(texts)) = item.get(part) {
                         for t in texts {

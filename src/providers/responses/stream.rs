@@ -126,11 +126,14 @@ impl ResponsesStream {
                     matches!(&self.open, Some(Open::Call { index, .. }) if *index == call.index);
                 if !same {
                     self.close(out);
-                    let id = self.item_id("fc");
                     let call_id = call
                         .id
                         .filter(|id| !id.is_empty())
                         .unwrap_or_else(|| format!("call_{}{:02}", self.suffix, self.output.len()));
+                    if let Some(extra) = &call.extra_content {
+                        self.carry(&call_id, extra, out);
+                    }
+                    let id = self.item_id("fc");
                     let name = function.name.clone().unwrap_or_default();
                     let item = json!({"id": id, "type": "function_call", "status": "in_progress",
                         "arguments": "", "call_id": call_id, "name": name});
@@ -170,6 +173,24 @@ impl ResponsesStream {
                 self.finish_reason = Some(reason);
             }
         }
+    }
+
+    /// A reasoning item carrying what the call `call_id` needs back ([`crate::providers::carried`]).
+    fn carry(&mut self, call_id: &str, extra_content: &Value, out: &mut Vec<u8>) {
+        let index = self.output.len();
+        let item = json!({"id": self.item_id("rs"), "type": "reasoning", "summary": [],
+            "encrypted_content": crate::providers::carried::signature(call_id, extra_content)});
+        self.emit(
+            out,
+            "response.output_item.added",
+            json!({"output_index": index, "item": item}),
+        );
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
+        self.output.push(item);
     }
 
     fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {

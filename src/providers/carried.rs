@@ -1,9 +1,10 @@
 //! What a chat tool call carries for its provider beside the call (`extra_content`: Gemini's
-//! thought signature), kept through a Messages client. Messages has no field for it, but every
-//! client sends a `thinking` block's `signature` back exactly as it got it (Anthropic requires
-//! that), so it rides there: a thinking block without text before the tool call, signed
-//! `llmb1.` and the call's id and extra content as base64url JSON. On the way back the block
-//! gives the tool call its extra content again.
+//! thought signature), kept through an inbound API that has no field for it. Every client sends
+//! reasoning state back exactly as it got it (the providers require that), so it rides there:
+//! in Messages, a thinking block's `signature` before the tool call; in Responses, a reasoning
+//! item's `encrypted_content` before the function call. Either holds `llmb1.` and the call's id
+//! and extra content as base64url JSON; on the way back it gives the tool call its extra content
+//! again.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
