@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The real coding-agent CLIs through the gateway, offline: Claude Code (Anthropic's Messages API) to
-# an OpenAI-dialect upstream and Codex (OpenAI's Responses API) to a DeepSeek upstream, both on the
-# mock. Each reads a note with a shell tool the mock asks for, and answers with what the tool said:
-# one prompt, one tool-call round trip. Part of scripts/e2e.sh; GATEWAY_URL is the gateway.
+# an OpenAI-dialect upstream and Codex (OpenAI's Responses API) to a DeepSeek upstream, then both to
+# Gemini 3 (Codex at high reasoning effort), all on the mock. Each reads a note with a shell tool the
+# mock asks for, and answers with what the tool said: one prompt, one tool-call round trip. Part of
+# scripts/e2e.sh; GATEWAY_URL is the gateway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -24,25 +25,41 @@ expect() { # name, output: the answer must quote what the tool read (Codex adds 
   echo "ok   $1"
 }
 
+claude_code() { # model
+  (cd "$work/project" && HOME="$work/home" ANTHROPIC_BASE_URL="$GATEWAY_URL" \
+    ANTHROPIC_API_KEY=sk-ant-unused CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 \
+    DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_MAX_RETRIES=0 \
+    timeout 120 "$bin/claude" -p "What does bridge-note.txt say?" --output-format text \
+    --no-session-persistence --model "$1" --allowedTools "Bash(cat:*)" </dev/null)
+}
+
+codex() { # model [codex options…]
+  local model=$1
+  shift
+  (cd "$work/project" && HOME="$work/home" CODEX_HOME="$work/codex-home" AGENT_KEY=unused \
+    timeout 120 "$bin/codex" exec --skip-git-repo-check --ephemeral --sandbox read-only --color never \
+    -C "$work/project" -m "$model" -c model_provider=local \
+    -c 'model_providers.local.name="local"' \
+    -c "model_providers.local.base_url=\"$GATEWAY_URL/v1\"" \
+    -c 'model_providers.local.wire_api="responses"' -c 'model_providers.local.env_key="AGENT_KEY"' \
+    -c model_providers.local.request_max_retries=0 -c model_providers.local.stream_max_retries=0 \
+    -c analytics.enabled=false -c check_for_update_on_startup=false "$@" \
+    --disable plugins --disable unbounded_connection_retries "What does bridge-note.txt say?" </dev/null)
+}
+
 say "Claude Code through /v1/messages to an OpenAI-dialect upstream"
-answer=$(cd "$work/project" && HOME="$work/home" ANTHROPIC_BASE_URL="$GATEWAY_URL" \
-  ANTHROPIC_API_KEY=sk-ant-unused CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 \
-  DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_MAX_RETRIES=0 \
-  timeout 120 "$bin/claude" -p "What does bridge-note.txt say?" --output-format text \
-  --no-session-persistence --model openai/mock-agent --allowedTools "Bash(cat:*)" </dev/null)
-expect "Claude Code: prompt, Bash tool round trip, answer" "$answer"
+expect "Claude Code: prompt, Bash tool round trip, answer" "$(claude_code openai/mock-agent)"
 
 say "Codex through /v1/responses to a DeepSeek upstream"
-answer=$(cd "$work/project" && HOME="$work/home" CODEX_HOME="$work/codex-home" AGENT_KEY=unused \
-  timeout 120 "$bin/codex" exec --skip-git-repo-check --ephemeral --sandbox read-only --color never \
-  -C "$work/project" -m deepseek/mock-agent -c model_provider=local \
-  -c 'model_providers.local.name="local"' \
-  -c "model_providers.local.base_url=\"$GATEWAY_URL/v1\"" \
-  -c 'model_providers.local.wire_api="responses"' -c 'model_providers.local.env_key="AGENT_KEY"' \
-  -c model_providers.local.request_max_retries=0 -c model_providers.local.stream_max_retries=0 \
-  -c analytics.enabled=false -c check_for_update_on_startup=false \
-  --disable plugins --disable unbounded_connection_retries "What does bridge-note.txt say?" </dev/null)
-expect "Codex: prompt, exec_command round trip, answer" "$answer"
+expect "Codex: prompt, exec_command round trip, answer" "$(codex deepseek/mock-agent)"
+
+# Gemini 3 signs its tool calls and refuses the next turn without the signature (so does the mock).
+say "Claude Code through /v1/messages to Gemini 3 (thought signatures in thinking blocks)"
+expect "Claude Code: Gemini 3 tool round trip" "$(claude_code gemini/gemini-3-mock-agent)"
+
+say "Codex at high reasoning effort through /v1/responses to Gemini 3 (signatures in reasoning items)"
+expect "Codex: Gemini 3 tool round trip" \
+  "$(codex gemini/gemini-3-mock-agent -c model_reasoning_effort='"high"')"
 
 say "the request log shows both inbound APIs and Claude Code's session"
 # The request log is written in batches: wait (30 s at most) until both agents' requests are in it.

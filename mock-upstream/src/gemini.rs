@@ -95,6 +95,22 @@ pub async fn dispatch(
             if let Some(refused) = unsigned_call(model, &request) {
                 return refused;
             }
+            if model.contains("agent") {
+                let reply = response(
+                    model,
+                    Some(agent_parts(model, &request)),
+                    Some("STOP"),
+                    usage(behaviour),
+                );
+                if action == "generateContent" {
+                    return json_response(StatusCode::OK, &reply);
+                }
+                let body = Body::from(format!("data: {reply}\r\n\r\n"));
+                return Response::builder()
+                    .header(header::CONTENT_TYPE, "text/event-stream")
+                    .body(body)
+                    .expect("a valid response");
+            }
             if action == "generateContent" {
                 json_response(StatusCode::OK, &reply(model, behaviour))
             } else {
@@ -195,6 +211,47 @@ fn weather_calls(model: &str, cities: &[&str]) -> Vec<Value> {
         first["thoughtSignature"] = json!(thought_signature(&first["functionCall"]));
     }
     parts
+}
+
+/// A coding agent's turn: a shell (or read) tool call reading [`super::AGENT_FILE`], signed as the
+/// model signs its calls, or, once the tool answered, what it said.
+fn agent_parts(model: &str, request: &Value) -> Vec<Value> {
+    let last = request["contents"].as_array().and_then(|c| c.last());
+    let answered = last
+        .and_then(|c| c["parts"].as_array())
+        .and_then(|parts| parts.iter().find_map(|p| p.get("functionResponse")));
+    if let Some(answer) = answered {
+        let said = match &answer["response"]["result"] {
+            Value::String(s) => s.clone(),
+            _ => answer["response"].to_string(),
+        };
+        return vec![json!({"text": format!("The tool said: {}", said.trim())})];
+    }
+    let offered: Vec<&str> = request["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t["functionDeclarations"].as_array().into_iter().flatten())
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    let command = format!("cat {}", super::AGENT_FILE);
+    let Some(name) = ["Bash", "exec_command", "shell", "Read"]
+        .into_iter()
+        .find(|name| offered.contains(name))
+    else {
+        return vec![json!({"text": "No tool to call."})];
+    };
+    let args = match name {
+        "Bash" => json!({"command": command, "description": "Read the note"}),
+        "exec_command" => json!({"cmd": command}),
+        "shell" => json!({"command": ["cat", super::AGENT_FILE]}),
+        _ => json!({"file_path": super::AGENT_FILE}),
+    };
+    let mut call = json!({"functionCall": {"name": name, "args": args}});
+    if signs_calls(model) {
+        call["thoughtSignature"] = json!(thought_signature(&call["functionCall"]));
+    }
+    vec![call]
 }
 
 /// Gemini 3's refusal of a turn whose earlier function calls come back without their thought

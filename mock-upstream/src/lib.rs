@@ -11,9 +11,14 @@
 //!   (a stream that stops sending after three events but stays open), `badjson` (a stream whose
 //!   fourth event, 200 ms after the first three, is a truncated JSON object holding [`GARBLED`],
 //!   followed by the rest of the reply and `[DONE]`);
-//! - OpenAI dialect only: `agent` (a coding agent's turn: a call to the first shell or file tool
-//!   the request offers (`Bash`, `exec_command`, `shell`, `Read`) reading [`AGENT_FILE`], or, once
-//!   the request carries that call's result, an answer quoting it);
+//! - OpenAI dialect and Gemini: `agent` (a coding agent's turn: a call to the first shell or file
+//!   tool the request offers (`Bash`, `exec_command`, `shell`, `Read`) reading [`AGENT_FILE`], or,
+//!   once the request carries that call's result, an answer quoting it);
+//! - Gemini: `gemini-3` (the first function call of a reply carries a `thoughtSignature`, and a
+//!   request whose earlier calls come back without it, or with another, is refused with 400);
+//! - OpenAI dialect: `halfjson` (a non-stream 200 whose JSON breaks off), `pausethen500` (429 with
+//!   `Retry-After: 1`, then one 500, then replies); Anthropic: `errormidway` (an `error` event
+//!   after a few words), `truncated` (a stream that ends without `message_stop`);
 //! - `tools`: two parallel tool calls (`get_weather` for Paris and Tokyo);
 //! - `reasoning`: thinking text before the answer, with reasoning tokens in usage;
 //! - `cut`: a stream that stops after three chunks without finishing (connection closed);
