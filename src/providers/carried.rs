@@ -8,6 +8,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 const PREFIX: &str = "llmb1.";
@@ -34,6 +35,32 @@ pub fn read(signature: &str) -> Option<(String, Value)> {
     extra.is_object().then_some((id, extra))
 }
 
+/// A Messages body for Anthropic without the thinking blocks the gateway made to carry another
+/// provider's state (a conversation that moved to Claude from another model): Anthropic would
+/// refuse their signatures. A body without any is passed on as it is, after one byte search.
+pub fn for_anthropic(body: Bytes) -> Result<Bytes, crate::error::ApiError> {
+    if memchr::memmem::find(&body, PREFIX.as_bytes()).is_none() {
+        return Ok(body);
+    }
+    let mut request: serde_json::Map<String, Value> = crate::error::parse_json(&body)?;
+    let carrier = |block: &Value| {
+        block["type"] == "thinking"
+            && block["signature"]
+                .as_str()
+                .is_some_and(|s| read(s).is_some())
+    };
+    if let Some(Value::Array(messages)) = request.get_mut("messages") {
+        for message in messages.iter_mut().filter(|m| m["role"] == "assistant") {
+            if let Some(Value::Array(blocks)) = message.get_mut("content") {
+                blocks.retain(|b| !carrier(b));
+            }
+        }
+    }
+    Ok(Bytes::from(
+        serde_json::to_vec(&request).expect("a JSON map serialises"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +74,26 @@ mod tests {
         for other in ["", "EqQBCkYIBxgCKkA", "llmb1.", "llmb1.!!", "llmb1.e30"] {
             assert_eq!(read(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn anthropic_gets_its_own_thinking_blocks_only() {
+        let own = json!({"type": "thinking", "thinking": "hmm", "signature": "EqQBCkYIBxgCKkA"});
+        let carrier = block("call_1", &json!({"google": {"thought_signature": "s"}}));
+        let body = json!({"model": "claude", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [own, carrier, {"type": "tool_use", "id": "call_1"}]},
+        ]});
+        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
+        let out: Value = serde_json::from_slice(&for_anthropic(bytes).unwrap()).unwrap();
+        let kinds: Vec<_> = out["messages"][1]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["signature"].as_str().unwrap_or("tool_use").to_string())
+            .collect();
+        assert_eq!(kinds, ["EqQBCkYIBxgCKkA", "tool_use"]);
+        let plain = Bytes::from_static(br#"{"model":"claude","messages":[]}"#);
+        assert_eq!(for_anthropic(plain.clone()).unwrap(), plain, "untouched");
     }
 }

@@ -207,7 +207,7 @@ pub fn encode_messages(
         let renamed = (target.model != target.client_model).then_some(target.model);
         return Ok(Encoded {
             url: anthropic::chat_url(target.base_url),
-            body: openai_compatible::with_model(body, renamed)?,
+            body: openai_compatible::with_model(super::carried::for_anthropic(body)?, renamed)?,
             reply: InboundReply::Passthrough,
         });
     }
