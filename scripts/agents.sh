@@ -53,13 +53,14 @@ expect "Claude Code: prompt, Bash tool round trip, answer" "$(claude_code openai
 say "Codex through /v1/responses to a DeepSeek upstream"
 expect "Codex: prompt, exec_command round trip, answer" "$(codex deepseek/mock-agent)"
 
-# Gemini 3 signs its tool calls and refuses the next turn without the signature (so does the mock).
+# Gemini 3 signs its tool calls and refuses the next turn without the signature; the mock's strict
+# models refuse the stand-in for a lost signature too, so these pass only if the real one came back.
 say "Claude Code through /v1/messages to Gemini 3 (thought signatures in thinking blocks)"
-expect "Claude Code: Gemini 3 tool round trip" "$(claude_code gemini/gemini-3-mock-agent)"
+expect "Claude Code: Gemini 3 tool round trip" "$(claude_code gemini/gemini-3-strict-mock-agent)"
 
 say "Codex at high reasoning effort through /v1/responses to Gemini 3 (signatures in reasoning items)"
 expect "Codex: Gemini 3 tool round trip" \
-  "$(codex gemini/gemini-3-mock-agent -c model_reasoning_effort='"high"')"
+  "$(codex gemini/gemini-3-strict-mock-agent -c model_reasoning_effort='"high"')"
 
 say "the request log shows both inbound APIs and Claude Code's session"
 # The request log is written in batches: wait (30 s at most) until both agents' requests are in it.

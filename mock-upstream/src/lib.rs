@@ -15,7 +15,8 @@
 //!   tool the request offers (`Bash`, `exec_command`, `shell`, `Read`) reading [`AGENT_FILE`], or,
 //!   once the request carries that call's result, an answer quoting it);
 //! - Gemini: `gemini-3` (the first function call of a reply carries a `thoughtSignature`, and a
-//!   request whose earlier calls come back without it, or with another, is refused with 400);
+//!   request whose earlier calls come back without it, or with another, is refused with 400;
+//!   `skip_thought_signature_validator` passes, as at Google, except on a `strict` model);
 //! - OpenAI dialect: `halfjson` (a non-stream 200 whose JSON breaks off), `pausethen500` (429 with
 //!   `Retry-After: 1`, then one 500, then replies); Anthropic: `errormidway` (an `error` event
 //!   after a few words), `truncated` (a stream that ends without `message_stop`);

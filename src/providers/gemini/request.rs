@@ -7,6 +7,15 @@ pub(super) fn invalid(message: impl Into<String>, param: impl Into<String>) -> A
 }
 
 /// The generateContent JSON body for an OpenAI request. Errors are ApiError::invalid_request(..).with_param(..) naming the field.
+/// Gemini 3 refuses a turn whose function call comes back without its thought signature. A call
+/// with none to give back (its client dropped it, or the conversation began on another model)
+/// goes with the value Google documents for that case, which lets the turn through.
+const NO_SIGNATURE: &str = "skip_thought_signature_validator";
+
+fn checks_signatures(model: &str) -> bool {
+    model.contains("gemini-3")
+}
+
 pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     if req.messages.is_empty() {
         return Err(invalid(
@@ -76,7 +85,12 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                             name: call.function.name.clone(),
                             args,
                         }),
-                        thought_signature: signature_of(call.extra_content.as_ref()),
+                        thought_signature: signature_of(call.extra_content.as_ref()).or_else(
+                            || {
+                                (j == 0 && checks_signatures(&req.model))
+                                    .then(|| NO_SIGNATURE.into())
+                            },
+                        ),
                         ..Default::default()
                     });
                 }
