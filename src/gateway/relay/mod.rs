@@ -520,7 +520,9 @@ pub async fn start_passthrough<T>(
         head.splice(0..0, first.iter().copied());
         Bytes::from(head)
     };
-    if relay.ended && serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_err() {
+    // The structural walk the relay uses on stream events: one whole object, brackets balanced
+    // and strings closed (what a cut-off reply or an error page is not), cheaper than a parse.
+    if relay.ended && crate::providers::json_edit::members(&first, |_, _| {}).is_none() {
         return Err(not_json());
     }
     Ok(Started::Passthrough(Box::new(relay), first))
