@@ -81,12 +81,12 @@ fn is_unnormalised(path: &str) -> bool {
         return true;
     }
     body.split('/').any(|segment| {
-        if encoded && segment.contains('%') {
-            let segment = segment.to_ascii_lowercase().replace("%2e", ".");
-            segment == "." || segment == ".."
+        let decoded = if encoded && segment.contains('%') {
+            std::borrow::Cow::Owned(segment.to_ascii_lowercase().replace("%2e", "."))
         } else {
-            segment == "." || segment == ".."
-        }
+            std::borrow::Cow::Borrowed(segment)
+        };
+        decoded == "." || decoded == ".."
     })
 }
 

@@ -226,13 +226,13 @@ impl Gateway {
         let mut cached = None;
         if let Some(cache) = self.cache.as_ref().filter(|_| E::CACHING != Caching::Off) {
             let resolved = self.aliases.get(model).map_or(model, String::as_str);
-            let owner = recording.owner();
+            let owner = recording.owner_id();
             let consulted = cache
                 .consult(
                     E::CACHING,
                     E::NAME,
                     resolved,
-                    owner.id(),
+                    owner,
                     headers,
                     &body,
                     (peek.stream(), peek.include_usage()),

@@ -72,10 +72,10 @@ impl Recording {
 
     /// Who owns what is kept for this request: the admitted caller's owner; the administrator's
     /// for a request made by the gateway itself (the console's tester).
-    pub fn owner(&self) -> crate::governance::owner::Owner {
+    pub fn owner_id(&self) -> &str {
         self.admission
             .as_ref()
-            .map_or_else(crate::governance::owner::Owner::master, |a| a.owner.clone())
+            .map_or(crate::governance::owner::MASTER, |a| a.owner.id())
     }
 
     pub fn started(&self) -> Instant {

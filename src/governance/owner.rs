@@ -13,6 +13,9 @@
 
 use super::{Caller, Role};
 
+/// The administrator's owner id.
+pub const MASTER: &str = "master";
+
 /// The owner id of what the gateway keeps for one caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
@@ -24,7 +27,7 @@ impl Owner {
     /// The gateway's administrator: the master key or an admin's console session.
     pub fn master() -> Owner {
         Owner {
-            id: "master".into(),
+            id: MASTER.into(),
             sees_all: true,
         }
     }
