@@ -1,15 +1,18 @@
-//! What a chat tool call carries for its provider beside the call (`extra_content`: Gemini's
-//! thought signature), kept through an inbound API that has no field for it. Every client sends
-//! reasoning state back exactly as it got it (the providers require that), so it rides there:
-//! in Messages, a thinking block's `signature` before the tool call; in Responses, a reasoning
-//! item's `encrypted_content` before the function call. Either holds `llmb1.` and the call's id
-//! and extra content as base64url JSON; on the way back it gives the tool call its extra content
-//! again.
+//! Reasoning state kept through an inbound API that has no field for it: what a chat tool call
+//! carries for its provider beside the call (`extra_content`: Gemini's thought signature), and
+//! Anthropic's signed thinking (`thinking_blocks`) in Responses. Every client sends reasoning
+//! state back exactly as it got it (the providers require that), so it rides there: in Messages,
+//! a thinking block's `signature` before the tool call; in Responses, a reasoning item's
+//! `encrypted_content`. Either holds `llmb1.` and base64url JSON: the call's id and extra content
+//! (given back to the tool call on the way back), or the thinking blocks (given back to the
+//! assistant message).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde_json::{Value, json};
+
+use crate::providers::openai_types::ThinkingBlock;
 
 const PREFIX: &str = "llmb1.";
 
@@ -33,6 +36,26 @@ pub fn read(signature: &str) -> Option<(String, Value)> {
     let id = carried.get("id")?.as_str()?.to_string();
     let extra = carried.get_mut("extra_content")?.take();
     extra.is_object().then_some((id, extra))
+}
+
+/// The `encrypted_content` that carries Anthropic's thinking blocks through Responses.
+pub fn thinking_signature(blocks: &[ThinkingBlock]) -> String {
+    let carried = json!({"thinking_blocks": blocks});
+    let json = serde_json::to_vec(&carried).expect("a JSON value serialises");
+    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(json))
+}
+
+/// The thinking blocks an `encrypted_content` carries, if it is one of these.
+pub fn read_thinking(signature: &str) -> Option<Vec<ThinkingBlock>> {
+    #[derive(serde::Deserialize)]
+    struct Carried {
+        thinking_blocks: Vec<ThinkingBlock>,
+    }
+    let json = URL_SAFE_NO_PAD
+        .decode(signature.strip_prefix(PREFIX)?)
+        .ok()?;
+    let carried: Carried = serde_json::from_slice(&json).ok()?;
+    Some(carried.thinking_blocks)
 }
 
 /// A Messages body for Anthropic without the thinking blocks the gateway made to carry another
@@ -74,6 +97,25 @@ mod tests {
         for other in ["", "EqQBCkYIBxgCKkA", "llmb1.", "llmb1.!!", "llmb1.e30"] {
             assert_eq!(read(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn carried_thinking_reads_back_and_is_not_a_tool_call() {
+        let blocks = vec![
+            ThinkingBlock::Thinking {
+                thinking: "Let me see.".into(),
+                signature: "EqQBCkYIBxgCKkA".into(),
+            },
+            ThinkingBlock::RedactedThinking {
+                data: "EmwKAhgBEgy3va".into(),
+            },
+        ];
+        let carried = thinking_signature(&blocks);
+        assert_eq!(read_thinking(&carried), Some(blocks));
+        assert_eq!(read(&carried), None);
+        let call = signature("call_1", &json!({"google": {}}));
+        assert_eq!(read_thinking(&call), None);
+        assert_eq!(read_thinking("EqQBCkYIBxgCKkA"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::providers::openai_types::Usage;
+use crate::providers::openai_types::{ThinkingBlock, ThinkingBlockDelta, Usage};
 
 /// A list that may also come as `null` (several providers send `"tool_calls": null`).
 fn list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
@@ -37,6 +37,9 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(default, alias = "reasoning")]
     pub reasoning_content: Option<String>,
+    /// Pieces of Anthropic's signed thinking.
+    #[serde(default, deserialize_with = "list")]
+    pub thinking_blocks: Vec<ThinkingBlockDelta>,
     #[serde(default, deserialize_with = "list")]
     pub tool_calls: Vec<ToolCallDelta>,
 }
@@ -110,6 +113,8 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
         #[serde(default, alias = "reasoning")]
         reasoning_content: Option<String>,
         #[serde(default, deserialize_with = "list")]
+        thinking_blocks: Vec<ThinkingBlock>,
+        #[serde(default, deserialize_with = "list")]
         tool_calls: Vec<WholeCall>,
     }
     #[derive(Deserialize)]
@@ -131,6 +136,16 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
             delta: Delta {
                 content: c.message.content,
                 reasoning_content: c.message.reasoning_content,
+                thinking_blocks: c
+                    .message
+                    .thinking_blocks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, block)| ThinkingBlockDelta {
+                        index: i as u32,
+                        block,
+                    })
+                    .collect(),
                 tool_calls: c
                     .message
                     .tool_calls

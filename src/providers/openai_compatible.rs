@@ -42,11 +42,14 @@ pub fn chat_body(raw: Bytes, edits: &Edits) -> Result<Bytes, ApiError> {
         !edits.quirks.accepts_max_completion_tokens && contains(&raw, b"\"max_completion_tokens\"");
     let strip_reasoning =
         !edits.quirks.accepts_reasoning_content && contains(&raw, b"\"reasoning_content\"");
-    if edits.model.is_none() && !edits.add_include_usage && !rename_max_tokens && !strip_reasoning {
+    // Anthropic's signed thinking means nothing to any other provider.
+    let strip_thinking = contains(&raw, b"\"thinking_blocks\"");
+    let strip = strip_reasoning || strip_thinking;
+    if edits.model.is_none() && !edits.add_include_usage && !rename_max_tokens && !strip {
         return Ok(raw);
     }
     if !rename_max_tokens
-        && !strip_reasoning
+        && !strip
         && let Some(edited) = edit_in_place(&raw, edits)
     {
         return Ok(Bytes::from(edited));
@@ -67,10 +70,13 @@ pub fn chat_body(raw: Bytes, edits: &Edits) -> Result<Bytes, ApiError> {
     if rename_max_tokens && let Some(v) = body.remove("max_completion_tokens") {
         body.entry("max_tokens").or_insert(v);
     }
-    if strip_reasoning && let Some(Value::Array(messages)) = body.get_mut("messages") {
+    if strip && let Some(Value::Array(messages)) = body.get_mut("messages") {
         for m in messages {
             if let Value::Object(m) = m {
-                m.remove("reasoning_content");
+                if strip_reasoning {
+                    m.remove("reasoning_content");
+                }
+                m.remove("thinking_blocks");
             }
         }
     }

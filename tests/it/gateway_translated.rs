@@ -5,7 +5,7 @@ use crate::support::*;
 use serde_json::{Value, json};
 
 const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\", \"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
-const ANTHROPIC_MODELS: &str = "[providers.anthropic]\nmodels = [\"a-tools\", \"a-reasoning\", \"a-length\", \"a-cut\", \"a-fail400\", \"a-safety\"]\n";
+const ANTHROPIC_MODELS: &str = "[providers.anthropic]\nmodels = [\"a-tools\", \"a-tools-redacted\", \"a-reasoning\", \"a-length\", \"a-cut\", \"a-fail400\", \"a-safety\"]\n";
 
 fn config() -> String {
     format!("{GEMINI_MODELS}{ANTHROPIC_MODELS}")
@@ -564,4 +564,111 @@ async fn gemini_thought_signatures_go_out_on_tool_calls_and_come_back() {
             .get("thoughtSignature")
             .is_none()
     );
+}
+
+/// Claude with thinking on, through chat completions: the signed thinking block comes back as
+/// `thinking_blocks` (whole, and streamed as pieces that add up by `index`), goes back to
+/// Anthropic first in the assistant turn, and an altered one is refused as Anthropic refuses it.
+/// A client that drops it gets its turn with thinking off rather than a 400.
+#[tokio::test]
+async fn anthropic_thinking_blocks_go_out_and_come_back() {
+    use llm_bridge_mock::REASONING_TEXT;
+    use llm_bridge_mock::anthropic::{REDACTED_DATA, SIGNATURE};
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let model = "a-tools-redacted";
+    let thinking = |mut body: Value| {
+        body["reasoning_effort"] = json!("high");
+        body
+    };
+    let whole: Value = gw.chat(thinking(ask(model))).await.json().await.unwrap();
+    let message = whole["choices"][0]["message"].clone();
+    let blocks = json!([
+        {"type": "thinking", "thinking": REASONING_TEXT, "signature": SIGNATURE},
+        {"type": "redacted_thinking", "data": REDACTED_DATA},
+    ]);
+    assert_eq!(message["thinking_blocks"], blocks, "{whole}");
+    assert_eq!(message["reasoning_content"], REASONING_TEXT);
+
+    // Streamed: the pieces of each block share its index and add up to the block.
+    let text = gw
+        .chat(stream(thinking(ask(model)), false))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut gathered: Vec<serde_json::Map<String, Value>> = Vec::new();
+    for chunk in sse_chunks(&text) {
+        for piece in chunk["choices"][0]["delta"]["thinking_blocks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = piece["index"].as_u64().expect("every piece has its index") as usize;
+            if gathered.len() <= i {
+                gathered.resize(i + 1, Default::default());
+            }
+            for (field, v) in piece.as_object().unwrap() {
+                let now = gathered[i].entry(field.clone()).or_insert(json!(""));
+                if field == "type" || field == "index" {
+                    *now = v.clone();
+                } else {
+                    *now = json!(format!("{}{}", now.as_str().unwrap(), v.as_str().unwrap()));
+                }
+            }
+        }
+    }
+    for block in &mut gathered {
+        block.remove("index");
+    }
+    assert_eq!(json!(gathered), blocks, "{text}");
+
+    let next_turn = |message: &Value| {
+        let mut body = thinking(ask(model));
+        let messages = body["messages"].as_array_mut().unwrap();
+        messages.push(message.clone());
+        for call in message["tool_calls"].as_array().unwrap() {
+            messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "sunny"}));
+        }
+        body
+    };
+    // Sent back as received: the blocks open the assistant turn, and Claude takes it.
+    let resp = gw.chat(next_turn(&message)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last().body;
+    assert_eq!(sent["thinking"]["type"], "enabled");
+    let turn = &sent["messages"][1]["content"];
+    assert_eq!(turn[0]["signature"], SIGNATURE, "{sent}");
+    assert_eq!(turn[1]["data"], REDACTED_DATA);
+    assert_eq!(turn[2]["type"], "tool_use");
+
+    // Altered, Claude refuses the turn.
+    let mut altered = message.clone();
+    altered["thinking_blocks"][0]["thinking"] = json!("Something else entirely.");
+    let resp = gw.chat(next_turn(&altered)).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{body}"
+    );
+
+    // Dropped by the client: the turn goes with thinking off instead of failing.
+    let mut dropped = message.clone();
+    dropped.as_object_mut().unwrap().remove("thinking_blocks");
+    let resp = gw.chat(next_turn(&dropped)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last().body;
+    assert!(sent.get("thinking").is_none(), "{sent}");
+
+    // Thinking blocks mean nothing to an OpenAI-dialect upstream: they are not sent there.
+    let mut elsewhere = next_turn(&message);
+    elsewhere["model"] = json!("gpt-4o-mini");
+    let resp = gw.chat(elsewhere).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last();
+    assert!(sent.body["messages"][2].get("thinking_blocks").is_none());
+    assert!(!String::from_utf8_lossy(&sent.raw).contains(SIGNATURE));
 }

@@ -586,3 +586,94 @@ async fn gemini_thought_signatures_ride_in_reasoning_items() {
     .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
+
+/// Through Responses to Claude with thinking on, as Codex at high effort uses it: the signed
+/// thinking rides in the reasoning item's `encrypted_content` (beside its summary), whole and
+/// streamed, and goes back to Anthropic first in the assistant turn; without it the turn goes
+/// with thinking off instead of failing.
+#[tokio::test]
+async fn anthropic_thinking_rides_in_reasoning_items() {
+    use llm_bridge_mock::REASONING_TEXT;
+    use llm_bridge_mock::anthropic::{REDACTED_DATA, SIGNATURE};
+    let gw = TestGateway::start_with(
+        "[providers.anthropic]\nmodels = [\"a-tools-redacted\"]\n",
+        |_| {},
+    )
+    .await;
+    let user = json!({"type": "message", "role": "user", "content": "Weather in Paris and Tokyo?"});
+    let tools = json!([{"type": "function", "name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let first = json!({"model": "a-tools-redacted", "input": [user], "tools": tools,
+        "reasoning": {"effort": "high"}, "store": false,
+        "include": ["reasoning.encrypted_content"]});
+    let reply: Value = post(&gw, &first).await.json().await.unwrap();
+    let output = reply["output"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = output.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["reasoning", "function_call", "function_call"],
+        "{reply}"
+    );
+    assert_eq!(output[0]["summary"][0]["text"], REASONING_TEXT);
+    let carried = output[0]["encrypted_content"].as_str().unwrap().to_string();
+    assert!(carried.starts_with("llmb1."), "{carried}");
+
+    let mut streamed = first.clone();
+    streamed["stream"] = json!(true);
+    let text = post(&gw, &streamed).await.text().await.unwrap();
+    let done: Vec<Value> = sse_events(&text)
+        .into_iter()
+        .filter(|(name, _)| name == "response.output_item.done")
+        .map(|(_, e)| e["item"].clone())
+        .collect();
+    assert_eq!(done[0]["type"], "reasoning", "{text}");
+    assert_eq!(done[0]["encrypted_content"], carried.as_str(), "{text}");
+
+    let next_turn = |items: &[Value]| {
+        let mut input = vec![user.clone()];
+        input.extend_from_slice(items);
+        for item in items.iter().filter(|i| i["type"] == "function_call") {
+            input.push(json!({"type": "function_call_output", "call_id": item["call_id"], "output": "sunny"}));
+        }
+        json!({"model": "a-tools-redacted", "input": input, "tools": tools,
+            "reasoning": {"effort": "high"}, "store": false})
+    };
+    let resp = post(&gw, &next_turn(&done)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last().body;
+    assert_eq!(sent["thinking"]["type"], "enabled");
+    let turn = &sent["messages"][1]["content"];
+    assert_eq!(turn[0]["thinking"], REASONING_TEXT, "{sent}");
+    assert_eq!(turn[0]["signature"], SIGNATURE);
+    assert_eq!(turn[1]["data"], REDACTED_DATA);
+    assert_eq!(turn[2]["type"], "tool_use");
+
+    // Without the reasoning item, thinking is off for the turn (Anthropic would refuse it).
+    let resp = post(&gw, &next_turn(&output[1..])).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert!(gw.mock.state.last().body.get("thinking").is_none());
+
+    // Kept by the gateway: the next turn needs only the tool results, thinking stays on.
+    let mut kept = first.clone();
+    kept["store"] = json!(true);
+    let reply: Value = post(&gw, &kept).await.json().await.unwrap();
+    let results: Vec<Value> = reply["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .map(
+            |i| json!({"type": "function_call_output", "call_id": i["call_id"], "output": "sunny"}),
+        )
+        .collect();
+    let resp = post(
+        &gw,
+        &json!({"model": "a-tools-redacted", "previous_response_id": reply["id"],
+                "input": results, "tools": tools, "reasoning": {"effort": "high"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last().body;
+    assert_eq!(sent["thinking"]["type"], "enabled");
+    assert_eq!(sent["messages"][1]["content"][0]["signature"], SIGNATURE);
+}

@@ -42,21 +42,18 @@ pub fn whole_to_stream(whole: &[u8], include_usage: bool) -> Option<Vec<u8>> {
                 chunk(delta(json!({ field: t })), None);
             }
         }
+        if let Some(blocks) = message
+            .and_then(|m| m.get("thinking_blocks"))
+            .and_then(Value::as_array)
+            .filter(|b| !b.is_empty())
+        {
+            chunk(delta(json!({ "thinking_blocks": indexed(blocks) })), None);
+        }
         if let Some(calls) = message
             .and_then(|m| m.get("tool_calls"))
             .and_then(Value::as_array)
         {
-            let calls: Vec<Value> = calls
-                .iter()
-                .enumerate()
-                .map(|(i, call)| {
-                    let mut call = call.clone();
-                    if let Value::Object(c) = &mut call {
-                        c.insert("index".into(), json!(i));
-                    }
-                    call
-                })
-                .collect();
+            let calls = indexed(calls);
             if !calls.is_empty() {
                 chunk(delta(json!({ "tool_calls": calls })), None);
             }
@@ -73,6 +70,20 @@ pub fn whole_to_stream(whole: &[u8], include_usage: bool) -> Option<Vec<u8>> {
     }
     out.extend_from_slice(sse::DONE);
     Some(out)
+}
+
+/// A list's objects as stream pieces: each with its `index`.
+fn indexed(list: &[Value]) -> Vec<Value> {
+    list.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut item = item.clone();
+            if let Value::Object(o) = &mut item {
+                o.insert("index".into(), json!(i));
+            }
+            item
+        })
+        .collect()
 }
 
 /// The fields a reply and each of its chunks share.
@@ -99,6 +110,7 @@ struct Gathered {
     content: Option<String>,
     reasoning: Option<String>,
     refusal: Option<String>,
+    thinking: Vec<Map<String, Value>>,
     calls: Vec<Map<String, Value>>,
     logprobs: Vec<Value>,
     finish: Value,
@@ -159,6 +171,14 @@ pub fn stream_to_whole(stream: &[u8], usage: &Usage) -> Option<Vec<u8>> {
                 append(&mut g.content, delta.get("content"));
                 append(&mut g.reasoning, delta.get("reasoning_content"));
                 append(&mut g.refusal, delta.get("refusal"));
+                for piece in delta
+                    .get("thinking_blocks")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    gather_thinking(&mut g.thinking, piece);
+                }
                 for call in delta
                     .get("tool_calls")
                     .and_then(Value::as_array)
@@ -196,6 +216,10 @@ pub fn stream_to_whole(stream: &[u8], usage: &Usage) -> Option<Vec<u8>> {
             if let Some(r) = g.refusal {
                 message.insert("refusal".into(), Value::String(r));
             }
+            if !g.thinking.is_empty() {
+                let blocks = g.thinking.into_iter().map(Value::Object).collect();
+                message.insert("thinking_blocks".into(), Value::Array(blocks));
+            }
             if !g.calls.is_empty() {
                 let calls = g.calls.into_iter().map(Value::Object).collect();
                 message.insert("tool_calls".into(), Value::Array(calls));
@@ -215,6 +239,35 @@ pub fn stream_to_whole(stream: &[u8], usage: &Usage) -> Option<Vec<u8>> {
     Some(serde_json::to_vec(&reply).expect("a reply serialises"))
 }
 
+/// A thinking block's pieces (Anthropic's signed thinking): the first gives its type, the rest
+/// add to its text, signature or data.
+fn gather_thinking(blocks: &mut Vec<Map<String, Value>>, piece: &Value) {
+    let Some(index) = piece.get("index").and_then(Value::as_u64) else {
+        return;
+    };
+    let index = index as usize;
+    if index > 1024 {
+        return;
+    }
+    while blocks.len() <= index {
+        blocks.push(Map::new());
+    }
+    let block = &mut blocks[index];
+    if let Some(kind) = piece.get("type").filter(|t| t.is_string()) {
+        block.insert("type".into(), kind.clone());
+    }
+    for field in ["thinking", "signature", "data"] {
+        if let Some(s) = piece.get(field).and_then(Value::as_str) {
+            match block.get_mut(field) {
+                Some(Value::String(now)) => now.push_str(s),
+                _ => {
+                    block.insert(field.into(), Value::String(s.to_string()));
+                }
+            }
+        }
+    }
+}
+
 /// A tool call's pieces: the first names it, the rest add to its arguments.
 fn gather_call(calls: &mut Vec<Map<String, Value>>, piece: &Value) {
     let index = piece
@@ -228,7 +281,7 @@ fn gather_call(calls: &mut Vec<Map<String, Value>>, piece: &Value) {
         calls.push(Map::new());
     }
     let call = &mut calls[index];
-    for field in ["id", "type"] {
+    for field in ["id", "type", "extra_content"] {
         if let Some(v) = piece.get(field).filter(|v| !v.is_null()) {
             call.insert(field.into(), v.clone());
         }
@@ -257,7 +310,7 @@ fn gather_call(calls: &mut Vec<Map<String, Value>>, piece: &Value) {
 mod tests {
     use super::*;
 
-    const WHOLE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":7,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"}}]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#;
+    const WHOLE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":7,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there","thinking_blocks":[{"type":"thinking","thinking":"Hmm.","signature":"EqQB"},{"type":"redacted_thinking","data":"EmwK"}],"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"},"extra_content":{"google":{"thought_signature":"c2ln"}}}]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#;
 
     #[test]
     fn a_whole_reply_replays_as_a_stream_and_gathers_back_to_itself() {

@@ -48,11 +48,24 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
 
     let mut text = String::new();
     let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
     let mut tool_calls = Vec::new();
     for block in reply.content {
         match block {
             ReplyBlock::Text { text: t } => text.push_str(&t),
-            ReplyBlock::Thinking { thinking } => reasoning.push_str(&thinking),
+            ReplyBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                reasoning.push_str(&thinking);
+                thinking_blocks.push(ThinkingBlock::Thinking {
+                    thinking,
+                    signature,
+                });
+            }
+            ReplyBlock::RedactedThinking { data } => {
+                thinking_blocks.push(ThinkingBlock::RedactedThinking { data });
+            }
             ReplyBlock::ToolUse { id, name, input } => {
                 let input = if input.is_null() {
                     Value::Object(Map::new())
@@ -97,6 +110,7 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
                 role: "assistant".to_string(),
                 content,
                 reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+                thinking_blocks: (!thinking_blocks.is_empty()).then_some(thinking_blocks),
                 tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
             },
             finish_reason: Some(finish.to_string()),

@@ -214,6 +214,49 @@ fn system_of(texts: Vec<String>, blocks: Vec<Block>) -> Option<System> {
     (!texts.is_empty()).then(|| System::Text(texts.join("\n\n")))
 }
 
+/// An assistant message's signed thinking as Anthropic takes it back (a block without its
+/// signature would be refused, and is left out).
+fn thinking_blocks<'a>(blocks: impl Iterator<Item = &'a ThinkingBlock>) -> Vec<Block> {
+    blocks
+        .filter_map(|b| match b {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => (!signature.is_empty()).then(|| Block::Thinking {
+                thinking: thinking.clone(),
+                signature: signature.clone(),
+            }),
+            ThinkingBlock::RedactedThinking { data } => {
+                Some(Block::RedactedThinking { data: data.clone() })
+            }
+        })
+        .collect()
+}
+
+/// Whether the conversation continues a tool-using assistant turn whose thinking did not come
+/// back (a client that keeps no `thinking_blocks`). With thinking on, Anthropic refuses that: the
+/// final assistant message before tool results must start with its thinking block. Such a turn
+/// goes with thinking off instead.
+fn unsigned_tool_turn(messages: &[WireMessage]) -> bool {
+    let Some(at) = messages.iter().rposition(|m| m.role == "assistant") else {
+        return false;
+    };
+    let last = &messages[at];
+    let thought = matches!(
+        last.content.first(),
+        Some(Block::Thinking { .. } | Block::RedactedThinking { .. })
+    );
+    let used_tools = last
+        .content
+        .iter()
+        .any(|b| matches!(b, Block::ToolUse { .. }));
+    let answered = messages[at + 1..]
+        .iter()
+        .flat_map(|m| &m.content)
+        .any(|b| matches!(b, Block::ToolResult { .. }));
+    used_tools && answered && !thought
+}
+
 /// The Messages API JSON body for an OpenAI request (with "stream": req.stream). Errors are
 /// ApiError::invalid_request(..).with_param(..) naming the field.
 pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
@@ -221,6 +264,7 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         return Err(invalid("Anthropic does not support n > 1", "n"));
     }
 
+    let mut budget = thinking_budget(req.reasoning_effort.as_deref())?;
     let mut system: Vec<String> = Vec::new();
     // The same as text blocks, for when one of them marks a prompt-cache breakpoint.
     let mut system_blocks: Vec<Block> = Vec::new();
@@ -254,8 +298,14 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                 push_blocks(&mut messages, "user", blocks);
             }
             Role::Assistant => {
-                // `reasoning_content` is dropped: Anthropic only takes back its own signed thinking blocks.
-                let mut blocks = content_blocks(m.content.as_ref(), i)?;
+                // `reasoning_content` is dropped: Anthropic only takes back its own signed thinking
+                // blocks, and only with thinking on.
+                let mut blocks = if budget.is_some() {
+                    thinking_blocks(m.thinking_blocks.iter().flatten())
+                } else {
+                    Vec::new()
+                };
+                blocks.extend(content_blocks(m.content.as_ref(), i)?);
                 for (j, call) in m.tool_calls.iter().flatten().enumerate() {
                     let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
                     blocks.push(Block::ToolUse {
@@ -329,7 +379,13 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         tool_choice(req)?
     };
 
-    let budget = thinking_budget(req.reasoning_effort.as_deref())?;
+    if budget.is_some() && unsigned_tool_turn(&messages) {
+        budget = None;
+        for m in &mut messages {
+            m.content
+                .retain(|b| !matches!(b, Block::Thinking { .. } | Block::RedactedThinking { .. }));
+        }
+    }
     let requested = req.max_output_tokens();
     let (max_tokens, thinking, temperature, top_p) = match budget {
         Some(budget) => (

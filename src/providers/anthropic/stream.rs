@@ -15,6 +15,9 @@ pub struct ChatStream {
     pub(super) stop_reason: Option<String>,
     /// Content block index → tool call index, for the tool_use blocks seen so far.
     pub(super) tool_blocks: Vec<(u32, u32)>,
+    /// The content block index of each thinking (or redacted thinking) block so far, in order:
+    /// the position is the block's index in `thinking_blocks`.
+    pub(super) thinking_blocks: Vec<u32>,
     /// The tool_use block (content block index, tool call index) still without arguments: a
     /// call without input gets `{}` when its block stops, as in a whole reply.
     pub(super) no_arguments_yet: Option<(u32, u32)>,
@@ -37,6 +40,7 @@ impl ChatStream {
             output_tokens: 0,
             stop_reason: None,
             tool_blocks: Vec::new(),
+            thinking_blocks: Vec::new(),
             no_arguments_yet: None,
             finish_sent: false,
             complete: false,
@@ -106,6 +110,32 @@ impl ChatStream {
             .map(|(_, t)| *t)
     }
 
+    /// A piece of the thinking block that content block `block` is, with its reasoning text.
+    fn thinking(&mut self, out: &mut Vec<u8>, block: u32, piece: ThinkingBlock) {
+        let index = match self.thinking_blocks.iter().position(|b| *b == block) {
+            Some(at) => at,
+            None => {
+                self.thinking_blocks.push(block);
+                self.thinking_blocks.len() - 1
+            }
+        } as u32;
+        let reasoning_content = match &piece {
+            ThinkingBlock::Thinking { thinking, .. } if !thinking.is_empty() => {
+                Some(thinking.clone())
+            }
+            _ => None,
+        };
+        let delta = Delta {
+            reasoning_content,
+            thinking_blocks: Some(vec![ThinkingBlockDelta {
+                index,
+                block: piece,
+            }]),
+            ..Default::default()
+        };
+        self.write(out, delta);
+    }
+
     pub fn event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ApiError> {
         if self.complete {
             return Ok(());
@@ -155,14 +185,18 @@ impl ChatStream {
                             },
                         );
                     }
-                    ReplyBlock::Thinking { thinking } if !thinking.is_empty() => {
-                        self.write(
-                            out,
-                            Delta {
-                                reasoning_content: Some(thinking),
-                                ..Default::default()
-                            },
-                        );
+                    ReplyBlock::Thinking {
+                        thinking,
+                        signature,
+                    } if !(thinking.is_empty() && signature.is_empty()) => {
+                        let piece = ThinkingBlock::Thinking {
+                            thinking,
+                            signature,
+                        };
+                        self.thinking(out, index, piece);
+                    }
+                    ReplyBlock::RedactedThinking { data } => {
+                        self.thinking(out, index, ThinkingBlock::RedactedThinking { data });
                     }
                     _ => {}
                 }
@@ -180,13 +214,18 @@ impl ChatStream {
                         );
                     }
                     BlockDelta::ThinkingDelta { thinking } if !thinking.is_empty() => {
-                        self.write(
-                            out,
-                            Delta {
-                                reasoning_content: Some(thinking),
-                                ..Default::default()
-                            },
-                        );
+                        let piece = ThinkingBlock::Thinking {
+                            thinking,
+                            signature: String::new(),
+                        };
+                        self.thinking(out, index, piece);
+                    }
+                    BlockDelta::SignatureDelta { signature } if !signature.is_empty() => {
+                        let piece = ThinkingBlock::Thinking {
+                            thinking: String::new(),
+                            signature,
+                        };
+                        self.thinking(out, index, piece);
                     }
                     BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                         // Deltas of blocks that are not client tool calls (server tools) are not forwarded.

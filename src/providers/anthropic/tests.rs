@@ -348,6 +348,57 @@ fn tool_choice_mapping() {
     assert_eq!(err.param.as_deref(), Some("tool_choice"));
 }
 
+/// A tool-using assistant turn, its tool's result, and thinking on.
+fn tool_turn(assistant: Value) -> Value {
+    json!({"model": "m", "reasoning_effort": "high", "messages": [
+        {"role": "user", "content": "Weather?"},
+        assistant,
+        {"role": "tool", "tool_call_id": "toolu_01", "content": "sunny"},
+    ]})
+}
+
+#[test]
+fn signed_thinking_opens_the_assistant_turn_and_unsigned_turns_go_without_thinking() {
+    let call = json!([{"id": "toolu_01", "type": "function",
+        "function": {"name": "get_weather", "arguments": "{}"}}]);
+    let blocks = json!([{"type": "thinking", "thinking": "Hmm.", "signature": "EqQB"},
+        {"type": "redacted_thinking", "data": "EmwK"},
+        {"type": "thinking", "thinking": "unsigned"}]);
+    let body = encode(tool_turn(
+        json!({"role": "assistant", "content": "Checking.", "tool_calls": call, "thinking_blocks": blocks}),
+    ));
+    assert_eq!(body["thinking"]["type"], "enabled");
+    let kinds: Vec<&str> = body["messages"][1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["thinking", "redacted_thinking", "text", "tool_use"],
+        "a block without its signature is left out"
+    );
+    assert_eq!(body["messages"][1]["content"][0]["signature"], "EqQB");
+
+    // The client kept no thinking: Anthropic would refuse the turn with thinking on.
+    let body = encode(tool_turn(
+        json!({"role": "assistant", "content": null, "tool_calls": call}),
+    ));
+    assert!(body.get("thinking").is_none(), "{body}");
+    // Thinking off from the client: its blocks are not sent.
+    let mut off = tool_turn(
+        json!({"role": "assistant", "content": null, "tool_calls": call, "thinking_blocks": blocks}),
+    );
+    off.as_object_mut().unwrap().remove("reasoning_effort");
+    let body = encode(off);
+    assert_eq!(body["messages"][1]["content"][0]["type"], "tool_use");
+    // A new user turn after a finished tool loop needs no thinking from before.
+    let mut later = tool_turn(json!({"role": "assistant", "content": "Done."}));
+    later["messages"][2] = json!({"role": "user", "content": "Thanks"});
+    assert_eq!(encode(later)["thinking"]["type"], "enabled");
+}
+
 #[test]
 fn reasoning_effort_enables_thinking() {
     for (effort, budget) in [("low", 1024), ("medium", 4096), ("high", 16384)] {
@@ -478,6 +529,11 @@ fn thinking_and_tool_use_reply() {
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert_eq!(choice["message"]["content"], "Checking.");
     assert_eq!(choice["message"]["reasoning_content"], "Two cities.");
+    assert_eq!(
+        choice["message"]["thinking_blocks"],
+        json!([{"type": "thinking", "thinking": "Two cities.", "signature": "sig"},
+            {"type": "redacted_thinking", "data": "xxx"}])
+    );
     let calls = choice["message"]["tool_calls"].as_array().unwrap();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0]["id"], "toolu_01P");
@@ -761,18 +817,25 @@ fn reasoning_stream() {
     let (chunks, end, usage) = run(&events, false);
     end.unwrap();
     let deltas: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
-    assert_eq!(deltas[1], &json!({"reasoning_content": "Let me "}));
-    assert_eq!(deltas[2], &json!({"reasoning_content": "think."}));
-    assert_eq!(deltas[3], &json!({"content": "Answer."}));
+    let piece = |thinking: &str| json!([{"index": 0, "type": "thinking", "thinking": thinking}]);
+    assert_eq!(
+        deltas[1],
+        &json!({"reasoning_content": "Let me ", "thinking_blocks": piece("Let me ")})
+    );
+    assert_eq!(
+        deltas[2],
+        &json!({"reasoning_content": "think.", "thinking_blocks": piece("think.")})
+    );
+    assert_eq!(
+        deltas[3],
+        &json!({"thinking_blocks": [{"index": 0, "type": "thinking", "thinking": "", "signature": "EqQBCgIYAhIM"}]}),
+        "the signature closes the block"
+    );
+    assert_eq!(deltas[4], &json!({"content": "Answer."}));
     assert_eq!(
         chunks.len(),
-        5,
-        "role, 2 thinking, 1 text, finish; signature ignored"
-    );
-    assert!(
-        !String::from_utf8(serde_json::to_vec(&chunks).unwrap())
-            .unwrap()
-            .contains("EqQBCgIYAhIM")
+        6,
+        "role, 2 thinking, signature, 1 text, finish"
     );
     assert_eq!(usage, Some(Usage::new(12, 27, 4, 0)));
 }

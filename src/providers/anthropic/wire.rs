@@ -60,6 +60,13 @@ pub(super) enum Block {
         tool_use_id: String,
         content: String,
     },
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    RedactedThinking {
+        data: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -123,6 +130,12 @@ pub(super) enum ReplyBlock {
     Thinking {
         #[serde(default)]
         thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    RedactedThinking {
+        #[serde(default)]
+        data: String,
     },
     ToolUse {
         id: String,
@@ -130,7 +143,7 @@ pub(super) enum ReplyBlock {
         #[serde(default)]
         input: Value,
     },
-    /// `redacted_thinking`, server tools and whatever comes next: not representable in OpenAI's shape.
+    /// Server tools and whatever comes next: not representable in OpenAI's shape.
     #[serde(other)]
     Other,
 }
@@ -213,7 +226,11 @@ pub(super) enum BlockDelta {
         #[serde(default)]
         partial_json: String,
     },
-    /// `signature_delta`, `citations_delta`, …: nothing the client can use.
+    SignatureDelta {
+        #[serde(default)]
+        signature: String,
+    },
+    /// `citations_delta`, …: nothing the client can use.
     #[serde(other)]
     Other,
 }

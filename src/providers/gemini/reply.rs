@@ -190,6 +190,7 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
                 role: "assistant".into(),
                 content,
                 reasoning_content: (!sorted.thoughts.is_empty()).then_some(sorted.thoughts),
+                thinking_blocks: None,
                 tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
             },
             finish_reason: Some(finish.into()),

@@ -143,6 +143,8 @@ struct Turns {
     reasoning: String,
     /// What reasoning items carried for the function calls that follow them (call id, extra).
     carried: Vec<(String, Value)>,
+    /// Anthropic's signed thinking that reasoning items carried, for the next assistant message.
+    thinking: Vec<Value>,
 }
 
 impl Turns {
@@ -207,6 +209,14 @@ impl Turns {
                     self.carried.push(call);
                     return Ok(());
                 }
+                let thinking = item
+                    .get("encrypted_content")
+                    .and_then(Value::as_str)
+                    .and_then(crate::providers::carried::read_thinking);
+                for block in thinking.into_iter().flatten() {
+                    self.thinking
+                        .push(serde_json::to_value(block).expect("a thinking block serialises"));
+                }
                 for part in ["summary", "content"] {
                     if let Some(Value::Array(texts)) = item.get(part) {
                         for t in texts {
@@ -233,6 +243,9 @@ impl Turns {
         let mut message = json!({"role": "assistant", "content": content});
         if !self.reasoning.is_empty() {
             message["reasoning_content"] = std::mem::take(&mut self.reasoning).into();
+        }
+        if !self.thinking.is_empty() {
+            message["thinking_blocks"] = std::mem::take(&mut self.thinking).into();
         }
         message
     }

@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::providers::chunks::{self, Chunk, FromChunks};
-use crate::providers::openai_types::Usage;
+use crate::providers::openai_types::{ThinkingBlock, ThinkingBlockDelta, Usage};
+
+/// The most thinking blocks one reply's reasoning gathers (a bound on what a stream can grow).
+const MAX_THINKING_BLOCKS: usize = 256;
 
 /// The output item being written.
 enum Open {
@@ -40,6 +43,8 @@ pub struct ResponsesStream {
     started: bool,
     open: Option<Open>,
     output: Vec<Value>,
+    /// Anthropic's signed thinking not yet written into a reasoning item's `encrypted_content`.
+    thinking: Vec<ThinkingBlock>,
     finish_reason: Option<String>,
     usage: Option<Usage>,
 }
@@ -70,6 +75,7 @@ impl ResponsesStream {
             started: false,
             open: None,
             output: Vec::new(),
+            thinking: Vec::new(),
             finish_reason: None,
             usage: None,
         }
@@ -117,6 +123,9 @@ impl ResponsesStream {
             if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
                 self.reasoning(&text, out);
             }
+            for piece in delta.thinking_blocks {
+                self.gather_thinking(piece);
+            }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                 self.text(&text, out);
             }
@@ -126,6 +135,7 @@ impl ResponsesStream {
                     matches!(&self.open, Some(Open::Call { index, .. }) if *index == call.index);
                 if !same {
                     self.close(out);
+                    self.carry_thinking(out);
                     let call_id = call
                         .id
                         .filter(|id| !id.is_empty())
@@ -175,11 +185,55 @@ impl ResponsesStream {
         }
     }
 
+    /// A piece of a thinking block: the first of its index starts it, the next ones add to it.
+    fn gather_thinking(&mut self, piece: ThinkingBlockDelta) {
+        let at = piece.index as usize;
+        let room = self.thinking.len() < MAX_THINKING_BLOCKS;
+        match (self.thinking.get_mut(at), piece.block) {
+            (
+                Some(ThinkingBlock::Thinking {
+                    thinking,
+                    signature,
+                }),
+                ThinkingBlock::Thinking {
+                    thinking: more,
+                    signature: signed,
+                },
+            ) => {
+                thinking.push_str(&more);
+                signature.push_str(&signed);
+            }
+            (
+                Some(ThinkingBlock::RedactedThinking { data }),
+                ThinkingBlock::RedactedThinking { data: more },
+            ) => data.push_str(&more),
+            (None, block) if room => self.thinking.push(block),
+            _ => {}
+        }
+    }
+
+    /// Signed thinking that came without reasoning text (redacted thinking): a reasoning item of
+    /// its own that carries it.
+    fn carry_thinking(&mut self, out: &mut Vec<u8>) {
+        if !self.thinking.is_empty() {
+            let blocks = std::mem::take(&mut self.thinking);
+            self.carrier(crate::providers::carried::thinking_signature(&blocks), out);
+        }
+    }
+
     /// A reasoning item carrying what the call `call_id` needs back ([`crate::providers::carried`]).
     fn carry(&mut self, call_id: &str, extra_content: &Value, out: &mut Vec<u8>) {
+        self.carrier(
+            crate::providers::carried::signature(call_id, extra_content),
+            out,
+        );
+    }
+
+    /// A reasoning item with nothing but `encrypted_content`.
+    fn carrier(&mut self, encrypted_content: String, out: &mut Vec<u8>) {
         let index = self.output.len();
         let item = json!({"id": self.item_id("rs"), "type": "reasoning", "summary": [],
-            "encrypted_content": crate::providers::carried::signature(call_id, extra_content)});
+            "encrypted_content": encrypted_content});
         self.emit(
             out,
             "response.output_item.added",
@@ -233,6 +287,7 @@ impl ResponsesStream {
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
         if !matches!(self.open, Some(Open::Message { .. })) {
             self.close(out);
+            self.carry_thinking(out);
             let id = self.item_id("msg");
             let index = self.output.len();
             let item = json!({"id": id, "type": "message", "status": "in_progress",
@@ -282,7 +337,13 @@ impl ResponsesStream {
                     json!({"item_id": id,
                     "output_index": index, "summary_index": 0, "part": part}),
                 );
-                json!({"id": id, "type": "reasoning", "summary": [part]})
+                let mut item = json!({"id": id, "type": "reasoning", "summary": [part]});
+                if !self.thinking.is_empty() {
+                    let blocks = std::mem::take(&mut self.thinking);
+                    item["encrypted_content"] =
+                        crate::providers::carried::thinking_signature(&blocks).into();
+                }
+                item
             }
             Some(Open::Message { id, text }) => {
                 let part = json!({"type": "output_text", "annotations": [], "text": text});
@@ -353,6 +414,7 @@ impl FromChunks for ResponsesStream {
     fn finish(&mut self, out: &mut Vec<u8>) {
         self.start(out);
         self.close(out);
+        self.carry_thinking(out);
         let incomplete = match self.finish_reason.as_deref() {
             Some("length") => Some("max_output_tokens"),
             Some("content_filter") => Some("content_filter"),
