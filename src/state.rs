@@ -25,6 +25,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// The responses `/v1/responses` keeps; not rebuilt on a reload.
     pub responses: Arc<crate::gateway::response_store::ResponseStore>,
+    /// The reasoning state chat completions clients may not send back
+    /// ([`crate::gateway::kept_reasoning`]); not rebuilt on a reload.
+    pub reasoning: Arc<crate::gateway::response_store::ResponseStore>,
     pub started: Instant,
     /// Behind an `Arc`: the state is cloned for every request.
     pub leptos_options: Arc<LeptosOptions>,
@@ -62,8 +65,14 @@ impl AppState {
             &config.responses,
             stats.store().redis().cloned(),
         ));
+        let reasoning = Arc::new(crate::gateway::response_store::ResponseStore::in_namespace(
+            "reasoning",
+            &config.responses,
+            stats.store().redis().cloned(),
+        ));
         AppState(Arc::new(Shared {
             responses,
+            reasoning,
             current: Arc::new(ArcSwap::from_pointee(Current {
                 config: Arc::new(config),
                 gateway,

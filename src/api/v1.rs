@@ -124,7 +124,12 @@ pub async fn chat_completions(
         Ok(body) => {
             state
                 .gateway()
-                .chat(&headers, body, admission.map(|a| a.0))
+                .chat(
+                    state.reasoning.clone(),
+                    &headers,
+                    body,
+                    admission.map(|a| a.0),
+                )
                 .await
         }
         Err(e) => e.into_response(),

@@ -10,25 +10,75 @@ use bytes::Bytes;
 use super::Gateway;
 use super::cache::Caching;
 use super::journey::{Attempt, Conversation, Endpoint};
+use super::kept_reasoning::{self, Gatherer};
 use super::record::Recording;
-use super::relay::{self, Started};
+use super::relay::{self, Started, StreamOut};
+use super::response_store::ResponseStore;
 use super::upstream::Failure;
 use super::whole;
 use crate::error::ApiError;
 use crate::governance::Admission;
+use crate::governance::owner::Owner;
 use crate::providers::dialect::{self, ChatReply, ChatTranslator};
 use crate::providers::openai_compatible::usage_from_tail;
+use crate::providers::spec::Wire;
+use crate::providers::sse::SseEvent;
 use crate::routing::Candidate;
 use crate::routing::limits::Slot;
 
 /// The chat completions endpoint.
-pub struct Chat;
+pub struct Chat {
+    /// Where the reasoning state of translated replies is kept ([`kept_reasoning`]), and whose it is.
+    pub reasoning: Arc<ResponseStore>,
+    pub owner: Owner,
+}
+
+/// A chat stream as the client receives it, its reasoning state gathered on the way when the
+/// provider's replies carry some.
+pub struct ChatOut {
+    chat: ChatTranslator,
+    keeping: Option<(Gatherer, Arc<ResponseStore>, Owner)>,
+}
+
+impl StreamOut for ChatOut {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        let start = out.len();
+        StreamOut::event(&mut self.chat, event, out)?;
+        if let Some((gatherer, ..)) = &mut self.keeping {
+            gatherer.frames(&out[start..]);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        let start = out.len();
+        StreamOut::finish(&mut self.chat, out)?;
+        if let Some((mut gatherer, store, owner)) = self.keeping.take() {
+            gatherer.frames(&out[start..]);
+            gatherer.keep(&store, &owner);
+        }
+        Ok(())
+    }
+
+    fn usage(&self) -> Option<crate::providers::openai_types::Usage> {
+        StreamOut::usage(&self.chat)
+    }
+
+    fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        StreamOut::fail(&mut self.chat, error, out)
+    }
+}
+
+/// Whether a provider's replies carry reasoning state the client must send back.
+fn carries_reasoning(wire: Wire) -> bool {
+    matches!(wire, Wire::Anthropic | Wire::Gemini)
+}
 
 impl Endpoint for Chat {
     const NAME: &'static str = "chat";
     const CACHING: Caching = Caching::Chat;
     type Peek = Conversation;
-    type Started = Started<ChatTranslator>;
+    type Started = Started<ChatOut>;
 
     fn peek(&self, body: &[u8]) -> Result<Conversation, ApiError> {
         Conversation::peek(body)
@@ -38,18 +88,31 @@ impl Endpoint for Chat {
         &self,
         gateway: &Gateway,
         a: Attempt<'_, Conversation>,
-    ) -> Result<Started<ChatTranslator>, Failure> {
+    ) -> Result<Started<ChatOut>, Failure> {
         let deployment = &a.candidate.deployment;
+        let wire = deployment.provider.wire;
         let target = a.chat_target(a.peek.include_usage);
-        let encoded = dialect::encode_chat(deployment.provider.wire, &target, a.body.clone())
-            .map_err(Failure::fatal)?;
+        let body = match carries_reasoning(wire) {
+            true => kept_reasoning::restore(&self.reasoning, &self.owner, a.body).await,
+            false => None,
+        };
+        let body = body.unwrap_or_else(|| a.body.clone());
+        let encoded = dialect::encode_chat(wire, &target, body).map_err(Failure::fatal)?;
         let sent = gateway
             .send_once(deployment, &encoded.url, encoded.body, a.span)
             .await?;
         let (candidate, prompt_bytes) = (a.candidate, a.body.len());
         match encoded.reply {
-            ChatReply::Stream(translator) => {
-                relay::start_stream(candidate, sent, translator, prompt_bytes).await
+            ChatReply::Stream(chat) => {
+                let keeping = carries_reasoning(wire).then(|| {
+                    (
+                        Gatherer::default(),
+                        self.reasoning.clone(),
+                        self.owner.clone(),
+                    )
+                });
+                let out = ChatOut { chat, keeping };
+                relay::start_stream(candidate, sent, out, prompt_bytes).await
             }
             ChatReply::Passthrough => {
                 relay::start_passthrough(candidate, sent, usage_from_tail, prompt_bytes).await
@@ -58,6 +121,9 @@ impl Endpoint for Chat {
                 let raw = whole::read_whole(sent).await?;
                 let (json, usage) =
                     dialect::chat_reply(wire, &raw, &ctx).map_err(Failure::from_reply)?;
+                if kept_reasoning::may_carry(&json) {
+                    kept_reasoning::keep_reply(&self.reasoning, &self.owner, &json);
+                }
                 Ok(Started::Complete(json, usage))
             }
         }
@@ -65,7 +131,7 @@ impl Endpoint for Chat {
 
     fn relay(
         &self,
-        started: Started<ChatTranslator>,
+        started: Started<ChatOut>,
         recording: Recording,
         slot: Slot,
         candidate: &Candidate,
@@ -78,10 +144,16 @@ impl Endpoint for Chat {
 impl Gateway {
     pub async fn chat(
         &self,
+        reasoning: Arc<ResponseStore>,
         headers: &HeaderMap,
         body: Bytes,
         admission: Option<Arc<Admission>>,
     ) -> Response {
-        self.serve(&Chat, headers, body, admission).await
+        let owner = admission.as_ref().map_or_else(
+            || Owner::of(&crate::governance::Caller::Anonymous),
+            |a| a.owner.clone(),
+        );
+        let chat = Chat { reasoning, owner };
+        self.serve(&chat, headers, body, admission).await
     }
 }

@@ -10,6 +10,7 @@ pub mod embeddings;
 pub mod failover;
 pub mod http_client;
 pub mod journey;
+pub mod kept_reasoning;
 pub mod messages;
 mod quiet;
 pub mod record;

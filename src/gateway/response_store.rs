@@ -121,6 +121,9 @@ impl Local {
 }
 
 pub struct ResponseStore {
+    /// What it keeps: `resp` (responses, ids `resp_…`) or `reasoning` ([`super::kept_reasoning`],
+    /// ids `call_…`). Its Redis keys are `llmb:<namespace>:<id>`.
+    namespace: &'static str,
     local: Mutex<Local>,
     redis: Option<Client>,
     ttl: Duration,
@@ -128,26 +131,48 @@ pub struct ResponseStore {
     max_entry_bytes: usize,
 }
 
-/// An id the store can hold: `resp_` and at most 64 letters and digits. Anything else is unknown.
+/// An id the response store can hold: `resp_` and at most 64 letters and digits. Anything else
+/// is unknown.
 pub fn valid_id(id: &str) -> bool {
-    id.strip_prefix("resp_").is_some_and(|rest| {
+    valid_in(id, "resp_")
+}
+
+fn valid_in(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
         !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
     })
 }
 
-fn redis_key(id: &str) -> String {
-    format!("llmb:resp:{id}")
-}
-
 impl ResponseStore {
     pub fn new(config: &ResponsesConfig, redis: Option<Client>) -> ResponseStore {
+        ResponseStore::in_namespace("resp", config, redis)
+    }
+
+    /// A store of its own kind of entries, with the same caps and TTL.
+    pub fn in_namespace(
+        namespace: &'static str,
+        config: &ResponsesConfig,
+        redis: Option<Client>,
+    ) -> ResponseStore {
         ResponseStore {
+            namespace,
             local: Mutex::new(Local::default()),
             redis,
             ttl: config.ttl,
             max_bytes: config.max_bytes,
             max_entry_bytes: config.max_entry_bytes,
         }
+    }
+
+    fn valid(&self, id: &str) -> bool {
+        match self.namespace {
+            "resp" => valid_id(id),
+            _ => valid_in(id, "call_"),
+        }
+    }
+
+    fn redis_key(&self, id: &str) -> String {
+        format!("llmb:{}:{id}", self.namespace)
     }
 
     /// The largest stored response (with its conversation), in bytes of JSON.
@@ -165,7 +190,7 @@ impl ResponseStore {
 
     /// Keeps a response written as a [`StoredResponse`]'s JSON.
     pub fn put_json(&self, id: &str, json: Vec<u8>) {
-        if !valid_id(id) {
+        if !self.valid(id) {
             return;
         }
         if json.len() > self.max_entry_bytes {
@@ -180,7 +205,7 @@ impl ResponseStore {
         let synced = Arc::new(AtomicBool::new(self.redis.is_none()));
         self.keep(id, json.clone(), synced.clone());
         if let Some(redis) = self.redis.clone() {
-            let (key, ttl) = (redis_key(id), self.ttl.as_secs().max(1) as i64);
+            let (key, ttl) = (self.redis_key(id), self.ttl.as_secs().max(1) as i64);
             tokio::spawn(async move {
                 let set = redis.set::<(), _, _>(key, json, Some(Expiration::EX(ttl)), None, false);
                 match tokio::time::timeout(REDIS_TIMEOUT, set).await {
@@ -241,7 +266,7 @@ impl ResponseStore {
     }
 
     async fn json(&self, id: &str) -> Option<Bytes> {
-        if !valid_id(id) {
+        if !self.valid(id) {
             return None;
         }
         let local = {
@@ -255,7 +280,7 @@ impl ResponseStore {
         let Some(redis) = &self.redis else {
             return local.map(|(json, _)| json);
         };
-        let read = redis.get::<Option<Bytes>, _>(redis_key(id));
+        let read = redis.get::<Option<Bytes>, _>(self.redis_key(id));
         match tokio::time::timeout(REDIS_TIMEOUT, read).await {
             Ok(Ok(Some(json))) => Some(json),
             // Not in Redis: deleted or expired, unless this replica's write has not landed yet.
@@ -280,7 +305,7 @@ impl ResponseStore {
         let Some(redis) = &self.redis else {
             return removed;
         };
-        match tokio::time::timeout(REDIS_TIMEOUT, redis.del::<i64, _>(redis_key(id))).await {
+        match tokio::time::timeout(REDIS_TIMEOUT, redis.del::<i64, _>(self.redis_key(id))).await {
             Ok(Ok(n)) => removed || n > 0,
             _ => removed,
         }

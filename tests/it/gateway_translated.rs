@@ -4,7 +4,7 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\", \"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
+const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\", \"gemini-3-strict-tools\", \"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
 const ANTHROPIC_MODELS: &str = "[providers.anthropic]\nmodels = [\"a-tools\", \"a-tools-redacted\", \"a-reasoning\", \"a-length\", \"a-cut\", \"a-fail400\", \"a-safety\"]\n";
 
 fn config() -> String {
@@ -549,9 +549,11 @@ async fn gemini_thought_signatures_go_out_on_tool_calls_and_come_back() {
             .contains("thought_signature"),
         "{body}"
     );
-    // Dropped by the client: the call goes with the value Google documents for a lost signature.
+    // Dropped by the client, and not kept by the gateway either (a call it never saw): the call
+    // goes with the value Google documents for a lost signature.
     let mut unsigned = calls.clone();
     unsigned[0].as_object_mut().unwrap().remove("extra_content");
+    unsigned[0]["id"] = json!("call_unseen");
     let resp = gw.chat(next_turn(unsigned)).await;
     assert_eq!(resp.status(), 200);
     let sent = gw.mock.state.last().body;
@@ -655,9 +657,18 @@ async fn anthropic_thinking_blocks_go_out_and_come_back() {
         "{body}"
     );
 
-    // Dropped by the client: the turn goes with thinking off instead of failing.
+    // Dropped by the client, and not kept by the gateway either (calls it never saw): the turn
+    // goes with thinking off instead of failing.
     let mut dropped = message.clone();
     dropped.as_object_mut().unwrap().remove("thinking_blocks");
+    for (i, call) in dropped["tool_calls"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        call["id"] = json!(format!("toolu_unseen{i}"));
+    }
     let resp = gw.chat(next_turn(&dropped)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let sent = gw.mock.state.last().body;
@@ -671,4 +682,119 @@ async fn anthropic_thinking_blocks_go_out_and_come_back() {
     let sent = gw.mock.state.last();
     assert!(sent.body["messages"][2].get("thinking_blocks").is_none());
     assert!(!String::from_utf8_lossy(&sent.raw).contains(SIGNATURE));
+}
+
+/// A chat client that rebuilds the assistant message from its content and tool calls drops the
+/// reasoning state; the gateway kept it (keyed by the turn's first tool-call id, in Redis for every
+/// replica) and gives it back to the same caller only. Claude keeps thinking on, and a strict
+/// Gemini 3 (which refuses the stand-in for a lost signature) takes the turn.
+#[tokio::test]
+async fn the_gateway_gives_dropped_reasoning_back_to_its_owner_on_any_replica() {
+    use llm_bridge_mock::anthropic::SIGNATURE;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let toml = config();
+    let replica = || {
+        let url = url.clone();
+        TestGateway::start_with(&toml, move |env| {
+            env.insert("LLM_BRIDGE_MASTER_KEY".into(), MASTER.into());
+            env.insert("REDIS_URL".into(), url);
+        })
+    };
+    let (a, b) = (replica().await, replica().await);
+    let (_, mine) = create_key(&a.http, &a.url, json!({"name": "mine"})).await;
+    let (_, theirs) = create_key(&a.http, &a.url, json!({"name": "theirs"})).await;
+    let chat = |gw: &TestGateway, key: &str, body: Value| {
+        gw.post("/v1/chat/completions")
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    // What a client that keeps only content and tool calls sends next.
+    let next_turn = |first: &Value, calls: &[Value]| {
+        let mut body = first.clone();
+        body["stream"] = json!(false);
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|c| json!({"id": c["id"], "type": "function", "function": c["function"]}))
+            .collect();
+        let messages = body["messages"].as_array_mut().unwrap();
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
+        for call in &calls {
+            messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "sunny"}));
+        }
+        body
+    };
+
+    // Claude, streamed on replica A.
+    let mut first = stream(ask("a-tools"), false);
+    first["reasoning_effort"] = json!("high");
+    let resp = poll_until("the keys reach replica A's admission", || async {
+        let resp = chat(&a, &mine, first.clone()).await.unwrap();
+        (resp.status() == 200).then_some(resp)
+    })
+    .await;
+    let text = resp.text().await.unwrap();
+    let mut calls: Vec<Value> = Vec::new();
+    for chunk in sse_chunks(&text) {
+        for call in chunk["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = call["index"].as_u64().unwrap() as usize;
+            if calls.len() <= i {
+                calls.push(json!({"id": call["id"], "function": {"name": call["function"]["name"], "arguments": ""}}));
+            }
+            let now = calls[i]["function"]["arguments"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let more = call["function"]["arguments"].as_str().unwrap_or_default();
+            calls[i]["function"]["arguments"] = json!(format!("{now}{more}"));
+        }
+    }
+    assert_eq!(calls.len(), 2, "{text}");
+    let turn = next_turn(&first, &calls);
+    // Replica B gives the thinking back once A's write reached Redis.
+    poll_until("replica B gives the thinking back", || async {
+        let resp = chat(&b, &mine, turn.clone()).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let sent = b.mock.state.last().body;
+        (sent["thinking"]["type"] == "enabled").then_some(())
+    })
+    .await;
+    let sent = b.mock.state.last().body;
+    assert_eq!(sent["messages"][1]["content"][0]["signature"], SIGNATURE);
+    // Another caller sending the same ids gets nothing of it: thinking goes off for its turn.
+    let resp = chat(&b, &theirs, turn.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent = b.mock.state.last();
+    assert!(sent.body.get("thinking").is_none(), "{}", sent.body);
+    assert!(!String::from_utf8_lossy(&sent.raw).contains(SIGNATURE));
+
+    // Gemini 3 (strict: no stand-in accepted), whole on replica A, continued on A.
+    let first = ask("gemini-3-strict-tools");
+    let whole: Value = chat(&a, &mine, first.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calls = whole["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let turn = next_turn(&first, &calls);
+    let resp = chat(&a, &mine, turn.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = a.mock.state.last().body;
+    assert_eq!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        "sig/get_weather/{\"city\":\"Paris\"}"
+    );
+    let resp = chat(&a, &theirs, turn).await.unwrap();
+    assert_eq!(resp.status(), 400, "the strict model refuses the stand-in");
 }
