@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real coding-agent CLIs through the gateway, offline: Claude Code (Anthropic's Messages API) to
 # an OpenAI-dialect upstream and Codex (OpenAI's Responses API) to a DeepSeek upstream, then both to
-# Gemini 3 (Codex at high reasoning effort), all on the mock. Each reads a note with a shell tool the
+# Gemini 3 (Codex at high reasoning effort) and to Claude with thinking on, all on the mock. Each reads a note with a shell tool the
 # mock asks for, and answers with what the tool said: one prompt, one tool-call round trip. Part of
 # scripts/e2e.sh; GATEWAY_URL is the gateway.
 set -euo pipefail
@@ -61,6 +61,16 @@ expect "Claude Code: Gemini 3 tool round trip" "$(claude_code gemini/gemini-3-st
 say "Codex at high reasoning effort through /v1/responses to Gemini 3 (signatures in reasoning items)"
 expect "Codex: Gemini 3 tool round trip" \
   "$(codex gemini/gemini-3-strict-mock-agent -c model_reasoning_effort='"high"')"
+
+# With thinking on, Claude refuses a tool turn whose signed thinking block did not come back (the
+# mock refuses an altered one too), and the mock's strict models refuse the turn with thinking
+# off: Codex passes only if its reasoning item carried the block.
+say "Codex at high reasoning effort through /v1/responses to Claude (signed thinking in reasoning items)"
+expect "Codex: Claude thinking tool round trip" \
+  "$(codex anthropic/claude-strict-mock-agent -c model_reasoning_effort='"high"')"
+
+say "Claude Code through /v1/messages to Claude (passthrough)"
+expect "Claude Code: Claude tool round trip" "$(claude_code anthropic/claude-mock-agent)"
 
 say "the request log shows both inbound APIs and Claude Code's session"
 # The request log is written in batches: wait (30 s at most) until both agents' requests are in it.

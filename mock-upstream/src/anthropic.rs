@@ -132,12 +132,31 @@ pub async fn messages(
     if let Some(refusal) = unsigned_turn(&request) {
         return refusal;
     }
+    if model.contains("strict") && !thinking_on(&request) && answers_tools(&request) {
+        // What proves the thinking came back: a `strict` model's tool turns keep thinking on.
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "mock: a strict model's tool results must come with thinking on",
+        );
+    }
     let content = content(&model, b, &request);
     if streaming {
         stream_reply(&model, b, &content)
     } else {
         reply(&model, b, content)
     }
+}
+
+/// Whether the request carries tool results.
+fn answers_tools(request: &Value) -> bool {
+    request["messages"].as_array().is_some_and(|messages| {
+        messages.iter().any(|m| {
+            m["content"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"))
+        })
+    })
 }
 
 /// Whether the request turns extended thinking on.
@@ -176,11 +195,7 @@ fn unsigned_turn(request: &Value) -> Option<Response> {
     }
     let at = messages.iter().rposition(|m| m["role"] == "assistant")?;
     let blocks = messages[at]["content"].as_array()?;
-    let answered = messages[at + 1..].iter().any(|m| {
-        m["content"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"))
-    });
+    let answered = answers_tools(&json!({"messages": &messages[at + 1..]}));
     let used_tools = blocks.iter().any(|b| b["type"] == "tool_use");
     let first = blocks.first().map(|b| &b["type"]);
     let thought = first.is_some_and(|t| t == "thinking" || t == "redacted_thinking");

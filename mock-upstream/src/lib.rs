@@ -11,7 +11,7 @@
 //!   (a stream that stops sending after three events but stays open), `badjson` (a stream whose
 //!   fourth event, 200 ms after the first three, is a truncated JSON object holding [`GARBLED`],
 //!   followed by the rest of the reply and `[DONE]`);
-//! - OpenAI dialect and Gemini: `agent` (a coding agent's turn: a call to the first shell or file
+//! - OpenAI dialect, Gemini and Anthropic: `agent` (a coding agent's turn: a call to the first shell or file
 //!   tool the request offers (`Bash`, `exec_command`, `shell`, `Read`) reading [`AGENT_FILE`], or,
 //!   once the request carries that call's result, an answer quoting it);
 //! - Gemini: `gemini-3` (the first function call of a reply carries a `thoughtSignature`, and a
@@ -29,6 +29,10 @@
 //!   (a stream whose events come 100 ms apart);
 //! - OpenAI dialect only: `leakkey` (a 401 quoting the caller's key percent-encoded and cut short);
 //! - Anthropic only: `cachewrite` (the usage reports [`CACHE_WRITE_TOKENS`] written to the cache);
+//! - Anthropic: with thinking on, every reply starts with a signed thinking block (and a redacted
+//!   one for `redacted`), and a tool turn whose thinking block does not come back first, or comes
+//!   back altered, is refused with 400 as Anthropic refuses it; a `strict` model refuses tool
+//!   results with thinking off (which proves the block came back); `agent` as for OpenAI;
 //! - `length`: the answer is cut by the token limit; `nousage`: the reply reports no usage;
 //! - Gemini only: `blocked` (prompt blocked), `malformed` (`MALFORMED_FUNCTION_CALL`), `safety` (`SAFETY`).
 //!
