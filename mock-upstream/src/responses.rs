@@ -1,5 +1,9 @@
 //! OpenAI's Responses API (`/v1/responses`): [`REPLY_WORDS`] as a response object or as its event
-//! stream (one `response.output_text.delta` per word), with the same failures as chat.
+//! stream (one `response.output_text.delta` per word), with the same failures as chat. A
+//! `reasoning-tools` model reasons and calls `get_weather`: its reasoning item carries
+//! [`ENCRYPTED`] when the request includes `reasoning.encrypted_content`, and a request
+//! (`store: false`) whose function call comes back without that reasoning item before it, or with
+//! the content altered, is refused as OpenAI refuses it.
 
 use std::sync::Arc;
 
@@ -19,6 +23,63 @@ fn error(status: StatusCode, message: &str) -> Response {
         Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})),
     )
         .into_response()
+}
+
+/// The encrypted reasoning of a `reasoning-tools` model's turn.
+pub const ENCRYPTED: &str = "gAAAAABmock-encrypted-reasoning";
+
+/// A `reasoning-tools` model's output: its reasoning and a call, or, once the call is answered, what
+/// the tool said. `Err` is the refusal of a call whose reasoning did not come back.
+fn reasoning_turn(request: &Value) -> Result<Vec<Value>, Response> {
+    let input = request["input"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut previous: Option<&Value> = None;
+    for item in input {
+        let altered = item["type"] == "reasoning"
+            && item
+                .get("encrypted_content")
+                .is_some_and(|content| content != ENCRYPTED);
+        if altered {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "The encrypted content for item rs_mock could not be verified.",
+            ));
+        }
+        let unreasoned = item["type"] == "function_call"
+            && request["store"] == false
+            && previous
+                .is_none_or(|p| p["type"] != "reasoning" || p.get("encrypted_content").is_none());
+        if unreasoned {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Item '{}' of type 'function_call' was provided without its required 'reasoning' item: 'rs_mock'.",
+                    item["id"].as_str().unwrap_or("fc_mock")
+                ),
+            ));
+        }
+        previous = Some(item);
+    }
+    if let Some(output) = input.iter().find(|i| i["type"] == "function_call_output") {
+        let said = output["output"].as_str().unwrap_or_default();
+        return Ok(vec![
+            json!({"id": "msg_mock", "type": "message", "status": "completed",
+            "role": "assistant", "content": [{"type": "output_text", "annotations": [],
+            "text": format!("The tool said: {said}")}]}),
+        ]);
+    }
+    let mut reasoning = json!({"id": "rs_mock", "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": super::REASONING_TEXT}]});
+    let included = request["include"]
+        .as_array()
+        .is_some_and(|i| i.iter().any(|v| v == "reasoning.encrypted_content"));
+    if included {
+        reasoning["encrypted_content"] = ENCRYPTED.into();
+    }
+    Ok(vec![
+        reasoning,
+        json!({"id": "fc_mock", "type": "function_call", "status": "completed",
+            "call_id": "call_mock_paris", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}),
+    ])
 }
 
 fn response(model: &str, status: &str, output: Value) -> Value {
@@ -60,6 +121,29 @@ pub async fn create(
         Behaviour::Fail429 => return error(StatusCode::TOO_MANY_REQUESTS, "Rate limit reached."),
         _ => {}
     }
+    if model.contains("reasoning-tools") {
+        let output = match reasoning_turn(&request) {
+            Ok(output) => output,
+            Err(refusal) => return refusal,
+        };
+        let done = response(&model, "completed", json!(output));
+        if !request["stream"].as_bool().unwrap_or(false) {
+            return Json(done).into_response();
+        }
+        let mut events = vec![
+            json!({"type": "response.created", "response": response(&model, "in_progress", json!([]))}),
+        ];
+        for (i, item) in output.iter().enumerate() {
+            events.push(
+                json!({"type": "response.output_item.added", "output_index": i, "item": item}),
+            );
+            events.push(
+                json!({"type": "response.output_item.done", "output_index": i, "item": item}),
+            );
+        }
+        events.push(json!({"type": "response.completed", "response": done}));
+        return sse(events);
+    }
     let text = REPLY_WORDS.concat();
     let message = |status: &str, text: &str| {
         json!({"id": "msg_mock", "type": "message", "status": status, "role": "assistant",
@@ -87,6 +171,11 @@ pub async fn create(
     events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": message("completed", &text)}));
     events.push(json!({"type": "response.completed",
         "response": response(&model, "completed", json!([message("completed", &text)]))}));
+    sse(events)
+}
+
+/// Events as a Responses stream, each with its sequence number.
+fn sse(events: Vec<Value>) -> Response {
     let frames: Vec<Result<Bytes, std::io::Error>> = events
         .into_iter()
         .enumerate()

@@ -84,6 +84,29 @@ pub fn for_anthropic(body: Bytes) -> Result<Bytes, crate::error::ApiError> {
     ))
 }
 
+/// A Responses body for OpenAI without the reasoning items the gateway made to carry another
+/// provider's state (a conversation that moved to OpenAI from another model): OpenAI would refuse
+/// their `encrypted_content`. A body without any is passed on as it is, after one byte search.
+pub fn for_openai(body: Bytes) -> Result<Bytes, crate::error::ApiError> {
+    if memchr::memmem::find(&body, PREFIX.as_bytes()).is_none() {
+        return Ok(body);
+    }
+    let mut request: serde_json::Map<String, Value> = crate::error::parse_json(&body)?;
+    let carrier = |item: &Value| {
+        item["type"] == "reasoning"
+            && item["encrypted_content"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(PREFIX))
+    };
+    match request.get_mut("input") {
+        Some(Value::Array(items)) if items.iter().any(carrier) => items.retain(|i| !carrier(i)),
+        _ => return Ok(body),
+    }
+    Ok(Bytes::from(
+        serde_json::to_vec(&request).expect("a JSON map serialises"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +139,21 @@ mod tests {
         let call = signature("call_1", &json!({"google": {}}));
         assert_eq!(read_thinking(&call), None);
         assert_eq!(read_thinking("EqQBCkYIBxgCKkA"), None);
+    }
+
+    #[test]
+    fn openai_gets_its_own_reasoning_items_only() {
+        let own = json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAAABo"});
+        let carrier = json!({"type": "reasoning", "summary": [],
+            "encrypted_content": signature("call_1", &json!({"google": {}}))});
+        let call =
+            json!({"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"});
+        let body = json!({"model": "o4-mini", "input": [own, carrier, call]});
+        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
+        let out: Value = serde_json::from_slice(&for_openai(bytes).unwrap()).unwrap();
+        assert_eq!(out["input"], json!([own, call]));
+        let text = Bytes::from_static(br#"{"model":"o4-mini","input":"say llmb1. please"}"#);
+        assert_eq!(for_openai(text.clone()).unwrap(), text, "untouched");
     }
 
     #[test]

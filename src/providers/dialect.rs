@@ -242,7 +242,7 @@ pub fn encode_responses(
         let renamed = (target.model != target.client_model).then_some(target.model);
         return Ok(Encoded {
             url: openai_compatible::responses_url(target.base_url),
-            body: openai_compatible::with_model(body, renamed)?,
+            body: openai_compatible::with_model(super::carried::for_openai(body)?, renamed)?,
             reply: InboundReply::Passthrough,
         });
     }

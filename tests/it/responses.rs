@@ -677,3 +677,61 @@ async fn anthropic_thinking_rides_in_reasoning_items() {
     assert_eq!(sent["thinking"]["type"], "enabled");
     assert_eq!(sent["messages"][1]["content"][0]["signature"], SIGNATURE);
 }
+
+/// Through Responses to an OpenAI reasoning model, as Codex uses it (`store: false`): the
+/// reasoning item with its `encrypted_content` passes through both ways untouched, a turn without
+/// it is refused by OpenAI (and that refusal reaches the client in OpenAI's shape), and a
+/// reasoning item the gateway made to carry another provider's state is not sent to OpenAI.
+#[tokio::test]
+async fn openai_reasoning_items_pass_through_and_carriers_stay_behind() {
+    use llm_bridge_mock::responses::ENCRYPTED;
+    let gw = TestGateway::start_with(
+        "[providers.openai]\nmodels = [\"o4-reasoning-tools\"]\n",
+        |_| {},
+    )
+    .await;
+    let user = json!({"type": "message", "role": "user", "content": "Weather in Paris?"});
+    let first = json!({"model": "o4-reasoning-tools", "input": [user], "store": false,
+        "reasoning": {"effort": "high"}, "include": ["reasoning.encrypted_content"]});
+    let reply: Value = post(&gw, &first).await.json().await.unwrap();
+    let output = reply["output"].as_array().unwrap().clone();
+    assert_eq!(output[0]["encrypted_content"], ENCRYPTED, "{reply}");
+    assert_eq!(output[1]["type"], "function_call");
+    let next_turn = |items: &[Value]| {
+        let mut input = vec![user.clone()];
+        input.extend_from_slice(items);
+        input.push(json!({"type": "function_call_output", "call_id": "call_mock_paris", "output": "sunny"}));
+        json!({"model": "o4-reasoning-tools", "input": input, "store": false})
+    };
+    let resp = post(&gw, &next_turn(&output)).await;
+    assert_eq!(resp.status(), 200);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(
+        done["output"][0]["content"][0]["text"],
+        "The tool said: sunny"
+    );
+
+    let resp = post(&gw, &next_turn(&output[1..])).await;
+    assert_eq!(resp.status(), 400);
+    let refused: Value = resp.json().await.unwrap();
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("without its required 'reasoning' item"),
+        "{refused}"
+    );
+
+    // A conversation that moved here from Gemini: its carrier reasoning item stays behind.
+    let carrier = llm_bridge::providers::carried::signature(
+        "call_gemini",
+        &json!({"google": {"thought_signature": "c2ln"}}),
+    );
+    let mut moved = vec![json!({"type": "reasoning", "summary": [], "encrypted_content": carrier})];
+    moved.extend_from_slice(&output);
+    let resp = post(&gw, &next_turn(&moved)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = gw.mock.state.last();
+    assert!(!String::from_utf8_lossy(&sent.raw).contains("llmb1."));
+    assert_eq!(sent.body["input"][1]["encrypted_content"], ENCRYPTED);
+}
