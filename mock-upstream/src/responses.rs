@@ -29,8 +29,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 pub const ENCRYPTED: &str = "gAAAAABmock-encrypted-reasoning";
 
 /// A `reasoning-tools` model's output: its reasoning and a call, or, once the call is answered, what
-/// the tool said. `Err` is the refusal of a call whose reasoning did not come back.
-fn reasoning_turn(request: &Value) -> Result<Vec<Value>, Response> {
+/// the tool said. `Err` is the message of OpenAI's 400 for a call whose reasoning did not come back.
+fn reasoning_turn(request: &Value) -> Result<Vec<Value>, String> {
     let input = request["input"].as_array().map_or(&[][..], Vec::as_slice);
     let mut previous: Option<&Value> = None;
     for item in input {
@@ -39,22 +39,16 @@ fn reasoning_turn(request: &Value) -> Result<Vec<Value>, Response> {
                 .get("encrypted_content")
                 .is_some_and(|content| content != ENCRYPTED);
         if altered {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "The encrypted content for item rs_mock could not be verified.",
-            ));
+            return Err("The encrypted content for item rs_mock could not be verified.".into());
         }
         let unreasoned = item["type"] == "function_call"
             && request["store"] == false
             && previous
                 .is_none_or(|p| p["type"] != "reasoning" || p.get("encrypted_content").is_none());
         if unreasoned {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "Item '{}' of type 'function_call' was provided without its required 'reasoning' item: 'rs_mock'.",
-                    item["id"].as_str().unwrap_or("fc_mock")
-                ),
+            return Err(format!(
+                "Item '{}' of type 'function_call' was provided without its required 'reasoning' item: 'rs_mock'.",
+                item["id"].as_str().unwrap_or("fc_mock")
             ));
         }
         previous = Some(item);
@@ -124,7 +118,7 @@ pub async fn create(
     if model.contains("reasoning-tools") {
         let output = match reasoning_turn(&request) {
             Ok(output) => output,
-            Err(refusal) => return refusal,
+            Err(refusal) => return error(StatusCode::BAD_REQUEST, &refusal),
         };
         let done = response(&model, "completed", json!(output));
         if !request["stream"].as_bool().unwrap_or(false) {
