@@ -28,9 +28,20 @@ use crate::routing::limits::Slot;
 
 /// The chat completions endpoint.
 pub struct Chat {
-    /// Where the reasoning state of translated replies is kept ([`kept_reasoning`]), and whose it is.
+    /// Where the reasoning state of translated replies is kept ([`kept_reasoning`]).
     pub reasoning: Arc<ResponseStore>,
-    pub owner: Owner,
+    /// The caller, whose that state is.
+    pub admission: Option<Arc<Admission>>,
+}
+
+/// The owner of a request let in without an admission (an open gateway).
+static ANONYMOUS: std::sync::LazyLock<Owner> =
+    std::sync::LazyLock::new(|| Owner::of(&crate::governance::Caller::Anonymous));
+
+impl Chat {
+    fn owner(&self) -> &Owner {
+        self.admission.as_ref().map_or(&ANONYMOUS, |a| &a.owner)
+    }
 }
 
 /// A chat stream as the client receives it, its reasoning state gathered on the way when the
@@ -93,7 +104,7 @@ impl Endpoint for Chat {
         let wire = deployment.provider.wire;
         let target = a.chat_target(a.peek.include_usage);
         let body = match carries_reasoning(wire) {
-            true => kept_reasoning::restore(&self.reasoning, &self.owner, a.body).await,
+            true => kept_reasoning::restore(&self.reasoning, self.owner(), a.body).await,
             false => None,
         };
         let body = body.unwrap_or_else(|| a.body.clone());
@@ -108,7 +119,7 @@ impl Endpoint for Chat {
                     (
                         Gatherer::default(),
                         self.reasoning.clone(),
-                        self.owner.clone(),
+                        self.owner().clone(),
                     )
                 });
                 let out = ChatOut { chat, keeping };
@@ -122,7 +133,7 @@ impl Endpoint for Chat {
                 let (json, usage) =
                     dialect::chat_reply(wire, &raw, &ctx).map_err(Failure::from_reply)?;
                 if kept_reasoning::may_carry(&json) {
-                    kept_reasoning::keep_reply(&self.reasoning, &self.owner, &json);
+                    kept_reasoning::keep_reply(&self.reasoning, self.owner(), &json);
                 }
                 Ok(Started::Complete(json, usage))
             }
@@ -149,11 +160,10 @@ impl Gateway {
         body: Bytes,
         admission: Option<Arc<Admission>>,
     ) -> Response {
-        let owner = admission.as_ref().map_or_else(
-            || Owner::of(&crate::governance::Caller::Anonymous),
-            |a| a.owner.clone(),
-        );
-        let chat = Chat { reasoning, owner };
+        let chat = Chat {
+            reasoning,
+            admission: admission.clone(),
+        };
         self.serve(&chat, headers, body, admission).await
     }
 }
