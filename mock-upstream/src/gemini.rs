@@ -202,6 +202,19 @@ pub fn thought_signature(call: &Value) -> String {
     )
 }
 
+/// The signature a Gemini 3 model puts on its answer's last text part (returning it is
+/// recommended, not checked).
+pub const TEXT_SIGNATURE: &str = "sig/answer";
+
+/// An answer's (last) text part, signed when the model signs.
+fn signed_answer(model: &str, text: &str) -> Value {
+    let mut part = json!({"text": text});
+    if signs_calls(model) {
+        part["thoughtSignature"] = json!(TEXT_SIGNATURE);
+    }
+    part
+}
+
 /// The calls of a reply, the first signed when the model signs its calls.
 fn weather_calls(model: &str, cities: &[&str]) -> Vec<Value> {
     let mut parts: Vec<Value> = cities.iter().map(|c| weather_call(c)).collect();
@@ -225,7 +238,10 @@ fn agent_parts(model: &str, request: &Value) -> Vec<Value> {
             Value::String(s) => s.clone(),
             _ => answer["response"].to_string(),
         };
-        return vec![json!({"text": format!("The tool said: {}", said.trim())})];
+        return vec![signed_answer(
+            model,
+            &format!("The tool said: {}", said.trim()),
+        )];
     }
     let offered: Vec<&str> = request["tools"]
         .as_array()
@@ -323,7 +339,7 @@ pub fn blocked(model: &str, behaviour: Behaviour) -> Value {
 pub fn reply(model: &str, behaviour: Behaviour) -> Value {
     let finish = Some(finish_reason(behaviour));
     let usage = usage(behaviour);
-    let text = json!({"text": REPLY_WORDS.concat()});
+    let text = signed_answer(model, &REPLY_WORDS.concat());
     match behaviour {
         Behaviour::Blocked => blocked(model, behaviour),
         Behaviour::Malformed | Behaviour::Safety => response(model, None, finish, usage),
@@ -380,7 +396,7 @@ pub fn events(model: &str, behaviour: Behaviour) -> Vec<Value> {
                 ));
             }
             events.extend(words(REPLY_WORDS.len() - 1));
-            let last = json!({"text": REPLY_WORDS[REPLY_WORDS.len() - 1]});
+            let last = signed_answer(model, REPLY_WORDS[REPLY_WORDS.len() - 1]);
             events.push(response(model, Some(vec![last]), Some(finish), usage));
             events
         }

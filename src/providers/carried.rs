@@ -16,6 +16,9 @@ use crate::providers::openai_types::ThinkingBlock;
 
 const PREFIX: &str = "llmb1.";
 
+/// The id a carrier holds for what the message itself needs back (not one of its tool calls).
+pub const MESSAGE: &str = "";
+
 /// The thinking block that carries `extra_content` for the tool call `id`.
 pub fn block(id: &str, extra_content: &Value) -> Value {
     json!({"type": "thinking", "thinking": "", "signature": signature(id, extra_content)})

@@ -42,6 +42,9 @@ pub struct Delta {
     pub thinking_blocks: Vec<ThinkingBlockDelta>,
     #[serde(default, deserialize_with = "list")]
     pub tool_calls: Vec<ToolCallDelta>,
+    /// What the provider needs back with the message's text (Gemini's thought signature).
+    #[serde(default)]
+    pub extra_content: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,6 +119,8 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
         thinking_blocks: Vec<ThinkingBlock>,
         #[serde(default, deserialize_with = "list")]
         tool_calls: Vec<WholeCall>,
+        #[serde(default)]
+        extra_content: Option<serde_json::Value>,
     }
     #[derive(Deserialize)]
     struct WholeCall {
@@ -136,6 +141,7 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
             delta: Delta {
                 content: c.message.content,
                 reasoning_content: c.message.reasoning_content,
+                extra_content: c.message.extra_content,
                 thinking_blocks: c
                     .message
                     .thinking_blocks

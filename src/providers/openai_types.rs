@@ -82,6 +82,11 @@ pub struct Message {
     /// Anthropic's signed thinking, sent back as it came ([`ThinkingBlock`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_blocks: Option<Vec<ThinkingBlock>>,
+    /// What the message's provider needs back with its text, as [`ToolCall::extra_content`] is
+    /// for a call (Gemini 3's thought signature on its answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extra_content: Option<Value>,
 }
 
 /// Anthropic's signed reasoning as chat completions carry it (`thinking_blocks` on the assistant
@@ -288,6 +293,10 @@ pub struct ResponseMessage {
     pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
+    /// As [`Message::extra_content`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extra_content: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -321,6 +330,10 @@ pub struct Delta {
     pub thinking_blocks: Option<Vec<ThinkingBlockDelta>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
+    /// As [`Message::extra_content`], once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extra_content: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]

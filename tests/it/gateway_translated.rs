@@ -4,7 +4,7 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\", \"gemini-3-strict-tools\", \"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
+const GEMINI_MODELS: &str = "[providers.gemini]\nmodels = [\"gemini-3-pro-tools\", \"gemini-3-strict-tools\", \"gemini-3-flash\", \"g-tools\", \"g-reasoning\", \"g-blocked\", \"g-malformed\", \"g-safety\", \"g-length\", \"g-cut\", \"g-fail400\"]\n";
 const ANTHROPIC_MODELS: &str = "[providers.anthropic]\nmodels = [\"a-tools\", \"a-tools-redacted\", \"a-reasoning\", \"a-length\", \"a-cut\", \"a-fail400\", \"a-safety\"]\n";
 
 fn config() -> String {
@@ -797,4 +797,93 @@ async fn the_gateway_gives_dropped_reasoning_back_to_its_owner_on_any_replica() 
     );
     let resp = chat(&a, &theirs, turn).await.unwrap();
     assert_eq!(resp.status(), 400, "the strict model refuses the stand-in");
+}
+
+/// Gemini 3 signs its answer's last text part too. The signature rides on the chat message's
+/// `extra_content` (whole and streamed), in a carrier thinking block through Messages and a
+/// carrier reasoning item through Responses, and goes back on the answer's last text part.
+#[tokio::test]
+async fn gemini_answer_signatures_come_back_through_every_inbound_api() {
+    use llm_bridge_mock::gemini::TEXT_SIGNATURE;
+    let gw = TestGateway::start_with(&config(), |_| {}).await;
+    let model = "gemini-3-flash";
+    let question = json!({"role": "user", "content": "Hello?"});
+    let signature_sent = |gw: &TestGateway| {
+        let sent = gw.mock.state.last().body;
+        let parts = sent["contents"][1]["parts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(sent["contents"][1]["role"], "model", "{sent}");
+        parts.last().map(|p| p["thoughtSignature"].clone())
+    };
+
+    // Chat completions, whole and streamed.
+    let body = json!({"model": model, "messages": [question]});
+    let whole: Value = gw.chat(body.clone()).await.json().await.unwrap();
+    let message = whole["choices"][0]["message"].clone();
+    assert_eq!(
+        message["extra_content"]["google"]["thought_signature"], TEXT_SIGNATURE,
+        "{whole}"
+    );
+    let text = gw.chat(stream(body, false)).await.text().await.unwrap();
+    let streamed: Vec<Value> = sse_chunks(&text)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("extra_content").cloned())
+        .collect();
+    assert_eq!(streamed, [message["extra_content"].clone()], "{text}");
+    let next = json!({"model": model, "messages": [question, message, {"role": "user", "content": "And?"}]});
+    assert_eq!(gw.chat(next).await.status(), 200);
+    assert_eq!(signature_sent(&gw), Some(json!(TEXT_SIGNATURE)));
+
+    // Messages: a carrier thinking block.
+    let body = json!({"model": model, "max_tokens": 100, "messages": [question]});
+    let reply: Value = gw
+        .post("/v1/messages")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let content = reply["content"].as_array().unwrap().clone();
+    assert!(
+        content
+            .iter()
+            .any(|b| b["type"] == "thinking"
+                && b["signature"].as_str().unwrap().starts_with("llmb1.")),
+        "{reply}"
+    );
+    let next = json!({"model": model, "max_tokens": 100, "messages": [question,
+        {"role": "assistant", "content": content}, {"role": "user", "content": "And?"}]});
+    let resp = gw.post("/v1/messages").json(&next).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(signature_sent(&gw), Some(json!(TEXT_SIGNATURE)));
+
+    // Responses, streamed: a carrier reasoning item after the message.
+    let body = json!({"model": model, "input": "Hello?", "store": false, "stream": true});
+    let text = gw
+        .post("/v1/responses")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let items: Vec<Value> = sse_events(&text)
+        .into_iter()
+        .filter(|(name, _)| name == "response.output_item.done")
+        .map(|(_, e)| e["item"].clone())
+        .collect();
+    let kinds: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["message", "reasoning"], "{text}");
+    let mut input = vec![json!({"type": "message", "role": "user", "content": "Hello?"})];
+    input.extend(items);
+    input.push(json!({"type": "message", "role": "user", "content": "And?"}));
+    let next = json!({"model": model, "input": input, "store": false});
+    let resp = gw.post("/v1/responses").json(&next).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(signature_sent(&gw), Some(json!(TEXT_SIGNATURE)));
 }

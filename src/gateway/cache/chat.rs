@@ -49,6 +49,9 @@ pub fn whole_to_stream(whole: &[u8], include_usage: bool) -> Option<Vec<u8>> {
         {
             chunk(delta(json!({ "thinking_blocks": indexed(blocks) })), None);
         }
+        if let Some(extra) = message.and_then(|m| m.get("extra_content")) {
+            chunk(delta(json!({ "extra_content": extra })), None);
+        }
         if let Some(calls) = message
             .and_then(|m| m.get("tool_calls"))
             .and_then(Value::as_array)
@@ -111,6 +114,7 @@ struct Gathered {
     reasoning: Option<String>,
     refusal: Option<String>,
     thinking: Vec<Map<String, Value>>,
+    extra_content: Option<Value>,
     calls: Vec<Map<String, Value>>,
     logprobs: Vec<Value>,
     finish: Value,
@@ -171,6 +175,9 @@ pub fn stream_to_whole(stream: &[u8], usage: &Usage) -> Option<Vec<u8>> {
                 append(&mut g.content, delta.get("content"));
                 append(&mut g.reasoning, delta.get("reasoning_content"));
                 append(&mut g.refusal, delta.get("refusal"));
+                if let Some(extra) = delta.get("extra_content").filter(|e| !e.is_null()) {
+                    g.extra_content = Some(extra.clone());
+                }
                 for piece in delta
                     .get("thinking_blocks")
                     .and_then(Value::as_array)
@@ -219,6 +226,9 @@ pub fn stream_to_whole(stream: &[u8], usage: &Usage) -> Option<Vec<u8>> {
             if !g.thinking.is_empty() {
                 let blocks = g.thinking.into_iter().map(Value::Object).collect();
                 message.insert("thinking_blocks".into(), Value::Array(blocks));
+            }
+            if let Some(extra) = g.extra_content {
+                message.insert("extra_content".into(), extra);
             }
             if !g.calls.is_empty() {
                 let calls = g.calls.into_iter().map(Value::Object).collect();

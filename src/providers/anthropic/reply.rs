@@ -111,6 +111,7 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
                 content,
                 reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
                 thinking_blocks: (!thinking_blocks.is_empty()).then_some(thinking_blocks),
+                extra_content: None,
                 tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
             },
             finish_reason: Some(finish.to_string()),

@@ -83,6 +83,9 @@ pub(super) struct Sorted {
     pub(super) text: String,
     pub(super) thoughts: String,
     pub(super) calls: Vec<Call>,
+    /// The thought signature on a part that is not a function call (Gemini 3 signs its answer's
+    /// last part).
+    pub(super) signature: Option<String>,
 }
 
 /// Where a chat completions tool call carries Gemini's thought signature, as Google's own
@@ -114,6 +117,9 @@ pub(super) fn sort_parts(content: Option<GContent>) -> Sorted {
                 signature: part.thought_signature,
             });
         } else if let Some(text) = part.text {
+            if part.thought_signature.is_some() {
+                sorted.signature = part.thought_signature;
+            }
             if part.thought == Some(true) {
                 sorted.thoughts.push_str(&text);
             } else {
@@ -192,6 +198,7 @@ pub fn chat_response(body: &[u8], ctx: &ReplyContext) -> Result<(Vec<u8>, Usage)
                 reasoning_content: (!sorted.thoughts.is_empty()).then_some(sorted.thoughts),
                 thinking_blocks: None,
                 tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+                extra_content: signature_content(sorted.signature),
             },
             finish_reason: Some(finish.into()),
             logprobs: None,

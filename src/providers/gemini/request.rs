@@ -94,6 +94,12 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
                         ..Default::default()
                     });
                 }
+                // The answer's signature goes back on its last text part.
+                if let Some(signature) = signature_of(m.extra_content.as_ref())
+                    && let Some(text) = parts.iter_mut().rev().find(|p| p.text.is_some())
+                {
+                    text.thought_signature = Some(signature);
+                }
                 in_tool_turn = false;
                 if !parts.is_empty() {
                     contents.push(GContent {

@@ -86,6 +86,7 @@ impl ChatStream {
             if !sorted.thoughts.is_empty() {
                 delta.reasoning_content = Some(sorted.thoughts);
             }
+            delta.extra_content = signature_content(sorted.signature);
             if !sorted.calls.is_empty() {
                 let mut deltas = Vec::with_capacity(sorted.calls.len());
                 for call in sorted.calls {
@@ -115,7 +116,8 @@ impl ChatStream {
             let empty = delta.role.is_none()
                 && delta.content.is_none()
                 && delta.reasoning_content.is_none()
-                && delta.tool_calls.is_none();
+                && delta.tool_calls.is_none()
+                && delta.extra_content.is_none();
             if empty && finish.is_none() {
                 continue;
             }

@@ -616,7 +616,8 @@ fn text_reply_with_thoughts_and_usage() {
     assert_eq!(reply["model"], "gemini-2.5-flash");
     assert_eq!(
         reply["choices"],
-        json!([{"index": 0, "message": {"role": "assistant", "content": "Hello world", "reasoning_content": "Thinking..."},
+        json!([{"index": 0, "message": {"role": "assistant", "content": "Hello world", "reasoning_content": "Thinking...",
+                    "extra_content": {"google": {"thought_signature": "abc"}}},
                 "finish_reason": "stop", "logprobs": null}])
     );
     assert_eq!(usage, Usage::new(12, 27, 4, 7));

@@ -37,6 +37,10 @@ pub fn message(chat: &[u8], id: &str, model: &str) -> Result<(Vec<u8>, Option<Us
     if !reasoning.is_empty() {
         content.push(json!({"type": "thinking", "thinking": reasoning, "signature": ""}));
     }
+    if let Some(extra) = message.get("extra_content").filter(|e| e.is_object()) {
+        let carried = crate::providers::carried::MESSAGE;
+        content.push(crate::providers::carried::block(carried, extra));
+    }
     if let Some(text) = message.get("content").and_then(Value::as_str)
         && !text.is_empty()
     {

@@ -185,8 +185,11 @@ fn push_turn(messages: &mut Vec<Value>, turn: &Value, i: usize) -> Result<(), Ap
             }
         }
     }
+    let mut message_extra = None;
     for (id, extra) in carried {
-        if let Some(call) = tool_calls.iter_mut().find(|c| c["id"] == id.as_str()) {
+        if id == crate::providers::carried::MESSAGE {
+            message_extra = Some(extra);
+        } else if let Some(call) = tool_calls.iter_mut().find(|c| c["id"] == id.as_str()) {
             call["extra_content"] = extra;
         }
     }
@@ -214,6 +217,9 @@ fn push_turn(messages: &mut Vec<Value>, turn: &Value, i: usize) -> Result<(), Ap
         }
         if !reasoning.is_empty() {
             message.insert("reasoning_content".into(), reasoning.into());
+        }
+        if let Some(extra) = message_extra {
+            message.insert("extra_content".into(), extra);
         }
         messages.push(Value::Object(message));
     } else if !parts.is_empty() {

@@ -154,6 +154,9 @@ impl MessagesStream {
                     json!({"type": "thinking_delta", "thinking": text}),
                 );
             }
+            if let Some(extra) = delta.extra_content.filter(Value::is_object) {
+                self.carry(crate::providers::carried::MESSAGE, &extra, out);
+            }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                 let index = self.open(Block::Text, json!({"type": "text", "text": ""}), out);
                 Self::delta(out, index, json!({"type": "text_delta", "text": text}));

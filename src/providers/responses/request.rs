@@ -145,6 +145,8 @@ struct Turns {
     carried: Vec<(String, Value)>,
     /// Anthropic's signed thinking that reasoning items carried, for the next assistant message.
     thinking: Vec<Value>,
+    /// What a reasoning item carried for the next assistant message itself.
+    message_extra: Option<Value>,
 }
 
 impl Turns {
@@ -205,9 +207,22 @@ impl Turns {
                     .get("encrypted_content")
                     .and_then(Value::as_str)
                     .and_then(crate::providers::carried::read);
-                if let Some(call) = carried {
-                    self.carried.push(call);
-                    return Ok(());
+                match carried {
+                    // It follows the message it belongs to (or, from elsewhere, precedes it).
+                    Some((id, extra)) if id == crate::providers::carried::MESSAGE => {
+                        match self.messages.last_mut() {
+                            Some(last) if last["role"] == "assistant" => {
+                                last["extra_content"] = extra
+                            }
+                            _ => self.message_extra = Some(extra),
+                        }
+                        return Ok(());
+                    }
+                    Some(call) => {
+                        self.carried.push(call);
+                        return Ok(());
+                    }
+                    None => {}
                 }
                 let thinking = item
                     .get("encrypted_content")
@@ -246,6 +261,9 @@ impl Turns {
         }
         if !self.thinking.is_empty() {
             message["thinking_blocks"] = std::mem::take(&mut self.thinking).into();
+        }
+        if let Some(extra) = self.message_extra.take() {
+            message["extra_content"] = extra;
         }
         message
     }

@@ -45,6 +45,9 @@ pub struct ResponsesStream {
     output: Vec<Value>,
     /// Anthropic's signed thinking not yet written into a reasoning item's `encrypted_content`.
     thinking: Vec<ThinkingBlock>,
+    /// What the message needs back with its text (Gemini's signature on its answer): a carrier
+    /// reasoning item after the message item.
+    message_extra: Option<Value>,
     finish_reason: Option<String>,
     usage: Option<Usage>,
 }
@@ -76,6 +79,7 @@ impl ResponsesStream {
             open: None,
             output: Vec::new(),
             thinking: Vec::new(),
+            message_extra: None,
             finish_reason: None,
             usage: None,
         }
@@ -125,6 +129,9 @@ impl ResponsesStream {
             }
             for piece in delta.thinking_blocks {
                 self.gather_thinking(piece);
+            }
+            if let Some(extra) = delta.extra_content.filter(Value::is_object) {
+                self.message_extra = Some(extra);
             }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                 self.text(&text, out);
@@ -385,6 +392,9 @@ impl ResponsesStream {
             json!({"output_index": index, "item": item}),
         );
         self.output.push(item);
+        if let Some(extra) = self.message_extra.take() {
+            self.carry(crate::providers::carried::MESSAGE, &extra, out);
+        }
     }
 
     /// The stream broke off: `response.failed` with the error.
@@ -415,6 +425,9 @@ impl FromChunks for ResponsesStream {
         self.start(out);
         self.close(out);
         self.carry_thinking(out);
+        if let Some(extra) = self.message_extra.take() {
+            self.carry(crate::providers::carried::MESSAGE, &extra, out);
+        }
         let incomplete = match self.finish_reason.as_deref() {
             Some("length") => Some("max_output_tokens"),
             Some("content_filter") => Some("content_filter"),
