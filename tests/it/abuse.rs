@@ -286,7 +286,7 @@ async fn a_body_over_the_limit_is_refused_while_it_streams_in() {
     assert!(mock.state.received().is_empty());
 }
 
-/// Malformed requests, each with the status and error `type` it gets; the README's table of
+/// Malformed requests, each with the status and error `type` it gets; docs/api.md's table of
 /// malformed inputs lists the same rows. What the gateway needs (JSON, the model, the messages, the
 /// stream flag, sizes) it checks itself; the OpenAI dialect passes the rest through untouched for
 /// the provider to judge (200 here: the mock does not validate), and a translated provider
