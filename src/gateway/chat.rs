@@ -80,9 +80,15 @@ impl StreamOut for ChatOut {
     }
 }
 
-/// Whether a provider's replies carry reasoning state the client must send back.
-fn carries_reasoning(wire: Wire) -> bool {
-    matches!(wire, Wire::Anthropic | Wire::Gemini)
+/// Whether the provider checks the reasoning state a turn comes back with: a Gemini 3 call's
+/// signature, or Claude's thinking (on when the request asks for reasoning). Only then is a reply's
+/// state kept, and a turn that comes without it looked up (a Redis read when configured).
+fn checks_reasoning(wire: Wire, model: &str, body: &[u8]) -> bool {
+    match wire {
+        Wire::Gemini => crate::providers::gemini::checks_signatures(model),
+        Wire::Anthropic => memchr::memmem::find(body, b"\"reasoning_effort\"").is_some(),
+        Wire::OpenAi(_) => false,
+    }
 }
 
 impl Endpoint for Chat {
@@ -103,7 +109,8 @@ impl Endpoint for Chat {
         let deployment = &a.candidate.deployment;
         let wire = deployment.provider.wire;
         let target = a.chat_target(a.peek.include_usage);
-        let body = match carries_reasoning(wire) {
+        let checked = checks_reasoning(wire, &a.candidate.model, a.body);
+        let body = match checked {
             true => kept_reasoning::restore(&self.reasoning, self.owner(), a.body).await,
             false => None,
         };
@@ -115,7 +122,7 @@ impl Endpoint for Chat {
         let (candidate, prompt_bytes) = (a.candidate, a.body.len());
         match encoded.reply {
             ChatReply::Stream(chat) => {
-                let keeping = carries_reasoning(wire).then(|| {
+                let keeping = checked.then(|| {
                     (
                         Gatherer::default(),
                         self.reasoning.clone(),
@@ -132,7 +139,7 @@ impl Endpoint for Chat {
                 let raw = whole::read_whole(sent).await?;
                 let (json, usage) =
                     dialect::chat_reply(wire, &raw, &ctx).map_err(Failure::from_reply)?;
-                if kept_reasoning::may_carry(&json) {
+                if checked && kept_reasoning::may_carry(&json) {
                     kept_reasoning::keep_reply(&self.reasoning, self.owner(), &json);
                 }
                 Ok(Started::Complete(json, usage))

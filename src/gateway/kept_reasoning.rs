@@ -9,7 +9,10 @@
 //! Only replies translated from Anthropic or Gemini carry such state, and only a tool turn that
 //! comes back without it is looked up: the common request pays one byte search.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
+use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -45,10 +48,18 @@ fn id_of(call_id: &str) -> String {
     id
 }
 
+static THINKING_BLOCKS: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"thinking_blocks\""));
+static EXTRA_CONTENT: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"extra_content\""));
+/// A tool call's first piece names its type.
+static CALL_STARTS: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"type\":\"function\""));
+static TOOL_CALLS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"tool_calls\""));
+
 /// Whether a chat reply's bytes may carry reasoning state.
 pub fn may_carry(json: &[u8]) -> bool {
-    memchr::memmem::find(json, b"\"thinking_blocks\"").is_some()
-        || memchr::memmem::find(json, b"\"extra_content\"").is_some()
+    THINKING_BLOCKS.find(json).is_some() || EXTRA_CONTENT.find(json).is_some()
 }
 
 fn keep(store: &ResponseStore, owner: &Owner, first_call: &str, state: &TurnState) {
@@ -106,10 +117,7 @@ impl Gatherer {
     /// The chunk frames a chat translator wrote for one upstream event: only those that can hold
     /// a tool call or reasoning state are read.
     pub fn frames(&mut self, frames: &[u8]) {
-        // A tool call's first piece names its type.
-        let relevant =
-            may_carry(frames) || memchr::memmem::find(frames, b"\"type\":\"function\"").is_some();
-        if relevant {
+        if may_carry(frames) || CALL_STARTS.find(frames).is_some() {
             let _ = crate::providers::chunks::each(frames, |chunk| self.chunk(chunk));
         }
     }
@@ -168,7 +176,7 @@ fn append(block: &mut Map<String, Value>, piece: &Value) {
 /// The request with the state of its last tool turn given back, when that turn came without any
 /// and the gateway kept it for this owner; `None` when there is nothing to give back.
 pub async fn restore(store: &ResponseStore, owner: &Owner, body: &[u8]) -> Option<Bytes> {
-    if memchr::memmem::find(body, b"\"tool_calls\"").is_none() || may_carry(body) {
+    if TOOL_CALLS.find(body).is_none() || may_carry(body) {
         return None;
     }
     let mut request: Map<String, Value> = serde_json::from_slice(body).ok()?;

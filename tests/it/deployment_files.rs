@@ -68,8 +68,11 @@ fn env_example_lists_every_variable_and_nothing_else() {
 
 #[test]
 fn the_configuration_reference_documents_every_variable() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
     for var in known() {
         assert!(
             readme.contains(&format!("`{var}`")),

@@ -6,16 +6,18 @@ pub(super) fn invalid(message: impl Into<String>, param: impl Into<String>) -> A
     ApiError::invalid_request(message).with_param(param)
 }
 
-/// The generateContent JSON body for an OpenAI request. Errors are ApiError::invalid_request(..).with_param(..) naming the field.
 /// Gemini 3 refuses a turn whose function call comes back without its thought signature. A call
 /// with none to give back (its client dropped it, or the conversation began on another model)
 /// goes with the value Google documents for that case, which lets the turn through.
 const NO_SIGNATURE: &str = "skip_thought_signature_validator";
 
-fn checks_signatures(model: &str) -> bool {
+/// Whether the model refuses a function call that comes back without its thought signature.
+pub fn checks_signatures(model: &str) -> bool {
     model.contains("gemini-3")
 }
 
+/// The generateContent JSON body for an OpenAI request. Errors are
+/// ApiError::invalid_request(..).with_param(..) naming the field.
 pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     if req.messages.is_empty() {
         return Err(invalid(
