@@ -29,6 +29,8 @@ pub mod gateway;
 #[cfg(feature = "ssr")]
 pub mod governance;
 #[cfg(feature = "ssr")]
+pub mod headers;
+#[cfg(feature = "ssr")]
 pub mod providers;
 #[cfg(feature = "ssr")]
 pub mod reload;

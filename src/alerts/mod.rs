@@ -14,15 +14,14 @@ mod webhook;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Semaphore, mpsc};
 
 use self::gate::{ErrorWindows, Gate, Spike, Verdict};
+use crate::calendar as period;
 use crate::config::{AlertKind, AlertsConfig, CircuitConfig};
-use crate::governance::period;
-use crate::routing::Deployment;
 use crate::shared::{BudgetPeriod, RequestRecord};
 
 /// Alerts waiting for the background task at most.
@@ -146,6 +145,18 @@ pub struct Budget<'a> {
     pub period: BudgetPeriod,
 }
 
+/// A deployment whose circuit has just opened, as its alert tells it.
+pub struct OpenedCircuit {
+    pub deployment: String,
+    pub provider: String,
+    pub consecutive_failures: u32,
+    /// The upstream rate-limited the deployment (a warning, not a failure).
+    pub rate_limited: bool,
+    pub reason: Option<String>,
+    /// Seconds until a trial request.
+    pub retry_in_seconds: Option<f64>,
+}
+
 impl Alerts {
     /// Starts the background task; nothing is sent until [`Alerts::configure`] names a webhook.
     pub fn start() -> Alerts {
@@ -195,18 +206,17 @@ impl Alerts {
         }
     }
 
-    /// The deployment's circuit has just opened.
-    pub fn circuit_opened(&self, deployment: &Deployment, circuit: &CircuitConfig) {
+    /// A deployment's circuit has just opened.
+    pub fn circuit_opened(&self, opened: &OpenedCircuit, circuit: &CircuitConfig) {
         if !self.wants(AlertKind::Circuit) {
             return;
         }
-        let report = deployment.circuit.report(Instant::now());
-        let rate_limited = deployment.circuit.is_rate_limited();
+        let (report, rate_limited) = (opened, opened.rate_limited);
         let failures = report.consecutive_failures;
         let mut message = format!(
             "The circuit of deployment `{}` (provider {}) opened after {failures} consecutive failure{}",
-            deployment.id,
-            deployment.provider.name,
+            opened.deployment,
+            opened.provider,
             if failures == 1 { "" } else { "s" },
         );
         if rate_limited {
@@ -227,12 +237,12 @@ impl Alerts {
             } else {
                 Severity::Critical
             },
-            subject: format!("deployment {}", deployment.id),
+            subject: format!("deployment {}", opened.deployment),
             message,
             value: Some(f64::from(failures)),
             threshold: Some(f64::from(circuit.consecutive_failures)),
             at_ms: crate::clock::now_ms(),
-            dedup: format!("circuit:{}", deployment.id),
+            dedup: format!("circuit:{}", opened.deployment),
             quiet_until_ms: None,
         });
     }

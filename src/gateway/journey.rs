@@ -334,9 +334,10 @@ impl Gateway {
                 }
                 Err(failure) => {
                     if failover.failed(candidate, failure) {
-                        self.stats
-                            .alerts()
-                            .circuit_opened(&candidate.deployment, &self.routing.config.circuit);
+                        self.stats.alerts().circuit_opened(
+                            &candidate.deployment.opened_circuit(),
+                            &self.routing.config.circuit,
+                        );
                     }
                 }
             }

@@ -11,7 +11,6 @@ pub mod keys;
 pub mod limiter;
 pub mod oidc;
 pub mod owner;
-pub mod period;
 pub mod teams;
 
 use std::net::IpAddr;
@@ -27,17 +26,7 @@ use crate::config::{LimitsConfig, TeamConfig};
 use crate::error::ApiError;
 use crate::shared::BudgetPeriod;
 
-/// How much of a budget is spent in its current period.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BudgetUse {
-    /// `key` or `team`.
-    pub scope: &'static str,
-    /// The virtual key's id or the team's name.
-    pub id: String,
-    pub period: BudgetPeriod,
-    /// Spend over budget: 1 or more and the spender's requests are refused.
-    pub ratio: f64,
-}
+pub use crate::stats::metrics::BudgetUse;
 
 /// Who sent a request, as the authentication layer found out.
 #[derive(Clone)]
@@ -184,7 +173,7 @@ impl Governance {
             return None;
         }
         crate::stats::metrics::observe_refusal("budget");
-        let reset = period::period_end(now_s, month_period);
+        let reset = crate::calendar::period_end(now_s, month_period);
         let at = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(reset),
         );

@@ -43,10 +43,23 @@ impl Deployment {
     pub fn header_values(&self) -> &(axum::http::HeaderValue, axum::http::HeaderValue) {
         self.header_values.get_or_init(|| {
             (
-                crate::gateway::header_text(&self.provider.name),
-                crate::gateway::header_text(&self.id),
+                crate::headers::header_text(&self.provider.name),
+                crate::headers::header_text(&self.id),
             )
         })
+    }
+
+    /// Its circuit as the alert of its opening tells it.
+    pub fn opened_circuit(&self) -> crate::alerts::OpenedCircuit {
+        let report = self.circuit.report(std::time::Instant::now());
+        crate::alerts::OpenedCircuit {
+            deployment: self.id.clone(),
+            provider: self.provider.name.clone(),
+            consecutive_failures: report.consecutive_failures,
+            rate_limited: self.circuit.is_rate_limited(),
+            reason: report.reason,
+            retry_in_seconds: report.retry_in_seconds,
+        }
     }
 
     pub fn api_key(&self) -> Option<&Secret> {

@@ -113,10 +113,22 @@ fn describe() {
 /// The family [`render_budgets`] writes.
 pub const BUDGET_FAMILY: &str = "llm_bridge_budget_used_ratio";
 
+/// How much of a budget is spent in its current period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetUse {
+    /// `key` or `team`.
+    pub scope: &'static str,
+    /// The virtual key's id or the team's name.
+    pub id: String,
+    pub period: crate::shared::BudgetPeriod,
+    /// Spend over budget: 1 or more and the spender's requests are refused.
+    pub ratio: f64,
+}
+
 /// Appends the budget gauges in the Prometheus text format. Written at scrape time from the
 /// governance state (not through the recorder), so a revoked key or deleted team leaves no stale
 /// series behind; the family's `# TYPE` line is always there.
-pub fn render_budgets(out: &mut String, uses: &[crate::governance::BudgetUse]) {
+pub fn render_budgets(out: &mut String, uses: &[BudgetUse]) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
@@ -295,7 +307,6 @@ pub fn observe_refusal(reason: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::governance::BudgetUse;
     use crate::shared::BudgetPeriod;
 
     #[test]

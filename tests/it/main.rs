@@ -30,4 +30,5 @@ mod routing;
 mod secrets;
 mod server;
 mod soak;
+mod structure;
 mod telemetry;

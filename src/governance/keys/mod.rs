@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use self::sync::{FORCED_READ_GAP, Shared, announce, listen};
-use super::period::{day_id, month_id};
+use crate::calendar::{day_id, month_id};
 use crate::shared::{BudgetPeriod, CreatedKey, KeyInfo, KeySettings};
 use arc_swap::ArcSwap;
 use fred::prelude::*;
