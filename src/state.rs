@@ -26,7 +26,7 @@ pub struct Shared {
     /// The responses `/v1/responses` keeps; not rebuilt on a reload.
     pub responses: Arc<crate::gateway::response_store::ResponseStore>,
     /// The reasoning state chat completions clients may not send back
-    /// ([`crate::gateway::kept_reasoning`]); not rebuilt on a reload.
+    /// (the chat endpoint's `kept_reasoning`); not rebuilt on a reload.
     pub reasoning: Arc<crate::gateway::response_store::ResponseStore>,
     pub started: Instant,
     /// Behind an `Arc`: the state is cloned for every request.

@@ -1,14 +1,14 @@
 //! The HTTP surface: the OpenAI-compatible `/v1` routes, health, and the stats API.
 
+use crate::endpoints::{chat, embeddings, messages, responses};
+
 pub mod auth;
 pub mod hardening;
 mod health;
 mod keys;
-pub mod messages;
 mod metrics;
 pub mod models;
 pub mod openapi;
-mod responses;
 mod stats;
 mod teams;
 mod v1;
@@ -43,7 +43,7 @@ pub async fn front_door(
         },
     };
     if anthropic {
-        messages::anthropic_shape(&state, client_id, response).await
+        messages::handler::anthropic_shape(&state, client_id, response).await
     } else {
         response
     }
@@ -54,27 +54,27 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let mut v1 = Router::new()
         .route(
             "/v1/chat/completions",
-            post(v1::chat_completions).route_layer(admission.clone()),
+            post(chat::handler::chat_completions).route_layer(admission.clone()),
         )
         .route(
             "/v1/embeddings",
-            post(v1::embeddings).route_layer(admission.clone()),
+            post(embeddings::handler::embeddings).route_layer(admission.clone()),
         )
         .route(
             "/v1/messages",
-            post(messages::messages).route_layer(admission.clone()),
+            post(messages::handler::messages).route_layer(admission.clone()),
         )
         .route(
             "/v1/responses",
-            post(responses::create).route_layer(admission.clone()),
+            post(responses::handler::create).route_layer(admission.clone()),
         )
         .route(
             "/v1/responses/{id}",
-            get(responses::get_one).delete(responses::delete),
+            get(responses::handler::get_one).delete(responses::handler::delete),
         )
         .route(
             "/v1/messages/count_tokens",
-            post(messages::count_tokens).route_layer(admission),
+            post(messages::handler::count_tokens).route_layer(admission),
         )
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get_one));

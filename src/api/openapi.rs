@@ -11,8 +11,8 @@ use utoipa::OpenApi;
         description = "An OpenAI-compatible gateway to many LLM providers."
     ),
     paths(
-        super::v1::chat_completions,
-        super::v1::embeddings,
+        crate::endpoints::chat::handler::chat_completions,
+        crate::endpoints::embeddings::handler::embeddings,
         super::models::list,
         super::models::get_one,
         super::health::health,

@@ -5,19 +5,14 @@
 //! The `/v1` handlers and the console's server functions share one [`Gateway`].
 
 pub mod cache;
-pub mod chat;
-pub mod embeddings;
 pub mod failover;
 pub mod http_client;
 pub mod journey;
 pub use crate::headers::header_text;
-pub mod kept_reasoning;
-pub mod messages;
 mod quiet;
 pub mod record;
 pub mod relay;
 pub mod response_store;
-pub mod responses;
 pub mod route;
 pub mod upstream;
 pub mod whole;

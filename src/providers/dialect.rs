@@ -11,7 +11,7 @@ use super::openai_compatible::{self, Edits, PassthroughStream, usage_from_tail};
 use super::openai_types::{ChatRequest, EmbeddingRequest, Usage};
 use super::spec::Wire;
 use super::translate::ReplyContext;
-use super::{anthropic, gemini, messages};
+use super::{anthropic, gemini};
 use crate::error::{ApiError, parse_json};
 
 /// The upstream request for one attempt, and how its reply is to be read.
@@ -197,11 +197,12 @@ pub enum InboundReply {
 }
 
 /// Encodes a Messages request (Anthropic's, as the client sent it) for `wire`: the client's bytes
-/// (only the model renamed) to Anthropic, chat completions to everyone else.
+/// (only the model renamed) to Anthropic, the chat completions body `chat` builds to everyone else.
 pub fn encode_messages(
     wire: Wire,
     target: &ChatTarget,
     body: Bytes,
+    chat: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Encoded<InboundReply>, ApiError> {
     if let Wire::Anthropic = wire {
         let renamed = (target.model != target.client_model).then_some(target.model);
@@ -211,13 +212,11 @@ pub fn encode_messages(
             reply: InboundReply::Passthrough,
         });
     }
-    let request: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
-    let chat = messages::request::chat_body(&request, target.stream)?;
     let chat_target = ChatTarget {
         include_usage: true,
         ..*target
     };
-    let encoded = encode_chat(wire, &chat_target, Bytes::from(chat))?;
+    let encoded = encode_chat(wire, &chat_target, Bytes::from(chat()?))?;
     Ok(Encoded {
         url: encoded.url,
         body: encoded.body,

@@ -14,15 +14,11 @@ pub mod deepseek;
 pub mod dialect;
 pub mod gemini;
 pub mod json_edit;
-pub mod messages;
 pub mod moonshot;
 pub mod openai;
 pub mod openai_compatible;
 pub mod openai_types;
-#[cfg(all(test, feature = "ssr"))]
-mod proptests;
 pub mod qwen;
-pub mod responses;
 pub mod spec;
 pub mod sse;
 pub mod translate;

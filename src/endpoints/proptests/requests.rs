@@ -9,13 +9,14 @@ use proptest::sample::Index;
 use serde_json::{Map, Value, json};
 
 use super::{config, name, some_text, text};
+use crate::endpoints::responses::stream as responses_stream;
+use crate::endpoints::{messages, responses};
 use crate::error::ApiError;
 use crate::providers::dialect::{self, ChatTarget};
 use crate::providers::openai_compatible::{self, Edits};
 use crate::providers::openai_types::{ChatRequest, Content, ContentPart, Role};
-use crate::providers::responses::stream as responses_stream;
 use crate::providers::translate::ReplyContext;
-use crate::providers::{BUILTIN, anthropic, gemini, messages, responses};
+use crate::providers::{BUILTIN, anthropic, gemini};
 
 // ---------- generated chat completions requests ----------
 
@@ -949,7 +950,7 @@ proptest! {
         }
         let as_messages = Bytes::from(serde_json::to_vec(&request).unwrap());
         for spec in BUILTIN {
-            if let Err(e) = dialect::encode_messages(spec.wire, &target("x"), as_messages.clone()) {
+            if let Err(e) = encode_messages(spec.wire, &target("x"), as_messages.clone()) {
                 refused_for_the_client(&e)?;
             }
         }
@@ -962,7 +963,7 @@ proptest! {
             let body = Bytes::from(body.clone());
             for encoded in [
                 dialect::encode_chat(spec.wire, &target("m2"), body.clone()).map(|_| ()),
-                dialect::encode_messages(spec.wire, &target("m2"), body.clone()).map(|_| ()),
+                encode_messages(spec.wire, &target("m2"), body.clone()).map(|_| ()),
             ] {
                 if let Err(e) = encoded {
                     refused_for_the_client(&e)?;
@@ -1108,4 +1109,14 @@ fn a_fanning_out_schema_reaches_gemini_in_bounded_time() {
     let body = gemini::chat_request(&old).unwrap();
     assert!(body.len() < 64 << 20, "{} bytes", body.len());
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+/// A Messages body encoded for `wire` as the Messages endpoint does.
+fn encode_messages(
+    wire: crate::providers::spec::Wire,
+    target: &dialect::ChatTarget,
+    body: bytes::Bytes,
+) -> Result<dialect::Encoded<dialect::InboundReply>, crate::error::ApiError> {
+    let chat = || messages::request::chat_body(&crate::error::parse_json(&body)?, target.stream);
+    dialect::encode_messages(wire, target, body.clone(), chat)
 }

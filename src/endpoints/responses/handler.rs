@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Json, Response};
 use bytes::Bytes;
 use serde_json::json;
 
+use crate::endpoints::responses::endpoint::not_found;
 use crate::error::ApiError;
-use crate::gateway::responses::not_found;
 use crate::governance::owner::Owner;
 use crate::governance::{Admission, Caller};
 use crate::state::AppState;
@@ -36,13 +36,15 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match super::v1::body_or_error(body, state.config().server.max_body_bytes) {
+    match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
         Ok(body) => {
             state
                 .gateway()
-                .responses(
-                    state.responses.clone(),
-                    Owner::of(&caller.map_or(Caller::Anonymous, |c| c.0)),
+                .serve(
+                    &super::endpoint::Responses::new(
+                        state.responses.clone(),
+                        Owner::of(&caller.map_or(Caller::Anonymous, |c| c.0)),
+                    ),
                     &headers,
                     body,
                     admission.map(|a| a.0),

@@ -4,31 +4,30 @@
 //! Responses events. With `store` (the default) the gateway keeps the response and its
 //! conversation, whichever provider answered, so `previous_response_id` continues it on any
 //! provider. The journey itself is
-//! [`super::journey`].
+//! [`crate::gateway::journey`].
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::Gateway;
-use super::journey::{Attempt, Endpoint, Peek};
-use super::record::Recording;
-use super::relay::{self, ChatTo, Started, StreamOut};
-use super::response_store::{ResponseStore, StoredResponse, stored_json, write_items};
-use super::upstream::Failure;
-use super::whole;
+use crate::endpoints::responses::passthrough::{self, PassthroughStream};
+use crate::endpoints::responses::stream::{self as responses_stream, ResponsesStream};
+use crate::endpoints::responses::{new_id, request, skeleton};
 use crate::error::{ApiError, parse_json};
-use crate::governance::Admission;
+use crate::gateway::Gateway;
+use crate::gateway::journey::{Attempt, Endpoint, Peek};
+use crate::gateway::record::Recording;
+use crate::gateway::relay::{self, ChatTo, Started, StreamOut};
+use crate::gateway::response_store::{ResponseStore, StoredResponse, stored_json, write_items};
+use crate::gateway::upstream::Failure;
+use crate::gateway::whole;
 use crate::governance::owner::Owner;
 use crate::providers::dialect::{self, ChatReply, InboundReply};
 use crate::providers::openai_types::Usage;
-use crate::providers::responses::passthrough::{self, PassthroughStream};
-use crate::providers::responses::stream::{self as responses_stream, ResponsesStream};
-use crate::providers::responses::{new_id, request, skeleton};
 use crate::providers::sse::SseEvent;
 use crate::routing::Candidate;
 use crate::routing::limits::Slot;
@@ -237,7 +236,7 @@ impl Endpoint for Responses {
     const NAME: &'static str = "responses";
     /// Replies are kept by `store` and chained by `previous_response_id`: a replayed response id
     /// would stand for another conversation's turn.
-    const CACHING: super::cache::Caching = super::cache::Caching::Off;
+    const CACHING: crate::gateway::cache::Caching = crate::gateway::cache::Caching::Off;
     type Peek = ResponsesPeek;
     type Started = Started<ResponsesOut>;
 
@@ -382,19 +381,5 @@ impl Endpoint for Responses {
             response.headers_mut().insert(HEADER_DROPPED_TOOLS, value);
         }
         response
-    }
-}
-
-impl Gateway {
-    pub async fn responses(
-        &self,
-        store: Arc<ResponseStore>,
-        owner: Owner,
-        headers: &HeaderMap,
-        body: Bytes,
-        admission: Option<Arc<Admission>>,
-    ) -> Response {
-        self.serve(&Responses::new(store, owner), headers, body, admission)
-            .await
     }
 }

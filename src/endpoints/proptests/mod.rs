@@ -13,7 +13,7 @@ mod streams;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use super::sse::{EventTooLarge, SseDecoder, SseEvent};
+use crate::providers::sse::{EventTooLarge, SseDecoder, SseEvent};
 
 /// `default_cases` cases, or as many as `PROPTEST_CASES` asks for divided by `cost` (how many
 /// times dearer a case is than the cheapest properties'). Failures are not written to files: a

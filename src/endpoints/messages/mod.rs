@@ -5,6 +5,8 @@
 //! OpenAI's chat completions ([`request`]), which every provider's translator already speaks, and
 //! the reply comes back as a message ([`reply`]) or as Messages stream events ([`stream`]).
 
+pub mod endpoint;
+pub mod handler;
 pub mod passthrough;
 pub mod reply;
 pub mod request;

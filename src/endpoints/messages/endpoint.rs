@@ -1,25 +1,21 @@
 //! `POST /v1/messages`: Anthropic's Messages API (what Claude Code speaks), relayed to any
 //! provider. To Anthropic the client's bytes and headers (`anthropic-version`, `anthropic-beta`)
 //! pass through; to the others the request goes as chat completions and the reply comes back as a
-//! message or as Messages events. The journey itself is [`super::journey`].
-
-use std::sync::Arc;
+//! message or as Messages events. The journey itself is [`crate::gateway::journey`].
 
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::Response;
-use bytes::Bytes;
 
-use super::Gateway;
-use super::journey::{Attempt, Conversation, Endpoint};
-use super::record::Recording;
-use super::relay::{self, ChatTo, Started, StreamOut};
-use super::upstream::Failure;
-use super::whole;
+use crate::endpoints::messages::passthrough::{self, PassthroughStream};
+use crate::endpoints::messages::{self as anthropic_api, reply, stream::MessagesStream};
 use crate::error::ApiError;
-use crate::governance::Admission;
+use crate::gateway::Gateway;
+use crate::gateway::journey::{Attempt, Conversation, Endpoint};
+use crate::gateway::record::Recording;
+use crate::gateway::relay::{self, ChatTo, Started, StreamOut};
+use crate::gateway::upstream::Failure;
+use crate::gateway::whole;
 use crate::providers::dialect::{self, ChatReply, InboundReply};
-use crate::providers::messages::passthrough::{self, PassthroughStream};
-use crate::providers::messages::{self as anthropic_api, reply, stream::MessagesStream};
 use crate::providers::openai_types::Usage;
 use crate::providers::sse::SseEvent;
 use crate::routing::Candidate;
@@ -99,8 +95,10 @@ impl Endpoint for Messages {
     ) -> Result<Started<MessagesOut>, Failure> {
         let deployment = &a.candidate.deployment;
         let target = a.chat_target(true);
-        let encoded = dialect::encode_messages(deployment.provider.wire, &target, a.body.clone())
-            .map_err(Failure::fatal)?;
+        let chat = || super::request::chat_body(&crate::error::parse_json(a.body)?, target.stream);
+        let encoded =
+            dialect::encode_messages(deployment.provider.wire, &target, a.body.clone(), chat)
+                .map_err(Failure::fatal)?;
         let forwarded = match encoded.reply {
             InboundReply::Passthrough => self.forwarded.clone(),
             InboundReply::Chat(_) => HeaderMap::new(),
@@ -147,17 +145,5 @@ impl Endpoint for Messages {
         peek: &Conversation,
     ) -> Response {
         started.into_response(recording, slot, &candidate.model, peek.stream)
-    }
-}
-
-impl Gateway {
-    pub async fn messages(
-        &self,
-        headers: &HeaderMap,
-        body: Bytes,
-        admission: Option<Arc<Admission>>,
-    ) -> Response {
-        self.serve(&Messages::new(headers), headers, body, admission)
-            .await
     }
 }

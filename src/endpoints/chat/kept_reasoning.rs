@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::response_store::{ResponseStore, StoredResponse};
+use crate::gateway::response_store::{ResponseStore, StoredResponse};
 use crate::governance::owner::Owner;
 use crate::providers::chunks::Chunk;
 

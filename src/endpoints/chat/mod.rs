@@ -1,22 +1,23 @@
 //! `POST /v1/chat/completions`: OpenAI's chat completions, relayed to any provider. The journey
-//! itself is [`super::journey`]; this file is what is particular to chat.
+//! itself is [`crate::gateway::journey`]; this folder is what is particular to chat.
+
+pub mod handler;
+pub mod kept_reasoning;
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use axum::response::Response;
-use bytes::Bytes;
 
-use super::Gateway;
-use super::cache::Caching;
-use super::journey::{Attempt, Conversation, Endpoint};
-use super::kept_reasoning::{self, Gatherer};
-use super::record::Recording;
-use super::relay::{self, Started, StreamOut};
-use super::response_store::ResponseStore;
-use super::upstream::Failure;
-use super::whole;
+use self::kept_reasoning::Gatherer;
 use crate::error::ApiError;
+use crate::gateway::Gateway;
+use crate::gateway::cache::Caching;
+use crate::gateway::journey::{Attempt, Conversation, Endpoint};
+use crate::gateway::record::Recording;
+use crate::gateway::relay::{self, Started, StreamOut};
+use crate::gateway::response_store::ResponseStore;
+use crate::gateway::upstream::Failure;
+use crate::gateway::whole;
 use crate::governance::Admission;
 use crate::governance::owner::Owner;
 use crate::providers::dialect::{self, ChatReply, ChatTranslator};
@@ -156,21 +157,5 @@ impl Endpoint for Chat {
         peek: &Conversation,
     ) -> Response {
         started.into_response(recording, slot, &candidate.model, peek.stream)
-    }
-}
-
-impl Gateway {
-    pub async fn chat(
-        &self,
-        reasoning: Arc<ResponseStore>,
-        headers: &HeaderMap,
-        body: Bytes,
-        admission: Option<Arc<Admission>>,
-    ) -> Response {
-        let chat = Chat {
-            reasoning,
-            admission: admission.clone(),
-        };
-        self.serve(&chat, headers, body, admission).await
     }
 }

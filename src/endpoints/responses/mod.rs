@@ -6,6 +6,8 @@
 //! provider's translator already speaks, and the reply comes back as a response object or as
 //! Responses stream events ([`stream`]).
 
+pub mod endpoint;
+pub mod handler;
 pub mod passthrough;
 pub mod request;
 pub mod stream;

@@ -9,19 +9,20 @@ use proptest::sample::Index;
 use serde_json::{Map, Value, json};
 
 use super::{config, cut_points, decode, name, splits, text};
+use crate::endpoints::messages::endpoint::MessagesOut;
+use crate::endpoints::messages::passthrough::PassthroughStream as MessagesPassthrough;
+use crate::endpoints::messages::stream::MessagesStream;
+use crate::endpoints::responses::passthrough::PassthroughStream as ResponsesPassthrough;
+use crate::endpoints::responses::stream::ResponsesStream;
+use crate::endpoints::{messages, responses};
 use crate::error::ApiError;
-use crate::gateway::messages::MessagesOut;
 use crate::gateway::relay::{ChatTo, StreamOut};
 use crate::providers::dialect::ChatTranslator;
-use crate::providers::messages::passthrough::PassthroughStream as MessagesPassthrough;
-use crate::providers::messages::stream::MessagesStream;
 use crate::providers::openai_compatible::PassthroughStream as OpenAiPassthrough;
 use crate::providers::openai_types::Usage;
-use crate::providers::responses::passthrough::PassthroughStream as ResponsesPassthrough;
-use crate::providers::responses::stream::ResponsesStream;
 use crate::providers::sse::{SseDecoder, SseEvent};
 use crate::providers::translate::ReplyContext;
-use crate::providers::{anthropic, gemini, messages, responses};
+use crate::providers::{anthropic, gemini};
 
 // ---------- what the upstream means ----------
 

@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use crate::endpoints::messages::error_json;
 use crate::error::parse_json;
 use crate::gateway::HEADER_REQUEST_ID;
 use crate::gateway::record::estimate_tokens;
 use crate::gateway::upstream::read_capped;
 use crate::governance::Admission;
-use crate::providers::messages::error_json;
 use crate::providers::spec::Wire;
 use crate::providers::{anthropic, openai_compatible};
 use crate::state::AppState;
@@ -34,11 +34,16 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match super::v1::body_or_error(body, state.config().server.max_body_bytes) {
+    match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
         Ok(body) => {
             state
                 .gateway()
-                .messages(&headers, body, admission.map(|a| a.0))
+                .serve(
+                    &super::endpoint::Messages::new(&headers),
+                    &headers,
+                    body,
+                    admission.map(|a| a.0),
+                )
                 .await
         }
         Err(e) => e.into_response(),
@@ -59,7 +64,7 @@ pub async fn count_tokens(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match super::v1::body_or_error(body, state.config().server.max_body_bytes) {
+    let body = match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };

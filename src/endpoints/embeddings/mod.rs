@@ -1,21 +1,19 @@
 //! `POST /v1/embeddings`: OpenAI-dialect providers pass through; Gemini is translated. The journey
-//! itself is [`super::journey`]; this file is what is particular to embeddings.
+//! itself is [`crate::gateway::journey`]; this folder is what is particular to embeddings.
 
-use std::sync::Arc;
+pub mod handler;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::Gateway;
-use super::journey::{Attempt, Endpoint, Peek};
-use super::record::{Recording, estimate_tokens};
-use super::upstream::{Failure, read_capped};
 use crate::error::{ApiError, parse_json};
-use crate::governance::Admission;
+use crate::gateway::Gateway;
+use crate::gateway::journey::{Attempt, Endpoint, Peek};
+use crate::gateway::record::{Recording, estimate_tokens};
+use crate::gateway::upstream::{Failure, read_capped};
 use crate::providers::dialect::{self, Embedded};
 use crate::providers::openai_types::Usage;
 use crate::routing::Candidate;
@@ -106,16 +104,5 @@ impl Endpoint for Embeddings {
             HeaderValue::from_static("application/json"),
         );
         response
-    }
-}
-
-impl Gateway {
-    pub async fn embeddings(
-        &self,
-        headers: &HeaderMap,
-        body: Bytes,
-        admission: Option<Arc<Admission>>,
-    ) -> Response {
-        self.serve(&Embeddings, headers, body, admission).await
     }
 }
