@@ -204,7 +204,7 @@ pub fn encode_messages(
     body: Bytes,
     chat: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Encoded<InboundReply>, ApiError> {
-    if let Wire::Anthropic = wire {
+    if speaks_messages(wire) {
         let renamed = (target.model != target.client_model).then_some(target.model);
         return Ok(Encoded {
             url: anthropic::chat_url(target.base_url),
@@ -222,6 +222,16 @@ pub fn encode_messages(
         body: encoded.body,
         reply: InboundReply::Chat(encoded.reply),
     })
+}
+
+/// The upstream serves Anthropic's Messages API itself.
+pub fn speaks_messages(wire: Wire) -> bool {
+    matches!(wire, Wire::Anthropic)
+}
+
+/// Where an upstream that speaks the Messages API counts a request's tokens.
+pub fn count_tokens_url(base_url: &str) -> String {
+    format!("{}/count_tokens", anthropic::chat_url(base_url))
 }
 
 /// The upstream serves OpenAI's Responses API itself.

@@ -281,6 +281,17 @@ async fn count_tokens_asks_anthropic_and_estimates_elsewhere() {
     assert_eq!(gw.mock.state.last().path, "/v1/messages/count_tokens");
     let (tokens, estimated) = count("gpt-4o-mini").await;
     assert!(estimated && tokens > 0);
+    // Through the journey: both counts are in the request log, spending nothing.
+    gw.state.stats.flush().await;
+    let log: Value = gw.get_json("/api/requests?limit=10").await;
+    let counts: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["api"] == "count_tokens")
+        .collect();
+    assert_eq!(counts.len(), 2, "{log}");
+    assert!(counts.iter().all(|r| r["status"] == 200 && r["cost_usd"] == 0.0));
 }
 
 #[tokio::test]

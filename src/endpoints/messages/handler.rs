@@ -10,22 +10,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Deserialize;
 
 use crate::endpoints::messages::error_json;
-use crate::error::parse_json;
 use crate::gateway::HEADER_REQUEST_ID;
-use crate::gateway::record::estimate_tokens;
-use crate::gateway::upstream::read_capped;
 use crate::governance::Admission;
-use crate::providers::spec::Wire;
-use crate::providers::{anthropic, openai_compatible};
+use crate::providers::openai_compatible;
 use crate::state::AppState;
 
 /// Set on a `count_tokens` answer that is the gateway's estimate, not the provider's count.
-pub const HEADER_ESTIMATED: HeaderName = HeaderName::from_static("x-llm-bridge-estimated");
-/// A token count is a few bytes of JSON; more is cut.
-const MAX_COUNT_REPLY: usize = 64 * 1024;
+pub use super::count_tokens::HEADER_ESTIMATED;
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 
 pub async fn messages(
@@ -50,82 +43,24 @@ pub async fn messages(
     }
 }
 
-#[derive(Deserialize)]
-struct CountPeek {
-    model: String,
-}
-
-/// `POST /v1/messages/count_tokens`: Anthropic counts; for other providers the gateway estimates
-/// (about four bytes a token) and says so in `x-llm-bridge-estimated`. Admitted as any request
-/// (key expiry, budgets, teams, rate limits) and only for the models the caller may use.
+/// `POST /v1/messages/count_tokens`, through the journey ([`super::count_tokens`]): admitted,
+/// routed, failed over and recorded as any request.
 pub async fn count_tokens(
     State(state): State<AppState>,
     admission: Option<Extension<Arc<Admission>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let peek: CountPeek = match parse_json(&body) {
-        Ok(peek) => peek,
-        Err(e) => return e.into_response(),
-    };
-    if let Some(admission) = &admission
-        && let Err(e) = admission.check_model(&peek.model)
-    {
-        return e.into_response();
-    }
-    let gateway = state.gateway();
-    let plan = match gateway.plan(&peek.model) {
-        Ok(plan) => plan,
-        Err(e) => return e.into_response(),
-    };
-    if let Some(candidate) = plan
-        .iter()
-        .find(|c| matches!(c.deployment.provider.wire, Wire::Anthropic))
-    {
-        let renamed = (candidate.model != peek.model).then_some(candidate.model.as_str());
-        let body = match openai_compatible::with_model(body, renamed) {
-            Ok(body) => body,
-            Err(e) => return e.into_response(),
-        };
-        let url = format!(
-            "{}/count_tokens",
-            anthropic::chat_url(&candidate.deployment.base_url)
-        );
-        let mut forwarded = HeaderMap::new();
-        for name in ["anthropic-version", "anthropic-beta"] {
-            if let Some(v) = headers.get(name) {
-                forwarded.insert(name, v.clone());
-            }
+    match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
+        Ok(body) => {
+            let count = super::count_tokens::CountTokens::new(&headers);
+            state
+                .gateway()
+                .serve(&count, &headers, body, admission.map(|a| a.0))
+                .await
         }
-        let span = tracing::Span::none();
-        return match gateway
-            .send_with(&candidate.deployment, &url, body, forwarded, &span)
-            .await
-        {
-            Ok(sent) => {
-                let status = sent.status();
-                let bytes = read_capped(sent, MAX_COUNT_REPLY).await;
-                let mut response = Response::new(Body::from(bytes));
-                *response.status_mut() = status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response
-            }
-            Err(failure) => failure.error.into_response(),
-        };
+        Err(e) => e.into_response(),
     }
-    let tokens = estimate_tokens(body.len());
-    let mut response = axum::Json(serde_json::json!({"input_tokens": tokens})).into_response();
-    response
-        .headers_mut()
-        .insert(HEADER_ESTIMATED, HeaderValue::from_static("true"));
-    response
 }
 
 /// On `/v1/messages…`: errors (from any layer: authentication, limits, the gateway) in Anthropic's

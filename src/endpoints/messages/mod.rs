@@ -5,6 +5,7 @@
 //! OpenAI's chat completions ([`request`]), which every provider's translator already speaks, and
 //! the reply comes back as a message ([`reply`]) or as Messages stream events ([`stream`]).
 
+pub mod count_tokens;
 pub mod endpoint;
 pub mod handler;
 pub mod passthrough;
