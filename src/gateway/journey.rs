@@ -14,7 +14,8 @@
 //! 7. **relay**: the reply goes to the client as it arrives; the record is finished when it ends.
 //! 8. **reply**: the gateway's headers, or the error in the endpoint's shape.
 //!
-//! An [`Endpoint`] supplies only what differs: what it peeks, how an attempt encodes and starts its
+//! Each phase is a short method of [`Journey`], the request on its way; [`Gateway::serve`] runs
+//! them in order. An [`Endpoint`] supplies only what differs: what it peeks, how an attempt encodes and starts its
 //! reply, how the reply is relayed, and the shape of its errors.
 
 use std::borrow::Cow;
@@ -32,6 +33,7 @@ use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
 use super::upstream::Failure;
 use super::{Gateway, reply_headers};
+use crate::config::RoutingConfig;
 use crate::error::{ApiError, parse_json};
 use crate::governance::Admission;
 use crate::providers::dialect::ChatTarget;
@@ -172,7 +174,8 @@ pub trait Endpoint: Sync {
 }
 
 impl Gateway {
-    /// Runs one request through its journey.
+    /// Runs one request through its journey, step by step; a step that ends the request early
+    /// (a refusal, a cache hit) gives the reply.
     pub async fn serve<E: Endpoint>(
         &self,
         endpoint: &E,
@@ -180,138 +183,220 @@ impl Gateway {
         body: Bytes,
         admission: Option<Arc<Admission>>,
     ) -> Response {
-        // identify
-        let request_id = self.request_id(headers);
-        let started = Instant::now();
-        let refuse = |e: ApiError, deployment: Option<&Deployment>, attempts, overhead| {
-            let mut response = endpoint.error(e);
-            reply_headers(
-                response.headers_mut(),
-                &request_id,
-                deployment,
-                attempts,
-                overhead,
-            );
-            response
+        let mut journey = Journey::identify(self, endpoint, headers);
+        let response = match journey.run(&body, admission).await {
+            Ok(response) | Err(response) => response,
         };
+        journey.mark(response)
+    }
+}
 
-        // peek
-        let peek = match endpoint.peek(&body) {
-            Ok(peek) => peek,
-            Err(e) => return refuse(e, None, 0, started.elapsed()),
-        };
+/// One request on its way: what its steps share.
+struct Journey<'a, E> {
+    gateway: &'a Gateway,
+    endpoint: &'a E,
+    headers: &'a HeaderMap,
+    request_id: String,
+    started: Instant,
+    /// Time spent waiting for upstreams, to tell the gateway's own time apart.
+    upstream_time: Duration,
+    /// What the cache did, for the reply's header.
+    cached: Option<Outcome>,
+}
 
-        // record
+/// A step's early end: the reply to send now.
+type Early = Response;
+
+// An early reply is moved once, to the client: boxing it would cost an allocation per refusal
+// and per cache hit for nothing.
+#[allow(clippy::result_large_err)]
+impl<'a, E: Endpoint> Journey<'a, E> {
+    /// identify: the request id and the clock.
+    fn identify(gateway: &'a Gateway, endpoint: &'a E, headers: &'a HeaderMap) -> Self {
+        Journey {
+            gateway,
+            endpoint,
+            headers,
+            request_id: gateway.request_id(headers),
+            started: Instant::now(),
+            upstream_time: Duration::ZERO,
+            cached: None,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        body: &Bytes,
+        admission: Option<Arc<Admission>>,
+    ) -> Result<Response, Early> {
+        let peek = self.peek(body)?;
+        let mut recording = self.admit(&peek, admission)?;
+        let fill = self.cache(&peek, body, &mut recording).await?;
+        let plan = self.plan(&peek, &mut recording)?;
+        let (reply, candidate, slot, attempts) =
+            self.attempt(&peek, body, &plan, &mut recording).await?;
+        Ok(self.relay(&peek, reply, (candidate, slot, attempts), recording, fill))
+    }
+
+    /// The error in the endpoint's shape, with the gateway's headers.
+    fn refuse(&self, e: ApiError, deployment: Option<&Deployment>, attempts: u32) -> Response {
+        let overhead = self.started.elapsed().saturating_sub(self.upstream_time);
+        let mut response = self.endpoint.error(e);
+        reply_headers(
+            response.headers_mut(),
+            &self.request_id,
+            deployment,
+            attempts,
+            overhead,
+        );
+        response
+    }
+
+    /// A refusal after the request was recorded.
+    fn fail(&self, recording: &mut Option<Recording>, e: ApiError) -> Response {
+        if let Some(recording) = recording.take() {
+            recording.fail(&e);
+        }
+        self.refuse(e, None, 0)
+    }
+
+    /// peek: the few fields the gateway reads.
+    fn peek(&self, body: &[u8]) -> Result<E::Peek, Early> {
+        self.endpoint
+            .peek(body)
+            .map_err(|e| self.refuse(e, None, 0))
+    }
+
+    /// record and admit: the record starts; the model, the caller's key and the endpoint's own
+    /// rules are checked.
+    fn admit(
+        &self,
+        peek: &E::Peek,
+        admission: Option<Arc<Admission>>,
+    ) -> Result<Option<Recording>, Early> {
         let model = peek.model();
         let mut recording = Recording::start(
-            self.stats.clone(),
-            self.catalogue.clone(),
-            &request_id,
+            self.gateway.stats.clone(),
+            self.gateway.catalogue.clone(),
+            &self.request_id,
             peek.stream(),
         );
         recording.record.api = E::NAME.to_string();
-        recording.record.session_id = session_id(headers);
-        let admitted = self.record_model(&mut recording, model).and_then(|()| {
-            recording.span = crate::telemetry::request_span(E::NAME, model, headers);
-            recording.admit(admission)
-        });
-
-        if let Err(e) = admitted.and_then(|()| peek.check()) {
-            recording.fail(&e);
-            return refuse(e, None, 0, started.elapsed());
+        recording.record.session_id = session_id(self.headers);
+        let admitted = self
+            .gateway
+            .record_model(&mut recording, model)
+            .and_then(|()| {
+                recording.span = crate::telemetry::request_span(E::NAME, model, self.headers);
+                recording.admit(admission)
+            });
+        let mut recording = Some(recording);
+        match admitted.and_then(|()| peek.check()) {
+            Ok(()) => Ok(recording),
+            Err(e) => Err(self.fail(&mut recording, e)),
         }
+    }
 
-        // cache: a hit is the reply; otherwise the reply may be written when it ends well
-        let mut fill = None;
-        let mut cached = None;
-        if let Some(cache) = self.cache.as_ref().filter(|_| E::CACHING != Caching::Off) {
-            let resolved = self.aliases.get(model).map_or(model, String::as_str);
-            let owner = recording.owner_id();
-            let consulted = cache
-                .consult(
-                    E::CACHING,
-                    E::NAME,
-                    resolved,
-                    owner,
-                    headers,
-                    &body,
-                    (peek.stream(), peek.include_usage()),
-                )
-                .await;
-            match consulted {
-                Err(e) => {
-                    recording.fail(&e);
-                    return refuse(e, None, 0, started.elapsed());
+    /// cache: a hit (or the reply of an identical request in flight) is the reply; otherwise the
+    /// fill that writes the reply when it ends well.
+    async fn cache(
+        &mut self,
+        peek: &E::Peek,
+        body: &[u8],
+        recording: &mut Option<Recording>,
+    ) -> Result<Option<super::cache::Fill>, Early> {
+        let gateway = self.gateway;
+        let Some(cache) = gateway
+            .cache
+            .as_ref()
+            .filter(|_| E::CACHING != Caching::Off)
+        else {
+            return Ok(None);
+        };
+        let model = peek.model();
+        let resolved = gateway.aliases.get(model).map_or(model, String::as_str);
+        let r = recording.as_mut().expect("the request is recorded");
+        let consulted = cache
+            .consult(
+                E::CACHING,
+                E::NAME,
+                resolved,
+                r.owner_id(),
+                self.headers,
+                body,
+                (peek.stream(), peek.include_usage()),
+            )
+            .await;
+        let fill = match consulted {
+            Err(e) => return Err(self.fail(recording, e)),
+            Ok(Consult::Hit(entry)) => {
+                let reply =
+                    super::cache::reply(&entry, E::CACHING, peek.stream(), peek.include_usage());
+                if let Some(mut response) = reply {
+                    let mut r = recording.take().expect("the request is recorded");
+                    r.unlisted = !gateway.is_listed(model, true);
+                    r.hit(&entry.meta.made);
+                    let elapsed = self.started.elapsed();
+                    reply_headers(response.headers_mut(), &self.request_id, None, 0, elapsed);
+                    super::cache::hit_headers(response.headers_mut(), &entry);
+                    return Err(response);
                 }
-                Ok(Consult::Hit(entry)) => {
-                    if let Some(mut response) =
-                        super::cache::reply(&entry, E::CACHING, peek.stream(), peek.include_usage())
-                    {
-                        recording.unlisted = !self.is_listed(model, true);
-                        recording.hit(&entry.meta.made);
-                        reply_headers(
-                            response.headers_mut(),
-                            &request_id,
-                            None,
-                            0,
-                            started.elapsed(),
-                        );
-                        super::cache::hit_headers(response.headers_mut(), &entry);
-                        return response;
-                    }
-                    cached = Some(Outcome::Miss);
-                }
-                Ok(Consult::Follow(follow)) => {
-                    recording.unlisted = !self.is_listed(model, true);
-                    let mut response = follow.into_response(recording);
-                    reply_headers(
-                        response.headers_mut(),
-                        &request_id,
-                        None,
-                        0,
-                        started.elapsed(),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(HEADER_CACHE, Outcome::Hit.header());
-                    return response;
-                }
-                Ok(Consult::Go { outcome, fill: f }) => {
-                    cached = Some(outcome);
-                    recording.cache_slot = f.as_ref().map(|f| f.slot());
-                    fill = f;
-                }
+                self.cached = Some(Outcome::Miss);
+                None
             }
-            recording.record.cache = cached.map_or("", Outcome::as_str).to_string();
-        }
-        let mark = |mut response: Response| {
-            if let Some(outcome) = cached {
+            Ok(Consult::Follow(follow)) => {
+                let mut r = recording.take().expect("the request is recorded");
+                r.unlisted = !gateway.is_listed(model, true);
+                let mut response = follow.into_response(r);
+                let elapsed = self.started.elapsed();
+                reply_headers(response.headers_mut(), &self.request_id, None, 0, elapsed);
                 response
                     .headers_mut()
-                    .insert(HEADER_CACHE, outcome.header());
+                    .insert(HEADER_CACHE, Outcome::Hit.header());
+                return Err(response);
             }
-            response
-        };
-
-        // plan
-        let plan = match self.plan(model) {
-            Ok(plan) => plan,
-            Err(e) => {
-                recording.fail(&e);
-                return mark(refuse(e, None, 0, started.elapsed()));
+            Ok(Consult::Go { outcome, fill }) => {
+                self.cached = Some(outcome);
+                r.cache_slot = fill.as_ref().map(|f| f.slot());
+                fill
             }
         };
+        let r = recording.as_mut().expect("the request is recorded");
+        r.record.cache = self.cached.map_or("", Outcome::as_str).to_string();
+        Ok(fill)
+    }
 
-        // attempt
-        // Time spent waiting for upstreams, to tell the gateway's own time apart.
-        let mut upstream_time = Duration::ZERO;
-        let mut failover = Failover::new(&plan, &self.routing.config, estimate_tokens(body.len()));
-        let mut outcome = None;
+    /// plan: the deployments that serve the model, in the order the routing prefers.
+    fn plan(
+        &self,
+        peek: &E::Peek,
+        recording: &mut Option<Recording>,
+    ) -> Result<Vec<Candidate>, Early> {
+        self.gateway
+            .plan(peek.model())
+            .map_err(|e| self.fail(recording, e))
+    }
+
+    /// attempt: each deployment the failover hands out, until one starts its reply.
+    async fn attempt<'p>(
+        &mut self,
+        peek: &E::Peek,
+        body: &Bytes,
+        plan: &'p [Candidate],
+        recording: &mut Option<Recording>,
+    ) -> Result<(E::Started, &'p Candidate, Slot, u32), Early>
+    where
+        'a: 'p,
+    {
+        let gateway = self.gateway;
+        let config: &'p RoutingConfig = &gateway.routing.config;
+        let mut failover = Failover::new(plan, config, estimate_tokens(body.len()));
+        let span = &recording.as_ref().expect("the request is recorded").span;
         while let Some((candidate, slot)) = failover.next().await {
             let waiting = Instant::now();
             let deployment = &candidate.deployment;
-            let span = crate::telemetry::attempt_span(
-                &recording.span,
+            let attempt_span = crate::telemetry::attempt_span(
+                span,
                 E::NAME,
                 &candidate.model,
                 &deployment.provider.name,
@@ -319,73 +404,85 @@ impl Gateway {
             );
             let attempt = Attempt {
                 candidate,
-                peek: &peek,
-                body: &body,
-                request_id: &request_id,
-                span: &span,
+                peek,
+                body,
+                request_id: &self.request_id,
+                span: &attempt_span,
             };
-            let result = endpoint.attempt(self, attempt).await;
-            upstream_time += waiting.elapsed();
+            let result = self.endpoint.attempt(gateway, attempt).await;
+            self.upstream_time += waiting.elapsed();
             match result {
                 Ok(reply) => {
                     failover.succeeded(candidate);
-                    outcome = Some((reply, candidate, slot));
-                    break;
+                    return Ok((reply, candidate, slot, failover.attempts));
                 }
                 Err(failure) => {
                     if failover.failed(candidate, failure) {
-                        self.stats.alerts().circuit_opened(
-                            &candidate.deployment.opened_circuit(),
-                            &self.routing.config.circuit,
-                        );
+                        let opened = deployment.opened_circuit();
+                        gateway
+                            .stats
+                            .alerts()
+                            .circuit_opened(&opened, &config.circuit);
                     }
                 }
             }
         }
-        let attempts = failover.attempts;
-        let Some((reply, candidate, slot)) = outcome else {
-            let exhausted = failover.exhausted();
-            if let Some(d) = &exhausted.deployment {
-                recording.record.provider = d.provider.name.clone();
-                recording.record.deployment = d.id.clone();
-            }
-            recording.record.attempts = exhausted.attempts;
-            recording.fail(&exhausted.error);
-            let overhead = started.elapsed().saturating_sub(upstream_time);
-            return mark(refuse(
-                exhausted.error,
-                exhausted.deployment.as_deref(),
-                exhausted.attempts,
-                overhead,
-            ));
-        };
+        let exhausted = failover.exhausted();
+        let mut r = recording.take().expect("the request is recorded");
+        if let Some(d) = &exhausted.deployment {
+            r.record.provider = d.provider.name.clone();
+            r.record.deployment = d.id.clone();
+        }
+        r.record.attempts = exhausted.attempts;
+        r.fail(&exhausted.error);
+        let deployment = exhausted.deployment.as_deref();
+        Err(self.refuse(exhausted.error, deployment, exhausted.attempts))
+    }
 
-        // relay
+    /// relay and reply: the reply goes to the client as it arrives (into the cache too, when it
+    /// ends well), with the gateway's headers.
+    fn relay(
+        &self,
+        peek: &E::Peek,
+        reply: E::Started,
+        (candidate, slot, attempts): (&Candidate, Slot, u32),
+        recording: Option<Recording>,
+        fill: Option<super::cache::Fill>,
+    ) -> Response {
         let deployment = &candidate.deployment;
-        recording.unlisted = !self.is_listed(model, true);
+        let mut recording = recording.expect("the request is recorded");
+        recording.unlisted = !self.gateway.is_listed(peek.model(), true);
         let r = &mut recording.record;
         r.provider = deployment.provider.name.clone();
         r.deployment = deployment.id.clone();
         r.attempts = attempts;
-        let overhead = started.elapsed().saturating_sub(upstream_time);
+        let overhead = self.started.elapsed().saturating_sub(self.upstream_time);
         crate::stats::metrics::observe_overhead(overhead.as_secs_f64());
-        let mut response = endpoint.relay(reply, recording, slot, candidate, &peek);
+        let mut response = self.endpoint.relay(reply, recording, slot, candidate, peek);
         if let Some(fill) = fill
             && response.status() == axum::http::StatusCode::OK
         {
             let body = std::mem::take(response.body_mut());
             *response.body_mut() = fill.wrap(body, peek.stream(), peek.include_usage());
         }
-
-        // reply
         reply_headers(
             response.headers_mut(),
-            &request_id,
+            &self.request_id,
             Some(deployment),
             attempts,
             overhead,
         );
-        mark(response)
+        response
+    }
+
+    /// What the cache did, on whatever reply the request gets.
+    fn mark(&self, mut response: Response) -> Response {
+        if let Some(outcome) = self.cached {
+            response
+                .headers_mut()
+                .insert(HEADER_CACHE, outcome.header());
+        }
+        response
     }
 }
 

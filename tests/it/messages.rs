@@ -291,7 +291,11 @@ async fn count_tokens_asks_anthropic_and_estimates_elsewhere() {
         .filter(|r| r["api"] == "count_tokens")
         .collect();
     assert_eq!(counts.len(), 2, "{log}");
-    assert!(counts.iter().all(|r| r["status"] == 200 && r["cost_usd"] == 0.0));
+    assert!(
+        counts
+            .iter()
+            .all(|r| r["status"] == 200 && r["cost_usd"] == 0.0)
+    );
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use fred::prelude::*;
 
 use self::entry::{Entry, Form};
-use self::fill::Fill;
+pub use self::fill::Fill;
 use self::flight::{Follow, Joined, Phase, Started};
 use self::key::{Key, KeyInput};
 use self::memory::Memory;
