@@ -14,9 +14,9 @@
 //! 7. **relay**: the reply goes to the client as it arrives; the record is finished when it ends.
 //! 8. **reply**: the gateway's headers, or the error in the endpoint's shape.
 //!
-//! Each phase is a short method of [`Journey`], the request on its way; [`Gateway::serve`] runs
-//! them in order. An [`Endpoint`] supplies only what differs: what it peeks, how an attempt encodes and starts its
-//! reply, how the reply is relayed, and the shape of its errors.
+//! Each phase is a short method of `Journey`, the request on its way; [`Gateway::serve`] runs
+//! them in order. An [`Endpoint`] supplies only what differs: what it peeks, how an attempt
+//! encodes and starts its reply, how the reply is relayed, and the shape of its errors.
 
 use std::borrow::Cow;
 use std::sync::Arc;
