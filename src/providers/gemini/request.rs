@@ -25,202 +25,235 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
             "messages",
         ));
     }
-    let mut system: Vec<Part> = Vec::new();
-    let mut contents: Vec<GContent> = Vec::new();
-    // Tool call id → function name, from the assistant turns seen so far.
-    let mut call_names: HashMap<&str, &str> = HashMap::new();
-    // The last content holds function responses: the next tool message joins it.
-    let mut in_tool_turn = false;
-
+    let mut turns = Turns::default();
     for (i, m) in req.messages.iter().enumerate() {
-        let param = format!("messages[{i}]");
-        match m.role {
-            Role::System | Role::Developer => {
-                let text = match &m.content {
-                    None => return Err(invalid(format!("{param} has no content."), param)),
-                    Some(Content::Text(t)) => t.clone(),
-                    Some(Content::Parts(parts)) => {
-                        if parts.iter().any(|p| !matches!(p, ContentPart::Text { .. })) {
-                            return Err(invalid(
-                                format!("{param}: system messages can only hold text."),
-                                param,
-                            ));
-                        }
-                        m.content.as_ref().map(Content::text).unwrap_or_default()
-                    }
-                };
-                if !text.is_empty() {
-                    system.push(Part::text(text));
-                }
-            }
-            Role::User => {
-                let parts = match &m.content {
-                    Some(c) => content_parts(c, &param)?,
-                    None => Vec::new(),
-                };
-                if parts.is_empty() {
-                    return Err(invalid(format!("{param} has no content."), param));
-                }
-                contents.push(GContent {
-                    role: Some("user".into()),
-                    parts,
-                });
-                in_tool_turn = false;
-            }
-            Role::Assistant => {
-                // `reasoning_content` is dropped: Gemini does not take thoughts back.
-                let mut parts = match &m.content {
-                    Some(c) => content_parts(c, &param)?,
-                    None => Vec::new(),
-                };
-                for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-                    let args_param = format!("{param}.tool_calls[{j}].function.arguments");
-                    let args = parse_arguments(&call.function.arguments).ok_or_else(|| {
-                        invalid(
-                            format!("{args_param} must be a JSON object."),
-                            args_param.clone(),
-                        )
-                    })?;
-                    call_names.insert(call.id.as_str(), call.function.name.as_str());
-                    parts.push(Part {
-                        function_call: Some(GFunctionCall {
-                            name: call.function.name.clone(),
-                            args,
-                        }),
-                        thought_signature: signature_of(call.extra_content.as_ref()).or_else(
-                            || {
-                                (j == 0 && checks_signatures(&req.model))
-                                    .then(|| NO_SIGNATURE.into())
-                            },
-                        ),
-                        ..Default::default()
-                    });
-                }
-                // The answer's signature goes back on its last text part.
-                if let Some(signature) = signature_of(m.extra_content.as_ref())
-                    && let Some(text) = parts.iter_mut().rev().find(|p| p.text.is_some())
-                {
-                    text.thought_signature = Some(signature);
-                }
-                in_tool_turn = false;
-                if !parts.is_empty() {
-                    contents.push(GContent {
-                        role: Some("model".into()),
-                        parts,
-                    });
-                }
-            }
-            Role::Tool | Role::Function => {
-                let by_id = m
-                    .tool_call_id
-                    .as_deref()
-                    .and_then(|id| call_names.get(id).copied());
-                let Some(name) = by_id.or(m.name.as_deref()) else {
-                    let message = match &m.tool_call_id {
-                        Some(id) => format!(
-                            "{param}: tool_call_id `{id}` matches no tool call of an earlier assistant message."
-                        ),
-                        None => format!(
-                            "{param}: a tool message needs the `tool_call_id` of an earlier assistant tool call."
-                        ),
-                    };
-                    return Err(invalid(message, param));
-                };
-                let text = m.content.as_ref().map(Content::text).unwrap_or_default();
-                let part = Part {
-                    function_response: Some(GFunctionResponse {
-                        name: name.to_string(),
-                        response: tool_response(&text),
-                    }),
-                    ..Default::default()
-                };
-                match contents.last_mut() {
-                    Some(last) if in_tool_turn => last.parts.push(part),
-                    _ => contents.push(GContent {
-                        role: Some("user".into()),
-                        parts: vec![part],
-                    }),
-                }
-                in_tool_turn = true;
-            }
-        }
+        turns.push(m, &format!("messages[{i}]"), &req.model)?;
     }
-    if contents.is_empty() {
+    if turns.contents.is_empty() {
         return Err(invalid(
             "`messages` must hold at least one user, assistant or tool message.",
             "messages",
         ));
     }
-
-    let mut body = GenerateContentRequest {
-        contents,
-        system_instruction: (!system.is_empty()).then_some(GContent {
+    let body = GenerateContentRequest {
+        contents: turns.contents,
+        system_instruction: (!turns.system.is_empty()).then_some(GContent {
             role: None,
-            parts: system,
+            parts: turns.system,
         }),
-        ..Default::default()
+        tools: tools(req)?,
+        tool_config: tool_config(req)?,
+        generation_config: Some(generation_config(req)?)
+            .filter(|config| *config != GenerationConfig::default()),
     };
+    Ok(serde_json::to_vec(&body).expect("serialising to a Vec cannot fail"))
+}
 
-    if let Some(tools) = &req.tools {
-        let mut declarations = Vec::with_capacity(tools.len());
-        for (i, tool) in tools.iter().enumerate() {
-            if tool.kind != "function" {
-                return Err(invalid(
-                    format!(
-                        "tools[{i}]: only `function` tools are supported by Gemini, not `{}`.",
-                        tool.kind
-                    ),
-                    format!("tools[{i}]"),
-                ));
-            }
-            declarations.push(FunctionDeclaration {
-                name: tool.function.name.clone(),
-                description: tool.function.description.clone().filter(|d| !d.is_empty()),
-                parameters: tool
-                    .function
-                    .parameters
-                    .as_ref()
-                    .and_then(function_parameters),
-            });
-        }
-        if !declarations.is_empty() {
-            body.tools.push(GTool {
-                function_declarations: declarations,
-            });
+/// The conversation as Gemini's contents, built message by message.
+#[derive(Default)]
+struct Turns<'r> {
+    system: Vec<Part>,
+    contents: Vec<GContent>,
+    /// Tool call id → function name, from the assistant turns seen so far.
+    call_names: HashMap<&'r str, &'r str>,
+    /// The last content holds function responses: the next tool message joins it.
+    in_tool_turn: bool,
+}
+
+impl<'r> Turns<'r> {
+    fn push(&mut self, m: &'r Message, param: &str, model: &str) -> Result<(), ApiError> {
+        match m.role {
+            Role::System | Role::Developer => self.system(m, param),
+            Role::User => self.user(m, param),
+            Role::Assistant => self.assistant(m, param, model),
+            Role::Tool | Role::Function => self.tool(m, param),
         }
     }
 
-    if let Some(choice) = &req.tool_choice {
-        let config = match choice {
-            ToolChoice::Mode(mode) => {
-                let mode = match mode.as_str() {
-                    "none" => "NONE",
-                    "auto" => "AUTO",
-                    "required" => "ANY",
-                    other => {
-                        return Err(invalid(
-                            format!(
-                                "tool_choice `{other}` is not one of `none`, `auto`, `required`."
-                            ),
-                            "tool_choice",
-                        ));
-                    }
-                };
-                FunctionCallingConfig {
-                    mode,
-                    allowed_function_names: None,
+    fn system(&mut self, m: &Message, param: &str) -> Result<(), ApiError> {
+        let text = match &m.content {
+            None => return Err(invalid(format!("{param} has no content."), param)),
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => {
+                if parts.iter().any(|p| !matches!(p, ContentPart::Text { .. })) {
+                    return Err(invalid(
+                        format!("{param}: system messages can only hold text."),
+                        param,
+                    ));
                 }
+                m.content.as_ref().map(Content::text).unwrap_or_default()
             }
-            ToolChoice::Named(named) => FunctionCallingConfig {
-                mode: "ANY",
-                allowed_function_names: Some(vec![named.function.name.clone()]),
-            },
         };
-        body.tool_config = Some(ToolConfig {
-            function_calling_config: config,
+        if !text.is_empty() {
+            self.system.push(Part::text(text));
+        }
+        Ok(())
+    }
+
+    fn user(&mut self, m: &Message, param: &str) -> Result<(), ApiError> {
+        let parts = match &m.content {
+            Some(c) => content_parts(c, param)?,
+            None => Vec::new(),
+        };
+        if parts.is_empty() {
+            return Err(invalid(format!("{param} has no content."), param));
+        }
+        self.contents.push(GContent {
+            role: Some("user".into()),
+            parts,
+        });
+        self.in_tool_turn = false;
+        Ok(())
+    }
+
+    /// `reasoning_content` is dropped: Gemini does not take thoughts back. Its signatures come back
+    /// on their parts: a call's on the call, the answer's on its last text part.
+    fn assistant(&mut self, m: &'r Message, param: &str, model: &str) -> Result<(), ApiError> {
+        let mut parts = match &m.content {
+            Some(c) => content_parts(c, param)?,
+            None => Vec::new(),
+        };
+        for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+            let args_param = format!("{param}.tool_calls[{j}].function.arguments");
+            let args = parse_arguments(&call.function.arguments).ok_or_else(|| {
+                invalid(
+                    format!("{args_param} must be a JSON object."),
+                    args_param.clone(),
+                )
+            })?;
+            self.call_names
+                .insert(call.id.as_str(), call.function.name.as_str());
+            let lost = || (j == 0 && checks_signatures(model)).then(|| NO_SIGNATURE.into());
+            parts.push(Part {
+                function_call: Some(GFunctionCall {
+                    name: call.function.name.clone(),
+                    args,
+                }),
+                thought_signature: signature_of(call.extra_content.as_ref()).or_else(lost),
+                ..Default::default()
+            });
+        }
+        if let Some(signature) = signature_of(m.extra_content.as_ref())
+            && let Some(text) = parts.iter_mut().rev().find(|p| p.text.is_some())
+        {
+            text.thought_signature = Some(signature);
+        }
+        self.in_tool_turn = false;
+        if !parts.is_empty() {
+            self.contents.push(GContent {
+                role: Some("model".into()),
+                parts,
+            });
+        }
+        Ok(())
+    }
+
+    fn tool(&mut self, m: &Message, param: &str) -> Result<(), ApiError> {
+        let by_id = m
+            .tool_call_id
+            .as_deref()
+            .and_then(|id| self.call_names.get(id).copied());
+        let Some(name) = by_id.or(m.name.as_deref()) else {
+            let message = match &m.tool_call_id {
+                Some(id) => format!(
+                    "{param}: tool_call_id `{id}` matches no tool call of an earlier assistant message."
+                ),
+                None => format!(
+                    "{param}: a tool message needs the `tool_call_id` of an earlier assistant tool call."
+                ),
+            };
+            return Err(invalid(message, param));
+        };
+        let text = m.content.as_ref().map(Content::text).unwrap_or_default();
+        let part = Part {
+            function_response: Some(GFunctionResponse {
+                name: name.to_string(),
+                response: tool_response(&text),
+            }),
+            ..Default::default()
+        };
+        match self.contents.last_mut() {
+            Some(last) if self.in_tool_turn => last.parts.push(part),
+            _ => self.contents.push(GContent {
+                role: Some("user".into()),
+                parts: vec![part],
+            }),
+        }
+        self.in_tool_turn = true;
+        Ok(())
+    }
+}
+
+/// The request's function tools as Gemini's declarations.
+fn tools(req: &ChatRequest) -> Result<Vec<GTool>, ApiError> {
+    let Some(tools) = &req.tools else {
+        return Ok(Vec::new());
+    };
+    let mut declarations = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        if tool.kind != "function" {
+            return Err(invalid(
+                format!(
+                    "tools[{i}]: only `function` tools are supported by Gemini, not `{}`.",
+                    tool.kind
+                ),
+                format!("tools[{i}]"),
+            ));
+        }
+        declarations.push(FunctionDeclaration {
+            name: tool.function.name.clone(),
+            description: tool.function.description.clone().filter(|d| !d.is_empty()),
+            parameters: tool
+                .function
+                .parameters
+                .as_ref()
+                .and_then(function_parameters),
         });
     }
+    Ok(if declarations.is_empty() {
+        Vec::new()
+    } else {
+        vec![GTool {
+            function_declarations: declarations,
+        }]
+    })
+}
 
+/// `tool_choice` as Gemini's function calling mode.
+fn tool_config(req: &ChatRequest) -> Result<Option<ToolConfig>, ApiError> {
+    let Some(choice) = &req.tool_choice else {
+        return Ok(None);
+    };
+    let config = match choice {
+        ToolChoice::Mode(mode) => {
+            let mode = match mode.as_str() {
+                "none" => "NONE",
+                "auto" => "AUTO",
+                "required" => "ANY",
+                other => {
+                    return Err(invalid(
+                        format!("tool_choice `{other}` is not one of `none`, `auto`, `required`."),
+                        "tool_choice",
+                    ));
+                }
+            };
+            FunctionCallingConfig {
+                mode,
+                allowed_function_names: None,
+            }
+        }
+        ToolChoice::Named(named) => FunctionCallingConfig {
+            mode: "ANY",
+            allowed_function_names: Some(vec![named.function.name.clone()]),
+        },
+    };
+    Ok(Some(ToolConfig {
+        function_calling_config: config,
+    }))
+}
+
+/// Sampling, limits, the response format and thinking as Gemini's generation config.
+fn generation_config(req: &ChatRequest) -> Result<GenerationConfig, ApiError> {
     let mut config = GenerationConfig {
         temperature: req.temperature,
         top_p: req.top_p,
@@ -259,36 +292,37 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         }
     }
     if let Some(effort) = &req.reasoning_effort {
-        let budget = match effort.as_str() {
-            "none" | "minimal" => None,
-            "low" => Some(1024),
-            "medium" => Some(8192),
-            "high" | "xhigh" => Some(24576),
-            other => {
-                return Err(invalid(
-                    format!(
-                        "reasoning_effort `{other}` is not one of `none`, `minimal`, `low`, `medium`, `high`."
-                    ),
-                    "reasoning_effort",
-                ));
-            }
-        };
-        config.thinking_config = Some(match budget {
-            None => ThinkingConfig {
-                thinking_budget: 0,
-                include_thoughts: None,
-            },
-            Some(b) => ThinkingConfig {
-                thinking_budget: b,
-                include_thoughts: Some(true),
-            },
-        });
+        config.thinking_config = Some(thinking_config(effort)?);
     }
-    if config != GenerationConfig::default() {
-        body.generation_config = Some(config);
-    }
+    Ok(config)
+}
 
-    Ok(serde_json::to_vec(&body).expect("serialising to a Vec cannot fail"))
+/// `reasoning_effort` as a thinking budget (none: thinking off).
+fn thinking_config(effort: &str) -> Result<ThinkingConfig, ApiError> {
+    let budget = match effort {
+        "none" | "minimal" => None,
+        "low" => Some(1024),
+        "medium" => Some(8192),
+        "high" | "xhigh" => Some(24576),
+        other => {
+            return Err(invalid(
+                format!(
+                    "reasoning_effort `{other}` is not one of `none`, `minimal`, `low`, `medium`, `high`."
+                ),
+                "reasoning_effort",
+            ));
+        }
+    };
+    Ok(match budget {
+        None => ThinkingConfig {
+            thinking_budget: 0,
+            include_thoughts: None,
+        },
+        Some(b) => ThinkingConfig {
+            thinking_budget: b,
+            include_thoughts: Some(true),
+        },
+    })
 }
 
 /// The parts of a user or assistant message; empty text is left out.
