@@ -153,109 +153,11 @@ impl ChatStream {
                 content_block,
             } => {
                 self.start(out);
-                match content_block {
-                    ReplyBlock::ToolUse { id, name, .. } => {
-                        let n = self.tool_blocks.len() as u32;
-                        self.tool_blocks.push((index, n));
-                        self.no_arguments_yet = Some((index, n));
-                        let call = ToolCallDelta {
-                            index: n,
-                            id: Some(id),
-                            kind: Some("function".to_string()),
-                            function: FunctionCallDelta {
-                                name: Some(name),
-                                arguments: Some(String::new()),
-                            },
-                            extra_content: None,
-                        };
-                        self.write(
-                            out,
-                            Delta {
-                                tool_calls: Some(vec![call]),
-                                ..Default::default()
-                            },
-                        );
-                    }
-                    ReplyBlock::Text { text } if !text.is_empty() => {
-                        self.write(
-                            out,
-                            Delta {
-                                content: Some(text),
-                                ..Default::default()
-                            },
-                        );
-                    }
-                    ReplyBlock::Thinking {
-                        thinking,
-                        signature,
-                    } if !(thinking.is_empty() && signature.is_empty()) => {
-                        let piece = ThinkingBlock::Thinking {
-                            thinking,
-                            signature,
-                        };
-                        self.thinking(out, index, piece);
-                    }
-                    ReplyBlock::RedactedThinking { data } => {
-                        self.thinking(out, index, ThinkingBlock::RedactedThinking { data });
-                    }
-                    _ => {}
-                }
+                self.block_start(index, content_block, out);
             }
             StreamEvent::ContentBlockDelta { index, delta } => {
                 self.start(out);
-                match delta {
-                    BlockDelta::TextDelta { text } if !text.is_empty() => {
-                        self.write(
-                            out,
-                            Delta {
-                                content: Some(text),
-                                ..Default::default()
-                            },
-                        );
-                    }
-                    BlockDelta::ThinkingDelta { thinking } if !thinking.is_empty() => {
-                        let piece = ThinkingBlock::Thinking {
-                            thinking,
-                            signature: String::new(),
-                        };
-                        self.thinking(out, index, piece);
-                    }
-                    BlockDelta::SignatureDelta { signature } if !signature.is_empty() => {
-                        let piece = ThinkingBlock::Thinking {
-                            thinking: String::new(),
-                            signature,
-                        };
-                        self.thinking(out, index, piece);
-                    }
-                    BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
-                        // Deltas of blocks that are not client tool calls (server tools) are not forwarded.
-                        let Some(n) = self.tool_index(index) else {
-                            return Ok(());
-                        };
-                        if self
-                            .no_arguments_yet
-                            .is_some_and(|(block, _)| block == index)
-                        {
-                            self.no_arguments_yet = None;
-                        }
-                        let call = ToolCallDelta {
-                            index: n,
-                            function: FunctionCallDelta {
-                                arguments: Some(partial_json),
-                                ..Default::default()
-                            },
-                            ..Default::default()
-                        };
-                        self.write(
-                            out,
-                            Delta {
-                                tool_calls: Some(vec![call]),
-                                ..Default::default()
-                            },
-                        );
-                    }
-                    _ => {}
-                }
+                self.block_delta(index, delta, out);
             }
             StreamEvent::MessageDelta { delta, usage } => {
                 self.start(out);
@@ -271,31 +173,142 @@ impl ChatStream {
                 self.complete = true;
             }
             StreamEvent::Error { error } => return Err(upstream_error(&error)),
-            StreamEvent::ContentBlockStop { index } => {
-                if let Some((block, n)) = self.no_arguments_yet
-                    && index.is_none_or(|i| i == block)
-                {
-                    self.no_arguments_yet = None;
-                    let call = ToolCallDelta {
-                        index: n,
-                        function: FunctionCallDelta {
-                            arguments: Some("{}".to_string()),
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    };
-                    self.write(
-                        out,
-                        Delta {
-                            tool_calls: Some(vec![call]),
-                            ..Default::default()
-                        },
-                    );
-                }
-            }
+            StreamEvent::ContentBlockStop { index } => self.block_stop(index, out),
             StreamEvent::Ping {} | StreamEvent::Unknown => {}
         }
         Ok(())
+    }
+
+    /// A content block starts: a tool call's first delta, or the block's first text or thinking.
+    fn block_start(&mut self, index: u32, content_block: ReplyBlock, out: &mut Vec<u8>) {
+        match content_block {
+            ReplyBlock::ToolUse { id, name, .. } => {
+                let n = self.tool_blocks.len() as u32;
+                self.tool_blocks.push((index, n));
+                self.no_arguments_yet = Some((index, n));
+                let call = ToolCallDelta {
+                    index: n,
+                    id: Some(id),
+                    kind: Some("function".to_string()),
+                    function: FunctionCallDelta {
+                        name: Some(name),
+                        arguments: Some(String::new()),
+                    },
+                    extra_content: None,
+                };
+                self.write(
+                    out,
+                    Delta {
+                        tool_calls: Some(vec![call]),
+                        ..Default::default()
+                    },
+                );
+            }
+            ReplyBlock::Text { text } if !text.is_empty() => {
+                self.write(
+                    out,
+                    Delta {
+                        content: Some(text),
+                        ..Default::default()
+                    },
+                );
+            }
+            ReplyBlock::Thinking {
+                thinking,
+                signature,
+            } if !(thinking.is_empty() && signature.is_empty()) => {
+                let piece = ThinkingBlock::Thinking {
+                    thinking,
+                    signature,
+                };
+                self.thinking(out, index, piece);
+            }
+            ReplyBlock::RedactedThinking { data } => {
+                self.thinking(out, index, ThinkingBlock::RedactedThinking { data });
+            }
+            _ => {}
+        }
+    }
+
+    /// More of a block: text, thinking, its signature, or a tool call's arguments.
+    fn block_delta(&mut self, index: u32, delta: BlockDelta, out: &mut Vec<u8>) {
+        match delta {
+            BlockDelta::TextDelta { text } if !text.is_empty() => {
+                self.write(
+                    out,
+                    Delta {
+                        content: Some(text),
+                        ..Default::default()
+                    },
+                );
+            }
+            BlockDelta::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                let piece = ThinkingBlock::Thinking {
+                    thinking,
+                    signature: String::new(),
+                };
+                self.thinking(out, index, piece);
+            }
+            BlockDelta::SignatureDelta { signature } if !signature.is_empty() => {
+                let piece = ThinkingBlock::Thinking {
+                    thinking: String::new(),
+                    signature,
+                };
+                self.thinking(out, index, piece);
+            }
+            BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
+                // Deltas of blocks that are not client tool calls (server tools) are not forwarded.
+                let Some(n) = self.tool_index(index) else {
+                    return;
+                };
+                if self
+                    .no_arguments_yet
+                    .is_some_and(|(block, _)| block == index)
+                {
+                    self.no_arguments_yet = None;
+                }
+                let call = ToolCallDelta {
+                    index: n,
+                    function: FunctionCallDelta {
+                        arguments: Some(partial_json),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                self.write(
+                    out,
+                    Delta {
+                        tool_calls: Some(vec![call]),
+                        ..Default::default()
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// A block ends: a tool call that got no arguments gets `{}`.
+    fn block_stop(&mut self, index: Option<u32>, out: &mut Vec<u8>) {
+        if let Some((block, n)) = self.no_arguments_yet
+            && index.is_none_or(|i| i == block)
+        {
+            self.no_arguments_yet = None;
+            let call = ToolCallDelta {
+                index: n,
+                function: FunctionCallDelta {
+                    arguments: Some("{}".to_string()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            self.write(
+                out,
+                Delta {
+                    tool_calls: Some(vec![call]),
+                    ..Default::default()
+                },
+            );
+        }
     }
 
     /// Upstream ended: emit what is owed (the usage chunk with `choices: []` when
