@@ -263,94 +263,26 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     if req.n.is_some_and(|n| n > 1) {
         return Err(invalid("Anthropic does not support n > 1", "n"));
     }
-
     let mut budget = thinking_budget(req.reasoning_effort.as_deref())?;
-    let mut system: Vec<String> = Vec::new();
-    // The same as text blocks, for when one of them marks a prompt-cache breakpoint.
-    let mut system_blocks: Vec<Block> = Vec::new();
-    let mut messages: Vec<WireMessage> = Vec::new();
+    let mut turns = Turns {
+        thinking: budget.is_some(),
+        ..Default::default()
+    };
     for (i, m) in req.messages.iter().enumerate() {
-        let no_content = || {
-            invalid(
-                format!("messages[{i}] has no content."),
-                format!("messages[{i}].content"),
-            )
-        };
-        match m.role {
-            Role::System | Role::Developer => {
-                let content = m.content.as_ref().ok_or_else(no_content)?;
-                let text = content.text();
-                if !text.is_empty() {
-                    system.push(text);
-                }
-                let blocks = content_blocks(Some(content), i)?;
-                system_blocks.extend(
-                    blocks
-                        .into_iter()
-                        .filter(|b| matches!(b, Block::Text { .. })),
-                );
-            }
-            Role::User => {
-                let blocks = content_blocks(m.content.as_ref(), i)?;
-                if blocks.is_empty() {
-                    return Err(no_content());
-                }
-                push_blocks(&mut messages, "user", blocks);
-            }
-            Role::Assistant => {
-                // `reasoning_content` is dropped: Anthropic only takes back its own signed thinking
-                // blocks, and only with thinking on.
-                let mut blocks = if budget.is_some() {
-                    thinking_blocks(m.thinking_blocks.iter().flatten())
-                } else {
-                    Vec::new()
-                };
-                blocks.extend(content_blocks(m.content.as_ref(), i)?);
-                for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-                    let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
-                    blocks.push(Block::ToolUse {
-                        id: call.id.clone(),
-                        name: call.function.name.clone(),
-                        input: tool_input(&call.function.arguments, param)?,
-                    });
-                }
-                if blocks.is_empty() {
-                    return Err(no_content());
-                }
-                push_blocks(&mut messages, "assistant", blocks);
-            }
-            Role::Tool => {
-                let id = m.tool_call_id.as_ref().ok_or_else(|| {
-                    invalid(
-                        format!("messages[{i}] is a tool message without tool_call_id."),
-                        format!("messages[{i}].tool_call_id"),
-                    )
-                })?;
-                let content = m.content.as_ref().ok_or_else(no_content)?.text();
-                push_blocks(
-                    &mut messages,
-                    "user",
-                    vec![Block::ToolResult {
-                        tool_use_id: id.clone(),
-                        content,
-                    }],
-                );
-            }
-            Role::Function => {
-                return Err(invalid(
-                    "Function messages are not supported by Anthropic: send tool messages instead.",
-                    format!("messages[{i}].role"),
-                ));
-            }
-        }
+        turns.push(m, i)?;
     }
+    let Turns {
+        mut system,
+        mut system_blocks,
+        mut messages,
+        ..
+    } = turns;
     if messages.is_empty() {
         return Err(invalid(
             "Anthropic needs at least one user or assistant message.",
             "messages",
         ));
     }
-
     if let Some(instruction) = req.response_format.as_ref().and_then(json_instruction) {
         system.push(instruction.clone());
         system_blocks.push(Block::Text {
@@ -358,27 +290,12 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
             cache_control: None,
         });
     }
-
-    let tools: Vec<WireTool> = req
-        .tools
-        .iter()
-        .flatten()
-        .map(|t| WireTool {
-            name: &t.function.name,
-            description: t.function.description.as_deref(),
-            input_schema: t
-                .function
-                .parameters
-                .clone()
-                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
-        })
-        .collect();
+    let tools = wire_tools(req);
     let tool_choice = if tools.is_empty() {
         None
     } else {
         tool_choice(req)?
     };
-
     if budget.is_some() && unsigned_tool_turn(&messages) {
         budget = None;
         for m in &mut messages {
@@ -404,7 +321,6 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
             req.top_p,
         ),
     };
-
     let body = MessagesRequest {
         model: &req.model,
         max_tokens,
@@ -421,4 +337,113 @@ pub fn chat_request(req: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     };
     serde_json::to_vec(&body)
         .map_err(|e| ApiError::internal(format!("encoding the Anthropic request: {e}")))
+}
+
+/// The conversation as Anthropic's system prompt and messages, built message by message.
+#[derive(Default)]
+struct Turns {
+    /// Thinking is on: assistant turns take back their signed thinking.
+    thinking: bool,
+    system: Vec<String>,
+    /// The same as text blocks, for when one of them marks a prompt-cache breakpoint.
+    system_blocks: Vec<Block>,
+    messages: Vec<WireMessage>,
+}
+
+impl Turns {
+    fn push(&mut self, m: &Message, i: usize) -> Result<(), ApiError> {
+        let no_content = || {
+            invalid(
+                format!("messages[{i}] has no content."),
+                format!("messages[{i}].content"),
+            )
+        };
+        match m.role {
+            Role::System | Role::Developer => {
+                let content = m.content.as_ref().ok_or_else(no_content)?;
+                let text = content.text();
+                if !text.is_empty() {
+                    self.system.push(text);
+                }
+                let blocks = content_blocks(Some(content), i)?;
+                self.system_blocks.extend(
+                    blocks
+                        .into_iter()
+                        .filter(|b| matches!(b, Block::Text { .. })),
+                );
+            }
+            Role::User => {
+                let blocks = content_blocks(m.content.as_ref(), i)?;
+                if blocks.is_empty() {
+                    return Err(no_content());
+                }
+                push_blocks(&mut self.messages, "user", blocks);
+            }
+            Role::Assistant => {
+                let blocks = self.assistant(m, i)?;
+                if blocks.is_empty() {
+                    return Err(no_content());
+                }
+                push_blocks(&mut self.messages, "assistant", blocks);
+            }
+            Role::Tool => {
+                let id = m.tool_call_id.as_ref().ok_or_else(|| {
+                    invalid(
+                        format!("messages[{i}] is a tool message without tool_call_id."),
+                        format!("messages[{i}].tool_call_id"),
+                    )
+                })?;
+                let content = m.content.as_ref().ok_or_else(no_content)?.text();
+                let result = Block::ToolResult {
+                    tool_use_id: id.clone(),
+                    content,
+                };
+                push_blocks(&mut self.messages, "user", vec![result]);
+            }
+            Role::Function => {
+                return Err(invalid(
+                    "Function messages are not supported by Anthropic: send tool messages instead.",
+                    format!("messages[{i}].role"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// An assistant message's blocks. `reasoning_content` is dropped: Anthropic only takes back
+    /// its own signed thinking blocks, and only with thinking on.
+    fn assistant(&self, m: &Message, i: usize) -> Result<Vec<Block>, ApiError> {
+        let mut blocks = if self.thinking {
+            thinking_blocks(m.thinking_blocks.iter().flatten())
+        } else {
+            Vec::new()
+        };
+        blocks.extend(content_blocks(m.content.as_ref(), i)?);
+        for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+            let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
+            blocks.push(Block::ToolUse {
+                id: call.id.clone(),
+                name: call.function.name.clone(),
+                input: tool_input(&call.function.arguments, param)?,
+            });
+        }
+        Ok(blocks)
+    }
+}
+
+/// The request's function tools as Anthropic's.
+fn wire_tools(req: &ChatRequest) -> Vec<WireTool<'_>> {
+    req.tools
+        .iter()
+        .flatten()
+        .map(|t| WireTool {
+            name: &t.function.name,
+            description: t.function.description.as_deref(),
+            input_schema: t
+                .function
+                .parameters
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+        })
+        .collect()
 }
