@@ -276,38 +276,9 @@ impl Governance {
         };
         let now_s = crate::clock::now_s();
         if let Some(k) = &key {
-            if k.is_expired(now_s) {
-                return Err(Rejection::error(expired(k)));
-            }
-            if let Some(r) = self.budget_refusal(
-                &k.id,
-                || format!("The API key `{}` ({})", k.prefix, k.settings.name),
-                k.settings.budget_usd,
-                k.settings.budget_period,
-                now_s,
-            ) {
-                return Err(r);
-            }
+            self.check_key(k, now_s).map_err(|r| *r)?;
         }
-        let (team, user) = match caller {
-            Caller::Jwt(jwt) => (
-                Some(self.team_of(jwt).map_err(|r| *r)?),
-                Some(jwt.user.clone()),
-            ),
-            Caller::Key(k) => match &k.settings.team {
-                Some(name) => (
-                    Some(self.team(name).ok_or_else(|| {
-                        *team_refusal(
-                            format!("The key's team `{name}` does not exist (any more)."),
-                            "team_not_found",
-                        )
-                    })?),
-                    None,
-                ),
-                None => (None, None),
-            },
-            _ => (None, None),
-        };
+        let (team, user) = self.team_and_user(caller).map_err(|r| *r)?;
         if let Some(t) = &team
             && let Some(r) = self.budget_refusal(
                 &team_spender(&t.name),
@@ -319,9 +290,68 @@ impl Governance {
         {
             return Err(r);
         }
+        let rules = self.rules(key.as_deref(), team.as_deref(), ip);
+        let mut admission = Admission {
+            governance: self.clone(),
+            key,
+            team,
+            user,
+            owner: owner::Owner::of(caller),
+            rules: Vec::new(),
+            requests: None,
+            tokens: None,
+        };
+        self.check_limits(&rules, &mut admission).await?;
+        admission.rules = rules;
+        Ok(admission)
+    }
+
+    /// A virtual key's expiry and budget.
+    fn check_key(&self, k: &VirtualKey, now_s: u64) -> Result<(), Box<Rejection>> {
+        if k.is_expired(now_s) {
+            return Err(Box::new(Rejection::error(expired(k))));
+        }
+        let refusal = self.budget_refusal(
+            &k.id,
+            || format!("The API key `{}` ({})", k.prefix, k.settings.name),
+            k.settings.budget_usd,
+            k.settings.budget_period,
+            now_s,
+        );
+        refusal.map_or(Ok(()), |r| Err(Box::new(r)))
+    }
+
+    /// The team the caller acts as (a JWT's, or a key's), and the user a JWT names.
+    fn team_and_user(
+        &self,
+        caller: &Caller,
+    ) -> Result<TeamAndUser, Box<Rejection>> {
+        Ok(match caller {
+            Caller::Jwt(jwt) => (
+                Some(self.team_of(jwt)?),
+                Some(jwt.user.clone()),
+            ),
+            Caller::Key(k) => match &k.settings.team {
+                Some(name) => (
+                    Some(self.team(name).ok_or_else(|| {
+                        team_refusal(
+                            format!("The key's team `{name}` does not exist (any more)."),
+                            "team_not_found",
+                        )
+                    })?),
+                    None,
+                ),
+                None => (None, None),
+            },
+            _ => (None, None),
+        })
+    }
+
+    /// The rate limits that apply: the team's, the key's, the client address's.
+    fn rules(&self, key: Option<&VirtualKey>, team: Option<&TeamConfig>, ip: IpAddr) -> Vec<Rule> {
         let limits = self.limits.load();
         let mut rules = Vec::with_capacity(3);
-        if let Some(t) = &team
+        if let Some(t) = team
             && (t.rpm.is_some() || t.tpm.is_some())
         {
             rules.push(Rule {
@@ -330,7 +360,7 @@ impl Governance {
                 tpm: t.tpm,
             });
         }
-        if let Some(k) = &key
+        if let Some(k) = key
             && (k.settings.rpm.is_some() || k.settings.tpm.is_some())
         {
             rules.push(Rule {
@@ -346,16 +376,16 @@ impl Governance {
                 tpm: limits.ip_tpm,
             });
         }
-        let mut admission = Admission {
-            governance: self.clone(),
-            key,
-            team,
-            user,
-            owner: owner::Owner::of(caller),
-            rules: Vec::new(),
-            requests: None,
-            tokens: None,
-        };
+        rules
+    }
+
+    /// Each rule's window, the tightest kept on the admission; the refusal of the rule that
+    /// keeps the caller waiting longest, when one is full.
+    async fn check_limits(
+        &self,
+        rules: &[Rule],
+        admission: &mut Admission,
+    ) -> Result<(), Rejection> {
         let verdicts: Vec<Verdict> = match rules.len() {
             0 => Vec::new(),
             1 => vec![self.limiter.check(&rules[0]).await],
@@ -371,41 +401,48 @@ impl Governance {
                 refused = Some((i, wait));
             }
         }
-        if let Some((i, wait_ms)) = refused {
-            let rule = &rules[i];
-            let (who, reason) = if rule.scope.starts_with("key:") {
-                ("this API key", "rate_limit_key")
-            } else if rule.scope.starts_with("team:") {
-                ("your team", "rate_limit_team")
-            } else {
-                ("your address", "rate_limit_ip")
-            };
-            crate::stats::metrics::observe_refusal(reason);
-            let what = match (verdicts[i].requests, verdicts[i].tokens) {
-                (Some(r), _) if r.remaining == 0 => format!("{} requests per minute", r.limit),
-                (_, Some(t)) => format!("{} tokens per minute", t.limit),
-                (Some(r), None) => format!("{} requests per minute", r.limit),
-                (None, None) => "its limit".to_string(),
-            };
-            let mut r = Rejection::error(
-                ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "requests",
-                    format!(
-                        "Rate limit reached for {who}: {what}. Try again in {:.1}s.",
-                        wait_ms as f64 / 1e3
-                    ),
-                )
-                .with_code("rate_limit_exceeded"),
-            );
-            r.retry_after_s = Some(wait_ms.div_ceil(1000).max(1));
-            r.requests = admission.requests;
-            r.tokens = admission.tokens;
-            return Err(r);
-        }
-        admission.rules = rules;
-        Ok(admission)
+        let Some((i, wait_ms)) = refused else {
+            return Ok(());
+        };
+        let mut r = rate_limited(&rules[i], &verdicts[i], wait_ms);
+        r.requests = admission.requests;
+        r.tokens = admission.tokens;
+        Err(r)
     }
+}
+
+/// The team a caller acts as, and the user a JWT names.
+type TeamAndUser = (Option<Arc<TeamConfig>>, Option<String>);
+
+/// The refusal of a request over `rule`'s limit (429, with how long to wait).
+fn rate_limited(rule: &Rule, verdict: &Verdict, wait_ms: u64) -> Rejection {
+    let (who, reason) = if rule.scope.starts_with("key:") {
+        ("this API key", "rate_limit_key")
+    } else if rule.scope.starts_with("team:") {
+        ("your team", "rate_limit_team")
+    } else {
+        ("your address", "rate_limit_ip")
+    };
+    crate::stats::metrics::observe_refusal(reason);
+    let what = match (verdict.requests, verdict.tokens) {
+        (Some(r), _) if r.remaining == 0 => format!("{} requests per minute", r.limit),
+        (_, Some(t)) => format!("{} tokens per minute", t.limit),
+        (Some(r), None) => format!("{} requests per minute", r.limit),
+        (None, None) => "its limit".to_string(),
+    };
+    let mut r = Rejection::error(
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            format!(
+                "Rate limit reached for {who}: {what}. Try again in {:.1}s.",
+                wait_ms as f64 / 1e3
+            ),
+        )
+        .with_code("rate_limit_exceeded"),
+    );
+    r.retry_after_s = Some(wait_ms.div_ceil(1000).max(1));
+    r
 }
 
 /// The refusal of an expired virtual key (401), counted as such.
