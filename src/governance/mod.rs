@@ -322,15 +322,9 @@ impl Governance {
     }
 
     /// The team the caller acts as (a JWT's, or a key's), and the user a JWT names.
-    fn team_and_user(
-        &self,
-        caller: &Caller,
-    ) -> Result<TeamAndUser, Box<Rejection>> {
+    fn team_and_user(&self, caller: &Caller) -> Result<TeamAndUser, Box<Rejection>> {
         Ok(match caller {
-            Caller::Jwt(jwt) => (
-                Some(self.team_of(jwt)?),
-                Some(jwt.user.clone()),
-            ),
+            Caller::Jwt(jwt) => (Some(self.team_of(jwt)?), Some(jwt.user.clone())),
             Caller::Key(k) => match &k.settings.team {
                 Some(name) => (
                     Some(self.team(name).ok_or_else(|| {
