@@ -1,15 +1,10 @@
 //! Anthropic's Messages API (`POST /v1/messages`): OpenAI chat requests are encoded into it and its
 //! replies, streamed or not, are decoded back into OpenAI's chat completion shape.
 
-use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::providers::openai_types::*;
 use crate::providers::spec::{ProviderSpec, Wire};
-use crate::providers::sse;
-use crate::providers::translate::ReplyContext;
 
 mod reply;
 mod request;

@@ -1,6 +1,14 @@
 //! Messages API replies → OpenAI chat completions: content blocks, stop reasons, usage, errors.
 
-use super::*;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::wire::{MessagesResponse, ReplyBlock, WireError};
+use crate::error::ApiError;
+use crate::providers::openai_types::{
+    ChatCompletion, Choice, FunctionCall, ResponseMessage, ThinkingBlock, ToolCall, Usage,
+};
+use crate::providers::translate::ReplyContext;
 
 pub(super) fn finish_reason(stop_reason: Option<&str>, saw_tool_use: bool) -> &'static str {
     if saw_tool_use {

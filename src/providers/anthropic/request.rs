@@ -1,6 +1,17 @@
 //! OpenAI chat requests → Messages API requests.
 
-use super::*;
+use serde_json::{Map, Value};
+
+use super::DEFAULT_MAX_TOKENS;
+use super::wire::{
+    Block, ImageSource, MessagesRequest, Metadata, System, Thinking, WireMessage, WireTool,
+    WireToolChoice,
+};
+use crate::error::ApiError;
+use crate::providers::openai_types::{
+    ChatRequest, Content, ContentPart, Message, ResponseFormat, Role, Stop, ThinkingBlock,
+    ToolChoice,
+};
 
 pub(super) fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
     ApiError::invalid_request(message).with_param(param)

@@ -1,6 +1,14 @@
 //! Messages API stream events → OpenAI chat completion chunks.
 
-use super::*;
+use super::reply::{finish_reason, upstream_error, usage_of};
+use super::wire::{BlockDelta, ReplyBlock, StreamEvent, WireUsage};
+use crate::error::ApiError;
+use crate::providers::openai_types::{
+    ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ThinkingBlock, ThinkingBlockDelta,
+    ToolCallDelta, Usage,
+};
+use crate::providers::sse;
+use crate::providers::translate::ReplyContext;
 
 /// Translates the upstream SSE stream, one `data:` payload at a time (the payload JSON carries
 /// "type"), into OpenAI chunk frames written with sse::write_json.

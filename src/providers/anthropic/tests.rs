@@ -1,4 +1,8 @@
 use super::*;
+use crate::providers::openai_types::*;
+use crate::providers::translate::ReplyContext;
+use axum::http::StatusCode;
+use serde_json::Value;
 use serde_json::json;
 
 fn request(v: Value) -> ChatRequest {

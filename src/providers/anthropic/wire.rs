@@ -1,6 +1,7 @@
 //! The Messages API's wire types: requests, replies and stream events.
 
-use super::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// A system prompt: Anthropic takes a string or text blocks.
 #[derive(Serialize)]

@@ -1,6 +1,14 @@
 //! `batchEmbedContents`: OpenAI embedding requests and replies.
 
-use super::*;
+use serde::{Deserialize, Serialize};
+
+use super::request::invalid;
+use super::wire::{GContent, Part};
+use super::{bare_model, model_segment};
+use crate::error::ApiError;
+use crate::providers::openai_types::{
+    Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage,
+};
 
 pub fn embeddings_url(base_url: &str, model: &str) -> String {
     format!(

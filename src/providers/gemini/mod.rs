@@ -9,16 +9,9 @@
 //! Replies: text parts become `content`, thought parts `reasoning_content`, `functionCall` parts
 //! `tool_calls`; finish reasons, blocked prompts and usage are mapped to OpenAI's vocabulary.
 
-use std::collections::{BTreeMap, HashMap};
+use serde_json::Value;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-
-use crate::error::ApiError;
-use crate::providers::openai_types::*;
 use crate::providers::spec::{ProviderSpec, Wire};
-use crate::providers::sse;
-use crate::providers::translate::ReplyContext;
 
 mod embeddings;
 mod reply;
@@ -30,9 +23,7 @@ mod wire;
 pub use self::embeddings::*;
 pub use self::reply::*;
 pub use self::request::*;
-use self::schema::*;
 pub use self::stream::*;
-use self::wire::*;
 
 pub const SPEC: ProviderSpec = ProviderSpec {
     id: "gemini",

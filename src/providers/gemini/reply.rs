@@ -1,7 +1,14 @@
 //! `generateContent` replies → OpenAI chat completions: parts, finish reasons, blocked prompts,
 //! usage.
 
-use super::*;
+use serde_json::Value;
+
+use super::wire::{Candidate, GContent, GenerateContentResponse, UsageMetadata};
+use crate::error::ApiError;
+use crate::providers::openai_types::{
+    ChatCompletion, Choice, FunctionCall, ResponseMessage, ToolCall, Usage,
+};
+use crate::providers::translate::ReplyContext;
 
 pub(super) fn malformed_call() -> ApiError {
     ApiError::bad_gateway(

@@ -1,6 +1,21 @@
 //! OpenAI chat requests → `generateContent` requests.
 
-use super::*;
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::reply::signature_of;
+use super::schema::{function_parameters, reduce_root};
+use super::takes_json_schema;
+use super::wire::{
+    FileData, FunctionCallingConfig, FunctionDeclaration, GContent, GFunctionCall,
+    GFunctionResponse, GTool, GenerateContentRequest, GenerationConfig, InlineData, Part,
+    ThinkingConfig, ToolConfig,
+};
+use crate::error::ApiError;
+use crate::providers::openai_types::{
+    ChatRequest, Content, ContentPart, Message, ResponseFormat, Role, Stop, ToolChoice,
+};
 
 pub(super) fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
     ApiError::invalid_request(message).with_param(param)

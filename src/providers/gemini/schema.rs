@@ -1,7 +1,7 @@
 //! JSON Schema → the OpenAPI subset Gemini takes for tool parameters (and older models'
 //! response schemas).
 
-use super::*;
+use serde_json::{Map, Value, json};
 
 /// Deeper schemas are cut here: keeps a hostile schema from recursing without bound.
 pub(super) const MAX_SCHEMA_DEPTH: usize = 32;

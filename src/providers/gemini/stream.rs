@@ -1,6 +1,17 @@
 //! `streamGenerateContent?alt=sse` events → OpenAI chat completion chunks.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use super::reply::{
+    call_id, finish_of, malformed_call, map_finish, no_candidate, parse_reply, short_id,
+    signature_content, sort_parts,
+};
+use crate::error::ApiError;
+use crate::providers::openai_types::{
+    ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage,
+};
+use crate::providers::sse;
+use crate::providers::translate::ReplyContext;
 
 #[derive(Debug, Default)]
 pub(super) struct ChoiceState {

@@ -1,5 +1,11 @@
+use super::schema::reduce_root;
 use super::*;
+use crate::error::ApiError;
+use crate::providers::openai_types::*;
+use crate::providers::translate::ReplyContext;
 use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 fn request(v: Value) -> ChatRequest {
     let mut v = v;

@@ -1,6 +1,10 @@
 //! Gemini's wire types: `generateContent` requests and replies.
 
-use super::*;
+use serde::{Deserialize, Serialize};
+
+use serde_json::Value;
+
+use crate::providers::openai_types::Usage;
 
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
