@@ -12,7 +12,8 @@
 pub mod app;
 pub mod calendar;
 pub mod clock;
-pub mod shared;
+pub mod domain;
+pub mod reports;
 
 #[cfg(feature = "ssr")]
 pub mod alerts;

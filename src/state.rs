@@ -9,7 +9,7 @@ use leptos::config::LeptosOptions;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::shared::{HealthReport, ProviderHealth};
+use crate::reports::{HealthReport, ProviderHealth};
 use crate::stats::Stats;
 
 /// Cloned for every request and by each layer on its way, hence one `Arc` around the fields.

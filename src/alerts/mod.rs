@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use self::gate::{ErrorWindows, Gate, Spike, Verdict};
 use crate::calendar as period;
 use crate::config::{AlertKind, AlertsConfig, CircuitConfig};
-use crate::shared::{BudgetPeriod, RequestRecord};
+use crate::domain::{BudgetPeriod, RequestRecord};
 
 /// Alerts waiting for the background task at most.
 const CHANNEL_CAPACITY: usize = 1024;

@@ -8,7 +8,7 @@ use crate::state::AppState;
 
 /// Status, version, uptime, providers, the store's health and every deployment's circuit; with a
 /// master key set, callers without it (or a console session) get only the status and version.
-#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = crate::shared::HealthReport)))]
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = crate::reports::HealthReport)))]
 pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     if !state.auth.is_admin(&headers) {
         let report = state.health().await;

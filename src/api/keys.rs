@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use crate::domain::{CreatedKey, KeyInfo, KeySettings};
 use crate::error::ApiError;
 use crate::error::parse_json;
-use crate::shared::{CreatedKey, KeyInfo, KeySettings};
 use crate::state::AppState;
 
 fn not_found(id: &str) -> ApiError {

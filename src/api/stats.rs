@@ -35,12 +35,12 @@ fn reply<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/api/stats/overview", tag = "stats", params(WindowQuery), responses((status = 200, body = crate::shared::Overview), (status = 400, body = crate::error::ErrorResponse)))]
+#[utoipa::path(get, path = "/api/stats/overview", tag = "stats", params(WindowQuery), responses((status = 200, body = crate::reports::Overview), (status = 400, body = crate::error::ErrorResponse)))]
 pub async fn overview(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     reply(async { state.stats.overview(window(&q)?).await.map_err(store_error) }.await)
 }
 
-#[utoipa::path(get, path = "/api/stats/timeseries", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::shared::SeriesPoint>)))]
+#[utoipa::path(get, path = "/api/stats/timeseries", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::reports::SeriesPoint>)))]
 pub async fn timeseries(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     reply(
         async {
@@ -54,22 +54,22 @@ pub async fn timeseries(State(state): State<AppState>, Query(q): Query<WindowQue
     )
 }
 
-#[utoipa::path(get, path = "/api/stats/providers", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::shared::UsageRow>)))]
+#[utoipa::path(get, path = "/api/stats/providers", tag = "stats", params(WindowQuery), responses((status = 200, body = Vec<crate::reports::UsageRow>)))]
 pub async fn providers(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     breakdown(&state, &q, "provider").await
 }
 
-#[utoipa::path(get, path = "/api/stats/keys", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per virtual key id", body = Vec<crate::shared::UsageRow>)))]
+#[utoipa::path(get, path = "/api/stats/keys", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per virtual key id", body = Vec<crate::reports::UsageRow>)))]
 pub async fn keys(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     breakdown(&state, &q, "key").await
 }
 
-#[utoipa::path(get, path = "/api/stats/teams", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per team (JWT callers)", body = Vec<crate::shared::UsageRow>)))]
+#[utoipa::path(get, path = "/api/stats/teams", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per team (JWT callers)", body = Vec<crate::reports::UsageRow>)))]
 pub async fn teams(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     breakdown(&state, &q, "team").await
 }
 
-#[utoipa::path(get, path = "/api/stats/users", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per user (JWT callers)", body = Vec<crate::shared::UsageRow>)))]
+#[utoipa::path(get, path = "/api/stats/users", tag = "stats", params(WindowQuery), responses((status = 200, description = "Usage per user (JWT callers)", body = Vec<crate::reports::UsageRow>)))]
 pub async fn users(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Response {
     breakdown(&state, &q, "user").await
 }
@@ -97,7 +97,7 @@ pub struct RequestsQuery {
     session: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/requests", tag = "stats", params(RequestsQuery), responses((status = 200, body = Vec<crate::shared::RequestRecord>)))]
+#[utoipa::path(get, path = "/api/requests", tag = "stats", params(RequestsQuery), responses((status = 200, body = Vec<crate::domain::RequestRecord>)))]
 pub async fn requests(State(state): State<AppState>, Query(q): Query<RequestsQuery>) -> Response {
     let filter = RecentFilter {
         model: q.model,
@@ -115,7 +115,7 @@ pub async fn requests(State(state): State<AppState>, Query(q): Query<RequestsQue
     )
 }
 
-#[utoipa::path(get, path = "/api/pricing", tag = "stats", responses((status = 200, body = Vec<crate::providers::catalogue::CatalogueModel>)))]
+#[utoipa::path(get, path = "/api/pricing", tag = "stats", responses((status = 200, body = Vec<crate::domain::ModelPrice>)))]
 pub async fn pricing(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.gateway().catalogue.all().to_vec())
 }

@@ -8,9 +8,9 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::domain::RequestRecord;
 use crate::gateway::HEADER_REQUEST_ID;
 use crate::governance::Caller;
-use crate::shared::RequestRecord;
 use crate::state::AppState;
 
 /// Admits a `/v1` request (key expiry and budget, rate limits) and adds the `x-ratelimit-*` headers.

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::shared::ModelPrice;
+use crate::domain::ModelPrice;
 use crate::state::AppState;
 use crate::stats::Window;
 
@@ -46,11 +46,5 @@ pub fn store_error(e: String) -> ServerFnError {
 }
 
 pub fn prices(state: &AppState) -> Vec<ModelPrice> {
-    state
-        .gateway()
-        .catalogue
-        .all()
-        .iter()
-        .map(ModelPrice::from)
-        .collect()
+    state.gateway().catalogue.all().to_vec()
 }

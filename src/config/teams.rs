@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
-use crate::shared::BudgetPeriod;
+use crate::domain::BudgetPeriod;
 
 /// `[[teams]]`: a team of callers (JWT callers name theirs in a claim, or are listed as members;
 /// virtual keys name theirs): the models its members may use, its rate limits and its budget,

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::domain::RequestRecord;
 use crate::error::ApiError;
 use crate::governance::Admission;
 use crate::providers::catalogue::Catalogue;
 use crate::providers::openai_types::Usage;
-use crate::shared::RequestRecord;
 use crate::stats::Stats;
 
 /// Status recorded when the client disconnects before the reply is complete (nginx's convention).

@@ -19,7 +19,7 @@ pub const MAX_MODEL_NAME: usize = 256;
 /// `claude-3-5-sonnet@20240620`, `openai/gpt-4o`) and nothing that changes a URL's meaning.
 pub const MODEL_NAME_PUNCTUATION: &str = "-._:/@+";
 
-pub use crate::shared::OTHER_MODEL;
+pub use crate::domain::OTHER_MODEL;
 
 /// How many model names outside the configuration and the catalogue get their own stats series,
 /// once an upstream has answered them (`provider/model` names of local or custom servers).

@@ -10,8 +10,8 @@ use super::limiter::{Rule, Window};
 use super::{Governance, owner, team_spender};
 use crate::alerts::Budget;
 use crate::config::TeamConfig;
+use crate::domain::RequestRecord;
 use crate::error::ApiError;
-use crate::shared::RequestRecord;
 
 /// A request let in: what to settle when it finishes, and the rate-limit headers for the reply.
 pub struct Admission {

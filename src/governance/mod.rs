@@ -23,8 +23,8 @@ pub use self::admission::{Admission, Rejection};
 use self::keys::{KeyRing, VirtualKey};
 use self::limiter::{Limiter, Rule, Verdict, Window};
 use crate::config::{LimitsConfig, TeamConfig};
+use crate::domain::BudgetPeriod;
 use crate::error::ApiError;
-use crate::shared::BudgetPeriod;
 
 pub use crate::stats::metrics::BudgetUse;
 
@@ -120,7 +120,7 @@ impl Governance {
     /// would take the key in, with its budget and models. The message starts with the field.
     pub async fn check_key_team(
         &self,
-        settings: &crate::shared::KeySettings,
+        settings: &crate::domain::KeySettings,
     ) -> Result<(), String> {
         let Some(team) = settings.team.as_deref().filter(|t| !t.trim().is_empty()) else {
             return Ok(());
@@ -494,7 +494,7 @@ mod tests {
         let g = Governance::open(dir.path(), None, LimitsConfig::default(), &teams)
             .await
             .unwrap();
-        let settings = |name: &str, budget_usd: Option<f64>| crate::shared::KeySettings {
+        let settings = |name: &str, budget_usd: Option<f64>| crate::domain::KeySettings {
             name: name.into(),
             budget_usd,
             ..Default::default()

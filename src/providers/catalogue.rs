@@ -1,33 +1,17 @@
 //! The catalogue of well-known models (`catalogue.toml`): which provider serves each one, and its price.
 
-use crate::shared::ModelPrice;
+use crate::domain::ModelPrice;
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CatalogueModel {
-    pub id: String,
-    pub provider: String,
-    pub context_window: u64,
-    /// USD per 1M input tokens.
-    pub input: f64,
-    /// USD per 1M cached input tokens.
-    pub cached_input: f64,
-    /// USD per 1M output tokens.
-    pub output: f64,
-    /// USD per 1M tokens written to the prompt cache (Anthropic: 1.25 × input); `input` when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write: Option<f64>,
-}
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct File {
-    model: Vec<CatalogueModel>,
+    model: Vec<ModelPrice>,
 }
 
 pub struct Catalogue {
-    models: Vec<CatalogueModel>,
+    models: Vec<ModelPrice>,
     /// foldhash: looked up several times per request; the ids come from the catalogue and the
     /// configuration, never from a client.
     by_id: HashMap<String, usize, foldhash::fast::RandomState>,
@@ -91,7 +75,7 @@ impl Catalogue {
                         continue;
                     };
                     catalogue.by_id.insert(id.clone(), catalogue.models.len());
-                    catalogue.models.push(CatalogueModel {
+                    catalogue.models.push(ModelPrice {
                         id: id.clone(),
                         provider,
                         context_window: price.context_window.unwrap_or(0),
@@ -106,11 +90,11 @@ impl Catalogue {
         catalogue
     }
 
-    pub fn get(&self, id: &str) -> Option<&CatalogueModel> {
+    pub fn get(&self, id: &str) -> Option<&ModelPrice> {
         self.by_id.get(id).map(|&i| &self.models[i])
     }
 
-    pub fn all(&self) -> &[CatalogueModel] {
+    pub fn all(&self) -> &[ModelPrice] {
         &self.models
     }
 
@@ -135,26 +119,13 @@ impl Catalogue {
             .cache_write
             .map_or(0.0, |w| written as f64 * (w - m.input) / 1_000_000.0);
         Some(
-            crate::shared::cost_usd(
+            crate::domain::cost_usd(
                 [m.input, m.cached_input, m.output],
                 prompt,
                 cached,
                 completion,
             ) + surcharge,
         )
-    }
-}
-
-impl From<&CatalogueModel> for ModelPrice {
-    fn from(m: &CatalogueModel) -> Self {
-        ModelPrice {
-            id: m.id.clone(),
-            provider: m.provider.clone(),
-            context_window: m.context_window,
-            input: m.input,
-            cached_input: m.cached_input,
-            output: m.output,
-        }
     }
 }
 
@@ -166,7 +137,7 @@ mod tests {
     fn recorded_cost_and_console_estimate_agree_and_clamp_cached_tokens() {
         let catalogue = Catalogue::with_overrides(&Default::default());
         let m = catalogue.get("gpt-4o-mini").expect("catalogued");
-        let price = crate::shared::ModelPrice::from(m);
+        let price = m.clone();
         for (prompt, cached, completion) in [(1000, 200, 50), (10, 40, 5), (0, 0, 0)] {
             let recorded = catalogue
                 .cost("gpt-4o-mini", prompt, cached, completion)

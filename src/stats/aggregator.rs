@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Delta, Store};
-use crate::shared::RequestRecord;
+use crate::domain::RequestRecord;
 
 pub(super) enum Msg {
     Record(Box<RequestRecord>),

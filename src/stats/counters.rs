@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::shared::RequestRecord;
+use crate::domain::RequestRecord;
 
 /// Upper bounds (ms) of the latency histogram buckets; the last bucket is open-ended.
 pub const LATENCY_BOUNDS_MS: [f64; 30] = [

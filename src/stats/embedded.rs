@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::{Counters, Delta, Granularity, Retention};
-use crate::shared::RequestRecord;
+use crate::domain::RequestRecord;
 
 const FILE_NAME: &str = "stats.json";
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::shared::RequestRecord;
+use crate::domain::RequestRecord;
 
 const LATENCY_BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -120,7 +120,7 @@ pub struct BudgetUse {
     pub scope: &'static str,
     /// The virtual key's id or the team's name.
     pub id: String,
-    pub period: crate::shared::BudgetPeriod,
+    pub period: crate::domain::BudgetPeriod,
     /// Spend over budget: 1 or more and the spender's requests are refused.
     pub ratio: f64,
 }
@@ -137,8 +137,8 @@ pub fn render_budgets(out: &mut String, uses: &[BudgetUse]) {
     let _ = writeln!(out, "# TYPE {BUDGET_FAMILY} gauge");
     for u in uses {
         let period = match u.period {
-            crate::shared::BudgetPeriod::Day => "day",
-            crate::shared::BudgetPeriod::Month => "month",
+            crate::domain::BudgetPeriod::Day => "day",
+            crate::domain::BudgetPeriod::Month => "month",
         };
         let _ = writeln!(
             out,
@@ -307,7 +307,7 @@ pub fn observe_refusal(reason: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::BudgetPeriod;
+    use crate::domain::BudgetPeriod;
 
     #[test]
     fn budgets_render_as_one_gauge_family() {

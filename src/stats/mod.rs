@@ -21,7 +21,8 @@ pub use self::counters::Counters;
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::RedisStore;
 use crate::config::Config;
-use crate::shared::{Overview, RequestRecord, SeriesPoint, StoreHealth, UsageRow};
+use crate::domain::RequestRecord;
+use crate::reports::{Overview, SeriesPoint, StoreHealth, UsageRow};
 
 const CHANNEL_CAPACITY: usize = 65_536;
 /// How many per-minute and per-hour buckets are kept.

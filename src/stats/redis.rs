@@ -10,7 +10,7 @@ use std::time::Duration;
 use fred::prelude::*;
 
 use super::{Counters, Delta, Granularity, Retention};
-use crate::shared::RequestRecord;
+use crate::domain::RequestRecord;
 
 const RECENT_KEY: &str = "llmb:{llmb}:recent";
 

@@ -441,7 +441,16 @@ async fn large_conversations_kept_for_callers_stay_within_the_stores_memory() {
     for _ in 0..8 {
         ids.push(request(true).await);
     }
-    let grown = rss_bytes(pid).saturating_sub(before);
+    // The allocator hands freed pages back after a short delay (longer on a busy machine): what
+    // is held is read until it settles, for a few seconds at most.
+    let mut grown = rss_bytes(pid).saturating_sub(before);
+    for _ in 0..50 {
+        if grown < 2 * MAX_BYTES {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        grown = rss_bytes(pid).saturating_sub(before);
+    }
     // The newest are kept, the oldest went to stay under the cap.
     let status = |id: &String| {
         let req = http.get(format!("{}/v1/responses/{id}", gw.url)).send();

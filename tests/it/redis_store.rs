@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use llm_bridge::clock::now_ms;
-use llm_bridge::shared::RequestRecord;
+use llm_bridge::domain::RequestRecord;
 use llm_bridge::stats::{RecentFilter, RedisStore, Stats, Store, Window};
 
 async fn stats_on(url: &str) -> Arc<Stats> {

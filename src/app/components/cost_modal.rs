@@ -10,7 +10,8 @@ use super::usage_table::UsageTable;
 use super::window_picker::WindowPicker;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::{CostAnalysis, ModelPrice};
+use crate::domain::ModelPrice;
+use crate::reports::CostAnalysis;
 
 #[server(prefix = "/console/fn")]
 pub async fn get_cost_analysis(window: String) -> Result<CostAnalysis, ServerFnError> {

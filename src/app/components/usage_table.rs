@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::UsageRow;
+use crate::reports::UsageRow;
 
 #[component]
 pub fn UsageTable(

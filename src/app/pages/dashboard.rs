@@ -11,7 +11,7 @@ use crate::app::components::use_refresh;
 use crate::app::components::window_picker::WindowPicker;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::{DashboardData, Overview, SeriesPoint};
+use crate::reports::{DashboardData, Overview, SeriesPoint};
 
 #[cfg(feature = "ssr")]
 const TOP_ROWS: usize = 8;

@@ -9,7 +9,7 @@ use crate::app::components::use_refresh;
 use crate::app::components::window_picker::WindowPicker;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::{ProviderDetails, ProviderSummary};
+use crate::reports::{ProviderDetails, ProviderSummary};
 
 #[cfg(feature = "ssr")]
 const RECENT_ERRORS: usize = 20;
@@ -17,7 +17,7 @@ const RECENT_ERRORS: usize = 20;
 #[server(prefix = "/console/fn")]
 pub async fn get_providers(window: String) -> Result<Vec<ProviderSummary>, ServerFnError> {
     use crate::app::backend;
-    use crate::shared::UsageRow;
+    use crate::reports::UsageRow;
     use crate::stats::Window;
     let state = backend::state();
     let w = backend::window(&window)?;
@@ -368,7 +368,7 @@ fn DetailsView(details: ProviderDetails) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::UsageRow;
+    use crate::reports::UsageRow;
 
     fn card(name: &str, requests: u64, last_hour: u64, enabled: bool) -> ProviderSummary {
         ProviderSummary {

@@ -8,7 +8,8 @@ use crate::app::components::status::{ErrorNote, Loading};
 use crate::app::components::use_refresh;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::{RequestLog, RequestRecord};
+use crate::domain::RequestRecord;
+use crate::reports::RequestLog;
 
 #[cfg(feature = "ssr")]
 const SHOWN: usize = 200;

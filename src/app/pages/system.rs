@@ -7,7 +7,7 @@ use crate::app::components::status::{ErrorNote, Loading};
 use crate::app::components::use_refresh;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::SystemInfo;
+use crate::reports::SystemInfo;
 
 #[server(prefix = "/console/fn")]
 pub async fn get_system() -> Result<SystemInfo, ServerFnError> {

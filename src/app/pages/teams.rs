@@ -10,7 +10,8 @@ use crate::app::components::usage_table::UsageTable;
 use crate::app::components::use_refresh;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::{BudgetPeriod, UsageRow};
+use crate::domain::BudgetPeriod;
+use crate::reports::UsageRow;
 
 /// One team as the page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,7 +41,7 @@ pub struct Made {
 }
 
 impl Made {
-    pub fn of(r: &crate::shared::RequestRecord) -> Made {
+    pub fn of(r: &crate::domain::RequestRecord) -> Made {
         Made {
             provider: r.provider.clone(),
             deployment: r.deployment.clone(),

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use self::sync::{FORCED_READ_GAP, Shared, announce, listen};
 use crate::calendar::{day_id, month_id};
-use crate::shared::{BudgetPeriod, CreatedKey, KeyInfo, KeySettings};
+use crate::domain::{BudgetPeriod, CreatedKey, KeyInfo, KeySettings};
 use arc_swap::ArcSwap;
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use crate::app::components::icons::{Icon, Svg};
 use crate::app::i18n::use_i18n;
-use crate::shared::{BudgetPeriod, KeySettings};
+use crate::domain::{BudgetPeriod, KeySettings};
 
 /// The create form's fields, as typed.
 #[derive(Clone, Copy)]

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::app::components::icons::{Icon, Svg};
 use crate::app::components::status::{ErrorNote, Loading};
 use crate::app::i18n::use_i18n;
-use crate::shared::{CreatedKey, KeyInfo, KeySettings, UsageRow};
+use crate::domain::{CreatedKey, KeyInfo, KeySettings};
+use crate::reports::UsageRow;
 
 use self::form::CreateForm;
 use self::server::{create_key, get_keys, revoke_key, rotate_key};

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
-use crate::shared::{CreatedKey, KeySettings};
+use crate::domain::{CreatedKey, KeySettings};
 
 use super::KeyRow;
 

@@ -7,7 +7,7 @@ use crate::app::components::icons::{Icon, Svg};
 use crate::app::components::modal::Modal;
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::{BudgetPeriod, KeyInfo};
+use crate::domain::{BudgetPeriod, KeyInfo};
 
 use super::KeyRow;
 

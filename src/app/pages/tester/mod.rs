@@ -14,13 +14,13 @@ use leptos::prelude::*;
 
 use crate::app::components::status::{ErrorNote, Loading};
 use crate::app::i18n::use_i18n;
-use crate::shared::TesterSetup;
+use crate::reports::TesterSetup;
 
 #[server(prefix = "/console/fn")]
 pub async fn get_tester_setup() -> Result<TesterSetup, ServerFnError> {
     crate::app::backend::require_admin().await?;
     use crate::app::backend;
-    use crate::shared::TesterModel;
+    use crate::reports::TesterModel;
     let state = backend::state();
     let prices = backend::prices(&state);
     let models = state

@@ -7,7 +7,8 @@ use super::run::RunState;
 use crate::app::components::icons::{Icon, Svg};
 use crate::app::format;
 use crate::app::i18n::use_i18n;
-use crate::shared::{ModelPrice, TesterModel, TesterSetup};
+use crate::domain::ModelPrice;
+use crate::reports::{TesterModel, TesterSetup};
 
 const PREFERRED_MODEL: &str = "gpt-4o-mini";
 
