@@ -10,11 +10,36 @@ pub mod messages;
 mod proptests;
 pub mod responses;
 
+use std::sync::Arc;
+
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::error::ApiError;
+use crate::gateway::journey::Endpoint;
+use crate::governance::Admission;
+use crate::state::AppState;
+
+/// Every inbound API's handler: the body read (413 over the size limit), then the journey with
+/// the endpoint `endpoint` makes for this request.
+pub async fn serve<E: Endpoint>(
+    state: &AppState,
+    admission: Option<Arc<Admission>>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    endpoint: impl FnOnce(&Option<Arc<Admission>>) -> E,
+) -> Response {
+    match body_or_error(body, state.config().server.max_body_bytes) {
+        Ok(body) => {
+            let endpoint = endpoint(&admission);
+            let gateway = state.gateway();
+            gateway.serve(&endpoint, headers, body, admission).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
 
 /// The body, or the reason it could not be read (413 when over the size limit) in OpenAI's shape.
 pub fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {

@@ -6,14 +6,12 @@ use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 
 use crate::error::ErrorResponse;
 use crate::governance::Admission;
 use crate::state::AppState;
-
-use super::super::body_or_error;
 
 #[utoipa::path(
     post,
@@ -35,18 +33,10 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match body_or_error(body, state.config().server.max_body_bytes) {
-        Ok(body) => {
-            let admission = admission.map(|a| a.0);
-            let chat = super::Chat {
-                reasoning: state.reasoning.clone(),
-                admission: admission.clone(),
-            };
-            state
-                .gateway()
-                .serve(&chat, &headers, body, admission)
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    let reasoning = state.reasoning.clone();
+    let chat = |admission: &Option<Arc<Admission>>| super::Chat {
+        reasoning,
+        admission: admission.clone(),
+    };
+    super::super::serve(&state, admission.map(|a| a.0), &headers, body, chat).await
 }

@@ -6,14 +6,12 @@ use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 
 use crate::error::ErrorResponse;
 use crate::governance::Admission;
 use crate::state::AppState;
-
-use super::super::body_or_error;
 
 #[utoipa::path(
     post,
@@ -32,13 +30,6 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match body_or_error(body, state.config().server.max_body_bytes) {
-        Ok(body) => {
-            state
-                .gateway()
-                .serve(&super::Embeddings, &headers, body, admission.map(|a| a.0))
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    let embeddings = |_: &Option<Arc<Admission>>| super::Embeddings;
+    super::super::serve(&state, admission.map(|a| a.0), &headers, body, embeddings).await
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 
 use crate::endpoints::messages::error_json;
@@ -27,20 +27,8 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
-        Ok(body) => {
-            state
-                .gateway()
-                .serve(
-                    &super::endpoint::Messages::new(&headers),
-                    &headers,
-                    body,
-                    admission.map(|a| a.0),
-                )
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    let messages = |_: &Option<Arc<Admission>>| super::endpoint::Messages::new(&headers);
+    crate::endpoints::serve(&state, admission.map(|a| a.0), &headers, body, messages).await
 }
 
 /// `POST /v1/messages/count_tokens`, through the journey ([`super::count_tokens`]): admitted,
@@ -51,16 +39,8 @@ pub async fn count_tokens(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
-        Ok(body) => {
-            let count = super::count_tokens::CountTokens::new(&headers);
-            state
-                .gateway()
-                .serve(&count, &headers, body, admission.map(|a| a.0))
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    let count = |_: &Option<Arc<Admission>>| super::count_tokens::CountTokens::new(&headers);
+    crate::endpoints::serve(&state, admission.map(|a| a.0), &headers, body, count).await
 }
 
 /// On `/v1/messages…`: errors (from any layer: authentication, limits, the gateway) in Anthropic's

@@ -36,23 +36,10 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match crate::endpoints::body_or_error(body, state.config().server.max_body_bytes) {
-        Ok(body) => {
-            state
-                .gateway()
-                .serve(
-                    &super::endpoint::Responses::new(
-                        state.responses.clone(),
-                        Owner::of(&caller.map_or(Caller::Anonymous, |c| c.0)),
-                    ),
-                    &headers,
-                    body,
-                    admission.map(|a| a.0),
-                )
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    let owner = Owner::of(&caller.map_or(Caller::Anonymous, |c| c.0));
+    let store = state.responses.clone();
+    let responses = |_: &Option<Arc<Admission>>| super::endpoint::Responses::new(store, owner);
+    crate::endpoints::serve(&state, admission.map(|a| a.0), &headers, body, responses).await
 }
 
 /// `GET /v1/responses/{id}`: a kept response, as the client received it.
