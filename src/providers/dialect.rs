@@ -204,11 +204,28 @@ pub fn encode_messages(
     body: Bytes,
     chat: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Encoded<InboundReply>, ApiError> {
-    if speaks_messages(wire) {
+    let passthrough = speaks_messages(wire).then(|| {
+        let body = super::carried::for_anthropic(body)?;
+        Ok((anthropic::chat_url(target.base_url), body))
+    });
+    encode_inbound(wire, target, passthrough, chat)
+}
+
+/// An inbound API's request: to an upstream that speaks that API, `passthrough` (its URL and the
+/// client's bytes, cleaned) with only the model renamed; to everyone else, the chat completions
+/// body `chat` builds.
+fn encode_inbound(
+    wire: Wire,
+    target: &ChatTarget,
+    passthrough: Option<Result<(String, Bytes), ApiError>>,
+    chat: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+) -> Result<Encoded<InboundReply>, ApiError> {
+    if let Some(passthrough) = passthrough {
+        let (url, body) = passthrough?;
         let renamed = (target.model != target.client_model).then_some(target.model);
         return Ok(Encoded {
-            url: anthropic::chat_url(target.base_url),
-            body: openai_compatible::with_model(super::carried::for_anthropic(body)?, renamed)?,
+            url,
+            body: openai_compatible::with_model(body, renamed)?,
             reply: InboundReply::Passthrough,
         });
     }
@@ -247,24 +264,11 @@ pub fn encode_responses(
     body: Bytes,
     chat: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Encoded<InboundReply>, ApiError> {
-    if speaks_responses(wire) {
-        let renamed = (target.model != target.client_model).then_some(target.model);
-        return Ok(Encoded {
-            url: openai_compatible::responses_url(target.base_url),
-            body: openai_compatible::with_model(super::carried::for_openai(body)?, renamed)?,
-            reply: InboundReply::Passthrough,
-        });
-    }
-    let chat_target = ChatTarget {
-        include_usage: true,
-        ..*target
-    };
-    let encoded = encode_chat(wire, &chat_target, Bytes::from(chat()?))?;
-    Ok(Encoded {
-        url: encoded.url,
-        body: encoded.body,
-        reply: InboundReply::Chat(encoded.reply),
-    })
+    let passthrough = speaks_responses(wire).then(|| {
+        let body = super::carried::for_openai(body)?;
+        Ok((openai_compatible::responses_url(target.base_url), body))
+    });
+    encode_inbound(wire, target, passthrough, chat)
 }
 
 /// How an embeddings reply is read.
