@@ -25,17 +25,26 @@ pub fn block(id: &str, extra_content: &Value) -> Value {
 }
 
 pub fn signature(id: &str, extra_content: &Value) -> String {
-    let carried = json!({"id": id, "extra_content": extra_content});
-    let json = serde_json::to_vec(&carried).expect("a JSON value serialises");
+    encode(&json!({"id": id, "extra_content": extra_content}))
+}
+
+/// `llmb1.` and `carried` as base64url JSON.
+fn encode(carried: &Value) -> String {
+    let json = serde_json::to_vec(carried).expect("a JSON value serialises");
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(json))
+}
+
+/// What a carrier holds, if `signature` is one.
+fn decode<T: serde::de::DeserializeOwned>(signature: &str) -> Option<T> {
+    let json = URL_SAFE_NO_PAD
+        .decode(signature.strip_prefix(PREFIX)?)
+        .ok()?;
+    serde_json::from_slice(&json).ok()
 }
 
 /// The tool call id and extra content a thinking block's signature carries, if it is one of these.
 pub fn read(signature: &str) -> Option<(String, Value)> {
-    let json = URL_SAFE_NO_PAD
-        .decode(signature.strip_prefix(PREFIX)?)
-        .ok()?;
-    let mut carried: Value = serde_json::from_slice(&json).ok()?;
+    let mut carried: Value = decode(signature)?;
     let id = carried.get("id")?.as_str()?.to_string();
     let extra = carried.get_mut("extra_content")?.take();
     extra.is_object().then_some((id, extra))
@@ -43,9 +52,7 @@ pub fn read(signature: &str) -> Option<(String, Value)> {
 
 /// The `encrypted_content` that carries Anthropic's thinking blocks through Responses.
 pub fn thinking_signature(blocks: &[ThinkingBlock]) -> String {
-    let carried = json!({"thinking_blocks": blocks});
-    let json = serde_json::to_vec(&carried).expect("a JSON value serialises");
-    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(json))
+    encode(&json!({"thinking_blocks": blocks}))
 }
 
 /// The thinking blocks an `encrypted_content` carries, if it is one of these.
@@ -54,10 +61,7 @@ pub fn read_thinking(signature: &str) -> Option<Vec<ThinkingBlock>> {
     struct Carried {
         thinking_blocks: Vec<ThinkingBlock>,
     }
-    let json = URL_SAFE_NO_PAD
-        .decode(signature.strip_prefix(PREFIX)?)
-        .ok()?;
-    let carried: Carried = serde_json::from_slice(&json).ok()?;
+    let carried: Carried = decode(signature)?;
     Some(carried.thinking_blocks)
 }
 
