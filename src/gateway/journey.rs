@@ -28,7 +28,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::cache::{Caching, Consult, HEADER_CACHE, Outcome};
+use super::cache::{Caching, HEADER_CACHE, Outcome};
 use super::failover::Failover;
 use super::record::{Recording, estimate_tokens};
 use super::upstream::Failure;
@@ -191,21 +191,21 @@ impl Gateway {
     }
 }
 
-/// One request on its way: what its steps share.
-struct Journey<'a, E> {
-    gateway: &'a Gateway,
+/// One request on its way: what its steps share. The cache step is in `cache/step.rs`.
+pub(super) struct Journey<'a, E> {
+    pub(super) gateway: &'a Gateway,
     endpoint: &'a E,
-    headers: &'a HeaderMap,
-    request_id: String,
-    started: Instant,
+    pub(super) headers: &'a HeaderMap,
+    pub(super) request_id: String,
+    pub(super) started: Instant,
     /// Time spent waiting for upstreams, to tell the gateway's own time apart.
     upstream_time: Duration,
     /// What the cache did, for the reply's header.
-    cached: Option<Outcome>,
+    pub(super) cached: Option<Outcome>,
 }
 
 /// A step's early end: the reply to send now.
-type Early = Response;
+pub(super) type Early = Response;
 
 // An early reply is moved once, to the client: boxing it would cost an allocation per refusal
 // and per cache hit for nothing.
@@ -253,7 +253,7 @@ impl<'a, E: Endpoint> Journey<'a, E> {
     }
 
     /// A refusal after the request was recorded.
-    fn fail(&self, recording: &mut Option<Recording>, e: ApiError) -> Response {
+    pub(super) fn fail(&self, recording: &mut Option<Recording>, e: ApiError) -> Response {
         if let Some(recording) = recording.take() {
             recording.fail(&e);
         }
@@ -295,75 +295,6 @@ impl<'a, E: Endpoint> Journey<'a, E> {
             Ok(()) => Ok(recording),
             Err(e) => Err(self.fail(&mut recording, e)),
         }
-    }
-
-    /// cache: a hit (or the reply of an identical request in flight) is the reply; otherwise the
-    /// fill that writes the reply when it ends well.
-    async fn cache(
-        &mut self,
-        peek: &E::Peek,
-        body: &[u8],
-        recording: &mut Option<Recording>,
-    ) -> Result<Option<super::cache::Fill>, Early> {
-        let gateway = self.gateway;
-        let Some(cache) = gateway
-            .cache
-            .as_ref()
-            .filter(|_| E::CACHING != Caching::Off)
-        else {
-            return Ok(None);
-        };
-        let model = peek.model();
-        let resolved = gateway.aliases.get(model).map_or(model, String::as_str);
-        let r = recording.as_mut().expect("the request is recorded");
-        let consulted = cache
-            .consult(
-                E::CACHING,
-                E::NAME,
-                resolved,
-                r.owner_id(),
-                self.headers,
-                body,
-                (peek.stream(), peek.include_usage()),
-            )
-            .await;
-        let fill = match consulted {
-            Err(e) => return Err(self.fail(recording, e)),
-            Ok(Consult::Hit(entry)) => {
-                let reply =
-                    super::cache::reply(&entry, E::CACHING, peek.stream(), peek.include_usage());
-                if let Some(mut response) = reply {
-                    let mut r = recording.take().expect("the request is recorded");
-                    r.unlisted = !gateway.is_listed(model, true);
-                    r.hit(&entry.meta.made);
-                    let elapsed = self.started.elapsed();
-                    reply_headers(response.headers_mut(), &self.request_id, None, 0, elapsed);
-                    super::cache::hit_headers(response.headers_mut(), &entry);
-                    return Err(response);
-                }
-                self.cached = Some(Outcome::Miss);
-                None
-            }
-            Ok(Consult::Follow(follow)) => {
-                let mut r = recording.take().expect("the request is recorded");
-                r.unlisted = !gateway.is_listed(model, true);
-                let mut response = follow.into_response(r);
-                let elapsed = self.started.elapsed();
-                reply_headers(response.headers_mut(), &self.request_id, None, 0, elapsed);
-                response
-                    .headers_mut()
-                    .insert(HEADER_CACHE, Outcome::Hit.header());
-                return Err(response);
-            }
-            Ok(Consult::Go { outcome, fill }) => {
-                self.cached = Some(outcome);
-                r.cache_slot = fill.as_ref().map(|f| f.slot());
-                fill
-            }
-        };
-        let r = recording.as_mut().expect("the request is recorded");
-        r.record.cache = self.cached.map_or("", Outcome::as_str).to_string();
-        Ok(fill)
     }
 
     /// plan: the deployments that serve the model, in the order the routing prefers.

@@ -12,6 +12,7 @@ pub mod fill;
 pub mod flight;
 pub mod key;
 pub mod memory;
+mod step;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
