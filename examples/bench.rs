@@ -578,7 +578,7 @@ async fn miss_lookup_us() -> f64 {
                     "master",
                     &headers,
                     body,
-                    (false, false),
+                    (false, false, ""),
                 )
                 .await;
             std::hint::black_box(consulted.is_ok());

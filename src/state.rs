@@ -53,6 +53,21 @@ pub struct Current {
 }
 
 impl AppState {
+    /// Whether the caller may use the model: a virtual key's or a JWT caller's team's models, if
+    /// any.
+    pub fn may_use_model(&self, caller: Option<&crate::governance::Caller>, model: &str) -> bool {
+        use crate::governance::Caller;
+        match caller {
+            Some(Caller::Key(key)) => key.allows_model(model),
+            Some(Caller::Jwt(jwt)) => jwt
+                .team
+                .as_deref()
+                .and_then(|name| self.governance.team(name))
+                .is_none_or(|team| team.allows_model(model)),
+            _ => true,
+        }
+    }
+
     pub fn new(
         config: Config,
         gateway: Arc<Gateway>,

@@ -35,7 +35,11 @@ pub async fn dispatch(
     };
     if !matches!(
         action,
-        "generateContent" | "streamGenerateContent" | "batchEmbedContents"
+        "generateContent"
+            | "streamGenerateContent"
+            | "batchEmbedContents"
+            | "embedContent"
+            | "countTokens"
     ) {
         return error(
             StatusCode::NOT_FOUND,
@@ -81,6 +85,8 @@ pub async fn dispatch(
 
     match action {
         "batchEmbedContents" => embed(&request),
+        "embedContent" => embed_one(&request),
+        "countTokens" => count_tokens(&request),
         _ => {
             if request
                 .get("contents")
@@ -487,6 +493,51 @@ pub fn embed(request: &Value) -> Response {
         embeddings.push(json!({"values": vector(&text, dims)}));
     }
     json_response(StatusCode::OK, &json!({"embeddings": embeddings}))
+}
+
+/// `embedContent`: one content's vector.
+pub fn embed_one(request: &Value) -> Response {
+    let Some(parts) = request.pointer("/content/parts").and_then(Value::as_array) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "* EmbedContentRequest.content: content is not specified",
+        );
+    };
+    let text: String = parts
+        .iter()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect();
+    let dims = request
+        .get("outputDimensionality")
+        .and_then(Value::as_u64)
+        .map_or(EMBEDDING_DIMS, |d| d.clamp(1, 3072) as usize);
+    json_response(
+        StatusCode::OK,
+        &json!({"embedding": {"values": vector(&text, dims)}}),
+    )
+}
+
+/// The tokens `countTokens` reports: one per word of the contents' text.
+pub fn counted_tokens(request: &Value) -> u64 {
+    let contents = request
+        .get("contents")
+        .or_else(|| request.pointer("/generateContentRequest/contents"));
+    contents
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["parts"].as_array().into_iter().flatten())
+        .filter_map(|p| p["text"].as_str())
+        .map(|t| t.split_whitespace().count() as u64)
+        .sum()
+}
+
+/// `countTokens`: [`counted_tokens`] as `totalTokens`.
+pub fn count_tokens(request: &Value) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"totalTokens": counted_tokens(request)}),
+    )
 }
 
 /// A deterministic vector in [-1, 1) from the text (FNV-1a seed, splitmix64 steps).

@@ -53,6 +53,7 @@ enum Area {
 
 fn area(path: &str) -> Area {
     if path.starts_with("/v1/")
+        || path.starts_with("/v1beta/")
         || path.starts_with("/api/")
         || path == "/metrics"
         || path == "/openapi.json"
@@ -93,7 +94,7 @@ pub async fn authorize(state: &AppState, request: &mut Request) -> Result<(), Re
     let identity = auth
         .recheck(auth.identify(headers, keys), headers, keys)
         .await;
-    let is_v1 = path.starts_with("/v1/");
+    let is_v1 = path.starts_with("/v1/") || path.starts_with("/v1beta/");
     let caller = match (area, identity) {
         (Area::Api, Identity::Known(Caller::Key(_) | Caller::Jwt(_))) if !is_v1 => {
             return Err(ApiError::new(
@@ -140,7 +141,7 @@ pub async fn authorize(state: &AppState, request: &mut Request) -> Result<(), Re
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
-                "Missing or incorrect API key: send the gateway's key or a virtual key as `Authorization: Bearer <key>` or `x-api-key`.",
+                "Missing or incorrect API key: send the gateway's key or a virtual key as `Authorization: Bearer <key>`, `x-api-key` or `x-goog-api-key`.",
             )
             .with_code("invalid_api_key")
             .into_response());

@@ -93,6 +93,7 @@ fn is_unnormalised(path: &str) -> bool {
 /// Paths answered by handlers rather than by the console's pages and static files.
 fn is_dynamic(path: &str) -> bool {
     path.starts_with("/v1/")
+        || path.starts_with("/v1beta/")
         || path.starts_with("/api/")
         || path.starts_with("/console/fn/")
         || path.starts_with("/health")

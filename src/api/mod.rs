@@ -1,6 +1,6 @@
 //! The HTTP surface: the OpenAI-compatible `/v1` routes, health, and the stats API.
 
-use crate::endpoints::{chat, embeddings, messages, responses};
+use crate::endpoints::{chat, embeddings, gemini, messages, responses};
 
 pub mod auth;
 pub mod hardening;
@@ -32,6 +32,10 @@ pub async fn front_door(
     next: Next,
 ) -> Response {
     let anthropic = request.uri().path().starts_with("/v1/messages");
+    let google = gemini::handler::is_gemini_path(request.uri().path());
+    if google {
+        gemini::handler::key_from_query(&mut request);
+    }
     let client_id = anthropic
         .then(|| request.headers().get(&HEADER_REQUEST_ID).cloned())
         .flatten();
@@ -44,6 +48,8 @@ pub async fn front_door(
     };
     if anthropic {
         messages::handler::anthropic_shape(&state, client_id, response).await
+    } else if google {
+        gemini::handler::google_shape(response).await
     } else {
         response
     }
@@ -74,10 +80,22 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/v1/messages/count_tokens",
-            post(messages::handler::count_tokens).route_layer(admission),
+            post(messages::handler::count_tokens).route_layer(admission.clone()),
         )
         .route("/v1/models", get(models::list))
-        .route("/v1/models/{*id}", get(models::get_one));
+        .route(
+            "/v1/models/{*id}",
+            post(gemini::handler::call)
+                .route_layer(admission.clone())
+                .get(models::get_one),
+        )
+        .route("/v1beta/models", get(gemini::handler::list))
+        .route(
+            "/v1beta/models/{*id}",
+            post(gemini::handler::call)
+                .route_layer(admission)
+                .get(gemini::handler::get_one),
+        );
     if let Some(cors) = hardening::cors(&state.config().server) {
         v1 = v1.layer(cors);
     }
@@ -100,6 +118,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/{*rest}", any(hardening::unknown_route))
+        .route("/v1beta/{*rest}", any(hardening::unknown_route))
         .route("/api/{*rest}", any(hardening::unknown_route))
         .layer(axum::middleware::map_response(hardening::json_errors))
         .route("/health", get(health::health))

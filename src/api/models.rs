@@ -13,17 +13,8 @@ pub struct ModelList {
     data: Vec<Model>,
 }
 
-/// Whether the caller may use the model: a virtual key's or a JWT caller's team's models, if any.
 fn may_use(state: &AppState, caller: &Option<Extension<Caller>>, model: &str) -> bool {
-    match caller.as_ref().map(|c| &c.0) {
-        Some(Caller::Key(key)) => key.allows_model(model),
-        Some(Caller::Jwt(jwt)) => jwt
-            .team
-            .as_deref()
-            .and_then(|name| state.governance.team(name))
-            .is_none_or(|team| team.allows_model(model)),
-        _ => true,
-    }
+    state.may_use_model(caller.as_ref().map(|c| &c.0), model)
 }
 
 #[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, description = "The enabled providers' models", body = ModelList)))]

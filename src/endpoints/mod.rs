@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod embeddings;
+pub mod gemini;
 pub mod messages;
 #[cfg(test)]
 mod proptests;

@@ -50,6 +50,11 @@ pub trait Peek: Send + Sync {
     fn include_usage(&self) -> bool {
         false
     }
+    /// What tells apart replies to the same body in different modes, for the cache (an API whose
+    /// mode is in its URL, not its body).
+    fn cache_mode(&self) -> &'static str {
+        ""
+    }
     /// The endpoint's own rules, applied once the request is recorded and admitted.
     fn check(&self) -> Result<(), ApiError> {
         Ok(())

@@ -297,7 +297,8 @@ impl Auth {
     }
 }
 
-/// The key a request sends: `Authorization: Bearer`, else `x-api-key`.
+/// The key a request sends: `Authorization: Bearer`, else `x-api-key`, else `x-goog-api-key`
+/// (Google's clients; `?key=` is moved there at the front door).
 pub fn presented(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -306,8 +307,9 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    bearer.or(api_key).map(str::trim)
+    let api_key = || headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let goog_key = || headers.get("x-goog-api-key").and_then(|v| v.to_str().ok());
+    bearer.or_else(api_key).or_else(goog_key).map(str::trim)
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -26,6 +26,8 @@ pub struct Chunk {
 #[derive(Deserialize, Default)]
 pub struct Choice {
     #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
     pub delta: Delta,
     #[serde(default)]
     pub finish_reason: Option<String>,
@@ -138,6 +140,7 @@ pub fn whole(chat: &[u8]) -> Result<Chunk, ApiError> {
         .into_iter()
         .take(1)
         .map(|c| Choice {
+            index: 0,
             delta: Delta {
                 content: c.message.content,
                 reasoning_content: c.message.reasoning_content,

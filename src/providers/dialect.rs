@@ -271,6 +271,32 @@ pub fn encode_responses(
     encode_inbound(wire, target, passthrough, chat)
 }
 
+/// The upstream serves Gemini's own API (`generateContent` and its siblings).
+pub fn speaks_gemini(wire: Wire) -> bool {
+    matches!(wire, Wire::Gemini)
+}
+
+/// Encodes a request to one of Gemini's model methods (Gemini's API, as the client sent it): to
+/// Gemini the client's bytes go through untouched to the deployment's model (the model is in the
+/// URL, not the body); to everyone else, the chat completions body `chat` builds.
+pub fn encode_gemini(
+    wire: Wire,
+    target: &ChatTarget,
+    method: &str,
+    sse: bool,
+    body: Bytes,
+    chat: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+) -> Result<Encoded<InboundReply>, ApiError> {
+    if speaks_gemini(wire) {
+        return Ok(Encoded {
+            url: gemini::method_url(target.base_url, target.model, method, sse),
+            body,
+            reply: InboundReply::Passthrough,
+        });
+    }
+    encode_inbound(wire, target, None, chat)
+}
+
 /// How an embeddings reply is read.
 pub enum EmbeddingsReply {
     /// OpenAI's shape, forwarded as it is.

@@ -13,6 +13,7 @@ mod chaos;
 mod deployment_files;
 mod gateway_openai;
 mod gateway_translated;
+mod gemini_api;
 mod governance;
 mod hardening;
 mod identity;

@@ -146,7 +146,7 @@ impl Cache {
         owner: &str,
         headers: &HeaderMap,
         body: &[u8],
-        (stream, include_usage): (bool, bool),
+        (stream, include_usage, mode): (bool, bool, &str),
     ) -> Result<Consult, ApiError> {
         let directives = directives(headers, self.config.max_ttl)?;
         let bypass = Consult::Go {
@@ -164,7 +164,7 @@ impl Cache {
             api,
             model,
             owner,
-            variant: &variant(api, headers),
+            variant: &(variant(api, headers) + mode),
             across_modes: caching == Caching::Chat,
             only_deterministic: self.config.only_deterministic,
             multiple_choices: self.config.multiple_choices,

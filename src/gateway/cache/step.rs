@@ -37,7 +37,7 @@ impl<E: Endpoint> Journey<'_, E> {
                 r.owner_id(),
                 self.headers,
                 body,
-                (peek.stream(), peek.include_usage()),
+                (peek.stream(), peek.include_usage(), peek.cache_mode()),
             )
             .await;
         let fill = match consulted {

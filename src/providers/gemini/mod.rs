@@ -47,6 +47,28 @@ pub fn chat_url(base_url: &str, model: &str, stream: bool) -> String {
     }
 }
 
+/// `{base}/models/{model}:{method}`, and `?alt=sse` for a stream framed as server-sent events:
+/// the URL of any of Gemini's model methods (`generateContent`, `countTokens`, `embedContent`…).
+pub fn method_url(base_url: &str, model: &str, method: &str, sse: bool) -> String {
+    let base = base_url.trim_end_matches('/');
+    let model = model_segment(model);
+    let alt = if sse { "?alt=sse" } else { "" };
+    format!("{base}/models/{model}:{method}{alt}")
+}
+
+/// The last `usageMetadata` in a reply's bytes (a whole reply, a stream event or a JSON array of
+/// them), as the gateway counts usage. Read from the end: Gemini writes it last.
+pub fn usage_of(body: &[u8]) -> Option<crate::providers::openai_types::Usage> {
+    static KEY: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usageMetadata\""));
+    let at = KEY.rfind(body)?;
+    let rest = &body[at + 15..];
+    let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
+    let mut values =
+        serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<wire::UsageMetadata>();
+    Some(values.next()?.ok()?.to_usage())
+}
+
 /// The model as one URL path segment: `/`, `?`, `#`, `%` and `:` cannot change the URL's meaning.
 fn model_segment(model: &str) -> percent_encoding::PercentEncode<'_> {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
