@@ -29,6 +29,9 @@ pub struct Shared {
     /// (the chat endpoint's `kept_reasoning`); not rebuilt on a reload.
     pub reasoning: Arc<crate::gateway::response_store::ResponseStore>,
     pub started: Instant,
+    /// Turns true when the gateway starts shutting down: long-lived connections (Responses
+    /// WebSockets) close cleanly.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// Behind an `Arc`: the state is cloned for every request.
     pub leptos_options: Arc<LeptosOptions>,
 }
@@ -96,6 +99,7 @@ impl AppState {
             governance,
             stats,
             started: Instant::now(),
+            stopping: tokio::sync::watch::Sender::new(false),
             leptos_options: Arc::new(leptos_options),
         }))
     }

@@ -72,7 +72,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/v1/responses",
-            post(responses::handler::create).route_layer(admission.clone()),
+            post(responses::handler::create)
+                .route_layer(admission.clone())
+                .get(responses::socket::upgrade),
         )
         .route(
             "/v1/responses/{id}",

@@ -56,6 +56,14 @@ pub struct ServerConfig {
     /// `LLM_BRIDGE_MAX_CONNECTIONS`: open client connections at most; past it new connections
     /// wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// `LLM_BRIDGE_WEBSOCKET_IDLE_TIMEOUT`: a Responses WebSocket with no response in flight and
+    /// nothing received for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub websocket_idle_timeout: Duration,
+    /// `LLM_BRIDGE_WEBSOCKET_MAX_LIFETIME`: a Responses WebSocket is closed this long after it
+    /// opened, once its response in flight has ended (as OpenAI closes its own after an hour).
+    #[serde(with = "humantime_serde")]
+    pub websocket_max_lifetime: Duration,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +85,8 @@ impl Default for ServerConfig {
             client_body_timeout: Duration::from_secs(30),
             client_idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            websocket_idle_timeout: Duration::from_secs(600),
+            websocket_max_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -134,6 +144,12 @@ impl ServerConfig {
         }
         if let Some(v) = parse_env(env, "LLM_BRIDGE_MAX_CONNECTIONS")? {
             self.max_connections = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_WEBSOCKET_IDLE_TIMEOUT")? {
+            self.websocket_idle_timeout = v;
+        }
+        if let Some(v) = parse_env_duration(env, "LLM_BRIDGE_WEBSOCKET_MAX_LIFETIME")? {
+            self.websocket_max_lifetime = v;
         }
         Ok(())
     }

@@ -45,6 +45,10 @@ pub struct RequestRecord {
     /// The inbound API: `chat`, `embeddings` or `messages` (empty for requests refused before).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub api: String,
+    /// How the request arrived when not as one HTTP request: `websocket` (a Responses
+    /// WebSocket's `response.create`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub transport: String,
     /// The client's session (`X-Claude-Code-Session-Id`), when it sent a sane one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,

@@ -172,6 +172,11 @@ pub trait Endpoint: Sync {
         peek: &Self::Peek,
     ) -> Response;
 
+    /// How the request arrived, when not as one HTTP request (the request log shows it).
+    fn transport(&self) -> &'static str {
+        ""
+    }
+
     /// An error in the endpoint's shape (OpenAI's unless the endpoint says otherwise).
     fn error(&self, error: ApiError) -> Response {
         error.into_response()
@@ -287,6 +292,7 @@ impl<'a, E: Endpoint> Journey<'a, E> {
             peek.stream(),
         );
         recording.record.api = E::NAME.to_string();
+        recording.record.transport = self.endpoint.transport().to_string();
         recording.record.session_id = session_id(self.headers);
         let admitted = self
             .gateway

@@ -27,7 +27,7 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const ENTRY_OVERHEAD: usize = 160;
 
 /// A kept response, as it is written (to memory and Redis) and read back.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct StoredResponse {
     /// The owner id of the caller that created it ([`Owner`]); only that caller (and the
     /// administrator) may read, continue or delete it.

@@ -145,6 +145,7 @@ pub async fn serve(
     let limits = connections::ConnectionLimits::from_config(&state.config().server);
     let stopping = async {
         shutdown_signal().await;
+        state.stopping.send_replace(true);
         tracing::info!(drain_timeout = ?drain, "shutting down: no new connections, waiting for in-flight requests");
     };
     connections::serve(listener, app, limits, stopping, drain).await;

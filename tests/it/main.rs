@@ -27,6 +27,7 @@ mod redis_governance;
 mod redis_store;
 mod reload;
 mod responses;
+mod responses_socket;
 mod routing;
 mod secrets;
 mod server;

@@ -262,7 +262,7 @@ fn LogTable(
                                     </td>
                                     <td>{r.model.clone()} {r.stream.then_some(" ⇢")}</td>
                                     <td>{r.provider.clone()}</td>
-                                    <td data-api>{r.api.clone()}</td>
+                                    <td data-api>{api_label(&r.api, &r.transport)}</td>
                                     <td class="num"><span class=if error { "badge off" } else { "badge ok" }>{r.status}</span></td>
                                     <td class="num">{format::ms(r.latency_ms)}</td>
                                     <td class="num">{r.ttft_ms.map(format::ms).unwrap_or_else(|| "—".into())}</td>
@@ -305,6 +305,7 @@ fn RecordDialog(record: RequestRecord, #[prop(into)] on_close: Callback<()>) -> 
         ),
         ("attempts", record.attempts.to_string()),
         ("api", or_dash(&record.api)),
+        ("transport", transport_label(&record.transport).into()),
         (
             "session",
             record.session_id.clone().unwrap_or_else(|| "—".into()),
@@ -346,6 +347,23 @@ fn or_dash(text: &str) -> String {
         "—".into()
     } else {
         text.to_string()
+    }
+}
+
+/// The inbound API and, when it did not come as one HTTP request, how it came (`responses · ws`).
+fn api_label(api: &str, transport: &str) -> String {
+    match transport {
+        "" => api.to_string(),
+        "websocket" => format!("{api} · ws"),
+        other => format!("{api} · {other}"),
+    }
+}
+
+fn transport_label(transport: &str) -> &str {
+    if transport.is_empty() {
+        "http"
+    } else {
+        transport
     }
 }
 

@@ -65,7 +65,10 @@ enum History {
 
 /// What is kept once the response is whole.
 struct Keep {
-    store: Arc<ResponseStore>,
+    /// The store, when the client asked for the response to be stored.
+    store: Option<Arc<ResponseStore>>,
+    /// The WebSocket the response came on: it remembers its last response.
+    socket: Option<Arc<SocketMemory>>,
     owner: String,
     /// The conversation up to this response's output, written as JSON array members (a fraction
     /// of what it takes as values, for as long as the reply lasts).
@@ -78,7 +81,34 @@ impl Keep {
             return;
         };
         let json = stored_json(&self.owner, response, &self.items, output);
-        self.store.put_json(id, json);
+        if let Some(socket) = &self.socket
+            && let Ok(stored) = serde_json::from_slice::<StoredResponse>(&json)
+        {
+            socket.remember(id, stored);
+        }
+        if let Some(store) = &self.store {
+            store.put_json(id, json);
+        }
+    }
+}
+
+/// A Responses WebSocket's last response: `previous_response_id` continues from it even when
+/// it was not stored (`store: false`). One conversation, bounded as a stored one is.
+#[derive(Default)]
+pub struct SocketMemory {
+    last: std::sync::Mutex<Option<(String, StoredResponse)>>,
+}
+
+impl SocketMemory {
+    fn remember(&self, id: &str, stored: StoredResponse) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((id.to_string(), stored));
+    }
+
+    fn recall(&self, id: &str) -> Option<StoredResponse> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .filter(|(last, _)| last == id)
+            .map(|(_, stored)| stored.clone())
     }
 }
 
@@ -161,6 +191,8 @@ pub struct Responses {
     store: Arc<ResponseStore>,
     owner: Owner,
     history: OnceCell<History>,
+    /// Set for a `response.create` on a WebSocket.
+    socket: Option<Arc<SocketMemory>>,
 }
 
 impl Responses {
@@ -169,7 +201,14 @@ impl Responses {
             store,
             owner,
             history: OnceCell::new(),
+            socket: None,
         }
+    }
+
+    /// A response created on a WebSocket, which remembers its last response.
+    pub fn on_socket(mut self, memory: Arc<SocketMemory>) -> Responses {
+        self.socket = Some(memory);
+        self
     }
 
     async fn history(&self, peek: &ResponsesPeek) -> &History {
@@ -178,6 +217,9 @@ impl Responses {
                 let Some(id) = &peek.previous else {
                     return History::None;
                 };
+                if let Some(stored) = self.socket.as_ref().and_then(|s| s.recall(id)) {
+                    return History::Found(stored);
+                }
                 match self.store.get(id, &self.owner).await {
                     Some(stored) => History::Found(stored),
                     None => History::Missing(id.clone()),
@@ -187,7 +229,7 @@ impl Responses {
     }
 
     fn keep(&self, peek: &ResponsesPeek, history: &History) -> Option<Keep> {
-        if !peek.store {
+        if !peek.store && self.socket.is_none() {
             return None;
         }
         let mut items = Vec::new();
@@ -204,7 +246,8 @@ impl Responses {
             return None;
         }
         Some(Keep {
-            store: self.store.clone(),
+            store: peek.store.then(|| self.store.clone()),
+            socket: self.socket.clone(),
             owner: self.owner.id().to_string(),
             items,
         })
@@ -239,6 +282,14 @@ impl Endpoint for Responses {
     const CACHING: crate::gateway::cache::Caching = crate::gateway::cache::Caching::Off;
     type Peek = ResponsesPeek;
     type Started = Started<ResponsesOut>;
+
+    fn transport(&self) -> &'static str {
+        if self.socket.is_some() {
+            "websocket"
+        } else {
+            ""
+        }
+    }
 
     fn peek(&self, body: &[u8]) -> Result<ResponsesPeek, ApiError> {
         let mut request: Map<String, Value> = parse_json(body)?;
@@ -314,10 +365,11 @@ impl Endpoint for Responses {
         };
         match encoded.reply {
             InboundReply::Passthrough if peek.stream => {
+                let keep = self.keep(peek, history);
                 let out = ResponsesOut::Passthrough(Box::new(AsSent {
-                    stream: PassthroughStream::new(peek.store),
+                    stream: PassthroughStream::new(keep.is_some()),
                     events: 0,
-                    keep: self.keep(peek, history),
+                    keep,
                 }));
                 relay::start_stream(candidate, sent, out, prompt_bytes).await
             }

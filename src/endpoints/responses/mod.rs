@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod handler;
 pub mod passthrough;
 pub mod request;
+pub mod socket;
 pub mod stream;
 
 use serde_json::{Map, Value, json};
