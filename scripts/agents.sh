@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The real coding-agent CLIs through the gateway, offline: Claude Code (Anthropic's Messages API) to
+# The real coding-agent CLIs through the gateway, offline: the Gemini CLI (Gemini's API) to an
+# OpenAI-dialect upstream and to Claude, Codex's built-in OpenAI provider over the Responses
+# WebSocket, Claude Code (Anthropic's Messages API) to
 # an OpenAI-dialect upstream and Codex (OpenAI's Responses API) to a DeepSeek upstream, then both to
 # Gemini 3 (Codex at high reasoning effort) and to Claude with thinking on, all on the mock. Each reads a note with a shell tool the
 # mock asks for, and answers with what the tool said: one prompt, one tool-call round trip. Part of
@@ -47,6 +49,34 @@ codex() { # model [codex options…]
     --disable plugins --disable unbounded_connection_retries "What does bridge-note.txt say?" </dev/null)
 }
 
+gemini_cli() { # model
+  mkdir -p "$work/gemini-home/.gemini"
+  echo '{"security":{"auth":{"selectedType":"gemini-api-key"}},"telemetry":{"enabled":false},"privacy":{"usageStatisticsEnabled":false},"general":{"disableAutoUpdate":true,"disableUpdateNag":true}}' \
+    > "$work/gemini-home/.gemini/settings.json"
+  (cd "$work/project" && HOME="$work/gemini-home" GEMINI_API_KEY=unused GOOGLE_GEMINI_BASE_URL="$GATEWAY_URL" \
+    GEMINI_CLI_NO_RELAUNCH=1 GEMINI_CLI_TRUST_WORKSPACE=true \
+    timeout 120 "$bin/gemini" -p "What does bridge-note.txt say?" -m "$1" </dev/null 2>/dev/null)
+}
+
+codex_builtin() { # model: Codex's built-in OpenAI provider pointed at the gateway (it opens a WebSocket)
+  (cd "$work/project" && HOME="$work/home" CODEX_HOME="$work/codex-home" OPENAI_API_KEY=sk-unused \
+    timeout 120 "$bin/codex" exec --skip-git-repo-check --ephemeral --sandbox read-only --color never \
+    -C "$work/project" -m "$1" -c "openai_base_url=\"$GATEWAY_URL/v1\"" \
+    -c analytics.enabled=false -c check_for_update_on_startup=false \
+    --disable plugins --disable unbounded_connection_retries "What does bridge-note.txt say?" </dev/null)
+}
+
+say "Gemini CLI through Gemini's API (/v1beta) to an OpenAI-dialect upstream"
+expect "Gemini CLI: prompt, read_file round trip, answer" "$(gemini_cli openai/mock-agent)"
+
+say "Gemini CLI through Gemini's API to Claude"
+expect "Gemini CLI: Claude tool round trip" "$(gemini_cli anthropic/claude-mock-agent)"
+
+say "Codex's built-in OpenAI provider through the Responses WebSocket to a DeepSeek upstream"
+started=$(date +%s%N)
+expect "Codex over the WebSocket: exec_command round trip" "$(codex_builtin deepseek/ws-mock-agent)"
+echo "     the session took $(( ($(date +%s%N) - started) / 1000000 )) ms"
+
 say "Claude Code through /v1/messages to an OpenAI-dialect upstream"
 expect "Claude Code: prompt, Bash tool round trip, answer" "$(claude_code openai/mock-agent)"
 
@@ -81,10 +111,13 @@ while True:
     log = json.load(urllib.request.urlopen(f"{sys.argv[1]}/api/requests?limit=200", timeout=10))
     agents = [r for r in log if "mock-agent" in (r.get("model") or "")]
     apis = {r["api"] for r in agents}
-    if {"messages", "responses"} <= apis or time.monotonic() > deadline:
+    if {"messages", "responses", "gemini"} <= apis or time.monotonic() > deadline:
         break
     time.sleep(0.2)
-assert {"messages", "responses"} <= apis, (apis, [(r["api"], r.get("model"), r["status"]) for r in log[:10]])
+assert {"messages", "responses", "gemini"} <= apis, (apis, [(r["api"], r.get("model"), r["status"]) for r in log[:10]])
+# Codex's built-in provider used the socket for every response: no fallback to POST.
+socket = [r for r in agents if "ws-mock-agent" in r["model"]]
+assert socket and all(r.get("transport") == "websocket" for r in socket), [(r["api"], r.get("transport")) for r in socket]
 assert any(r.get("session_id") for r in agents if r["api"] == "messages"), "no Claude Code session id"
 assert all(r["status"] == 200 for r in agents), [(r["api"], r["status"]) for r in agents]
 print(f"ok   {len(agents)} agent requests recorded: {sorted(apis)}")

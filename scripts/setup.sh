@@ -57,8 +57,9 @@ if $want_test; then
     say "installing oidc-provider, the OpenID provider the identity tests run"
     npm ci --prefix tests/oidc --no-audit --no-fund
   fi
-  if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_modules/.bin/claude ]; then
-    say "installing the Claude Code and Codex CLIs for the agent tests (native binaries from npm)"
+  if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_modules/.bin/claude ] \
+    || [ ! -x tests/agents/node_modules/.bin/gemini ]; then
+    say "installing the Claude Code, Codex and Gemini CLIs for the agent tests (from npm)"
     npm ci --prefix tests/agents --no-audit --no-fund
   fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then

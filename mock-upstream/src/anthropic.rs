@@ -255,7 +255,7 @@ fn agent_block(request: &Value) -> Value {
         .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
         .unwrap_or_default();
     let command = format!("cat {}", super::AGENT_FILE);
-    let Some(name) = ["Bash", "exec_command", "shell", "Read"]
+    let Some(name) = ["Bash", "exec_command", "shell", "Read", "read_file"]
         .into_iter()
         .find(|name| offered.contains(name))
     else {

@@ -257,7 +257,7 @@ fn agent_parts(model: &str, request: &Value) -> Vec<Value> {
         .filter_map(|f| f["name"].as_str())
         .collect();
     let command = format!("cat {}", super::AGENT_FILE);
-    let Some(name) = ["Bash", "exec_command", "shell", "Read"]
+    let Some(name) = ["Bash", "exec_command", "shell", "Read", "read_file"]
         .into_iter()
         .find(|name| offered.contains(name))
     else {

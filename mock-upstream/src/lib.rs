@@ -12,7 +12,7 @@
 //!   fourth event, 200 ms after the first three, is a truncated JSON object holding [`GARBLED`],
 //!   followed by the rest of the reply and `[DONE]`);
 //! - OpenAI dialect, Gemini and Anthropic: `agent` (a coding agent's turn: a call to the first shell or file
-//!   tool the request offers (`Bash`, `exec_command`, `shell`, `Read`) reading [`AGENT_FILE`], or,
+//!   tool the request offers (`Bash`, `exec_command`, `shell`, `Read`, `read_file`) reading [`AGENT_FILE`], or,
 //!   once the request carries that call's result, an answer quoting it);
 //! - Gemini: `gemini-3` (the first function call of a reply carries a `thoughtSignature`, and a
 //!   request whose earlier calls come back without it, or with another, is refused with 400;

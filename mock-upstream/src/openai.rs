@@ -381,7 +381,7 @@ fn agent(model: &str, request: &Value, stream: bool) -> Response {
                 })
                 .unwrap_or_default();
             let command = format!("cat {AGENT_FILE}");
-            let call = ["Bash", "exec_command", "shell", "Read"]
+            let call = ["Bash", "exec_command", "shell", "Read", "read_file"]
                 .into_iter()
                 .find(|name| offered.contains(name))
                 .map(|name| {

@@ -217,6 +217,16 @@ async fn a_function_call_round_trips_through_an_openai_upstream() {
         assert_eq!(calls[0]["args"]["city"], "Paris");
         assert!(calls[0]["id"].as_str().is_some_and(|id| !id.is_empty()));
     }
+    // A stream whose whole reply is written at its end (the calls) is recorded as a success.
+    let log = poll_until("both recorded", || async {
+        let log = gw.get_json("/api/requests").await;
+        (log.as_array().unwrap().len() == 2).then_some(log)
+    })
+    .await;
+    assert!(
+        log.as_array().unwrap().iter().all(|r| r["status"] == 200),
+        "{log}"
+    );
     let sent = gw.mock.state.last().body;
     let parameters = &sent["tools"][0]["function"]["parameters"];
     assert_eq!(

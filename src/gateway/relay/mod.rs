@@ -147,10 +147,27 @@ impl<T: StreamOut> SseRelay<T> {
         }
     }
 
-    /// Hands over the request's record and the deployment's slot once the reply has started.
+    /// Hands over the request's record and the deployment's slot once the reply has started. A
+    /// reply that already ended well in its first piece (a translator that writes everything at
+    /// the end) is recorded now.
     pub fn attach(&mut self, recording: Recording, slot: Slot) {
         self.recording = Some(recording);
         self.slot = Some(slot);
+        if self.done {
+            self.succeed();
+        }
+    }
+
+    fn succeed(&mut self) {
+        let events = self.events;
+        let prompt_bytes = self.prompt_bytes;
+        if let Some(r) = self.recording.take() {
+            r.succeed(
+                self.translator.usage(),
+                || (estimate_tokens(prompt_bytes), events),
+                &self.upstream_model,
+            );
+        }
     }
 
     /// The next piece for the client; `Ok(None)` once `[DONE]` has been sent.
@@ -223,15 +240,7 @@ impl<T: StreamOut> SseRelay<T> {
                         return self.failed_after(out, e);
                     }
                     self.done = true;
-                    let events = self.events;
-                    let prompt_bytes = self.prompt_bytes;
-                    if let Some(r) = self.recording.take() {
-                        r.succeed(
-                            self.translator.usage(),
-                            || (estimate_tokens(prompt_bytes), events),
-                            &self.upstream_model,
-                        );
-                    }
+                    self.succeed();
                     return Ok(Some(Bytes::from(out)));
                 }
                 None => return Err(self.quiet.error()),
