@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The console's end-to-end tests (Playwright in Debian's Chromium) and the OpenAI and Anthropic Python SDK checks,
+# The console's end-to-end tests (Playwright in Debian's Chromium) and the OpenAI, Anthropic and Google Python SDK checks,
 # against a release build of the gateway wired to the mock upstream. Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,13 @@ GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/te
 say "Anthropic Python SDK against the gateway's /v1/messages"
 GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_anthropic_sdk.py
 
+say "Google's google-genai Python SDK against the gateway's Gemini API"
+GATEWAY_URL="http://127.0.0.1:$gw_port" MOCK_URL="http://127.0.0.1:$mock_port" \
+  target/py-sdk/bin/python tests/python/test_genai_sdk.py
+
+say "OpenAI Python SDK's responses.connect() against the Responses WebSocket"
+GATEWAY_URL="http://127.0.0.1:$gw_port" target/py-sdk/bin/python tests/python/test_responses_socket.py
+
 say "OpenAI Python SDK against a gateway with the response cache on"
 cache_port=$(free_port)
 spawn env $(mock_wiring "http://127.0.0.1:$mock_port") LLM_BRIDGE_DATA_DIR="$(mktemp -d)" \
@@ -66,5 +73,5 @@ spawn env $(mock_wiring "http://127.0.0.1:$mock_port") LLM_BRIDGE_DATA_DIR="$(mk
 wait_http "http://127.0.0.1:$cache_port/health/ready"
 GATEWAY_URL="http://127.0.0.1:$cache_port" target/py-sdk/bin/python tests/python/test_cache_sdk.py
 
-say "Claude Code and Codex through the gateway"
+say "Claude Code, Codex and the Gemini CLI through the gateway"
 GATEWAY_URL="http://127.0.0.1:$gw_port" GATEWAY_LOG="$gw_log" scripts/agents.sh

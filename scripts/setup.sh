@@ -48,7 +48,7 @@ fi
 if $want_test; then
   # prometheus brings promtool (monitoring rule tests); kubectl renders the Kubernetes manifests.
   apt_install redis-server chromium prometheus kubectl
-  if [ ! -x target/py-sdk/bin/python ] || ! target/py-sdk/bin/python -c 'import openai, anthropic' 2>/dev/null; then
+  if [ ! -x target/py-sdk/bin/python ] || ! target/py-sdk/bin/python -c 'import openai, anthropic, google.genai, websockets' 2>/dev/null; then
     say "installing the OpenAI Python SDK for the client tests"
     python3 -m venv target/py-sdk
     target/py-sdk/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt

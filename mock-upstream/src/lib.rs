@@ -53,6 +53,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 pub const REPLY_WORDS: [&str; 20] = [
@@ -106,10 +107,13 @@ pub struct MockState {
     hits: Mutex<HashMap<String, u32>>,
     /// When false the mock keeps no copy of requests (the benchmark).
     pub record: bool,
+    /// The last request's path, query and bytes, always kept (one at most): `GET /mock/last`.
+    last_raw: Mutex<Option<(String, Option<String>, Vec<u8>)>>,
 }
 
 impl MockState {
     fn record(&self, path: &str, query: Option<String>, headers: &HeaderMap, raw: &[u8]) {
+        *self.last_raw.lock().unwrap() = Some((path.to_string(), query.clone(), raw.to_vec()));
         if self.record {
             let body = serde_json::from_slice(raw).unwrap_or(serde_json::Value::Null);
             let received = Received {
@@ -281,9 +285,30 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/mock/last", get(last_request))
         // Providers take requests of many megabytes (long conversations).
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
+}
+
+/// `GET /mock/last`: the bytes of the last request the mock received, its path and query in
+/// `x-mock-path` and `x-mock-query` (for clients in other languages that check what arrived).
+async fn last_request(
+    axum::extract::State(state): axum::extract::State<Arc<MockState>>,
+) -> axum::response::Response {
+    let last = state.last_raw.lock().unwrap().clone();
+    let Some((path, query, raw)) = last else {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = raw.into_response();
+    let headers = response.headers_mut();
+    if let Ok(path) = path.parse() {
+        headers.insert("x-mock-path", path);
+    }
+    if let Some(Ok(query)) = query.map(|q| q.parse()) {
+        headers.insert("x-mock-query", query);
+    }
+    response
 }
 
 /// A running mock on an ephemeral loopback port.
