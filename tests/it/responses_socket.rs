@@ -134,6 +134,37 @@ async fn two_turns_on_one_socket_continue_without_store_on_any_provider() {
 }
 
 #[tokio::test]
+async fn a_warm_up_without_generation_is_continued_by_the_next_response() {
+    let gw = TestGateway::start().await;
+    let mut socket = connect(&gw, None).await.unwrap();
+    let warm = create(
+        &mut socket,
+        json!({"model": "claude-sonnet-4-5", "input": "Remember: blue.", "generate": false, "store": false}),
+    )
+    .await;
+    assert_eq!(warm.len(), 2, "{warm:?}");
+    assert_eq!(warm[1]["type"], "response.completed");
+    assert_eq!(warm[1]["response"]["output"], json!([]));
+    assert!(
+        gw.mock.state.received().is_empty(),
+        "no upstream call for a warm-up"
+    );
+    let id = warm[1]["response"]["id"].as_str().unwrap();
+    let turn = create(
+        &mut socket,
+        json!({"model": "claude-sonnet-4-5", "input": "Which colour?", "previous_response_id": id, "store": false}),
+    )
+    .await;
+    assert_eq!(turn.last().unwrap()["type"], "response.completed");
+    let sent = gw.mock.state.last().body.to_string();
+    assert!(
+        sent.contains("Remember: blue.") && sent.contains("Which colour?"),
+        "{sent}"
+    );
+    assert!(!sent.contains("generate"), "{sent}");
+}
+
+#[tokio::test]
 async fn a_requests_error_is_an_event_and_the_socket_serves_on() {
     let gw = TestGateway::start().await;
     let mut socket = connect(&gw, None).await.unwrap();

@@ -100,11 +100,11 @@ pub struct SocketMemory {
 }
 
 impl SocketMemory {
-    fn remember(&self, id: &str, stored: StoredResponse) {
+    pub(super) fn remember(&self, id: &str, stored: StoredResponse) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((id.to_string(), stored));
     }
 
-    fn recall(&self, id: &str) -> Option<StoredResponse> {
+    pub(super) fn recall(&self, id: &str) -> Option<StoredResponse> {
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         last.as_ref()
             .filter(|(last, _)| last == id)

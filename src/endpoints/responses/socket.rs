@@ -141,10 +141,24 @@ impl Session {
     /// One `response.create`: its events on the socket; an error event for a request the gateway
     /// or the upstream refused. `Err` only when the client went away.
     async fn create(&self, socket: &mut WebSocket, text: &str) -> Result<(), axum::Error> {
-        let body = match create_body(text) {
-            Ok(body) => body,
+        let request = match create_request(text) {
+            Ok(request) => request,
             Err(error) => return send(socket, error_event(&error)).await,
         };
+        if request.get("generate") == Some(&Value::Bool(false)) {
+            return match self.prepare(request) {
+                Ok(events) => {
+                    for event in events {
+                        send(socket, Utf8Bytes::from(event.to_string())).await?;
+                    }
+                    Ok(())
+                }
+                Err(error) => send(socket, error_event(&error)).await,
+            };
+        }
+        let mut request = request;
+        request.remove("generate");
+        let body = Bytes::from(serde_json::to_vec(&request).expect("a JSON map serialises"));
         let state = &self.state;
         let admission = match state.governance.admit(&self.caller, self.ip).await {
             Ok(admission) => Arc::new(admission),
@@ -211,8 +225,46 @@ impl Session {
     }
 }
 
-/// The POST body for a `response.create` event: its fields (flat, or under `response`), streamed.
-fn create_body(text: &str) -> Result<Bytes, ApiError> {
+impl Session {
+    /// `generate: false` (Codex's warm-up): a response with no output, made without an upstream
+    /// call, that the next `response.create` continues (its input is remembered).
+    fn prepare(&self, mut request: Map<String, Value>) -> Result<[Value; 2], ApiError> {
+        request.remove("generate");
+        let mut items = match request.get("previous_response_id").and_then(Value::as_str) {
+            Some(id) => match self.memory.recall(id) {
+                Some(stored) => stored.items,
+                None => {
+                    return Err(super::endpoint::not_found(id).with_param("previous_response_id"));
+                }
+            },
+            None => Vec::new(),
+        };
+        items.extend(super::request::input_items(&mut request)?);
+        let Some(model) = request.get("model").and_then(Value::as_str) else {
+            return Err(ApiError::invalid_request("`model` must be a string").with_param("model"));
+        };
+        let id = super::new_id("resp_");
+        let started = super::skeleton(&request, &id, model, crate::clock::now_s());
+        let mut response = started.clone();
+        response["status"] = json!("completed");
+        response["output"] = json!([]);
+        response["usage"] = json!({"input_tokens": 0, "output_tokens": 0, "total_tokens": 0});
+        let owner = Owner::of(&self.caller).id().to_string();
+        let stored = crate::gateway::response_store::StoredResponse {
+            owner,
+            response: response.clone(),
+            items,
+        };
+        self.memory.remember(&id, stored);
+        Ok([
+            json!({"type": "response.created", "sequence_number": 0, "response": started}),
+            json!({"type": "response.completed", "sequence_number": 1, "response": response}),
+        ])
+    }
+}
+
+/// A `response.create` event as the POST body: its fields (flat, or under `response`), streamed.
+fn create_request(text: &str) -> Result<Map<String, Value>, ApiError> {
     let mut event: Map<String, Value> = serde_json::from_str(text)
         .map_err(|e| ApiError::invalid_request(format!("The event is not a JSON object: {e}")))?;
     match event.remove("type") {
@@ -240,9 +292,7 @@ fn create_body(text: &str) -> Result<Bytes, ApiError> {
     event.insert("stream".into(), Value::Bool(true));
     event.remove("stream_options");
     event.remove("background");
-    Ok(Bytes::from(
-        serde_json::to_vec(&event).expect("a JSON map serialises"),
-    ))
+    Ok(event)
 }
 
 fn kind_of(status: StatusCode) -> &'static str {
