@@ -101,6 +101,9 @@ pub struct Received {
     pub raw: Vec<u8>,
 }
 
+/// A request's path, query and bytes.
+type LastRaw = (String, Option<String>, Vec<u8>);
+
 #[derive(Default)]
 pub struct MockState {
     received: Mutex<Vec<Received>>,
@@ -108,7 +111,7 @@ pub struct MockState {
     /// When false the mock keeps no copy of requests (the benchmark).
     pub record: bool,
     /// The last request's path, query and bytes, always kept (one at most): `GET /mock/last`.
-    last_raw: Mutex<Option<(String, Option<String>, Vec<u8>)>>,
+    last_raw: Mutex<Option<LastRaw>>,
 }
 
 impl MockState {
