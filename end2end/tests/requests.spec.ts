@@ -65,3 +65,39 @@ test("the request log shows each request's inbound API and Claude Code session",
   await expect(dialog.locator('[data-field="api"]')).toHaveText("messages");
   await expect(dialog.locator('[data-field="session"]')).toHaveText("e2e-session-42");
 });
+
+test("the request log shows Gemini's API and the Responses WebSocket's transport", async ({ page, request }) => {
+  const gemini = await request.post("/v1beta/models/gpt-4o-mini:generateContent", {
+    data: { contents: [{ role: "user", parts: [{ text: "hi" }] }] },
+  });
+  expect(gemini.status()).toBe(200);
+  const id = gemini.headers()["x-request-id"];
+  await page.goto("/requests");
+  await hydrated(page);
+  // The browser's own WebSocket: one response.create, read up to its end.
+  const ended = await page.evaluate(
+    () =>
+      new Promise<string>((resolve, reject) => {
+        const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/v1/responses");
+        ws.onopen = () =>
+          ws.send(JSON.stringify({ type: "response.create", model: "gpt-4o-mini", input: "hi", store: false }));
+        ws.onmessage = (e) => {
+          const event = JSON.parse(e.data);
+          if (event.type === "response.completed" || event.type === "error") {
+            ws.close();
+            resolve(event.type);
+          }
+        };
+        ws.onerror = () => reject(new Error("the socket failed"));
+        setTimeout(() => reject(new Error("no response in 10 s")), 10000);
+      }),
+  );
+  expect(ended).toBe("response.completed");
+  await expect
+    .poll(async () => (await (await request.get("/api/requests?limit=50")).json()).some((r: { transport?: string }) => r.transport === "websocket"))
+    .toBe(true);
+  await page.reload();
+  await hydrated(page);
+  await expect(page.locator(`table.log tbody tr[data-request="${id}"] [data-api]`)).toHaveText("gemini");
+  await expect(page.locator("table.log [data-api]", { hasText: "responses · ws" }).first()).toBeVisible();
+});

@@ -69,7 +69,7 @@ test("the tester sends without streaming too", async ({ page }) => {
   await page.getByRole("button", { name: "Reset the form" }).click();
 });
 
-test("the tester speaks each inbound API: Messages and Responses, streamed and not", async ({ page }) => {
+test("the tester speaks each inbound API: Messages, Responses and Gemini's, streamed and not", async ({ page }) => {
   await page.goto("/tester");
   await hydrated(page);
   await page.getByLabel("Model").selectOption("deepseek-chat");
@@ -79,6 +79,8 @@ test("the tester speaks each inbound API: Messages and Responses, streamed and n
     { api: "messages", path: "/v1/messages", stream: false, sdk: "client.messages.create(" },
     { api: "responses", path: "/v1/responses", stream: true, sdk: "client.responses.create(" },
     { api: "responses", path: "/v1/responses", stream: false, sdk: "print(reply.output_text)" },
+    { api: "gemini", path: "/v1beta/models/deepseek-chat:streamGenerateContent?alt=sse", stream: true, sdk: "generate_content_stream(" },
+    { api: "gemini", path: "/v1beta/models/deepseek-chat:generateContent", stream: false, sdk: "from google import genai" },
   ];
   for (const c of cases) {
     await page.getByLabel("API").selectOption(c.api);
@@ -92,6 +94,9 @@ test("the tester speaks each inbound API: Messages and Responses, streamed and n
       expect(body.system).toBe("You are a helpful assistant.");
       expect(body.max_tokens).toBe(256);
       expect(request.headers()["anthropic-version"]).toBe("2023-06-01");
+    } else if (c.api === "gemini") {
+      expect(body.systemInstruction).toEqual({ parts: [{ text: "You are a helpful assistant." }] });
+      expect(body.contents[0]).toEqual({ role: "user", parts: [{ text: "Say hello" }] });
     } else {
       expect(body.instructions).toBe("You are a helpful assistant.");
       expect(body.input[0]).toEqual({ role: "user", content: "Say hello" });

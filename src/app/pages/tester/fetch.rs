@@ -9,7 +9,7 @@ use super::run::{RunState, SseDecoder};
 
 /// Sends `body` to `path` (an inbound API's route) and reports into `run` until the reply ends.
 pub async fn send(
-    path: &'static str,
+    path: String,
     body: String,
     run: RwSignal<RunState>,
     abort: web_sys::AbortSignal,
@@ -30,7 +30,7 @@ pub async fn send(
 }
 
 async fn exchange(
-    path: &'static str,
+    path: String,
     body: String,
     run: RwSignal<RunState>,
     abort: &web_sys::AbortSignal,
@@ -45,9 +45,10 @@ async fn exchange(
     init.set_headers(&headers);
     init.set_body(&JsValue::from_str(&body));
     init.set_signal(Some(abort));
-    let response: web_sys::Response = JsFuture::from(window().fetch_with_str_and_init(path, &init))
-        .await?
-        .dyn_into()?;
+    let response: web_sys::Response =
+        JsFuture::from(window().fetch_with_str_and_init(&path, &init))
+            .await?
+            .dyn_into()?;
     let status = response.status();
     let content_type = response.headers().get("content-type")?.unwrap_or_default();
     run.update(|r| r.status = Some(status));
@@ -88,7 +89,7 @@ thread_local! {
 }
 
 /// Starts a run in the background; a run still going is stopped first.
-pub fn start(path: &'static str, body: String, run: RwSignal<RunState>) {
+pub fn start(path: String, body: String, run: RwSignal<RunState>) {
     stop();
     let Ok(controller) = web_sys::AbortController::new() else {
         run.update(|r| {

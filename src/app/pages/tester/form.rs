@@ -22,11 +22,12 @@ impl Turn {
     }
 }
 
-/// The inbound APIs the tester can speak: (value, label, path).
-pub const APIS: [(&str, &str, &str); 3] = [
+/// The inbound APIs the tester can speak: (value, label, path; Gemini's names the model too).
+pub const APIS: [(&str, &str, &str); 4] = [
     ("chat", "Chat completions (OpenAI)", "/v1/chat/completions"),
     ("messages", "Messages (Anthropic)", "/v1/messages"),
     ("responses", "Responses (OpenAI)", "/v1/responses"),
+    ("gemini", "Gemini (Google)", "/v1beta/models"),
 ];
 
 /// The `anthropic-version` the tester sends with Messages requests.
@@ -82,10 +83,19 @@ impl FormState {
     }
 
     /// The path the request goes to.
-    pub fn path(&self) -> &'static str {
+    pub fn path(&self) -> String {
+        if self.api == "gemini" {
+            let method = if self.stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            return format!("/v1beta/models/{}:{method}", self.model);
+        }
         APIS.iter()
             .find(|(api, _, _)| *api == self.api)
             .map_or(APIS[0].2, |(_, _, path)| path)
+            .to_string()
     }
 
     fn turns(&self) -> Vec<Value> {
@@ -100,8 +110,41 @@ impl FormState {
         match self.api.as_str() {
             "messages" => self.messages_body(),
             "responses" => self.responses_body(),
+            "gemini" => self.gemini_body(),
             _ => self.chat_body(),
         }
+    }
+
+    /// Gemini's `generateContent`: the model in the URL, turns as `contents` (`model` for the
+    /// assistant), the system prompt as `systemInstruction`.
+    fn gemini_body(&self) -> Value {
+        let contents: Vec<Value> = self
+            .turns
+            .iter()
+            .map(|t| {
+                let role = if t.role == "assistant" {
+                    "model"
+                } else {
+                    "user"
+                };
+                json!({"role": role, "parts": [{"text": t.content}]})
+            })
+            .collect();
+        let mut body = json!({"contents": contents});
+        if !self.system.trim().is_empty() {
+            body["systemInstruction"] = json!({"parts": [{"text": self.system}]});
+        }
+        let mut config = serde_json::Map::new();
+        if let Some(t) = self.temperature() {
+            config.insert("temperature".into(), json!(t));
+        }
+        if let Some(n) = self.max_tokens() {
+            config.insert("maxOutputTokens".into(), json!(n));
+        }
+        if !config.is_empty() {
+            body["generationConfig"] = Value::Object(config);
+        }
+        body
     }
 
     /// Anthropic's Messages: `system` apart, `max_tokens` required.
@@ -172,6 +215,7 @@ impl FormState {
     /// (strings, numbers, lists and objects; booleans are written as Python's).
     pub fn python(&self, origin: &str) -> String {
         match self.api.as_str() {
+            "gemini" => self.gemini_python(origin),
             "messages" => self.sdk_call(
                 &format!("import anthropic\n\nclient = anthropic.Anthropic(base_url=\"{origin}\", api_key=\"unused\")\n\n"),
                 "client.messages.create",
@@ -206,6 +250,57 @@ impl FormState {
             .collect();
         let tail = if self.stream { streamed } else { whole };
         format!("{head}reply = {call}(\n{}\n)\n{tail}", args.join("\n"))
+    }
+
+    /// Google's `google-genai`, pointed at the gateway.
+    fn gemini_python(&self, origin: &str) -> String {
+        let py = |v: &str| Value::from(v).to_string();
+        let contents: Vec<String> = self
+            .turns
+            .iter()
+            .map(|t| {
+                let role = if t.role == "assistant" {
+                    "model"
+                } else {
+                    "user"
+                };
+                format!(
+                    "        types.Content(role={}, parts=[types.Part(text={})]),",
+                    py(role),
+                    py(&t.content)
+                )
+            })
+            .collect();
+        let mut config = Vec::new();
+        if !self.system.trim().is_empty() {
+            config.push(format!("system_instruction={}", py(&self.system)));
+        }
+        if let Some(t) = self.temperature() {
+            config.push(format!("temperature={t}"));
+        }
+        if let Some(n) = self.max_tokens() {
+            config.push(format!("max_output_tokens={n}"));
+        }
+        let head = format!(
+            "from google import genai\nfrom google.genai import types\n\nclient = genai.Client(api_key=\"unused\", http_options=types.HttpOptions(base_url=\"{origin}\", api_version=\"v1beta\"))\n\n"
+        );
+        let (call, tail) = if self.stream {
+            (
+                "client.models.generate_content_stream",
+                "for chunk in reply:\n    print(chunk.text or \"\", end=\"\", flush=True)\n",
+            )
+        } else {
+            (
+                "client.models.generate_content",
+                "print(reply.text)\nprint(reply.usage_metadata)\n",
+            )
+        };
+        format!(
+            "{head}reply = {call}(\n    model={},\n    contents=[\n{}\n    ],\n    config=types.GenerateContentConfig({}),\n)\n{tail}",
+            py(&self.model),
+            contents.join("\n"),
+            config.join(", ")
+        )
     }
 
     fn chat_python(&self, origin: &str) -> String {
@@ -331,6 +426,30 @@ mod tests {
             responses
                 .python("http://h")
                 .contains("print(reply.output_text)")
+        );
+        let gemini = FormState {
+            api: "gemini".into(),
+            model: "gpt-4o-mini".into(),
+            ..FormState::default()
+        };
+        let b = gemini.body();
+        assert_eq!(
+            gemini.path(),
+            "/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            b["systemInstruction"]["parts"][0]["text"],
+            "You are a helpful assistant."
+        );
+        assert_eq!(
+            b["contents"][0]["parts"][0]["text"],
+            "Say hello in five words."
+        );
+        assert_eq!(b["generationConfig"]["maxOutputTokens"], 256);
+        assert!(
+            gemini
+                .python("http://h")
+                .contains("client.models.generate_content_stream(")
         );
         let unknown = FormState {
             api: "nope".into(),

@@ -52,8 +52,16 @@ pub fn error_message(v: &Value) -> Option<String> {
 /// Usage in any of the three APIs' shapes, as chat completions counts it (the prompt includes
 /// cached tokens).
 fn usage_of(v: &Value) -> Option<Usage> {
-    let u = v.get("usage").filter(|u| u.is_object())?;
     let n = |x: &Value| x.as_u64().unwrap_or(0);
+    if let Some(u) = v.get("usageMetadata").filter(|u| u.is_object()) {
+        // Gemini: candidates exclude the thoughts.
+        return Some(Usage {
+            prompt: n(&u["promptTokenCount"]),
+            completion: n(&u["candidatesTokenCount"]) + n(&u["thoughtsTokenCount"]),
+            cached: n(&u["cachedContentTokenCount"]),
+        });
+    }
+    let u = v.get("usage").filter(|u| u.is_object())?;
     if u.get("prompt_tokens").is_some() {
         return Some(Usage {
             prompt: n(&u["prompt_tokens"]),
@@ -81,6 +89,13 @@ fn usage_of(v: &Value) -> Option<Usage> {
 /// The text and reasoning of a whole reply in any of the three APIs' shapes, and why it ended.
 fn reply_of(v: &Value) -> (String, String, Option<String>) {
     let s = |x: &Value| x.as_str().unwrap_or_default().to_string();
+    if v.get("candidates").is_some() {
+        let (text, thinking) = gemini_parts(v);
+        let finish = v["candidates"][0]["finishReason"]
+            .as_str()
+            .map(str::to_string);
+        return (text, thinking, finish);
+    }
     if v["type"] == "message" {
         let blocks = v["content"].as_array().cloned().unwrap_or_default();
         let text = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
@@ -116,6 +131,25 @@ fn reply_of(v: &Value) -> (String, String, Option<String>) {
             .as_str()
             .map(str::to_string),
     )
+}
+
+/// The text and the thoughts of a Gemini response's first candidate.
+fn gemini_parts(v: &Value) -> (String, String) {
+    let mut text = String::new();
+    let mut thinking = String::new();
+    for part in v["candidates"][0]["content"]["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let t = part["text"].as_str().unwrap_or_default();
+        if part["thought"] == true {
+            thinking.push_str(t);
+        } else {
+            text.push_str(t);
+        }
+    }
+    (text, thinking)
 }
 
 impl RunState {
@@ -189,6 +223,24 @@ impl RunState {
         }
         if let Some(kind) = v["type"].as_str() {
             self.on_typed_event(kind, &v, now_ms);
+            return;
+        }
+        if v.get("candidates").is_some() {
+            let (text, thinking) = gemini_parts(&v);
+            if (!text.is_empty() || !thinking.is_empty()) && self.ttft_ms.is_none() {
+                self.ttft_ms = Some(self.elapsed(now_ms));
+            }
+            self.reply.push_str(&text);
+            self.reasoning.push_str(&thinking);
+            if let Some(model) = v["modelVersion"].as_str() {
+                self.response_model.get_or_insert_with(|| model.to_string());
+            }
+            if let Some(reason) = v["candidates"][0]["finishReason"].as_str() {
+                self.finish_reason = Some(reason.to_string());
+            }
+            if let Some(u) = usage_of(&v) {
+                self.usage = Some(u);
+            }
             return;
         }
         if let Some(model) = v["model"].as_str() {
@@ -305,6 +357,27 @@ mod tests {
             vec!["{\"a\":1}", "[DONE]"]
         );
         assert!(d.push(b": comment\nevent: x\n").is_empty());
+    }
+
+    #[test]
+    fn gemini_events_and_replies_build_the_reply() {
+        let mut run = RunState::start(0.0);
+        for data in [
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hmm","thought":true}]},"index":0}],"modelVersion":"m"}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hel"}]},"index":0}]}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"lo"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"thoughtsTokenCount":1}}"#,
+        ] {
+            run.on_event(data, 1.0);
+        }
+        assert_eq!(run.reply, "Hello");
+        assert_eq!(run.reasoning, "Hmm");
+        assert_eq!(run.finish_reason.as_deref(), Some("STOP"));
+        assert_eq!(run.usage.unwrap().completion, 3);
+        assert_eq!(run.response_model.as_deref(), Some("m"));
+        let mut whole = RunState::start(0.0);
+        whole.on_body(200, r#"{"candidates":[{"content":{"parts":[{"text":"Yes"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1,"candidatesTokenCount":1}}"#, 1.0);
+        assert_eq!(whole.reply, "Yes");
+        assert_eq!(whole.usage.unwrap().prompt, 1);
     }
 
     #[test]
