@@ -435,3 +435,58 @@ async fn models_are_listed_in_geminis_shape_and_v1_serves_the_methods_too() {
     let openai = gw.get_json("/v1/models/gpt-4o-mini").await;
     assert_eq!(openai["object"], "model");
 }
+
+#[tokio::test]
+async fn the_cache_keeps_each_mode_apart_and_reads_generation_config() {
+    let gw = TestGateway::start_with(
+        "[cache]\nenabled = true\nonly_deterministic = true\n",
+        |_| {},
+    )
+    .await;
+    let mut body = ask();
+    body["generationConfig"]["temperature"] = json!(0);
+    let cache = |resp: &reqwest::Response| {
+        resp.headers()["x-llm-bridge-cache"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    for model in ["gemini-2.5-flash", "gpt-4o-mini"] {
+        let upstream_calls = || gw.mock.state.received().len();
+        let before = upstream_calls();
+        let first = generate(&gw, model, "generateContent", &body).await;
+        assert_eq!(cache(&first), "miss", "{model}");
+        let first: Value = first.json().await.unwrap();
+        let again = generate(&gw, model, "generateContent", &body).await;
+        assert_eq!(
+            cache(&again),
+            "hit",
+            "{model}: temperature 0 in generationConfig is deterministic"
+        );
+        assert_eq!(again.json::<Value>().await.unwrap(), first);
+        // The same body streamed is another entry (the mode is in the URL, not the body).
+        let streamed = generate(&gw, model, "streamGenerateContent?alt=sse", &body).await;
+        assert_eq!(cache(&streamed), "miss", "{model}");
+        assert_eq!(
+            text_of(&events(&streamed.text().await.unwrap())),
+            REPLY_WORDS.concat()
+        );
+        let streamed = generate(&gw, model, "streamGenerateContent?alt=sse", &body).await;
+        assert_eq!(cache(&streamed), "hit", "{model}");
+        assert_eq!(streamed.headers()["content-type"], "text/event-stream");
+        assert_eq!(
+            text_of(&events(&streamed.text().await.unwrap())),
+            REPLY_WORDS.concat()
+        );
+        let array = generate(&gw, model, "streamGenerateContent", &body).await;
+        assert_eq!(
+            cache(&array),
+            "miss",
+            "{model}: the array framing is another entry"
+        );
+        assert_eq!(upstream_calls() - before, 3, "{model}");
+    }
+    // Without temperature 0 or a seed nothing is cached.
+    let resp = generate(&gw, "gpt-4o-mini", "generateContent", &ask()).await;
+    assert_eq!(cache(&resp), "bypass");
+}

@@ -3,6 +3,7 @@
 //! (`content_block_start`/`_delta`/`_stop`), then `message_delta` with the stop reason and usage,
 //! and `message_stop`.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -28,12 +29,38 @@ pub struct MessagesStream {
     usage: Option<Usage>,
 }
 
-fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
+fn event(out: &mut Vec<u8>, name: &str, data: &impl Serialize) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    serde_json::to_writer(&mut *out, data).expect("a JSON value serialises");
+    serde_json::to_writer(&mut *out, data).expect("an event serialises");
     out.extend_from_slice(b"\n\n");
+}
+
+/// `content_block_delta`, written from borrowed text (the stream's hot path: one per piece).
+#[derive(Serialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+    delta: Piece<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Piece<'a> {
+    TextDelta { text: &'a str },
+    ThinkingDelta { thinking: &'a str },
+    InputJsonDelta { partial_json: &'a str },
+}
+
+fn block_delta(out: &mut Vec<u8>, index: u32, delta: Piece) {
+    let data = BlockDelta {
+        kind: "content_block_delta",
+        index,
+        delta,
+    };
+    event(out, "content_block_delta", &data);
 }
 
 impl MessagesStream {
@@ -148,18 +175,14 @@ impl MessagesStream {
             if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
                 let first = json!({"type": "thinking", "thinking": ""});
                 let index = self.open(Block::Thinking, first, out);
-                Self::delta(
-                    out,
-                    index,
-                    json!({"type": "thinking_delta", "thinking": text}),
-                );
+                block_delta(out, index, Piece::ThinkingDelta { thinking: &text });
             }
             if let Some(extra) = delta.extra_content.filter(Value::is_object) {
                 self.carry(crate::providers::carried::MESSAGE, &extra, out);
             }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                 let index = self.open(Block::Text, json!({"type": "text", "text": ""}), out);
-                Self::delta(out, index, json!({"type": "text_delta", "text": text}));
+                block_delta(out, index, Piece::TextDelta { text: &text });
             }
             for call in delta.tool_calls {
                 if let (Some(id), Some(extra)) = (&call.id, &call.extra_content) {
@@ -177,8 +200,10 @@ impl MessagesStream {
                 });
                 let index = self.open(Block::Tool(call.index), first, out);
                 if let Some(arguments) = function.arguments.filter(|a| !a.is_empty()) {
-                    let delta = json!({"type": "input_json_delta", "partial_json": arguments});
-                    Self::delta(out, index, delta);
+                    let delta = Piece::InputJsonDelta {
+                        partial_json: &arguments,
+                    };
+                    block_delta(out, index, delta);
                 }
             }
             if let Some(reason) = choice.finish_reason {

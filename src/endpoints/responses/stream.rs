@@ -5,6 +5,7 @@
 //! `response.incomplete`) with the whole response and its usage. A whole (non-stream) reply goes
 //! through the same steps as one chunk, so both shapes are built by the same code.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -50,6 +51,39 @@ pub struct ResponsesStream {
     message_extra: Option<Value>,
     finish_reason: Option<String>,
     usage: Option<Usage>,
+}
+
+/// A delta event (text, reasoning summary, function call arguments), written from borrowed text:
+/// the stream's hot path, one per piece.
+#[derive(Serialize)]
+struct Delta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary_index: Option<u32>,
+    delta: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<[(); 0]>,
+}
+
+impl Delta<'_> {
+    fn write(self, out: &mut Vec<u8>, sequence: &mut u64) {
+        let data = Delta {
+            sequence_number: *sequence,
+            ..self
+        };
+        *sequence += 1;
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(data.kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        serde_json::to_writer(&mut *out, &data).expect("an event serialises");
+        out.extend_from_slice(b"\n\n");
+    }
 }
 
 fn event(out: &mut Vec<u8>, sequence: &mut u64, kind: &str, mut data: Value) {
@@ -175,14 +209,17 @@ impl ResponsesStream {
                     }) = &mut self.open
                     {
                         all.push_str(&arguments);
-                        let data =
-                            json!({"item_id": id, "output_index": index, "delta": arguments});
-                        event(
-                            out,
-                            &mut self.sequence,
-                            "response.function_call_arguments.delta",
-                            data,
-                        );
+                        Delta {
+                            kind: "response.function_call_arguments.delta",
+                            sequence_number: 0,
+                            item_id: id,
+                            output_index: index,
+                            content_index: None,
+                            summary_index: None,
+                            delta: &arguments,
+                            logprobs: None,
+                        }
+                        .write(out, &mut self.sequence);
                     }
                 }
             }
@@ -280,14 +317,17 @@ impl ResponsesStream {
         let index = self.output.len();
         if let Some(Open::Reasoning { id, text: all }) = &mut self.open {
             all.push_str(text);
-            let data =
-                json!({"item_id": id, "output_index": index, "summary_index": 0, "delta": text});
-            event(
-                out,
-                &mut self.sequence,
-                "response.reasoning_summary_text.delta",
-                data,
-            );
+            Delta {
+                kind: "response.reasoning_summary_text.delta",
+                sequence_number: 0,
+                item_id: id,
+                output_index: index,
+                content_index: None,
+                summary_index: Some(0),
+                delta: text,
+                logprobs: None,
+            }
+            .write(out, &mut self.sequence);
         }
     }
 
@@ -319,9 +359,17 @@ impl ResponsesStream {
         let index = self.output.len();
         if let Some(Open::Message { id, text: all }) = &mut self.open {
             all.push_str(text);
-            let data = json!({"item_id": id, "output_index": index, "content_index": 0,
-                "delta": text, "logprobs": []});
-            event(out, &mut self.sequence, "response.output_text.delta", data);
+            Delta {
+                kind: "response.output_text.delta",
+                sequence_number: 0,
+                item_id: id,
+                output_index: index,
+                content_index: Some(0),
+                summary_index: None,
+                delta: text,
+                logprobs: Some([]),
+            }
+            .write(out, &mut self.sequence);
         }
     }
 

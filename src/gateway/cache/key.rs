@@ -37,11 +37,18 @@ pub fn key(input: &KeyInput, body: &[u8]) -> Result<Key, Unqualified> {
         return Err("several choices");
     }
     if input.only_deterministic && input.api != "embeddings" {
-        let cold = fields
-            .get("temperature")
+        // Gemini's API keeps its settings in `generationConfig`.
+        let config = fields.get("generationConfig");
+        let setting = |name: &str| {
+            fields
+                .get(name)
+                .or_else(|| config.and_then(|c| c.get(name)))
+                .filter(|v| !v.is_null())
+        };
+        let cold = setting("temperature")
             .and_then(Value::as_f64)
             .is_some_and(|t| t == 0.0);
-        let seeded = fields.get("seed").is_some_and(|s| !s.is_null());
+        let seeded = setting("seed").is_some();
         if !cold && !seeded {
             return Err("not deterministic");
         }

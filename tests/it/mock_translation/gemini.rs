@@ -355,7 +355,7 @@ async fn missing_key_and_bad_requests() {
     // The request is recorded all the same.
     assert!(mock.state.last().headers.get("x-goog-api-key").is_none());
 
-    let response = post(&mock, "gemini-test", "countTokens", "", chat_body(), true).await;
+    let response = post(&mock, "gemini-test", "predict", "", chat_body(), true).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let response = post(
         &mock,
