@@ -46,12 +46,16 @@ struct BlockDelta<'a> {
     delta: Piece<'a>,
 }
 
+/// A delta's `type` is its variant's name and `_delta`.
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum Piece<'a> {
-    TextDelta { text: &'a str },
-    ThinkingDelta { thinking: &'a str },
-    InputJsonDelta { partial_json: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 fn block_delta(out: &mut Vec<u8>, index: u32, delta: Piece) {
@@ -175,14 +179,14 @@ impl MessagesStream {
             if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
                 let first = json!({"type": "thinking", "thinking": ""});
                 let index = self.open(Block::Thinking, first, out);
-                block_delta(out, index, Piece::ThinkingDelta { thinking: &text });
+                block_delta(out, index, Piece::Thinking { thinking: &text });
             }
             if let Some(extra) = delta.extra_content.filter(Value::is_object) {
                 self.carry(crate::providers::carried::MESSAGE, &extra, out);
             }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                 let index = self.open(Block::Text, json!({"type": "text", "text": ""}), out);
-                block_delta(out, index, Piece::TextDelta { text: &text });
+                block_delta(out, index, Piece::Text { text: &text });
             }
             for call in delta.tool_calls {
                 if let (Some(id), Some(extra)) = (&call.id, &call.extra_content) {
@@ -200,7 +204,7 @@ impl MessagesStream {
                 });
                 let index = self.open(Block::Tool(call.index), first, out);
                 if let Some(arguments) = function.arguments.filter(|a| !a.is_empty()) {
-                    let delta = Piece::InputJsonDelta {
+                    let delta = Piece::InputJson {
                         partial_json: &arguments,
                     };
                     block_delta(out, index, delta);
