@@ -3,7 +3,8 @@
 # separate mock and load-generator processes on core 0, the gateway (or a plain socat forwarder,
 # the floor of one extra process hop) on core 1. Phases: non-stream and 20-token streams at
 # concurrency 1 and 64, to the OpenAI-dialect passthrough and to a translated provider (Gemini),
-# then response-cache hits (non-stream), then streams with events 1 ms apart (`--itl-ms 1`).
+# then every inbound API's stream (scripts/bench-inbound.py), then response-cache hits
+# (non-stream), then streams with events 1 ms apart (`--itl-ms 1`).
 # Results: target/bench-harness/*.json and a summary table. `BENCH_DURATION` (seconds per phase, default 5) makes the run longer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,7 @@ start_gateway() { # [VAR=value…]: extra settings for the gateway
   env "$@" LLM_BRIDGE_LISTEN=127.0.0.1:$gw_port LLM_BRIDGE_DATA_DIR=$out/data RUST_LOG=warn \
     OPENAI_API_KEY=sk-bench OPENAI_BASE_URL=http://127.0.0.1:$mock_port/v1 \
     GEMINI_API_KEY=bench GEMINI_BASE_URL=http://127.0.0.1:$mock_port/v1beta \
+    DEEPSEEK_API_KEY=sk-bench DEEPSEEK_BASE_URL=http://127.0.0.1:$mock_port/v1 \
     taskset -c 1 target/release/llm-bridge &
   gw_pid=$!
   pids+=("$gw_pid")
@@ -62,6 +64,11 @@ stop "$fwd_pid"
 start_gateway
 run openai "http://127.0.0.1:$gw_port" gpt-4o-mini "$gw_pid"
 run gemini "http://127.0.0.1:$gw_port" gemini-2.5-flash "$gw_pid"
+# Every inbound API's stream (Messages, Responses, Gemini's) by the same method, beside the chat
+# passthrough stream of the same run.
+say "inbound APIs' streams"
+python3 scripts/bench-inbound.py "$harness" "http://127.0.0.1:$gw_port" "$gw_pid" "$out/release/llmload" \
+  "$duration" "$out/inbound.json" | tee "$out/inbound.md"
 stop "$gw_pid"
 
 # The response cache (embedded): after the first request every non-stream request is a hit.
