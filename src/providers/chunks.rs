@@ -70,6 +70,37 @@ pub struct FunctionDelta {
     pub arguments: Option<String>,
 }
 
+/// The most thinking blocks one reply gathers (a bound on what an upstream's stream can grow).
+pub const MAX_THINKING_BLOCKS: usize = 256;
+
+/// Adds a piece of a thinking block to `blocks`: the first piece of an index starts its block (in
+/// order, up to [`MAX_THINKING_BLOCKS`]), the next ones add to it (strings appended).
+pub fn gather_thinking(blocks: &mut Vec<ThinkingBlock>, piece: ThinkingBlockDelta) {
+    let at = piece.index as usize;
+    let room = blocks.len() < MAX_THINKING_BLOCKS;
+    match (blocks.get_mut(at), piece.block) {
+        (
+            Some(ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            }),
+            ThinkingBlock::Thinking {
+                thinking: more,
+                signature: signed,
+            },
+        ) => {
+            thinking.push_str(&more);
+            signature.push_str(&signed);
+        }
+        (
+            Some(ThinkingBlock::RedactedThinking { data }),
+            ThinkingBlock::RedactedThinking { data: more },
+        ) => data.push_str(&more),
+        (None, block) if room => blocks.push(block),
+        _ => {}
+    }
+}
+
 /// An inbound API's stream written from chat chunks (Messages events, Responses events).
 pub trait FromChunks: Send + 'static {
     /// The chunk frames a chat translator wrote for one upstream event.

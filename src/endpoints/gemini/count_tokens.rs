@@ -2,12 +2,11 @@
 //! gateway estimates (about four bytes a token) and says so in `x-llm-bridge-estimated`. Recorded
 //! as a request with no tokens spent.
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 use super::endpoint::GenerationPeek;
-use crate::endpoints::messages::count_tokens::HEADER_ESTIMATED;
+use crate::endpoints::messages::count_tokens::Counted;
 use crate::error::{ApiError, parse_json};
 use crate::gateway::Gateway;
 use crate::gateway::journey::{Attempt, Endpoint};
@@ -24,12 +23,6 @@ const MAX_COUNT_REPLY: usize = 64 * 1024;
 /// `countTokens` for the model in the URL.
 pub struct CountTokens {
     pub model: String,
-}
-
-/// A count: Gemini's reply, or the gateway's estimate.
-pub enum Counted {
-    Upstream(Vec<u8>),
-    Estimated(u64),
 }
 
 impl Endpoint for CountTokens {
@@ -73,23 +66,6 @@ impl Endpoint for CountTokens {
         _peek: &GenerationPeek,
     ) -> Response {
         recording.succeed(Some(Usage::new(0, 0, 0, 0)), || (0, 0), &candidate.model);
-        match counted {
-            Counted::Upstream(bytes) => {
-                let mut response = Response::new(Body::from(bytes));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response
-            }
-            Counted::Estimated(tokens) => {
-                let mut response =
-                    axum::Json(serde_json::json!({"totalTokens": tokens})).into_response();
-                response
-                    .headers_mut()
-                    .insert(HEADER_ESTIMATED, HeaderValue::from_static("true"));
-                response
-            }
-        }
+        counted.into_response("totalTokens")
     }
 }

@@ -100,9 +100,14 @@ struct EventContent<'a> {
     parts: Vec<Part<'a>>,
 }
 
+/// The most function calls one candidate gathers (a bound on what an upstream's stream can grow).
+const MAX_CALLS: usize = 256;
+
 /// A function call being gathered from its pieces.
 #[derive(Default)]
 struct PendingCall {
+    /// The chat stream's index of the call.
+    index: u32,
     id: String,
     name: String,
     arguments: String,
@@ -187,13 +192,21 @@ impl GeminiStream {
             let delta = choice.delta;
             let state = self.candidate(choice.index);
             for piece in delta.thinking_blocks {
-                gather_thinking(&mut state.thinking, piece.index as usize, piece.block);
+                chunks::gather_thinking(&mut state.thinking, piece);
             }
             for call in delta.tool_calls {
-                let at = call.index as usize;
-                if state.calls.len() <= at {
-                    state.calls.resize_with(at + 1, PendingCall::default);
-                }
+                // Found by its index, never allocated up to it (the index is the upstream's).
+                let at = match state.calls.iter().position(|c| c.index == call.index) {
+                    Some(at) => at,
+                    None if state.calls.len() < MAX_CALLS => {
+                        state.calls.push(PendingCall {
+                            index: call.index,
+                            ..PendingCall::default()
+                        });
+                        state.calls.len() - 1
+                    }
+                    None => continue,
+                };
                 let pending = &mut state.calls[at];
                 if let Some(id) = call.id {
                     pending.id = id;
@@ -238,35 +251,6 @@ impl GeminiStream {
 
     pub fn usage(&self) -> Option<Usage> {
         self.usage
-    }
-}
-
-/// Adds a piece of a thinking block to the block at `index` (strings appended).
-fn gather_thinking(blocks: &mut Vec<ThinkingBlock>, index: usize, piece: ThinkingBlock) {
-    if blocks.len() <= index {
-        blocks.resize(
-            index + 1,
-            ThinkingBlock::Thinking {
-                thinking: String::new(),
-                signature: String::new(),
-            },
-        );
-    }
-    match (&mut blocks[index], piece) {
-        (
-            ThinkingBlock::Thinking {
-                thinking,
-                signature,
-            },
-            ThinkingBlock::Thinking {
-                thinking: more,
-                signature: signed,
-            },
-        ) => {
-            thinking.push_str(&more);
-            signature.push_str(&signed);
-        }
-        (block, piece) => *block = piece,
     }
 }
 

@@ -202,3 +202,34 @@ fn claudes_signed_thinking_survives_a_round_trip_through_geminis_shape() {
                {"type": "redacted_thinking", "data": "opaque"}])
     );
 }
+
+#[test]
+fn a_stream_gathers_calls_by_the_upstreams_index_without_allocating_up_to_it() {
+    use crate::providers::chunks::FromChunks;
+    let mut stream =
+        super::stream::GeminiStream::new("r".into(), "m".into(), super::stream::Framing::Sse);
+    let frames = concat!(
+        r#"data: {"choices":[{"index":0,"delta":{"thinking_blocks":[{"index":4000000000,"type":"thinking","thinking":"t","signature":"s"}],"tool_calls":[{"index":4000000000,"id":"c1","function":{"name":"f","arguments":"{\"a\""}}]}}]}"#,
+        "\n\n",
+        r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":4000000000,"function":{"arguments":":1}"}}]},"finish_reason":"tool_calls"}]}"#,
+        "\n\n",
+    );
+    let mut out = Vec::new();
+    stream.frames(frames.as_bytes(), &mut out).unwrap();
+    assert!(out.is_empty(), "calls go out whole, at the end");
+    stream.finish(&mut out);
+    let text = String::from_utf8(out).unwrap();
+    let event: Value = serde_json::from_str(text.trim().strip_prefix("data: ").unwrap()).unwrap();
+    let part = &event["candidates"][0]["content"]["parts"][0];
+    assert_eq!(
+        part["functionCall"],
+        json!({"id": "c1", "name": "f", "args": {"a": 1}})
+    );
+    assert!(
+        part["thoughtSignature"]
+            .as_str()
+            .unwrap()
+            .starts_with("llmb1.")
+    );
+    assert_eq!(event["candidates"][0]["finishReason"], "STOP");
+}

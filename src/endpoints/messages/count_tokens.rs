@@ -102,7 +102,14 @@ impl Endpoint for CountTokens {
         _peek: &CountPeek,
     ) -> Response {
         recording.succeed(Some(Usage::new(0, 0, 0, 0)), || (0, 0), &candidate.model);
-        match counted {
+        counted.into_response("input_tokens")
+    }
+}
+
+impl Counted {
+    /// The provider's count as it came, or the estimate as `{field: n}`, marked as one.
+    pub fn into_response(self, field: &str) -> Response {
+        match self {
             Counted::Upstream(bytes) => {
                 let mut response = Response::new(Body::from(bytes));
                 response.headers_mut().insert(
@@ -112,8 +119,9 @@ impl Endpoint for CountTokens {
                 response
             }
             Counted::Estimated(tokens) => {
-                let mut response =
-                    axum::Json(serde_json::json!({"input_tokens": tokens})).into_response();
+                let mut body = serde_json::Map::new();
+                body.insert(field.to_string(), tokens.into());
+                let mut response = axum::Json(body).into_response();
                 response
                     .headers_mut()
                     .insert(HEADER_ESTIMATED, HeaderValue::from_static("true"));

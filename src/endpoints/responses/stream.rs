@@ -10,10 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::providers::chunks::{self, Chunk, FromChunks};
-use crate::providers::openai_types::{ThinkingBlock, ThinkingBlockDelta, Usage};
-
-/// The most thinking blocks one reply's reasoning gathers (a bound on what a stream can grow).
-const MAX_THINKING_BLOCKS: usize = 256;
+use crate::providers::openai_types::{ThinkingBlock, Usage};
 
 /// The output item being written.
 enum Open {
@@ -162,7 +159,7 @@ impl ResponsesStream {
                 self.reasoning(&text, out);
             }
             for piece in delta.thinking_blocks {
-                self.gather_thinking(piece);
+                chunks::gather_thinking(&mut self.thinking, piece);
             }
             if let Some(extra) = delta.extra_content.filter(Value::is_object) {
                 self.message_extra = Some(extra);
@@ -226,33 +223,6 @@ impl ResponsesStream {
             if let Some(reason) = choice.finish_reason {
                 self.finish_reason = Some(reason);
             }
-        }
-    }
-
-    /// A piece of a thinking block: the first of its index starts it, the next ones add to it.
-    fn gather_thinking(&mut self, piece: ThinkingBlockDelta) {
-        let at = piece.index as usize;
-        let room = self.thinking.len() < MAX_THINKING_BLOCKS;
-        match (self.thinking.get_mut(at), piece.block) {
-            (
-                Some(ThinkingBlock::Thinking {
-                    thinking,
-                    signature,
-                }),
-                ThinkingBlock::Thinking {
-                    thinking: more,
-                    signature: signed,
-                },
-            ) => {
-                thinking.push_str(&more);
-                signature.push_str(&signed);
-            }
-            (
-                Some(ThinkingBlock::RedactedThinking { data }),
-                ThinkingBlock::RedactedThinking { data: more },
-            ) => data.push_str(&more),
-            (None, block) if room => self.thinking.push(block),
-            _ => {}
         }
     }
 
