@@ -83,6 +83,30 @@ impl Delta<'_> {
     }
 }
 
+/// An event that carries the whole response (`response.created`, `.in_progress`, `.completed`),
+/// written from a borrow of it rather than a copy.
+#[derive(Serialize)]
+struct WholeResponse<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    sequence_number: u64,
+    response: &'a Value,
+}
+
+fn whole_response(out: &mut Vec<u8>, sequence: &mut u64, kind: &str, response: &Value) {
+    let data = WholeResponse {
+        kind,
+        sequence_number: *sequence,
+        response,
+    };
+    *sequence += 1;
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    serde_json::to_writer(&mut *out, &data).expect("an event serialises");
+    out.extend_from_slice(b"\n\n");
+}
+
 fn event(out: &mut Vec<u8>, sequence: &mut u64, kind: &str, mut data: Value) {
     data["type"] = kind.into();
     data["sequence_number"] = (*sequence).into();
@@ -139,9 +163,9 @@ impl ResponsesStream {
             return;
         }
         self.started = true;
-        let response = self.response.clone();
-        self.emit(out, "response.created", json!({"response": response}));
-        self.emit(out, "response.in_progress", json!({"response": response}));
+        let sequence = &mut self.sequence;
+        whole_response(out, sequence, "response.created", &self.response);
+        whole_response(out, sequence, "response.in_progress", &self.response);
     }
 
     fn item_id(&self, prefix: &str) -> String {
@@ -468,8 +492,7 @@ impl FromChunks for ResponsesStream {
         } else {
             "response.completed"
         };
-        let response = self.response.clone();
-        self.emit(out, kind, json!({"response": response}));
+        whole_response(out, &mut self.sequence, kind, &self.response);
     }
 }
 
