@@ -162,6 +162,34 @@ async fn a_warm_up_without_generation_is_continued_by_the_next_response() {
         "{sent}"
     );
     assert!(!sent.contains("generate"), "{sent}");
+
+    // Warm-ups chained on one socket stay within one kept response's cap.
+    let gw = TestGateway::start_with(
+        "[responses]\nmax_entry_bytes = 4096\nmax_bytes = 65536\n",
+        |_| {},
+    )
+    .await;
+    let mut socket = connect(&gw, None).await.unwrap();
+    let big = "x".repeat(1500);
+    let mut previous = Value::Null;
+    let mut refused = None;
+    for turn in 0..6 {
+        let mut event =
+            json!({"model": "gpt-4o-mini", "input": big, "generate": false, "store": false});
+        if !previous.is_null() {
+            event["previous_response_id"] = previous.clone();
+        }
+        let events = create(&mut socket, event).await;
+        let last = events.last().unwrap();
+        if last["type"] == "error" {
+            refused = Some((turn, last.clone()));
+            break;
+        }
+        previous = last["response"]["id"].clone();
+    }
+    let (turn, error) = refused.expect("the chain is refused once over the cap");
+    assert!(turn >= 2, "{turn}");
+    assert_eq!(error["status"], 400, "{error}");
 }
 
 #[tokio::test]

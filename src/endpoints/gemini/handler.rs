@@ -97,6 +97,7 @@ pub async fn get_one(
 }
 
 fn not_found(segment: &str) -> Response {
+    let segment: String = segment.chars().take(200).collect();
     ApiError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",

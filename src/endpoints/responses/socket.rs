@@ -240,6 +240,17 @@ impl Session {
             None => Vec::new(),
         };
         items.extend(super::request::input_items(&mut request)?);
+        // Bounded as a stored conversation is: warm-ups chained by `previous_response_id` must
+        // not grow the socket's memory past one entry's cap.
+        let mut size = Vec::new();
+        crate::gateway::response_store::write_items(&mut size, &items);
+        let limit = self.state.responses.max_entry_bytes();
+        if size.len() > limit {
+            return Err(ApiError::invalid_request(format!(
+                "The conversation is larger than the {limit} bytes a response may keep."
+            ))
+            .with_param("input"));
+        }
         let Some(model) = request.get("model").and_then(Value::as_str) else {
             return Err(ApiError::invalid_request("`model` must be a string").with_param("model"));
         };
